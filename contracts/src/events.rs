@@ -1,0 +1,682 @@
+//! Typed decoders for every `print` the contracts emit (see
+//! `contracts/EVENTS.md`). Each print is a tuple with an `event` name and a
+//! `schema` version; decoding is strict — a missing, mistyped or unexpected
+//! field is an error — so a contract change that the decoders do not know
+//! about is caught by the tests rather than silently mis-indexed.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::principal::Principal;
+use crate::types::{AccessLevel, AccessMethod, DataType, RecordType};
+use crate::value::ClarityValue;
+use crate::{ContractName, EventError};
+
+/// The schema version these decoders read.
+pub const EVENT_SCHEMA: u128 = 1;
+
+/// An event of patient-consent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+#[allow(missing_docs)] // Fields are documented in contracts/EVENTS.md.
+pub enum ConsentEvent {
+    PatientRegistered {
+        patient: Principal,
+        #[serde(with = "hex32")]
+        patient_id: [u8; 32],
+        emergency_contact: Option<Principal>,
+        primary_physician: Option<Principal>,
+        seq: u64,
+        at: u64,
+    },
+    ConsentGranted {
+        patient: Principal,
+        provider: Principal,
+        data_type: DataType,
+        expires_at: Option<u64>,
+        seq: u64,
+        at: u64,
+    },
+    ConsentRevoked {
+        patient: Principal,
+        provider: Principal,
+        data_type: DataType,
+        seq: u64,
+        at: u64,
+    },
+    PreferencesUpdated {
+        patient: Principal,
+        emergency_contact: Option<Principal>,
+        primary_physician: Option<Principal>,
+        emergency_mental_health: bool,
+        emergency_genetic: bool,
+        seq: u64,
+        at: u64,
+    },
+    EmergencyOverrideStarted {
+        patient: Principal,
+        provider: Principal,
+        reason: u8,
+        expires_at: u64,
+        seq: u64,
+        at: u64,
+    },
+    EmergencyOverrideEnded {
+        patient: Principal,
+        provider: Principal,
+        ended_by: Principal,
+        seq: u64,
+        at: u64,
+    },
+    DeceasedStatusSet {
+        patient: Principal,
+        deceased: bool,
+        set_by: Principal,
+        seq: u64,
+        at: u64,
+    },
+    EmergencyResponderSet {
+        provider: Principal,
+        authorized: bool,
+        at: u64,
+    },
+    EmergencyTimeoutSet {
+        blocks: u64,
+        at: u64,
+    },
+    PausedSet {
+        paused: bool,
+        at: u64,
+    },
+    OwnerProposed {
+        proposed: Principal,
+        at: u64,
+    },
+    OwnerChanged {
+        owner: Principal,
+        at: u64,
+    },
+}
+
+/// Which status change a [`RecordEvent::RecordStatusChanged`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatusChange {
+    /// `record-finalized`.
+    Finalized,
+    /// `record-unlocked`.
+    Unlocked,
+    /// `record-archived`.
+    Archived,
+    /// `record-purged`.
+    Purged,
+}
+
+impl StatusChange {
+    /// The event name.
+    pub fn event_name(self) -> &'static str {
+        match self {
+            StatusChange::Finalized => "record-finalized",
+            StatusChange::Unlocked => "record-unlocked",
+            StatusChange::Archived => "record-archived",
+            StatusChange::Purged => "record-purged",
+        }
+    }
+}
+
+/// An event of record-management.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+#[allow(missing_docs)] // Fields are documented in contracts/EVENTS.md.
+pub enum RecordEvent {
+    RecordCreated {
+        #[serde(with = "hex16")]
+        record_id: [u8; 16],
+        patient: Principal,
+        record_type: RecordType,
+        data_type: DataType,
+        #[serde(with = "hex32")]
+        data_hash: [u8; 32],
+        #[serde(with = "opt_hex32")]
+        encryption_key_id: Option<[u8; 32]>,
+        confidentiality: u8,
+        created_by: Principal,
+        access: AccessMethod,
+        retention_until: u64,
+        at: u64,
+    },
+    RecordAccessed {
+        #[serde(with = "hex16")]
+        record_id: [u8; 16],
+        patient: Principal,
+        accessor: Principal,
+        access: AccessMethod,
+        version: u64,
+        at: u64,
+    },
+    RecordUpdated {
+        #[serde(with = "hex16")]
+        record_id: [u8; 16],
+        patient: Principal,
+        version: u64,
+        #[serde(with = "hex32")]
+        data_hash: [u8; 32],
+        #[serde(with = "opt_hex32")]
+        encryption_key_id: Option<[u8; 32]>,
+        updated_by: Principal,
+        at: u64,
+    },
+    RecordRolledBack {
+        #[serde(with = "hex16")]
+        record_id: [u8; 16],
+        patient: Principal,
+        version: u64,
+        target_version: u64,
+        #[serde(with = "hex32")]
+        data_hash: [u8; 32],
+        #[serde(with = "opt_hex32")]
+        encryption_key_id: Option<[u8; 32]>,
+        updated_by: Principal,
+        at: u64,
+    },
+    RecordStatusChanged {
+        change: StatusChange,
+        #[serde(with = "hex16")]
+        record_id: [u8; 16],
+        patient: Principal,
+        version: u64,
+        by: Principal,
+        at: u64,
+    },
+    ProviderAccessGranted {
+        patient: Principal,
+        provider: Principal,
+        access_level: AccessLevel,
+        expires_at: Option<u64>,
+        at: u64,
+    },
+    ProviderAccessRevoked {
+        patient: Principal,
+        provider: Principal,
+        at: u64,
+    },
+    BatchAnchored {
+        #[serde(with = "hex32")]
+        root: [u8; 32],
+        leaf_count: u64,
+        submitter: Principal,
+        at: u64,
+    },
+    AuditRootAnchored {
+        log: Principal,
+        tree_size: u64,
+        #[serde(with = "hex32")]
+        root: [u8; 32],
+        at: u64,
+    },
+    ProviderRegistered {
+        provider: Principal,
+        #[serde(with = "hex32")]
+        credential_hash: [u8; 32],
+        at: u64,
+    },
+    ProviderStatusSet {
+        provider: Principal,
+        active: bool,
+        at: u64,
+    },
+    AnchorOperatorSet {
+        operator: Principal,
+        authorized: bool,
+        at: u64,
+    },
+    RetentionPeriodSet {
+        blocks: u64,
+        at: u64,
+    },
+    OwnerProposed {
+        proposed: Principal,
+        at: u64,
+    },
+    OwnerChanged {
+        owner: Principal,
+        at: u64,
+    },
+}
+
+/// An event of either contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "contract", content = "event", rename_all = "kebab-case")]
+pub enum ContractEvent {
+    /// From patient-consent.
+    PatientConsent(ConsentEvent),
+    /// From record-management.
+    RecordManagement(RecordEvent),
+}
+
+/// Every event name each contract prints, for documentation checks.
+pub const CONSENT_EVENT_NAMES: &[&str] = &[
+    "patient-registered",
+    "consent-granted",
+    "consent-revoked",
+    "preferences-updated",
+    "emergency-override-started",
+    "emergency-override-ended",
+    "deceased-status-set",
+    "emergency-responder-set",
+    "emergency-timeout-set",
+    "paused-set",
+    "owner-proposed",
+    "owner-changed",
+];
+
+/// Every event name record-management prints.
+pub const RECORD_EVENT_NAMES: &[&str] = &[
+    "record-created",
+    "record-accessed",
+    "record-updated",
+    "record-rolled-back",
+    "record-finalized",
+    "record-unlocked",
+    "record-archived",
+    "record-purged",
+    "provider-access-granted",
+    "provider-access-revoked",
+    "batch-anchored",
+    "audit-root-anchored",
+    "provider-registered",
+    "provider-status-set",
+    "anchor-operator-set",
+    "retention-period-set",
+    "owner-proposed",
+    "owner-changed",
+];
+
+/// Decodes one `print` value of `contract`.
+pub fn decode_print(
+    contract: ContractName,
+    value: &ClarityValue,
+) -> Result<ContractEvent, EventError> {
+    let ClarityValue::Tuple(map) = value else {
+        return Err(EventError::NotATuple);
+    };
+    let mut f = Fields {
+        event: String::new(),
+        map,
+        used: 2,
+    };
+    f.event = match map.get("event") {
+        Some(ClarityValue::StringAscii(name)) => name.clone(),
+        _ => return Err(EventError::MissingName),
+    };
+    match map.get("schema") {
+        Some(ClarityValue::UInt(EVENT_SCHEMA)) => {}
+        Some(ClarityValue::UInt(other)) => {
+            return Err(EventError::UnsupportedSchema {
+                event: f.event.clone(),
+                schema: *other,
+            })
+        }
+        _ => return Err(f.wrong("schema", "uint")),
+    }
+    let event = match contract {
+        ContractName::PatientConsent => ContractEvent::PatientConsent(decode_consent(&mut f)?),
+        ContractName::RecordManagement => ContractEvent::RecordManagement(decode_record(&mut f)?),
+    };
+    f.finish()?;
+    Ok(event)
+}
+
+/// Decodes a `print` from its `raw_value` hex, as an event observer gets it.
+pub fn decode_raw_print(
+    contract: ContractName,
+    raw_value: &str,
+) -> Result<ContractEvent, EventError> {
+    let value = ClarityValue::from_hex(raw_value).map_err(EventError::Codec)?;
+    decode_print(contract, &value)
+}
+
+fn decode_consent(f: &mut Fields<'_>) -> Result<ConsentEvent, EventError> {
+    Ok(match f.event.as_str() {
+        "patient-registered" => ConsentEvent::PatientRegistered {
+            patient: f.principal("patient")?,
+            patient_id: f.buff("patient-id")?,
+            emergency_contact: f.opt_principal("emergency-contact")?,
+            primary_physician: f.opt_principal("primary-physician")?,
+            seq: f.uint("seq")?,
+            at: f.uint("at")?,
+        },
+        "consent-granted" => ConsentEvent::ConsentGranted {
+            patient: f.principal("patient")?,
+            provider: f.principal("provider")?,
+            data_type: f.code("data-type", DataType::from_code)?,
+            expires_at: f.opt_uint("expires-at")?,
+            seq: f.uint("seq")?,
+            at: f.uint("at")?,
+        },
+        "consent-revoked" => ConsentEvent::ConsentRevoked {
+            patient: f.principal("patient")?,
+            provider: f.principal("provider")?,
+            data_type: f.code("data-type", DataType::from_code)?,
+            seq: f.uint("seq")?,
+            at: f.uint("at")?,
+        },
+        "preferences-updated" => ConsentEvent::PreferencesUpdated {
+            patient: f.principal("patient")?,
+            emergency_contact: f.opt_principal("emergency-contact")?,
+            primary_physician: f.opt_principal("primary-physician")?,
+            emergency_mental_health: f.bool("emergency-mental-health")?,
+            emergency_genetic: f.bool("emergency-genetic")?,
+            seq: f.uint("seq")?,
+            at: f.uint("at")?,
+        },
+        "emergency-override-started" => ConsentEvent::EmergencyOverrideStarted {
+            patient: f.principal("patient")?,
+            provider: f.principal("provider")?,
+            reason: f.uint("reason")?,
+            expires_at: f.uint("expires-at")?,
+            seq: f.uint("seq")?,
+            at: f.uint("at")?,
+        },
+        "emergency-override-ended" => ConsentEvent::EmergencyOverrideEnded {
+            patient: f.principal("patient")?,
+            provider: f.principal("provider")?,
+            ended_by: f.principal("ended-by")?,
+            seq: f.uint("seq")?,
+            at: f.uint("at")?,
+        },
+        "deceased-status-set" => ConsentEvent::DeceasedStatusSet {
+            patient: f.principal("patient")?,
+            deceased: f.bool("deceased")?,
+            set_by: f.principal("set-by")?,
+            seq: f.uint("seq")?,
+            at: f.uint("at")?,
+        },
+        "emergency-responder-set" => ConsentEvent::EmergencyResponderSet {
+            provider: f.principal("provider")?,
+            authorized: f.bool("authorized")?,
+            at: f.uint("at")?,
+        },
+        "emergency-timeout-set" => ConsentEvent::EmergencyTimeoutSet {
+            blocks: f.uint("blocks")?,
+            at: f.uint("at")?,
+        },
+        "paused-set" => ConsentEvent::PausedSet {
+            paused: f.bool("paused")?,
+            at: f.uint("at")?,
+        },
+        "owner-proposed" => ConsentEvent::OwnerProposed {
+            proposed: f.principal("proposed")?,
+            at: f.uint("at")?,
+        },
+        "owner-changed" => ConsentEvent::OwnerChanged {
+            owner: f.principal("owner")?,
+            at: f.uint("at")?,
+        },
+        _ => return Err(EventError::UnknownEvent(f.event.clone())),
+    })
+}
+
+fn decode_record(f: &mut Fields<'_>) -> Result<RecordEvent, EventError> {
+    let status_change = match f.event.as_str() {
+        "record-finalized" => Some(StatusChange::Finalized),
+        "record-unlocked" => Some(StatusChange::Unlocked),
+        "record-archived" => Some(StatusChange::Archived),
+        "record-purged" => Some(StatusChange::Purged),
+        _ => None,
+    };
+    if let Some(change) = status_change {
+        return Ok(RecordEvent::RecordStatusChanged {
+            change,
+            record_id: f.buff("record-id")?,
+            patient: f.principal("patient")?,
+            version: f.uint("version")?,
+            by: f.principal("by")?,
+            at: f.uint("at")?,
+        });
+    }
+    Ok(match f.event.as_str() {
+        "record-created" => RecordEvent::RecordCreated {
+            record_id: f.buff("record-id")?,
+            patient: f.principal("patient")?,
+            record_type: f.code("record-type", RecordType::from_code)?,
+            data_type: f.code("data-type", DataType::from_code)?,
+            data_hash: f.buff("data-hash")?,
+            encryption_key_id: f.opt_buff("encryption-key-id")?,
+            confidentiality: f.uint("confidentiality")?,
+            created_by: f.principal("created-by")?,
+            access: f.code("access", AccessMethod::from_code)?,
+            retention_until: f.uint("retention-until")?,
+            at: f.uint("at")?,
+        },
+        "record-accessed" => RecordEvent::RecordAccessed {
+            record_id: f.buff("record-id")?,
+            patient: f.principal("patient")?,
+            accessor: f.principal("accessor")?,
+            access: f.code("access", AccessMethod::from_code)?,
+            version: f.uint("version")?,
+            at: f.uint("at")?,
+        },
+        "record-updated" => RecordEvent::RecordUpdated {
+            record_id: f.buff("record-id")?,
+            patient: f.principal("patient")?,
+            version: f.uint("version")?,
+            data_hash: f.buff("data-hash")?,
+            encryption_key_id: f.opt_buff("encryption-key-id")?,
+            updated_by: f.principal("updated-by")?,
+            at: f.uint("at")?,
+        },
+        "record-rolled-back" => RecordEvent::RecordRolledBack {
+            record_id: f.buff("record-id")?,
+            patient: f.principal("patient")?,
+            version: f.uint("version")?,
+            target_version: f.uint("target-version")?,
+            data_hash: f.buff("data-hash")?,
+            encryption_key_id: f.opt_buff("encryption-key-id")?,
+            updated_by: f.principal("updated-by")?,
+            at: f.uint("at")?,
+        },
+        "provider-access-granted" => RecordEvent::ProviderAccessGranted {
+            patient: f.principal("patient")?,
+            provider: f.principal("provider")?,
+            access_level: f.code("access-level", AccessLevel::from_code)?,
+            expires_at: f.opt_uint("expires-at")?,
+            at: f.uint("at")?,
+        },
+        "provider-access-revoked" => RecordEvent::ProviderAccessRevoked {
+            patient: f.principal("patient")?,
+            provider: f.principal("provider")?,
+            at: f.uint("at")?,
+        },
+        "batch-anchored" => RecordEvent::BatchAnchored {
+            root: f.buff("root")?,
+            leaf_count: f.uint("leaf-count")?,
+            submitter: f.principal("submitter")?,
+            at: f.uint("at")?,
+        },
+        "audit-root-anchored" => RecordEvent::AuditRootAnchored {
+            log: f.principal("log")?,
+            tree_size: f.uint("tree-size")?,
+            root: f.buff("root")?,
+            at: f.uint("at")?,
+        },
+        "provider-registered" => RecordEvent::ProviderRegistered {
+            provider: f.principal("provider")?,
+            credential_hash: f.buff("credential-hash")?,
+            at: f.uint("at")?,
+        },
+        "provider-status-set" => RecordEvent::ProviderStatusSet {
+            provider: f.principal("provider")?,
+            active: f.bool("active")?,
+            at: f.uint("at")?,
+        },
+        "anchor-operator-set" => RecordEvent::AnchorOperatorSet {
+            operator: f.principal("operator")?,
+            authorized: f.bool("authorized")?,
+            at: f.uint("at")?,
+        },
+        "retention-period-set" => RecordEvent::RetentionPeriodSet {
+            blocks: f.uint("blocks")?,
+            at: f.uint("at")?,
+        },
+        "owner-proposed" => RecordEvent::OwnerProposed {
+            proposed: f.principal("proposed")?,
+            at: f.uint("at")?,
+        },
+        "owner-changed" => RecordEvent::OwnerChanged {
+            owner: f.principal("owner")?,
+            at: f.uint("at")?,
+        },
+        _ => return Err(EventError::UnknownEvent(f.event.clone())),
+    })
+}
+
+/// Typed, strict access to a print tuple's fields.
+struct Fields<'a> {
+    event: String,
+    map: &'a BTreeMap<String, ClarityValue>,
+    /// How many fields were read (starting with `event` and `schema`).
+    used: usize,
+}
+
+impl Fields<'_> {
+    fn get(&mut self, field: &'static str) -> Result<&ClarityValue, EventError> {
+        self.used += 1;
+        let event = &self.event;
+        self.map.get(field).ok_or_else(|| EventError::MissingField {
+            event: event.clone(),
+            field,
+        })
+    }
+
+    fn wrong(&self, field: &'static str, expected: &'static str) -> EventError {
+        EventError::WrongType {
+            event: self.event.clone(),
+            field,
+            expected,
+        }
+    }
+
+    fn uint<T: TryFrom<u128>>(&mut self, field: &'static str) -> Result<T, EventError> {
+        match self.get(field)? {
+            ClarityValue::UInt(u) => {
+                T::try_from(*u).map_err(|_| self.wrong(field, "uint in range"))
+            }
+            _ => Err(self.wrong(field, "uint")),
+        }
+    }
+
+    fn opt_uint(&mut self, field: &'static str) -> Result<Option<u64>, EventError> {
+        match self.get(field)? {
+            ClarityValue::Optional(None) => Ok(None),
+            ClarityValue::Optional(Some(inner)) => match **inner {
+                ClarityValue::UInt(u) => u64::try_from(u)
+                    .map(Some)
+                    .map_err(|_| self.wrong(field, "uint in range")),
+                _ => Err(self.wrong(field, "optional uint")),
+            },
+            _ => Err(self.wrong(field, "optional uint")),
+        }
+    }
+
+    fn code<T>(
+        &mut self,
+        field: &'static str,
+        from: fn(u128) -> Option<T>,
+    ) -> Result<T, EventError> {
+        match self.get(field)? {
+            ClarityValue::UInt(u) => from(*u).ok_or_else(|| self.wrong(field, "known code")),
+            _ => Err(self.wrong(field, "uint")),
+        }
+    }
+
+    fn bool(&mut self, field: &'static str) -> Result<bool, EventError> {
+        match self.get(field)? {
+            ClarityValue::Bool(b) => Ok(*b),
+            _ => Err(self.wrong(field, "bool")),
+        }
+    }
+
+    fn principal(&mut self, field: &'static str) -> Result<Principal, EventError> {
+        match self.get(field)? {
+            ClarityValue::Principal(p) => Ok(p.clone()),
+            _ => Err(self.wrong(field, "principal")),
+        }
+    }
+
+    fn opt_principal(&mut self, field: &'static str) -> Result<Option<Principal>, EventError> {
+        match self.get(field)? {
+            ClarityValue::Optional(None) => Ok(None),
+            ClarityValue::Optional(Some(inner)) => match &**inner {
+                ClarityValue::Principal(p) => Ok(Some(p.clone())),
+                _ => Err(self.wrong(field, "optional principal")),
+            },
+            _ => Err(self.wrong(field, "optional principal")),
+        }
+    }
+
+    fn buff<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], EventError> {
+        match self.get(field)? {
+            ClarityValue::Buffer(b) => {
+                <[u8; N]>::try_from(b.as_slice()).map_err(|_| self.wrong(field, "fixed-size buff"))
+            }
+            _ => Err(self.wrong(field, "buff")),
+        }
+    }
+
+    fn opt_buff<const N: usize>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<[u8; N]>, EventError> {
+        match self.get(field)? {
+            ClarityValue::Optional(None) => Ok(None),
+            ClarityValue::Optional(Some(inner)) => match &**inner {
+                ClarityValue::Buffer(b) => <[u8; N]>::try_from(b.as_slice())
+                    .map(Some)
+                    .map_err(|_| self.wrong(field, "optional fixed-size buff")),
+                _ => Err(self.wrong(field, "optional buff")),
+            },
+            _ => Err(self.wrong(field, "optional buff")),
+        }
+    }
+
+    /// Every field of the tuple must have been read.
+    fn finish(&self) -> Result<(), EventError> {
+        if self.used == self.map.len() {
+            return Ok(());
+        }
+        Err(EventError::UnexpectedFields {
+            event: self.event.clone(),
+            fields: self.map.len(),
+            known: self.used,
+        })
+    }
+}
+
+macro_rules! hex_serde {
+    ($module:ident, $n:literal) => {
+        mod $module {
+            pub fn serialize<S: serde::Serializer>(
+                bytes: &[u8; $n],
+                s: S,
+            ) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&hex::encode(bytes))
+            }
+        }
+    };
+}
+hex_serde!(hex16, 16);
+hex_serde!(hex32, 32);
+
+mod opt_hex32 {
+    pub fn serialize<S: serde::Serializer>(
+        bytes: &Option<[u8; 32]>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(b) => s.serialize_some(&hex::encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+}

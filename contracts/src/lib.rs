@@ -1,0 +1,177 @@
+//! medanchor's Clarity contracts, as Rust sees them.
+//!
+//! Owns the contract sources (embedded from `contracts/*.clar`), their names,
+//! the vocabulary they share with the rest of the system ([`types`]), their
+//! error codes ([`errors`]), the Clarity wire format ([`value`],
+//! [`principal`]) and typed decoders for every event they print
+//! ([`events`], documented in `contracts/EVENTS.md`).
+//!
+//! Reading order: [`value`] → [`principal`] → [`types`] → [`errors`] →
+//! [`events`].
+//!
+//! Deliberately absent: the Clarity VM (only `medanchor-devnet` links it) and
+//! any IO. The indexer decodes events with this crate without knowing how
+//! they were produced.
+
+pub mod errors;
+pub mod events;
+pub mod principal;
+pub mod types;
+pub mod value;
+
+pub use errors::ContractError;
+pub use events::{decode_print, decode_raw_print, ContractEvent};
+pub use principal::Principal;
+pub use value::ClarityValue;
+
+/// The Clarinet devnet deployer, which deploys both contracts on our devnet
+/// (`settings/Devnet.toml`).
+pub const DEPLOYER_ADDRESS: &str = "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM";
+
+/// One of medanchor's two contracts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ContractName {
+    /// `patient-consent`.
+    PatientConsent,
+    /// `record-management` (calls patient-consent, so it deploys second).
+    RecordManagement,
+}
+
+impl ContractName {
+    /// Both contracts, in deployment order.
+    pub const ALL: [ContractName; 2] =
+        [ContractName::PatientConsent, ContractName::RecordManagement];
+
+    /// The contract name on-chain.
+    pub fn name(self) -> &'static str {
+        match self {
+            ContractName::PatientConsent => "patient-consent",
+            ContractName::RecordManagement => "record-management",
+        }
+    }
+
+    /// The Clarity source.
+    pub fn source(self) -> &'static str {
+        match self {
+            ContractName::PatientConsent => include_str!("../contracts/patient-consent.clar"),
+            ContractName::RecordManagement => include_str!("../contracts/record-management.clar"),
+        }
+    }
+
+    /// The contract with this on-chain name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl std::fmt::Display for ContractName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A malformed Clarity value, address or name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The input ended inside a value.
+    #[error("input ends inside a value (at byte {0})")]
+    UnexpectedEnd(usize),
+    /// Bytes remained after the value.
+    #[error("{0} bytes after the value")]
+    TrailingBytes(usize),
+    /// An unknown type prefix.
+    #[error("unknown type prefix {prefix:#04x} at byte {at}")]
+    UnknownType {
+        /// The prefix byte.
+        prefix: u8,
+        /// Its offset.
+        at: usize,
+    },
+    /// Nesting beyond Clarity's limit.
+    #[error("value nested deeper than 32")]
+    TooDeep,
+    /// A value over Clarity's 1 MiB limit.
+    #[error("value of {0} bytes exceeds the 1 MiB limit")]
+    TooLarge(usize),
+    /// A principal version byte of 32 or more.
+    #[error("invalid principal version {0}")]
+    InvalidPrincipalVersion(u8),
+    /// An invalid contract or field name.
+    #[error("invalid contract or field name")]
+    InvalidName,
+    /// A tuple with a field twice.
+    #[error("tuple has a duplicate field")]
+    DuplicateField,
+    /// A string whose bytes its type does not allow.
+    #[error("invalid string contents")]
+    InvalidString,
+    /// Not hex.
+    #[error("invalid hex: {0}")]
+    Hex(String),
+    /// Not a valid c32check address.
+    #[error("invalid Stacks address {0:?}")]
+    InvalidAddress(String),
+    /// An unknown name for a coded enumeration.
+    #[error("unknown {kind} {name:?} (expected one of: {expected})")]
+    UnknownName {
+        /// Which enumeration.
+        kind: &'static str,
+        /// What was given.
+        name: String,
+        /// The accepted names.
+        expected: String,
+    },
+}
+
+/// A `print` value that is not one of our events.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// The raw value did not decode.
+    #[error("raw value: {0}")]
+    Codec(CodecError),
+    /// The print is not a tuple.
+    #[error("print value is not a tuple")]
+    NotATuple,
+    /// No `event` name.
+    #[error("print tuple has no event name")]
+    MissingName,
+    /// An event name the decoders do not know.
+    #[error("unknown event {0:?}")]
+    UnknownEvent(String),
+    /// A schema version the decoders do not read.
+    #[error("event {event:?} has schema {schema}, expected 1")]
+    UnsupportedSchema {
+        /// Event name.
+        event: String,
+        /// Its schema version.
+        schema: u128,
+    },
+    /// A field is missing.
+    #[error("event {event:?} lacks field {field:?}")]
+    MissingField {
+        /// Event name.
+        event: String,
+        /// Field name.
+        field: &'static str,
+    },
+    /// A field has the wrong type or an out-of-range value.
+    #[error("event {event:?} field {field:?} is not a {expected}")]
+    WrongType {
+        /// Event name.
+        event: String,
+        /// Field name.
+        field: &'static str,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// Fields the decoder does not know.
+    #[error("event {event:?} has {fields} fields, the decoder knows {known}")]
+    UnexpectedFields {
+        /// Event name.
+        event: String,
+        /// Fields present.
+        fields: usize,
+        /// Fields read.
+        known: usize,
+    },
+}
