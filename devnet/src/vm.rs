@@ -145,7 +145,11 @@ impl ContractVm {
         let mut session = Session::new(settings);
         session.load_boot_contracts();
         session.update_epoch(StacksEpochId::Epoch24);
-        let height = session.interpreter.get_block_height();
+        // `burn-block-height` is the burn height of the parent block, and
+        // the session's burn heights equal its Stacks heights; mining one
+        // block first makes the burn height advance by one with every block
+        // from here on (at heights 0 and 1 it would read 0 both times).
+        let height = session.advance_chain_tip(1);
         let mut vm = ContractVm { session, height };
         for contract in ContractName::ALL {
             vm.deploy(DEPLOYER_ADDRESS, contract.name(), contract.source())?;
@@ -243,15 +247,16 @@ impl ContractVm {
     }
 
     /// Mines `count` empty blocks; each advances `burn-block-height` by one.
+    /// Returns the new burn height.
     pub fn advance_blocks(&mut self, count: u32) -> u32 {
         self.height = self.session.advance_chain_tip(count);
-        self.height
+        self.burn_height()
     }
 
-    /// The current `burn-block-height` (the session keeps the burn height
-    /// equal to the Stacks height).
+    /// The `burn-block-height` the next call sees: the burn height of the
+    /// parent block, which the session keeps equal to its Stacks height.
     pub fn burn_height(&self) -> u32 {
-        self.height
+        self.height - 1
     }
 }
 
