@@ -47,6 +47,8 @@
 (define-constant DEFAULT-EMERGENCY-TIMEOUT u432) ;; 72 h
 (define-constant MAX-EMERGENCY-TIMEOUT u4320) ;; 30 days
 (define-constant MAX-EMERGENCY-REASON u255)
+;; Longest consent duration: 100 years (keeps every height far below 2^64).
+(define-constant MAX-DURATION u5259600)
 
 ;; Errors (u100-u199; record-management uses u200-u299).
 (define-constant ERR-UNAUTHORIZED (err u100))
@@ -152,7 +154,7 @@
 )
 
 (define-private (valid-duration (duration (optional uint)))
-  (match duration blocks (> blocks u0) true)
+  (match duration blocks (and (> blocks u0) (<= blocks MAX-DURATION)) true)
 )
 
 ;; Appends one entry to the patient's history and returns the new profile.
@@ -219,9 +221,11 @@
   )
 )
 
-;; Emergency access when there is no direct consent. Enhanced types only
-;; when the patient's preferences allow them; otherwise `fallback` (the
-;; reason direct consent failed) is returned.
+;; Emergency access when there is no direct consent. An override counts
+;; only until it expires and while its provider is still a credentialed
+;; responder (withdrawing the credential ends it at once). Enhanced types
+;; only when the patient's preferences allow them; with no override,
+;; `fallback` (the reason direct consent failed) is returned.
 (define-private (emergency-status
     (patient principal)
     (provider principal)
@@ -231,7 +235,7 @@
     (fallback (response uint uint))
   )
   (match (map-get? emergency-overrides { patient: patient, provider: provider })
-    o (if (>= burn-block-height (get expires-at o))
+    o (if (or (>= burn-block-height (get expires-at o)) (not (is-emergency-responder provider)))
       ERR-EMERGENCY-EXPIRED
       (if (or
           (not (is-enhanced data-type))
@@ -377,7 +381,8 @@
       (patient contract-caller)
       (profile (unwrap! (map-get? patients patient) ERR-PATIENT-NOT-FOUND))
       (seq (get history-len profile))
-      (expires-at (expiry-after duration))
+      ;; Validated before use: an invalid duration never reaches the sum.
+      (expires-at (if (valid-duration duration) (expiry-after duration) none))
     )
     (asserts! (not (var-get paused)) ERR-PAUSED)
     (asserts! (not (get deceased profile)) ERR-PATIENT-DECEASED)

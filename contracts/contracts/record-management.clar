@@ -49,6 +49,10 @@
 
 (define-constant MAX-CONFIDENTIALITY u3)
 (define-constant DEFAULT-RETENTION u1577880) ;; 30 years
+;; Longest duration or retention: 100 years (keeps heights far below 2^64).
+(define-constant MAX-DURATION u5259600)
+;; Batch leaf counts and audit tree sizes fit in 64 bits.
+(define-constant MAX-COUNT u18446744073709551615)
 
 ;; Errors (u200-u299). Consent failures come back from patient-consent with
 ;; its own codes (u100-u199), unchanged.
@@ -163,7 +167,7 @@
 )
 
 (define-private (valid-duration (duration (optional uint)))
-  (match duration blocks (> blocks u0) true)
+  (match duration blocks (and (> blocks u0) (<= blocks MAX-DURATION)) true)
 )
 
 (define-private (data-type-of (record-type uint))
@@ -464,8 +468,9 @@
 
 (define-public (unlock-record (record-id (buff 16)))
   (let ((record (try! (authorize-record record-id LEVEL-ADMIN false))))
+    (asserts! (is-eq (get status record) STATUS-ACTIVE) ERR-RECORD-NOT-ACTIVE)
     (asserts! (get finalized record) ERR-RECORD-NOT-FINALIZED)
-    (set-status record-id record (get status record) false "record-unlocked")
+    (set-status record-id record STATUS-ACTIVE false "record-unlocked")
   )
 )
 
@@ -494,7 +499,9 @@
 (define-public (grant-provider-access (provider principal) (access-level uint) (duration (optional uint)))
   (let (
       (patient contract-caller)
-      (expires-at (match duration blocks (some (+ burn-block-height blocks)) none))
+      ;; Validated before use: an invalid duration never reaches the sum.
+      (expires-at (match duration blocks
+        (if (valid-duration duration) (some (+ burn-block-height blocks)) none) none))
     )
     (try! (contract-call? .patient-consent check-patient patient))
     (asserts! (not (is-eq provider patient)) ERR-INVALID-PRINCIPAL)
@@ -537,7 +544,7 @@
 (define-public (anchor-batch (root (buff 32)) (leaf-count uint))
   (begin
     (try! (check-anchor-submitter contract-caller))
-    (asserts! (> leaf-count u0) ERR-INVALID-BATCH)
+    (asserts! (and (> leaf-count u0) (<= leaf-count MAX-COUNT)) ERR-INVALID-BATCH)
     (asserts! (map-insert batches root { submitter: contract-caller, leaf-count: leaf-count, at: burn-block-height })
       ERR-BATCH-EXISTS)
     (print {
@@ -559,6 +566,7 @@
     (try! (check-anchor-submitter contract-caller))
     (asserts! (> tree-size (match (map-get? audit-heads contract-caller) h (get tree-size h) u0))
       ERR-STALE-CHECKPOINT)
+    (asserts! (<= tree-size MAX-COUNT) ERR-INVALID-BATCH)
     (map-set audit-checkpoints { log: contract-caller, tree-size: tree-size } { root: root, at: burn-block-height })
     (map-set audit-heads contract-caller { tree-size: tree-size, root: root, at: burn-block-height })
     (print {
@@ -594,9 +602,10 @@
 )
 
 (define-public (set-provider-active (provider principal) (active bool))
-  (let ((p (unwrap! (map-get? providers provider) ERR-PROVIDER-NOT-FOUND)))
+  (begin
     (asserts! (is-owner) ERR-UNAUTHORIZED)
-    (map-set providers provider (merge p { active: active }))
+    (map-set providers provider
+      (merge (unwrap! (map-get? providers provider) ERR-PROVIDER-NOT-FOUND) { active: active }))
     (print {
       event: "provider-status-set",
       schema: EVENT-SCHEMA,
@@ -628,7 +637,7 @@
 (define-public (set-retention-period (blocks uint))
   (begin
     (asserts! (is-owner) ERR-UNAUTHORIZED)
-    (asserts! (> blocks u0) ERR-INVALID-RETENTION)
+    (asserts! (and (> blocks u0) (<= blocks MAX-DURATION)) ERR-INVALID-RETENTION)
     (var-set retention-period blocks)
     (print {
       event: "retention-period-set",

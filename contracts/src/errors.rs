@@ -48,7 +48,7 @@ contract_errors! {
     AlreadyRegistered = 102, "ERR-ALREADY-REGISTERED", "patient is already registered";
     PatientIdTaken = 103, "ERR-PATIENT-ID-TAKEN", "patient id is already registered to another principal";
     InvalidDataType = 104, "ERR-INVALID-DATA-TYPE", "unknown data type";
-    InvalidDuration = 105, "ERR-INVALID-DURATION", "duration must be at least one burn block";
+    InvalidDuration = 105, "ERR-INVALID-DURATION", "duration must be 1 to 5,259,600 burn blocks (100 years)";
     InvalidPrincipal = 106, "ERR-INVALID-PRINCIPAL", "a patient cannot be their own provider";
     NoConsent = 107, "ERR-NO-CONSENT", "no consent for this provider and data type";
     ConsentExpired = 108, "ERR-CONSENT-EXPIRED", "consent has expired";
@@ -83,13 +83,13 @@ contract_errors! {
     EmergencyViolation = 217, "ERR-EMERGENCY-VIOLATION", "an emergency override allows only reading and creating records";
     InvalidConfidentiality = 218, "ERR-INVALID-CONFIDENTIALITY", "confidentiality must be 0 to 3";
     InvalidVersion = 219, "ERR-INVALID-VERSION", "no such earlier version";
-    RecordInvalidDuration = 220, "ERR-INVALID-DURATION", "duration must be at least one burn block";
+    RecordInvalidDuration = 220, "ERR-INVALID-DURATION", "duration must be 1 to 5,259,600 burn blocks (100 years)";
     RecordInvalidPrincipal = 221, "ERR-INVALID-PRINCIPAL", "a patient cannot grant access to themself";
     BatchExists = 222, "ERR-BATCH-EXISTS", "this batch root is already anchored";
-    InvalidBatch = 223, "ERR-INVALID-BATCH", "a batch must have at least one leaf";
+    InvalidBatch = 223, "ERR-INVALID-BATCH", "leaf count and tree size must be 1 to 2^64-1";
     StaleCheckpoint = 224, "ERR-STALE-CHECKPOINT", "audit checkpoints must grow";
     NotAnchorSubmitter = 225, "ERR-NOT-ANCHOR-SUBMITTER", "only active providers and anchor operators may anchor";
-    InvalidRetention = 226, "ERR-INVALID-RETENTION", "retention must be at least one burn block";
+    InvalidRetention = 226, "ERR-INVALID-RETENTION", "retention must be 1 to 5,259,600 burn blocks (100 years)";
     RecordNotPendingOwner = 227, "ERR-NOT-PENDING-OWNER", "caller is not the proposed owner";
     RecordNotArchived = 228, "ERR-RECORD-NOT-ARCHIVED", "only archived records may be purged";
 }

@@ -294,18 +294,11 @@ pub const RECORD_EVENT_NAMES: &[&str] = &[
 ];
 
 /// Decodes one `print` value of `contract`.
-pub fn decode_print(
-    contract: ContractName,
-    value: &ClarityValue,
-) -> Result<ContractEvent, EventError> {
+pub fn decode_print(contract: ContractName, value: &ClarityValue) -> Result<ContractEvent, EventError> {
     let ClarityValue::Tuple(map) = value else {
         return Err(EventError::NotATuple);
     };
-    let mut f = Fields {
-        event: String::new(),
-        map,
-        used: 2,
-    };
+    let mut f = Fields { event: String::new(), map, used: 2 };
     f.event = match map.get("event") {
         Some(ClarityValue::StringAscii(name)) => name.clone(),
         _ => return Err(EventError::MissingName),
@@ -313,10 +306,7 @@ pub fn decode_print(
     match map.get("schema") {
         Some(ClarityValue::UInt(EVENT_SCHEMA)) => {}
         Some(ClarityValue::UInt(other)) => {
-            return Err(EventError::UnsupportedSchema {
-                event: f.event.clone(),
-                schema: *other,
-            })
+            return Err(EventError::UnsupportedSchema { event: f.event.clone(), schema: *other })
         }
         _ => return Err(f.wrong("schema", "uint")),
     }
@@ -329,10 +319,7 @@ pub fn decode_print(
 }
 
 /// Decodes a `print` from its `raw_value` hex, as an event observer gets it.
-pub fn decode_raw_print(
-    contract: ContractName,
-    raw_value: &str,
-) -> Result<ContractEvent, EventError> {
+pub fn decode_raw_print(contract: ContractName, raw_value: &str) -> Result<ContractEvent, EventError> {
     let value = ClarityValue::from_hex(raw_value).map_err(EventError::Codec)?;
     decode_print(contract, &value)
 }
@@ -398,22 +385,10 @@ fn decode_consent(f: &mut Fields<'_>) -> Result<ConsentEvent, EventError> {
             authorized: f.bool("authorized")?,
             at: f.uint("at")?,
         },
-        "emergency-timeout-set" => ConsentEvent::EmergencyTimeoutSet {
-            blocks: f.uint("blocks")?,
-            at: f.uint("at")?,
-        },
-        "paused-set" => ConsentEvent::PausedSet {
-            paused: f.bool("paused")?,
-            at: f.uint("at")?,
-        },
-        "owner-proposed" => ConsentEvent::OwnerProposed {
-            proposed: f.principal("proposed")?,
-            at: f.uint("at")?,
-        },
-        "owner-changed" => ConsentEvent::OwnerChanged {
-            owner: f.principal("owner")?,
-            at: f.uint("at")?,
-        },
+        "emergency-timeout-set" => ConsentEvent::EmergencyTimeoutSet { blocks: f.uint("blocks")?, at: f.uint("at")? },
+        "paused-set" => ConsentEvent::PausedSet { paused: f.bool("paused")?, at: f.uint("at")? },
+        "owner-proposed" => ConsentEvent::OwnerProposed { proposed: f.principal("proposed")?, at: f.uint("at")? },
+        "owner-changed" => ConsentEvent::OwnerChanged { owner: f.principal("owner")?, at: f.uint("at")? },
         _ => return Err(EventError::UnknownEvent(f.event.clone())),
     })
 }
@@ -516,18 +491,9 @@ fn decode_record(f: &mut Fields<'_>) -> Result<RecordEvent, EventError> {
             authorized: f.bool("authorized")?,
             at: f.uint("at")?,
         },
-        "retention-period-set" => RecordEvent::RetentionPeriodSet {
-            blocks: f.uint("blocks")?,
-            at: f.uint("at")?,
-        },
-        "owner-proposed" => RecordEvent::OwnerProposed {
-            proposed: f.principal("proposed")?,
-            at: f.uint("at")?,
-        },
-        "owner-changed" => RecordEvent::OwnerChanged {
-            owner: f.principal("owner")?,
-            at: f.uint("at")?,
-        },
+        "retention-period-set" => RecordEvent::RetentionPeriodSet { blocks: f.uint("blocks")?, at: f.uint("at")? },
+        "owner-proposed" => RecordEvent::OwnerProposed { proposed: f.principal("proposed")?, at: f.uint("at")? },
+        "owner-changed" => RecordEvent::OwnerChanged { owner: f.principal("owner")?, at: f.uint("at")? },
         _ => return Err(EventError::UnknownEvent(f.event.clone())),
     })
 }
@@ -544,25 +510,16 @@ impl Fields<'_> {
     fn get(&mut self, field: &'static str) -> Result<&ClarityValue, EventError> {
         self.used += 1;
         let event = &self.event;
-        self.map.get(field).ok_or_else(|| EventError::MissingField {
-            event: event.clone(),
-            field,
-        })
+        self.map.get(field).ok_or_else(|| EventError::MissingField { event: event.clone(), field })
     }
 
     fn wrong(&self, field: &'static str, expected: &'static str) -> EventError {
-        EventError::WrongType {
-            event: self.event.clone(),
-            field,
-            expected,
-        }
+        EventError::WrongType { event: self.event.clone(), field, expected }
     }
 
     fn uint<T: TryFrom<u128>>(&mut self, field: &'static str) -> Result<T, EventError> {
         match self.get(field)? {
-            ClarityValue::UInt(u) => {
-                T::try_from(*u).map_err(|_| self.wrong(field, "uint in range"))
-            }
+            ClarityValue::UInt(u) => T::try_from(*u).map_err(|_| self.wrong(field, "uint in range")),
             _ => Err(self.wrong(field, "uint")),
         }
     }
@@ -571,20 +528,14 @@ impl Fields<'_> {
         match self.get(field)? {
             ClarityValue::Optional(None) => Ok(None),
             ClarityValue::Optional(Some(inner)) => match **inner {
-                ClarityValue::UInt(u) => u64::try_from(u)
-                    .map(Some)
-                    .map_err(|_| self.wrong(field, "uint in range")),
+                ClarityValue::UInt(u) => u64::try_from(u).map(Some).map_err(|_| self.wrong(field, "uint in range")),
                 _ => Err(self.wrong(field, "optional uint")),
             },
             _ => Err(self.wrong(field, "optional uint")),
         }
     }
 
-    fn code<T>(
-        &mut self,
-        field: &'static str,
-        from: fn(u128) -> Option<T>,
-    ) -> Result<T, EventError> {
+    fn code<T>(&mut self, field: &'static str, from: fn(u128) -> Option<T>) -> Result<T, EventError> {
         match self.get(field)? {
             ClarityValue::UInt(u) => from(*u).ok_or_else(|| self.wrong(field, "known code")),
             _ => Err(self.wrong(field, "uint")),
@@ -625,10 +576,7 @@ impl Fields<'_> {
         }
     }
 
-    fn opt_buff<const N: usize>(
-        &mut self,
-        field: &'static str,
-    ) -> Result<Option<[u8; N]>, EventError> {
+    fn opt_buff<const N: usize>(&mut self, field: &'static str) -> Result<Option<[u8; N]>, EventError> {
         match self.get(field)? {
             ClarityValue::Optional(None) => Ok(None),
             ClarityValue::Optional(Some(inner)) => match &**inner {
@@ -646,21 +594,14 @@ impl Fields<'_> {
         if self.used == self.map.len() {
             return Ok(());
         }
-        Err(EventError::UnexpectedFields {
-            event: self.event.clone(),
-            fields: self.map.len(),
-            known: self.used,
-        })
+        Err(EventError::UnexpectedFields { event: self.event.clone(), fields: self.map.len(), known: self.used })
     }
 }
 
 macro_rules! hex_serde {
     ($module:ident, $n:literal) => {
         mod $module {
-            pub fn serialize<S: serde::Serializer>(
-                bytes: &[u8; $n],
-                s: S,
-            ) -> Result<S::Ok, S::Error> {
+            pub fn serialize<S: serde::Serializer>(bytes: &[u8; $n], s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(&hex::encode(bytes))
             }
         }
@@ -670,10 +611,7 @@ hex_serde!(hex16, 16);
 hex_serde!(hex32, 32);
 
 mod opt_hex32 {
-    pub fn serialize<S: serde::Serializer>(
-        bytes: &Option<[u8; 32]>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(bytes: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
         match bytes {
             Some(b) => s.serialize_some(&hex::encode(b)),
             None => s.serialize_none(),

@@ -39,8 +39,7 @@ pub enum ContractName {
 
 impl ContractName {
     /// Both contracts, in deployment order.
-    pub const ALL: [ContractName; 2] =
-        [ContractName::PatientConsent, ContractName::RecordManagement];
+    pub const ALL: [ContractName; 2] = [ContractName::PatientConsent, ContractName::RecordManagement];
 
     /// The contract name on-chain.
     pub fn name(self) -> &'static str {
@@ -174,4 +173,91 @@ pub enum EventError {
         /// Fields read.
         known: usize,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    //! The Rust vocabulary must say exactly what the Clarity sources say.
+    use super::*;
+    use crate::types::{DataType, RecordType};
+
+    /// `(define-constant NAME VALUE)` pairs of a source.
+    fn constants(source: &str) -> Vec<(String, String)> {
+        source
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("(define-constant "))
+            .filter_map(|rest| {
+                let (name, value) = rest.split_once(' ')?;
+                let value = value.split(";;").next()?.trim().strip_suffix(')')?.trim();
+                Some((name.to_string(), value.to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn error_codes_match_the_contracts() {
+        let mut from_source: Vec<(u32, String)> = Vec::new();
+        for contract in ContractName::ALL {
+            for (name, value) in constants(contract.source()) {
+                if let Some(code) = value.strip_prefix("(err u").and_then(|v| v.strip_suffix(')')) {
+                    let code: u32 = code.parse().expect("numeric error code");
+                    // record-management re-declares ERR-PAUSED with patient-consent's code.
+                    if !from_source.iter().any(|(c, _)| *c == code) {
+                        from_source.push((code, name));
+                    }
+                }
+            }
+        }
+        from_source.sort();
+        let from_rust: Vec<(u32, String)> =
+            ContractError::ALL.iter().map(|e| (e.code(), e.constant().to_string())).collect();
+        assert_eq!(from_rust, from_source);
+    }
+
+    #[test]
+    fn data_type_codes_match_patient_consent() {
+        let consts = constants(ContractName::PatientConsent.source());
+        for dt in DataType::ALL {
+            let name = format!("DATA-TYPE-{}", dt.name().to_uppercase());
+            let value = consts.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+            assert_eq!(value, Some(format!("u{}", dt.code())), "{name}");
+        }
+    }
+
+    #[test]
+    fn record_type_mapping_matches_record_management() {
+        let consts = constants(ContractName::RecordManagement.source());
+        let list = &consts.iter().find(|(n, _)| n == "RECORD-TYPE-DATA-TYPES").expect("mapping constant").1;
+        let codes: Vec<u8> = list
+            .trim_start_matches("(list ")
+            .trim_end_matches(')')
+            .split_whitespace()
+            .map(|c| c.trim_start_matches('u').parse().expect("uint"))
+            .collect();
+        let rust: Vec<u8> = RecordType::ALL.iter().map(|rt| rt.data_type().code()).collect();
+        assert_eq!(codes, rust);
+    }
+
+    #[test]
+    fn every_printed_event_name_has_a_decoder() {
+        for (contract, names) in [
+            (ContractName::PatientConsent, events::CONSENT_EVENT_NAMES),
+            (ContractName::RecordManagement, events::RECORD_EVENT_NAMES),
+        ] {
+            let source = contract.source();
+            let printed: std::collections::BTreeSet<&str> = source
+                .split("event: \"")
+                .skip(1)
+                .chain(source.split("\"record-").skip(1).map(|_| ""))
+                .filter_map(|rest| rest.split('"').next())
+                .filter(|name| !name.is_empty())
+                .collect();
+            for name in &printed {
+                assert!(names.contains(name), "{contract} prints {name:?}, which has no decoder");
+            }
+            for name in names {
+                assert!(source.contains(&format!("\"{name}\"")), "{contract} never prints {name:?}");
+            }
+        }
+    }
 }

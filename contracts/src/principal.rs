@@ -50,12 +50,7 @@ impl fmt::Display for StandardPrincipal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut payload = self.hash160.to_vec();
         payload.extend_from_slice(&checksum(self.version, &self.hash160));
-        write!(
-            f,
-            "S{}{}",
-            C32[usize::from(self.version & 31)] as char,
-            c32_encode(&payload)
-        )
+        write!(f, "S{}{}", C32[usize::from(self.version & 31)] as char, c32_encode(&payload))
     }
 }
 
@@ -127,9 +122,7 @@ pub fn is_contract_name(name: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 128
         && bytes[0].is_ascii_alphabetic()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
 }
 
 fn checksum(version: u8, hash160: &[u8; 20]) -> [u8; 4] {
@@ -234,16 +227,8 @@ mod tests {
 
     #[test]
     fn boot_address_is_all_zero_hash() {
-        let p: StandardPrincipal = "SP000000000000000000002Q6VF78"
-            .parse()
-            .expect("boot address");
-        assert_eq!(
-            p,
-            StandardPrincipal {
-                version: VERSION_MAINNET_SINGLESIG,
-                hash160: [0; 20]
-            }
-        );
+        let p: StandardPrincipal = "SP000000000000000000002Q6VF78".parse().expect("boot address");
+        assert_eq!(p, StandardPrincipal { version: VERSION_MAINNET_SINGLESIG, hash160: [0; 20] });
     }
 
     #[test]
@@ -263,13 +248,8 @@ mod tests {
 
     #[test]
     fn contract_principal_parses() {
-        let p: Principal = "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.patient-consent"
-            .parse()
-            .expect("contract");
+        let p: Principal = "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.patient-consent".parse().expect("contract");
         assert!(matches!(&p, Principal::Contract(_, name) if name == "patient-consent"));
-        assert_eq!(
-            p.to_string(),
-            "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.patient-consent"
-        );
+        assert_eq!(p.to_string(), "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.patient-consent");
     }
 }

@@ -116,9 +116,7 @@ impl DataType {
     /// Whether a grant for `self` allows access to `requested`.
     pub fn covers(self, requested: DataType) -> bool {
         self == requested
-            || (self == DataType::AllStandard
-                && requested != DataType::AllStandard
-                && !requested.is_enhanced())
+            || (self == DataType::AllStandard && requested != DataType::AllStandard && !requested.is_enhanced())
     }
 }
 
@@ -272,25 +270,14 @@ mod tests {
         for rt in RecordType::ALL {
             assert_eq!(rt.name().parse::<RecordType>().expect("name"), *rt);
         }
-        assert_eq!(
-            "5".parse::<DataType>().expect("code"),
-            DataType::MentalHealth
-        );
+        assert_eq!("5".parse::<DataType>().expect("code"), DataType::MentalHealth);
         assert!("mental".parse::<DataType>().is_err());
     }
 
     #[test]
     fn broad_grant_never_covers_enhanced_types() {
-        for requested in DataType::ALL
-            .iter()
-            .copied()
-            .filter(|d| *d != DataType::AllStandard)
-        {
-            assert_eq!(
-                DataType::AllStandard.covers(requested),
-                !requested.is_enhanced(),
-                "{requested}"
-            );
+        for requested in DataType::ALL.iter().copied().filter(|d| *d != DataType::AllStandard) {
+            assert_eq!(DataType::AllStandard.covers(requested), !requested.is_enhanced(), "{requested}");
         }
     }
 

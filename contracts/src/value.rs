@@ -296,9 +296,7 @@ impl Reader<'_> {
                 let len = self.u32()?;
                 let raw = self.take(len)?;
                 // The VM's rule for string-ascii contents.
-                let allowed = |b: &u8| {
-                    b.is_ascii_alphanumeric() || b.is_ascii_punctuation() || b.is_ascii_whitespace()
-                };
+                let allowed = |b: &u8| b.is_ascii_alphanumeric() || b.is_ascii_punctuation() || b.is_ascii_whitespace();
                 if !raw.iter().all(allowed) {
                     return Err(CodecError::InvalidString);
                 }
@@ -321,42 +319,42 @@ mod tests {
 
     fn check(value: ClarityValue, hex: &str) {
         assert_eq!(value.to_hex(), hex, "serialize {value:?}");
-        assert_eq!(
-            ClarityValue::from_hex(hex).expect("decode"),
-            value,
-            "deserialize {hex}"
-        );
+        assert_eq!(ClarityValue::from_hex(hex).expect("decode"), value, "deserialize {hex}");
     }
 
     #[test]
     fn known_encodings() {
-        check(
-            ClarityValue::UInt(1),
-            "0x0100000000000000000000000000000001",
-        );
-        check(
-            ClarityValue::Int(-1),
-            "0x00ffffffffffffffffffffffffffffffff",
-        );
+        check(ClarityValue::UInt(1), "0x0100000000000000000000000000000001");
+        check(ClarityValue::Int(-1), "0x00ffffffffffffffffffffffffffffffff");
         check(ClarityValue::Bool(true), "0x03");
         check(ClarityValue::none(), "0x09");
-        check(
-            ClarityValue::err(ClarityValue::UInt(35)),
-            "0x0801000000000000000000000000000023",
-        );
+        check(ClarityValue::err(ClarityValue::UInt(35)), "0x080100000000000000000000000000000023");
+        // From a real stacks-node block (shared/fixtures: nakamoto_failed_contract_calls).
+        check(ClarityValue::err(ClarityValue::Int(35)), "0x080000000000000000000000000000000023");
+        check(ClarityValue::ok(ClarityValue::Bool(true)), "0x0703");
         check(ClarityValue::Buffer(vec![0xde, 0xad]), "0x0200000002dead");
         check(ClarityValue::StringAscii("hi".into()), "0x0d000000026869");
         check(
-            ClarityValue::tuple([
-                ("b", ClarityValue::Bool(false)),
-                ("a", ClarityValue::none()),
-            ]),
+            ClarityValue::tuple([("b", ClarityValue::Bool(false)), ("a", ClarityValue::none())]),
             "0x0c00000002016109016204",
         );
         check(
             ClarityValue::principal("ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM").expect("addr"),
             "0x051a6d78de7b0625dfbfc16c3a8a5735f6dc3dc3f2ce",
         );
+    }
+
+    #[test]
+    fn real_print_from_a_node_round_trips() {
+        // A signers-voting print from shared/fixtures (nakamoto_contract_call_prints).
+        let raw = "0x0c00000004056576656e740d0000001d617070726f7665642d6167677265676174652d7075626c69632d6b6579\
+                   036b6579020000002102a052a6a960056c6be81db74ce305458282bd9fca103b8681debdf549b54982d40c7265\
+                   776172642d6379636c65010000000000000000000000000000000d05726f756e640100000000000000000000000000000001";
+        let value = ClarityValue::from_hex(raw).expect("decodes");
+        let ClarityValue::Tuple(fields) = &value else { panic!("not a tuple: {value:?}") };
+        assert_eq!(fields.get("event"), Some(&ClarityValue::StringAscii("approved-aggregate-public-key".into())));
+        assert_eq!(fields.get("reward-cycle"), Some(&ClarityValue::UInt(13)));
+        assert_eq!(value.to_hex(), raw.replace(' ', ""));
     }
 
     #[test]
@@ -378,10 +376,7 @@ mod tests {
             assert!(ClarityValue::from_hex(hex).is_err(), "{hex} accepted");
         }
         let deep = "0a".repeat(40) + "09";
-        assert!(matches!(
-            ClarityValue::from_hex(&deep),
-            Err(CodecError::TooDeep)
-        ));
+        assert!(matches!(ClarityValue::from_hex(&deep), Err(CodecError::TooDeep)));
     }
 
     mod roundtrip {
@@ -389,8 +384,8 @@ mod tests {
         use proptest::prelude::*;
 
         fn principal() -> impl Strategy<Value = Principal> {
-            let standard = (0u8..32, any::<[u8; 20]>())
-                .prop_map(|(version, hash160)| StandardPrincipal { version, hash160 });
+            let standard =
+                (0u8..32, any::<[u8; 20]>()).prop_map(|(version, hash160)| StandardPrincipal { version, hash160 });
             prop_oneof![
                 standard.clone().prop_map(Principal::Standard),
                 (standard, "[a-z][a-z0-9-]{0,39}").prop_map(|(p, n)| Principal::Contract(p, n)),
@@ -414,8 +409,7 @@ mod tests {
                     inner.clone().prop_map(ClarityValue::ok),
                     inner.clone().prop_map(ClarityValue::err),
                     proptest::collection::vec(inner.clone(), 0..6).prop_map(ClarityValue::List),
-                    proptest::collection::btree_map("[a-z][a-z-]{0,12}", inner, 0..6)
-                        .prop_map(ClarityValue::Tuple),
+                    proptest::collection::btree_map("[a-z][a-z-]{0,12}", inner, 0..6).prop_map(ClarityValue::Tuple),
                 ]
             })
         }

@@ -6,8 +6,9 @@
 //! production, the transaction pool, RocksDB persistence and the
 //! stacks-node RPC and event-observer protocols are built on top of it.
 //!
-//! Modules: [`vm`] (calls, burn height, costs).
+//! Modules: [`vm`] (calls, burn height, costs), [`costs`] (the cost report).
 
+pub mod costs;
 pub mod vm;
 
 /// Errors of the devnet crate.

@@ -12,9 +12,7 @@ use clarity_repl::clarity::stacks_common::types::StacksEpochId;
 use clarity_repl::clarity::vm::costs::ExecutionCost;
 use clarity_repl::clarity::vm::events::StacksTransactionEvent;
 use clarity_repl::clarity::vm::{ClarityVersion, EvaluationResult, Value};
-use clarity_repl::repl::{
-    ClarityCodeSource, ClarityContract, ContractDeployer, Session, SessionSettings,
-};
+use clarity_repl::repl::{ClarityCodeSource, ClarityContract, ContractDeployer, Session, SessionSettings};
 use medanchor_contracts::value::ClarityValue;
 use medanchor_contracts::{ContractName, DEPLOYER_ADDRESS};
 
@@ -23,15 +21,7 @@ use crate::{Error, Result};
 /// Boot contracts the cost tracker needs (the cost functions in force in
 /// epoch 2.4 are `costs-3`; the others are loaded because the cost voting
 /// contract refers to them).
-const BOOT_CONTRACTS: &[&str] = &[
-    "costs",
-    "costs-2",
-    "costs-3",
-    "cost-voting",
-    "pox",
-    "pox-2",
-    "pox-3",
-];
+const BOOT_CONTRACTS: &[&str] = &["costs", "costs-2", "costs-3", "cost-voting", "pox", "pox-2", "pox-3"];
 
 /// The outcome of one contract call.
 #[derive(Debug, Clone)]
@@ -129,9 +119,7 @@ pub struct ContractVm {
 
 impl std::fmt::Debug for ContractVm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ContractVm")
-            .field("burn_height", &self.burn_height())
-            .finish()
+        f.debug_struct("ContractVm").field("burn_height", &self.burn_height()).finish()
     }
 }
 
@@ -166,23 +154,15 @@ impl ContractVm {
             clarity_version: ClarityVersion::Clarity2,
             epoch: StacksEpochId::Epoch24,
         };
-        let result = self
-            .session
-            .deploy_contract(&contract, None, false, None, &mut None)
-            .map_err(|diagnostics| Error::Deploy {
+        let result = self.session.deploy_contract(&contract, None, false, None, &mut None).map_err(|diagnostics| {
+            Error::Deploy {
                 contract: name.to_string(),
                 diagnostics: diagnostics.iter().map(|d| d.message.clone()).collect(),
-            })?;
-        let warnings: Vec<String> = result
-            .diagnostics
-            .iter()
-            .map(|d| d.message.clone())
-            .collect();
+            }
+        })?;
+        let warnings: Vec<String> = result.diagnostics.iter().map(|d| d.message.clone()).collect();
         if !warnings.is_empty() {
-            return Err(Error::Deploy {
-                contract: name.to_string(),
-                diagnostics: warnings,
-            });
+            return Err(Error::Deploy { contract: name.to_string(), diagnostics: warnings });
         }
         Ok(())
     }
@@ -221,29 +201,15 @@ impl ContractVm {
         let mut prints = Vec::new();
         for event in &execution.events {
             if let StacksTransactionEvent::SmartContractEvent(data) = event {
-                let printer =
-                    ContractName::from_name(&data.key.0.name.to_string()).ok_or_else(|| {
-                        Error::Call {
-                            function: function.to_string(),
-                            diagnostics: vec![format!(
-                                "print from unknown contract {}",
-                                data.key.0
-                            )],
-                        }
-                    })?;
+                let printer = ContractName::from_name(&data.key.0.name.to_string()).ok_or_else(|| Error::Call {
+                    function: function.to_string(),
+                    diagnostics: vec![format!("print from unknown contract {}", data.key.0)],
+                })?;
                 prints.push((printer, from_vm(&data.value)?));
             }
         }
-        let cost = execution
-            .cost
-            .as_ref()
-            .map(|c| Cost::from(&c.total))
-            .unwrap_or_default();
-        Ok(CallOutcome {
-            result,
-            prints,
-            cost,
-        })
+        let cost = execution.cost.as_ref().map(|c| Cost::from(&c.total)).unwrap_or_default();
+        Ok(CallOutcome { result, prints, cost })
     }
 
     /// Mines `count` empty blocks; each advances `burn-block-height` by one.
@@ -264,9 +230,7 @@ impl ContractVm {
 /// serialization, the same bytes a node puts in `raw_value`.
 pub fn from_vm(value: &Value) -> Result<ClarityValue> {
     let mut bytes = Vec::new();
-    value
-        .serialize_write(&mut bytes)
-        .map_err(|e| Error::Codec(e.to_string()))?;
+    value.serialize_write(&mut bytes).map_err(|e| Error::Codec(e.to_string()))?;
     ClarityValue::deserialize(&bytes).map_err(|e| Error::Codec(e.to_string()))
 }
 
@@ -289,10 +253,7 @@ fn to_source(value: &ClarityValue) -> String {
             format!("(list {})", items.join(" "))
         }
         ClarityValue::Tuple(fields) => {
-            let fields: Vec<String> = fields
-                .iter()
-                .map(|(k, v)| format!("{k}: {}", to_source(v)))
-                .collect();
+            let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}: {}", to_source(v))).collect();
             format!("{{{}}}", fields.join(", "))
         }
     }

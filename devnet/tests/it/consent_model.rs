@@ -37,9 +37,7 @@ fn authorization_matrix() {
     let mut sim = Sim::new();
     let x = WALLET_2; // grantee and emergency responder
     let stranger = WALLET_3;
-    sim.apply(&Op::Responder {
-        provider: x.to_string(),
-    });
+    sim.apply(&Op::Responder { provider: x.to_string(), authorized: true });
     // Overrides started in phase 1 end exactly at the height of the checks.
     const PHASE_GAP: u32 = 7;
     sim.apply(&Op::Timeout(u64::from(PHASE_GAP)));
@@ -78,63 +76,36 @@ fn authorization_matrix() {
             _ => None,
         };
         if let (Some((dt, _)), Some(duration)) = (grant, duration) {
-            let op = Op::Grant {
-                patient: patient.clone(),
-                provider: x.to_string(),
-                dt: *dt,
-                duration: Some(duration),
-            };
+            let op = Op::Grant { patient: patient.clone(), provider: x.to_string(), dt: *dt, duration: Some(duration) };
             sim.apply(&op);
         }
         if *emergency == Emergency::Expired {
-            sim.apply(&Op::Override {
-                responder: x.to_string(),
-                patient: patient.clone(),
-            });
+            sim.apply(&Op::Override { responder: x.to_string(), patient: patient.clone() });
         }
     }
     sim.apply(&Op::Advance(PHASE_GAP));
     // Phase 2: what must be in force.
     for (patient, (grant, emergency, open, deceased)) in patients.iter().zip(&cases) {
         if let Some((dt, state)) = grant {
-            let grant = |duration| Op::Grant {
-                patient: patient.clone(),
-                provider: x.to_string(),
-                dt: *dt,
-                duration,
-            };
+            let grant = |duration| Op::Grant { patient: patient.clone(), provider: x.to_string(), dt: *dt, duration };
             match state {
                 GrantState::Forever => sim.apply(&grant(None)),
                 GrantState::Timed => sim.apply(&grant(Some(100))),
                 GrantState::Revoked => {
                     sim.apply(&grant(None));
-                    sim.apply(&Op::Revoke {
-                        patient: patient.clone(),
-                        provider: x.to_string(),
-                        dt: *dt,
-                    });
+                    sim.apply(&Op::Revoke { patient: patient.clone(), provider: x.to_string(), dt: *dt });
                 }
                 GrantState::Expired | GrantState::EndsAtCheck | GrantState::EndsAfterCheck => {}
             }
         }
         if *emergency == Emergency::Active {
-            sim.apply(&Op::Override {
-                responder: x.to_string(),
-                patient: patient.clone(),
-            });
+            sim.apply(&Op::Override { responder: x.to_string(), patient: patient.clone() });
         }
         if *open {
-            sim.apply(&Op::Preferences {
-                patient: patient.clone(),
-                mental_health: true,
-                genetic: true,
-            });
+            sim.apply(&Op::Preferences { patient: patient.clone(), mental_health: true, genetic: true });
         }
         if *deceased {
-            sim.apply(&Op::SetDeceased {
-                patient: patient.clone(),
-                deceased: true,
-            });
+            sim.apply(&Op::SetDeceased { patient: patient.clone(), deceased: true });
         }
     }
     for patient in &patients {
@@ -160,17 +131,8 @@ fn authorization_matrix() {
         .find(|(_, (g, e, ..))| *g == Some((1, GrantState::Forever)) && *e == Emergency::None)
         .map(|(p, _)| p.clone())
         .expect("a forever grant case");
-    sim.apply(&Op::Revoke {
-        patient: first_forever.clone(),
-        provider: x.to_string(),
-        dt: 1,
-    });
-    sim.apply(&Op::Grant {
-        patient: first_forever.clone(),
-        provider: x.to_string(),
-        dt: 1,
-        duration: None,
-    });
+    sim.apply(&Op::Revoke { patient: first_forever.clone(), provider: x.to_string(), dt: 1 });
+    sim.apply(&Op::Grant { patient: first_forever.clone(), provider: x.to_string(), dt: 1, duration: None });
     sim.apply(&Op::Pause(false));
     sim.compare(&first_forever, x, 1);
 }
@@ -191,12 +153,8 @@ fn random_histories_match_the_model() {
         for p in &patients[..3] {
             sim.apply(&Op::Register(p.clone()));
         }
-        sim.apply(&Op::Responder {
-            provider: providers[0].clone(),
-        });
-        sim.apply(&Op::Responder {
-            provider: patients[1].clone(),
-        });
+        sim.apply(&Op::Responder { provider: providers[0].clone(), authorized: true });
+        sim.apply(&Op::Responder { provider: patients[1].clone(), authorized: true });
         sim.apply(&Op::Timeout(rng.gen_range(1..8)));
         let pick = |rng: &mut ChaCha8Rng, v: &[String]| v[rng.gen_range(0..v.len())].clone();
         for _ in 0..250 {
@@ -207,7 +165,7 @@ fn random_histories_match_the_model() {
                     dt: rng.gen_range(0..=9),
                     duration: match rng.gen_range(0..4) {
                         0 => None,
-                        1 => Some(0),
+                        1 => Some([0, 5_259_601, u64::MAX][rng.gen_range(0..3)]),
                         _ => Some(rng.gen_range(1..12)),
                     },
                 },
@@ -216,28 +174,17 @@ fn random_histories_match_the_model() {
                     provider: pick(&mut rng, &everyone),
                     dt: rng.gen_range(0..=8),
                 },
-                45..=54 => Op::Override {
-                    responder: pick(&mut rng, &everyone),
-                    patient: pick(&mut rng, &patients),
-                },
+                45..=54 => Op::Override { responder: pick(&mut rng, &everyone), patient: pick(&mut rng, &patients) },
                 55..=59 => {
                     let patient = pick(&mut rng, &patients);
-                    Op::EndOverride {
-                        caller: pick(&mut rng, &everyone),
-                        patient,
-                        provider: pick(&mut rng, &everyone),
-                    }
+                    Op::EndOverride { caller: pick(&mut rng, &everyone), patient, provider: pick(&mut rng, &everyone) }
                 }
-                60..=64 => Op::Preferences {
-                    patient: pick(&mut rng, &patients),
-                    mental_health: rng.gen(),
-                    genetic: rng.gen(),
-                },
-                65..=67 => Op::SetDeceased {
-                    patient: pick(&mut rng, &patients),
-                    deceased: rng.gen_bool(0.5),
-                },
+                60..=64 => {
+                    Op::Preferences { patient: pick(&mut rng, &patients), mental_health: rng.gen(), genetic: rng.gen() }
+                }
+                65..=67 => Op::SetDeceased { patient: pick(&mut rng, &patients), deceased: rng.gen_bool(0.5) },
                 68..=69 => Op::Pause(rng.gen_bool(0.5)),
+                72..=73 => Op::Responder { provider: pick(&mut rng, &everyone), authorized: rng.gen_bool(0.6) },
                 70..=71 => Op::Register(pick(&mut rng, &patients)),
                 _ => Op::Advance(rng.gen_range(1..4)),
             };

@@ -41,10 +41,7 @@ pub struct Model {
 
 impl Model {
     fn grant_status(&self, patient: &str, provider: &str, dt: u8) -> Result<u8, E> {
-        match self
-            .grants
-            .get(&(patient.to_string(), provider.to_string(), dt))
-        {
+        match self.grants.get(&(patient.to_string(), provider.to_string(), dt)) {
             None => Err(E::NoConsent),
             Some(g) if g.revoked => Err(E::ConsentRevoked),
             Some(g) if g.expires.is_some_and(|h| self.height >= h) => Err(E::ConsentExpired),
@@ -81,10 +78,7 @@ impl Model {
         if direct.is_ok() {
             return direct;
         }
-        match self
-            .overrides
-            .get(&(patient.to_string(), accessor.to_string()))
-        {
+        match self.overrides.get(&(patient.to_string(), accessor.to_string())) {
             None => direct,
             Some(&expires) if self.height >= expires => Err(E::EmergencyExpired),
             Some(_) => {
@@ -107,9 +101,7 @@ impl Model {
         let Some(profile) = self.patients.get(patient) else {
             return false;
         };
-        let Some(requested) =
-            DataType::from_code(u128::from(dt)).filter(|d| *d != DataType::AllStandard)
-        else {
+        let Some(requested) = DataType::from_code(u128::from(dt)).filter(|d| *d != DataType::AllStandard) else {
             return false;
         };
         if self.paused || profile.deceased {
@@ -118,20 +110,16 @@ impl Model {
         let live = |g: &Grant| !g.revoked && g.expires.is_none_or(|h| self.height < h);
         let granted = DataType::ALL.iter().any(|grant_type| {
             grant_type.covers(requested)
-                && self
-                    .grants
-                    .get(&(patient.to_string(), accessor.to_string(), grant_type.code()))
-                    .is_some_and(live)
+                && self.grants.get(&(patient.to_string(), accessor.to_string(), grant_type.code())).is_some_and(live)
         });
-        let emergency = self
-            .overrides
-            .get(&(patient.to_string(), accessor.to_string()))
-            .is_some_and(|&h| self.height < h)
-            && match requested {
-                DataType::MentalHealth => profile.emergency_mental_health,
-                DataType::Genetic => profile.emergency_genetic,
-                _ => true,
-            };
+        let emergency =
+            self.overrides.get(&(patient.to_string(), accessor.to_string())).is_some_and(|&h| self.height < h)
+                && self.responders.contains(accessor)
+                && match requested {
+                    DataType::MentalHealth => profile.emergency_mental_health,
+                    DataType::Genetic => profile.emergency_genetic,
+                    _ => true,
+                };
         patient == accessor || granted || emergency
     }
 }
@@ -140,38 +128,13 @@ impl Model {
 #[derive(Debug, Clone)]
 pub enum Op {
     Register(String),
-    Grant {
-        patient: String,
-        provider: String,
-        dt: u8,
-        duration: Option<u64>,
-    },
-    Revoke {
-        patient: String,
-        provider: String,
-        dt: u8,
-    },
-    Override {
-        responder: String,
-        patient: String,
-    },
-    EndOverride {
-        caller: String,
-        patient: String,
-        provider: String,
-    },
-    Preferences {
-        patient: String,
-        mental_health: bool,
-        genetic: bool,
-    },
-    SetDeceased {
-        patient: String,
-        deceased: bool,
-    },
-    Responder {
-        provider: String,
-    },
+    Grant { patient: String, provider: String, dt: u8, duration: Option<u64> },
+    Revoke { patient: String, provider: String, dt: u8 },
+    Override { responder: String, patient: String },
+    EndOverride { caller: String, patient: String, provider: String },
+    Preferences { patient: String, mental_health: bool, genetic: bool },
+    SetDeceased { patient: String, deceased: bool },
+    Responder { provider: String, authorized: bool },
     Timeout(u64),
     Pause(bool),
     Advance(u32),
@@ -187,16 +150,8 @@ pub struct Sim {
 impl Sim {
     pub fn new() -> Self {
         let chain = Chain::new();
-        let model = Model {
-            height: chain.height() as u64,
-            timeout: 432,
-            ..Default::default()
-        };
-        Sim {
-            chain,
-            model,
-            next_patient_id: 0,
-        }
+        let model = Model { height: chain.height() as u64, timeout: 432, ..Default::default() };
+        Sim { chain, model, next_patient_id: 0 }
     }
 
     fn predict(&self, op: &Op) -> Result<(), E> {
@@ -211,12 +166,7 @@ impl Sim {
                     return Err(E::AlreadyRegistered);
                 }
             }
-            Op::Grant {
-                patient,
-                provider,
-                dt,
-                duration,
-            } => {
+            Op::Grant { patient, provider, dt, duration } => {
                 let p = profile(patient)?;
                 if m.paused {
                     return Err(E::Paused);
@@ -227,18 +177,14 @@ impl Sim {
                 if *dt > 8 {
                     return Err(E::InvalidDataType);
                 }
-                if *duration == Some(0) {
+                if duration.is_some_and(|d| d == 0 || d > 5_259_600) {
                     return Err(E::InvalidDuration);
                 }
                 if patient == provider {
                     return Err(E::InvalidPrincipal);
                 }
             }
-            Op::Revoke {
-                patient,
-                provider,
-                dt,
-            } => {
+            Op::Revoke { patient, provider, dt } => {
                 profile(patient)?;
                 match m.grants.get(&(patient.clone(), provider.clone(), *dt)) {
                     None => return Err(E::NoConsent),
@@ -260,26 +206,16 @@ impl Sim {
                 if p.deceased {
                     return Err(E::PatientDeceased);
                 }
-                if m.overrides
-                    .get(&(patient.clone(), responder.clone()))
-                    .is_some_and(|&h| m.height < h)
-                {
+                if m.overrides.get(&(patient.clone(), responder.clone())).is_some_and(|&h| m.height < h) {
                     return Err(E::EmergencyAlreadyActive);
                 }
             }
-            Op::EndOverride {
-                caller,
-                patient,
-                provider,
-            } => {
+            Op::EndOverride { caller, patient, provider } => {
                 profile(patient)?;
                 if caller != patient && caller != provider && caller != DEPLOYER {
                     return Err(E::Unauthorized);
                 }
-                if !m
-                    .overrides
-                    .contains_key(&(patient.clone(), provider.clone()))
-                {
+                if !m.overrides.contains_key(&(patient.clone(), provider.clone())) {
                     return Err(E::NoEmergencyOverride);
                 }
             }
@@ -306,42 +242,22 @@ impl Sim {
             Op::Register(patient) => {
                 m.patients.insert(patient.clone(), Patient::default());
             }
-            Op::Grant {
-                patient,
-                provider,
-                dt,
-                duration,
-            } => {
-                let grant = Grant {
-                    expires: duration.map(|d| m.height + d),
-                    revoked: false,
-                };
-                m.grants
-                    .insert((patient.clone(), provider.clone(), *dt), grant);
+            Op::Grant { patient, provider, dt, duration } => {
+                let grant = Grant { expires: duration.map(|d| m.height + d), revoked: false };
+                m.grants.insert((patient.clone(), provider.clone(), *dt), grant);
             }
-            Op::Revoke {
-                patient,
-                provider,
-                dt,
-            } => {
+            Op::Revoke { patient, provider, dt } => {
                 if let Some(g) = m.grants.get_mut(&(patient.clone(), provider.clone(), *dt)) {
                     g.revoked = true;
                 }
             }
             Op::Override { responder, patient } => {
-                m.overrides
-                    .insert((patient.clone(), responder.clone()), m.height + m.timeout);
+                m.overrides.insert((patient.clone(), responder.clone()), m.height + m.timeout);
             }
-            Op::EndOverride {
-                patient, provider, ..
-            } => {
+            Op::EndOverride { patient, provider, .. } => {
                 m.overrides.remove(&(patient.clone(), provider.clone()));
             }
-            Op::Preferences {
-                patient,
-                mental_health,
-                genetic,
-            } => {
+            Op::Preferences { patient, mental_health, genetic } => {
                 if let Some(p) = m.patients.get_mut(patient) {
                     p.emergency_mental_health = *mental_health;
                     p.emergency_genetic = *genetic;
@@ -352,8 +268,11 @@ impl Sim {
                     p.deceased = *deceased;
                 }
             }
-            Op::Responder { provider } => {
+            Op::Responder { provider, authorized: true } => {
                 m.responders.insert(provider.clone());
+            }
+            Op::Responder { provider, authorized: false } => {
+                m.responders.remove(provider);
             }
             Op::Timeout(blocks) => m.timeout = *blocks,
             Op::Pause(paused) => m.paused = *paused,
@@ -374,85 +293,38 @@ impl Sim {
                 self.next_patient_id += 1;
                 let mut id = [0u8; 32];
                 id[..4].copy_from_slice(&self.next_patient_id.to_be_bytes());
-                self.chain.call(
-                    patient,
-                    PC,
-                    "register-patient",
-                    &[buff(&id), none(), none()],
-                )
+                self.chain.call(patient, PC, "register-patient", &[buff(&id), none(), none()])
             }
-            Op::Grant {
-                patient,
-                provider,
-                dt,
-                duration,
-            } => {
+            Op::Grant { patient, provider, dt, duration } => {
                 let duration = duration.map_or(none(), |d| some(u(u128::from(d))));
-                self.chain.call(
-                    patient,
-                    PC,
-                    "grant-consent",
-                    &[p(provider), u(u128::from(*dt)), duration],
-                )
+                self.chain.call(patient, PC, "grant-consent", &[p(provider), u(u128::from(*dt)), duration])
             }
-            Op::Revoke {
-                patient,
-                provider,
-                dt,
-            } => self.chain.call(
-                patient,
-                PC,
-                "revoke-consent",
-                &[p(provider), u(u128::from(*dt))],
-            ),
+            Op::Revoke { patient, provider, dt } => {
+                self.chain.call(patient, PC, "revoke-consent", &[p(provider), u(u128::from(*dt))])
+            }
             Op::Override { responder, patient } => {
-                self.chain
-                    .call(responder, PC, "emergency-override", &[p(patient), u(1)])
+                self.chain.call(responder, PC, "emergency-override", &[p(patient), u(1)])
             }
-            Op::EndOverride {
-                caller,
-                patient,
-                provider,
-            } => self.chain.call(
-                caller,
-                PC,
-                "end-emergency-override",
-                &[p(patient), p(provider)],
-            ),
-            Op::Preferences {
-                patient,
-                mental_health,
-                genetic,
-            } => self.chain.call(
+            Op::EndOverride { caller, patient, provider } => {
+                self.chain.call(caller, PC, "end-emergency-override", &[p(patient), p(provider)])
+            }
+            Op::Preferences { patient, mental_health, genetic } => self.chain.call(
                 patient,
                 PC,
                 "update-patient-preferences",
                 &[none(), none(), b(*mental_health), b(*genetic)],
             ),
             Op::SetDeceased { patient, deceased } => {
-                self.chain
-                    .call(DEPLOYER, PC, "set-deceased", &[p(patient), b(*deceased)])
+                self.chain.call(DEPLOYER, PC, "set-deceased", &[p(patient), b(*deceased)])
             }
-            Op::Responder { provider } => self.chain.call(
-                DEPLOYER,
-                PC,
-                "set-emergency-responder",
-                &[p(provider), b(true)],
-            ),
-            Op::Timeout(blocks) => self.chain.call(
-                DEPLOYER,
-                PC,
-                "set-emergency-timeout",
-                &[u(u128::from(*blocks))],
-            ),
+            Op::Responder { provider, authorized } => {
+                self.chain.call(DEPLOYER, PC, "set-emergency-responder", &[p(provider), b(*authorized)])
+            }
+            Op::Timeout(blocks) => self.chain.call(DEPLOYER, PC, "set-emergency-timeout", &[u(u128::from(*blocks))]),
             Op::Pause(true) => self.chain.call(DEPLOYER, PC, "pause", &[]),
             Op::Pause(false) => self.chain.call(DEPLOYER, PC, "unpause", &[]),
         };
-        let got = if got.raw.is_ok() {
-            Ok(())
-        } else {
-            Err(got.err().expect("an err code"))
-        };
+        let got = if got.raw.is_ok() { Ok(()) } else { Err(got.err().expect("an err code")) };
         assert_eq!(got, expected, "{op:?} at height {}", self.model.height);
         if got.is_ok() {
             self.commit(op);
@@ -474,25 +346,10 @@ impl Sim {
             },
             other => panic!("check-consent returned {other:?}"),
         };
-        let here = format!(
-            "patient {patient} accessor {accessor} data type {dt} at height {}",
-            self.model.height
-        );
-        assert_eq!(
-            got,
-            self.model.check(patient, accessor, dt),
-            "check-consent: {here}"
-        );
+        let here = format!("patient {patient} accessor {accessor} data type {dt} at height {}", self.model.height);
+        assert_eq!(got, self.model.check(patient, accessor, dt), "check-consent: {here}");
         let has = self.chain.read(PC, "has-consent", &args);
-        assert_eq!(
-            has,
-            b(self.model.has_consent(patient, accessor, dt)),
-            "has-consent: {here}"
-        );
-        assert_eq!(
-            has,
-            b(got.is_ok()),
-            "has-consent disagrees with check-consent: {here}"
-        );
+        assert_eq!(has, b(self.model.has_consent(patient, accessor, dt)), "has-consent: {here}");
+        assert_eq!(has, b(got.is_ok()), "has-consent disagrees with check-consent: {here}");
     }
 }

@@ -32,50 +32,31 @@ impl Outcome {
     }
 
     pub fn err(&self) -> Option<ContractError> {
-        self.raw.err_code().map(|c| {
-            ContractError::from_code(c).unwrap_or_else(|| panic!("undocumented error code u{c}"))
-        })
+        self.raw
+            .err_code()
+            .map(|c| ContractError::from_code(c).unwrap_or_else(|| panic!("undocumented error code u{c}")))
     }
 }
 
 impl Chain {
     pub fn new() -> Self {
-        Chain {
-            vm: ContractVm::new().expect("contracts deploy"),
-        }
+        Chain { vm: ContractVm::new().expect("contracts deploy") }
     }
 
     /// Calls a function; panics on a VM failure (not on an `(err …)`), and
     /// on any print the decoders reject.
-    pub fn call(
-        &mut self,
-        sender: &str,
-        c: ContractName,
-        f: &str,
-        args: &[ClarityValue],
-    ) -> Outcome {
-        let raw = self
-            .vm
-            .call(sender, c, f, args)
-            .unwrap_or_else(|e| panic!("{f}: {e}"));
+    pub fn call(&mut self, sender: &str, c: ContractName, f: &str, args: &[ClarityValue]) -> Outcome {
+        let raw = self.vm.call(sender, c, f, args).unwrap_or_else(|e| panic!("{f}: {e}"));
         let events = raw
             .prints
             .iter()
-            .map(|(contract, v)| {
-                decode_print(*contract, v).unwrap_or_else(|e| panic!("{f}: print {v:?}: {e}"))
-            })
+            .map(|(contract, v)| decode_print(*contract, v).unwrap_or_else(|e| panic!("{f}: print {v:?}: {e}")))
             .collect();
         Outcome { raw, events }
     }
 
     /// Calls and asserts `(ok …)`; returns the inner value.
-    pub fn ok(
-        &mut self,
-        sender: &str,
-        c: ContractName,
-        f: &str,
-        args: &[ClarityValue],
-    ) -> ClarityValue {
+    pub fn ok(&mut self, sender: &str, c: ContractName, f: &str, args: &[ClarityValue]) -> ClarityValue {
         let out = self.call(sender, c, f, args);
         let e = out.err();
         match out.raw.result {
@@ -85,26 +66,10 @@ impl Chain {
     }
 
     /// Calls and asserts `(err code)`, and that a failed call printed nothing.
-    pub fn err(
-        &mut self,
-        sender: &str,
-        c: ContractName,
-        f: &str,
-        args: &[ClarityValue],
-        e: ContractError,
-    ) {
+    pub fn err(&mut self, sender: &str, c: ContractName, f: &str, args: &[ClarityValue], e: ContractError) {
         let out = self.call(sender, c, f, args);
-        assert_eq!(
-            out.err(),
-            Some(e),
-            "{f} by {sender}: got {:?}",
-            out.result()
-        );
-        assert!(
-            out.events.is_empty(),
-            "{f}: a failed call printed {:?}",
-            out.events
-        );
+        assert_eq!(out.err(), Some(e), "{f} by {sender}: got {:?}", out.result());
+        assert!(out.events.is_empty(), "{f}: a failed call printed {:?}", out.events);
     }
 
     /// A read-only call's value.
@@ -159,11 +124,7 @@ pub fn account(n: u32) -> String {
     use medanchor_contracts::principal::{StandardPrincipal, VERSION_TESTNET_SINGLESIG};
     let mut hash160 = [0x5a; 20];
     hash160[..4].copy_from_slice(&n.to_be_bytes());
-    StandardPrincipal {
-        version: VERSION_TESTNET_SINGLESIG,
-        hash160,
-    }
-    .to_string()
+    StandardPrincipal { version: VERSION_TESTNET_SINGLESIG, hash160 }.to_string()
 }
 
 /// The tuple field `name` of an optional/some tuple value.
@@ -174,10 +135,7 @@ pub fn field(v: &ClarityValue, name: &str) -> ClarityValue {
         other => other,
     };
     match inner {
-        ClarityValue::Tuple(map) => map
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| panic!("no field {name} in {v:?}")),
+        ClarityValue::Tuple(map) => map.get(name).cloned().unwrap_or_else(|| panic!("no field {name} in {v:?}")),
         other => panic!("not a tuple: {other:?}"),
     }
 }
