@@ -109,11 +109,19 @@ describe("grant-consent / check-consent", () => {
     registerPatient(patient);
     expect(grant(9).result).toBeErr(u(104));
     expect(grant(1, 0).result).toBeErr(u(105));
+    // At most 100 years (5,259,600 burn blocks); huge values fail cleanly
+    // instead of overflowing burn-block-height + duration.
+    expect(grant(1, 5259601).result).toBeErr(u(105));
+    expect(
+      pub(PC, "grant-consent", [p(provider), u(1), Cl.some(u(2n ** 128n - 1n))], patient).result,
+    ).toBeErr(u(105));
     expect(grant(1, undefined, patient, patient).result).toBeErr(u(106));
     // check-consent only takes concrete data types (1-8).
     expect(check(0)).toBeErr(u(104));
     expect(check(9)).toBeErr(u(104));
     expect(ro(PC, "get-history-length", [p(patient)])).toBeUint(1);
+    expect(grant(1, 5259600).result).toBeOk(u(1));
+    expect(ro(PC, "get-history-length", [p(patient)])).toBeUint(2);
   });
 
   it("a broad grant (u0) covers standard types but not mental health (u5) or genetic (u6)", () => {
@@ -307,6 +315,20 @@ describe("emergency override", () => {
     expect(check(6, responder)).toBeErr(u(116));
     mineToBurnHeight(expiresAt);
     expect(check(5, responder)).toBeErr(u(115));
+  });
+
+  it("withdrawing the responder credential ends an active override at once (u115)", () => {
+    registerPatient(patient);
+    authoriseResponder();
+    expect(pub(PC, "emergency-override", [p(patient), u(1)], responder).result).toBeOk(
+      expect.anything(),
+    );
+    expect(check(1, responder)).toBeOk(u(2));
+    authoriseResponder(responder, false);
+    expect(check(1, responder)).toBeErr(u(115));
+    // Re-credentialing revives the unexpired override.
+    authoriseResponder(responder, true);
+    expect(check(1, responder)).toBeOk(u(2));
   });
 
   it("direct consent is reported before an expired override", () => {

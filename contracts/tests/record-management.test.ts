@@ -107,9 +107,20 @@ describe("providers and provider access", () => {
     registerProvider(provider);
     expect(grantAccess(provider, 3).result).toBeErr(u(204)); // EMERGENCY is never granted
     expect(grantAccess(provider, LEVEL_WRITE, 0).result).toBeErr(u(220));
+    expect(grantAccess(provider, LEVEL_WRITE, 5259601).result).toBeErr(u(220)); // > 100 years
+    expect(
+      pub(RM, "grant-provider-access", [p(provider), u(1), Cl.some(u(2n ** 128n - 1n))], patient)
+        .result,
+    ).toBeErr(u(220));
     expect(grantAccess(patient, LEVEL_WRITE).result).toBeErr(u(221));
     expect(pub(RM, "set-provider-active", [p(provider), Cl.bool(false)], outsider).result).toBeErr(
       u(200),
+    );
+    expect(pub(RM, "set-provider-active", [p(outsider), Cl.bool(false)], outsider).result).toBeErr(
+      u(200),
+    );
+    expect(pub(RM, "set-provider-active", [p(outsider), Cl.bool(false)], deployer).result).toBeErr(
+      u(201),
     );
     expect(pub(RM, "set-provider-active", [p(provider), Cl.bool(false)], deployer).result).toBeOk(
       Cl.bool(true),
@@ -364,6 +375,7 @@ describe("versions", () => {
 
   it("archive needs ADMIN; archived records refuse writes; purge after retention", () => {
     expect(pub(RM, "set-retention-period", [u(0)], deployer).result).toBeErr(u(226));
+    expect(pub(RM, "set-retention-period", [u(5259601)], deployer).result).toBeErr(u(226));
     expect(pub(RM, "set-retention-period", [u(50)], outsider).result).toBeErr(u(200));
     expect(pub(RM, "set-retention-period", [u(50)], deployer).result).toBeOk(Cl.bool(true));
     expect(ro(RM, "get-retention-period", [])).toBeUint(50);
@@ -375,13 +387,17 @@ describe("versions", () => {
     expect(recordFn("archive-record", 1)).toBeErr(u(207));
     expect(recordFn("purge-record", 1, deployer)).toBeErr(u(228));
     grantAccess(provider, LEVEL_ADMIN);
+    expect(recordFn("finalize-record", 1)).toBeOk(Cl.bool(true));
     const a = pub(RM, "archive-record", [b16(1)], provider);
     expect(a.result).toBeOk(Cl.bool(true));
     printEvent(a.events, RM, "record-archived");
     expect(recordInfo(1).status).toStrictEqual(u(2));
+    expect(recordInfo(1).finalized).toStrictEqual(Cl.bool(true));
     expect(recordFn("archive-record", 1)).toBeErr(u(215));
     expect(update(1, 1, 0x21).result).toBeErr(u(215));
     expect(recordFn("finalize-record", 1)).toBeErr(u(215));
+    // Unlocking an archived record would not make it writable: refused.
+    expect(recordFn("unlock-record", 1)).toBeErr(u(215));
 
     expect(recordFn("purge-record", 1, provider)).toBeErr(u(200));
     // Public calls run one burn block after what read-only calls see.
@@ -477,6 +493,11 @@ describe("anchors", () => {
       Cl.tuple({ submitter: p(provider), "leaf-count": u(8), at: u(at) }),
     );
     expect(pub(RM, "anchor-batch", [b32(0x51), u(3)], provider).result).toBeErr(u(222));
+    // Leaf counts fit in 64 bits.
+    expect(pub(RM, "anchor-batch", [b32(0x54), u(2n ** 64n)], provider).result).toBeErr(u(223));
+    expect(pub(RM, "anchor-batch", [b32(0x54), u(2n ** 64n - 1n)], provider).result).toBeOk(
+      Cl.bool(true),
+    );
 
     expect(pub(RM, "anchor-batch", [b32(0x52), u(1)], outsider).result).toBeErr(u(225));
     expect(
@@ -507,6 +528,10 @@ describe("anchors", () => {
     const r2 = pub(RM, "anchor-audit-root", [u(11), b32(0x63)], provider);
     expect(r2.result).toBeOk(Cl.bool(true));
     const at2 = uintField(r2.events[0].data.value, "at");
+    // Tree sizes fit in 64 bits.
+    expect(pub(RM, "anchor-audit-root", [u(2n ** 64n), b32(0x64)], provider).result).toBeErr(
+      u(223),
+    );
 
     expect(ro(RM, "get-audit-head", [p(provider)])).toBeSome(
       Cl.tuple({ "tree-size": u(11), root: b32(0x63), at: u(at2) }),
