@@ -2,5 +2,6 @@
 
 mod consent_model;
 mod model;
+mod record_matrix;
 mod script;
 mod support;
