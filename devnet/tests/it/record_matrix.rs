@@ -84,7 +84,7 @@ fn record_operations_by_role() {
             } else {
                 chain.ok(&setup, RM, "create-record", &[id.clone(), p(patient), u(1), h32(n), none(), u(0)]);
                 if *op == "unlock-record" {
-                    chain.ok(&setup, RM, "finalize-record", &[id.clone()]);
+                    chain.ok(&setup, RM, "finalize-record", std::slice::from_ref(&id));
                 }
                 match *op {
                     "update-record" => vec![id, u(1), buff(&[n, 0xaa].repeat(16)), none()],
