@@ -33,9 +33,12 @@ ensure_rust() {
 }
 
 ensure_node_modules() {
-    # npm ci is exact and fast when the lock file has not changed.
+    # `npm install` with the committed lock file installs the locked versions.
+    # Not `npm ci`: npm records platform-specific optional packages (rollup,
+    # esbuild) only for the platform that wrote the lock, and `npm ci` then
+    # refuses the lock as out of sync on every machine.
     if [ ! -d contracts/node_modules ] || [ contracts/package-lock.json -nt contracts/node_modules/.package-lock.json ]; then
         log "installing the Clarinet SDK test suite's npm packages"
-        (cd contracts && npm ci --no-audit --no-fund --loglevel=error)
+        (cd contracts && npm install --no-audit --no-fund --loglevel=error)
     fi
 }
