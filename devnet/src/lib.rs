@@ -8,7 +8,13 @@
 //!
 //! Modules: [`vm`] (calls, burn height, costs), [`costs`] (the cost report).
 
+pub mod chain;
 pub mod costs;
+pub mod genesis;
+pub mod headers;
+pub mod keys;
+pub mod store;
+pub mod txbuild;
 pub mod vm;
 
 /// Errors of the devnet crate.
@@ -33,6 +39,40 @@ pub enum Error {
     /// A VM value did not round-trip through the wire format.
     #[error("clarity value codec: {0}")]
     Codec(String),
+    /// A key could not be read or derived (never includes the key).
+    #[error("key: {0}")]
+    Key(String),
+    /// A transaction could not be built.
+    #[error("transaction: {0}")]
+    Transaction(String),
+    /// The chain database failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The database was written by an incompatible version.
+    #[error(
+        "chain database has schema {found:?}; this build reads schema 1 (remove the data directory to start over)"
+    )]
+    Schema {
+        /// The schema found.
+        found: String,
+    },
+    /// Genesis could not be built.
+    #[error("genesis: {0}")]
+    Genesis(String),
+    /// Devnet settings could not be read.
+    #[error("settings {path}: {message}")]
+    Settings {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl From<rocksdb::Error> for Error {
+    fn from(e: rocksdb::Error) -> Self {
+        Error::Storage(e.to_string())
+    }
 }
 
 /// Result with the devnet [`Error`].

@@ -55,7 +55,7 @@ impl CallOutcome {
 }
 
 /// Execution cost in the five dimensions Stacks meters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cost {
     /// Runtime units.
     pub runtime: u64,

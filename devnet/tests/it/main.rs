@@ -1,5 +1,6 @@
 //! Contract tests in the real Clarity VM.
 
+mod chain;
 mod consent_model;
 mod model;
 mod record_matrix;

@@ -1,0 +1,124 @@
+//! Building and signing Stacks transactions (SIP-005), single-sig P2PKH —
+//! what a wallet does. Used by the devnet's genesis, the wallet and tests.
+
+use clarity_repl::clarity::codec::StacksMessageCodec;
+use clarity_repl::clarity::stacks_common::types::chainstate::StacksAddress;
+use clarity_repl::clarity::vm::types::PrincipalData;
+use clarity_repl::clarity::vm::{ClarityName, ClarityVersion, ContractName, Value};
+use clarity_repl::codec::{
+    StacksString, StacksTransaction, StacksTransactionSigner, TokenTransferMemo, TransactionAnchorMode,
+    TransactionAuth, TransactionContractCall, TransactionPayload, TransactionPostCondition,
+    TransactionPostConditionMode, TransactionSmartContract, TransactionVersion,
+};
+
+use crate::keys::StacksKey;
+use crate::{Error, Result};
+
+/// The chain id of testnet and of Clarinet's (and our) devnet.
+pub const CHAIN_ID_TESTNET: u32 = 0x8000_0000;
+
+/// What a transaction does.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// Call a public function.
+    ContractCall {
+        /// The deployer.
+        address: StacksAddress,
+        /// The contract name.
+        contract: String,
+        /// The function.
+        function: String,
+        /// Its arguments.
+        args: Vec<Value>,
+    },
+    /// Deploy a Clarity 2 contract.
+    Deploy {
+        /// The contract name.
+        name: String,
+        /// Its source.
+        source: String,
+    },
+    /// Move STX.
+    Transfer {
+        /// Who gets them.
+        recipient: PrincipalData,
+        /// How many micro-STX.
+        amount: u64,
+    },
+}
+
+/// Transaction options beyond the payload.
+#[derive(Debug, Clone)]
+pub struct TxOptions {
+    /// The origin's nonce.
+    pub nonce: u64,
+    /// The fee in micro-STX.
+    pub fee: u64,
+    /// The chain id.
+    pub chain_id: u32,
+    /// Post-condition mode (stacks.js defaults to deny).
+    pub mode: TransactionPostConditionMode,
+    /// Post-conditions.
+    pub post_conditions: Vec<TransactionPostCondition>,
+}
+
+impl TxOptions {
+    /// Testnet, deny mode, no post-conditions.
+    pub fn new(nonce: u64, fee: u64) -> Self {
+        TxOptions {
+            nonce,
+            fee,
+            chain_id: CHAIN_ID_TESTNET,
+            mode: TransactionPostConditionMode::Deny,
+            post_conditions: Vec::new(),
+        }
+    }
+}
+
+/// Builds and signs a single-sig transaction.
+pub fn sign(key: &StacksKey, payload: Payload, options: &TxOptions) -> Result<StacksTransaction> {
+    let payload = match payload {
+        Payload::ContractCall { address, contract, function, args } => {
+            TransactionPayload::ContractCall(TransactionContractCall {
+                address,
+                contract_name: ContractName::try_from(contract)
+                    .map_err(|e| Error::Transaction(format!("invalid contract name: {e}")))?,
+                function_name: ClarityName::try_from(function)
+                    .map_err(|e| Error::Transaction(format!("invalid function name: {e}")))?,
+                function_args: args,
+            })
+        }
+        Payload::Deploy { name, source } => TransactionPayload::SmartContract(
+            TransactionSmartContract {
+                name: ContractName::try_from(name)
+                    .map_err(|e| Error::Transaction(format!("invalid contract name: {e}")))?,
+                code_body: StacksString::from_string(&source)
+                    .ok_or_else(|| Error::Transaction("contract source is not printable ASCII".into()))?,
+            },
+            Some(ClarityVersion::Clarity2),
+        ),
+        Payload::Transfer { recipient, amount } => {
+            TransactionPayload::TokenTransfer(recipient, amount, TokenTransferMemo([0; 34]))
+        }
+    };
+    let auth = TransactionAuth::from_p2pkh(&key.to_private_key())
+        .ok_or_else(|| Error::Transaction("cannot build a spending condition for this key".into()))?;
+    let version = if options.chain_id == 1 { TransactionVersion::Mainnet } else { TransactionVersion::Testnet };
+    let mut tx = StacksTransaction::new(version, auth, payload);
+    tx.chain_id = options.chain_id;
+    tx.anchor_mode = TransactionAnchorMode::Any;
+    tx.post_condition_mode = options.mode.clone();
+    tx.post_conditions = options.post_conditions.clone();
+    tx.set_origin_nonce(options.nonce);
+    tx.set_tx_fee(options.fee);
+    let mut signer = StacksTransactionSigner::new(&tx);
+    signer.sign_origin(&key.to_private_key()).map_err(|e| Error::Transaction(format!("signing failed: {e}")))?;
+    signer.get_tx().ok_or_else(|| Error::Transaction("signature incomplete".into()))
+}
+
+/// The consensus serialization of a transaction.
+pub fn serialize(tx: &StacksTransaction) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    tx.consensus_serialize(&mut bytes).expect("writing to a Vec cannot fail");
+    bytes
+}
