@@ -315,7 +315,7 @@ impl Chain {
                 if !BOOT_CONTRACTS.contains(name) {
                     continue;
                 }
-                let id = QualifiedContractIdentifier::new(boot.clone().into(), (*name).into());
+                let id = QualifiedContractIdentifier::new(boot.into(), (*name).into());
                 let version = if *name == "costs-3" { ClarityVersion::Clarity2 } else { ClarityVersion::Clarity1 };
                 deploy_free(&mut store, &self.headers, &id, source, version)?;
             }
@@ -323,7 +323,7 @@ impl Chain {
             db.begin();
             db.set_clarity_epoch_version(EPOCH);
             for account in &self.config.accounts {
-                let principal = PrincipalData::from(account.address.clone());
+                let principal = PrincipalData::from(account.address);
                 let mut snapshot = db.get_stx_balance_snapshot_genesis(&principal);
                 snapshot.credit(account.balance);
                 snapshot.save();
@@ -421,7 +421,7 @@ impl Chain {
                 }
             }
             TransactionPayload::ContractCall(call) => {
-                let id = QualifiedContractIdentifier::new(call.address.clone().into(), call.contract_name.clone());
+                let id = QualifiedContractIdentifier::new(call.address.into(), call.contract_name.clone());
                 self.check_call(&id, call.function_name.as_str(), &call.function_args)?;
             }
             TransactionPayload::SmartContract(contract, version) => {
@@ -534,6 +534,8 @@ impl Chain {
         })
     }
 
+    // The VM's error type is large and not ours to box.
+    #[allow(clippy::result_large_err)]
     /// Calls a read-only function at the tip (what `/v2/contracts/call-read`
     /// does); state changes are discarded.
     pub fn call_read_only(
@@ -684,6 +686,8 @@ fn deploy_free(
 }
 
 /// Executes one candidate in the block under construction.
+// The VM's error type is large and not ours to box.
+#[allow(clippy::result_large_err)]
 fn apply(
     store: &mut BlockStore<'_>,
     headers: &HeaderIndex,
@@ -769,7 +773,7 @@ fn apply(
             })
         }
         TransactionPayload::ContractCall(call) => {
-            let id = QualifiedContractIdentifier::new(call.address.clone().into(), call.contract_name.clone());
+            let id = QualifiedContractIdentifier::new(call.address.into(), call.contract_name.clone());
             let args: Vec<SymbolicExpression> =
                 call.function_args.iter().cloned().map(SymbolicExpression::atom_value).collect();
             env.execute_transaction(
@@ -879,9 +883,9 @@ fn post_conditions_hold(tx: &StacksTransaction, origin: &PrincipalData, assets: 
     let principal_of = |p: &PostConditionPrincipal| -> PrincipalData {
         match p {
             PostConditionPrincipal::Origin => origin.clone(),
-            PostConditionPrincipal::Standard(a) => PrincipalData::from(a.clone()),
+            PostConditionPrincipal::Standard(a) => PrincipalData::from(*a),
             PostConditionPrincipal::Contract(a, name) => {
-                PrincipalData::Contract(QualifiedContractIdentifier::new(a.clone().into(), name.clone()))
+                PrincipalData::Contract(QualifiedContractIdentifier::new((*a).into(), name.clone()))
             }
         }
     };
@@ -935,10 +939,7 @@ fn post_conditions_hold(tx: &StacksTransaction, origin: &PrincipalData, assets: 
 
 fn asset_id(info: &clarity_repl::codec::AssetInfo) -> AssetIdentifier {
     AssetIdentifier {
-        contract_identifier: QualifiedContractIdentifier::new(
-            info.contract_address.clone().into(),
-            info.contract_name.clone(),
-        ),
+        contract_identifier: QualifiedContractIdentifier::new(info.contract_address.into(), info.contract_name.clone()),
         asset_name: info.asset_name.clone(),
     }
 }

@@ -107,7 +107,7 @@ pub fn sign(key: &StacksKey, payload: Payload, options: &TxOptions) -> Result<St
     let mut tx = StacksTransaction::new(version, auth, payload);
     tx.chain_id = options.chain_id;
     tx.anchor_mode = TransactionAnchorMode::Any;
-    tx.post_condition_mode = options.mode.clone();
+    tx.post_condition_mode = options.mode;
     tx.post_conditions = options.post_conditions.clone();
     tx.set_origin_nonce(options.nonce);
     tx.set_tx_fee(options.fee);
