@@ -534,6 +534,39 @@ impl Chain {
         })
     }
 
+    /// A data variable's current value (`None` if the contract or
+    /// variable does not exist).
+    pub fn data_var(&self, id: &QualifiedContractIdentifier, name: &str) -> Result<Option<Value>> {
+        self.read(|store| {
+            let mut db = ClarityDatabase::new(store, &self.headers, &self.headers);
+            db.begin();
+            let v = db.lookup_variable_unknown_descriptor(id, name).ok();
+            db.roll_back();
+            v
+        })
+    }
+
+    /// A map entry as a serialized optional, as `/v2/map_entry` returns it
+    /// (`None` if the contract or map does not exist).
+    pub fn map_entry(&self, id: &QualifiedContractIdentifier, map: &str, key: &Value) -> Result<Option<Value>> {
+        self.read(|store| {
+            let mut db = ClarityDatabase::new(store, &self.headers, &self.headers);
+            db.begin();
+            let v = db.fetch_entry_unknown_descriptor(id, map, key).ok();
+            db.roll_back();
+            v
+        })
+    }
+
+    /// The height a contract was deployed at.
+    pub fn contract_height(&self, id: &QualifiedContractIdentifier) -> Result<Option<u32>> {
+        self.read(|store| {
+            let key = clarity_repl::clarity::vm::database::clarity_store::make_contract_hash_key(id);
+            clarity_repl::clarity::vm::database::ClarityBackingStore::get(store, &key)
+                .and_then(|c| u32::from_str_radix(&c[c.len().saturating_sub(8)..], 16).ok())
+        })
+    }
+
     // The VM's error type is large and not ours to box.
     #[allow(clippy::result_large_err)]
     /// Calls a read-only function at the tip (what `/v2/contracts/call-read`
