@@ -62,10 +62,7 @@ impl Mempool {
 
     /// The highest pending nonce of a sender.
     pub fn last_nonce(&self, sender: &str) -> Option<u64> {
-        self.by_sender
-            .range((sender.to_string(), 0)..=(sender.to_string(), u64::MAX))
-            .next_back()
-            .map(|((_, n), _)| *n)
+        self.by_sender.range((sender.to_string(), 0)..=(sender.to_string(), u64::MAX)).next_back().map(|((_, n), _)| *n)
     }
 
     /// Validates against the tip and admits.

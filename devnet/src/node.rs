@@ -32,6 +32,9 @@ pub struct NodeConfig {
     pub observers: Vec<String>,
     /// Most transactions the mempool holds.
     pub mempool_capacity: usize,
+    /// How long one delivery to an observer may take before it is retried
+    /// (stacks-node's `timeout_ms`).
+    pub observer_timeout: Duration,
 }
 
 impl NodeConfig {
@@ -44,6 +47,7 @@ impl NodeConfig {
             burn_blocks_per_block: 1,
             observers: Vec::new(),
             mempool_capacity: 100_000,
+            observer_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -79,7 +83,7 @@ impl Node {
             .map_err(|e| Error::Storage(format!("{}: {e}", config.data_dir.display())))?;
         let chain = Chain::open(&config.data_dir.join("chain"), chain_config(&config.accounts, now())?)?;
         let mempool = Mempool::new(config.mempool_capacity);
-        let dispatcher = Arc::new(Dispatcher::new(config.observers.clone()));
+        let dispatcher = Arc::new(Dispatcher::new(config.observers.clone(), config.observer_timeout));
         Ok(Node {
             state: Arc::new(Mutex::new(NodeState { chain, mempool, pending_burn_advance: 0 })),
             config: Arc::new(config),
@@ -150,11 +154,7 @@ impl Node {
             let txids = mined.dropped.iter().map(|(c, _)| c.txid()).collect();
             self.dispatcher.mempool(MempoolEvent::Dropped { txids, reason: "Problematic" });
         }
-        tracing::debug!(
-            height = mined.block.header.height,
-            txs = mined.block.receipts.len(),
-            "mined block"
-        );
+        tracing::debug!(height = mined.block.header.height, txs = mined.block.receipts.len(), "mined block");
         self.mined.notify_waiters();
         self.dispatcher.block_mined();
         Ok(mined)

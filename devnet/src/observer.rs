@@ -47,9 +47,9 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// A dispatcher for `host:port` observers.
-    pub fn new(observers: Vec<String>) -> Self {
+    pub fn new(observers: Vec<String>, timeout: Duration) -> Self {
         let queues = Mutex::new(observers.iter().map(|_| VecDeque::new()).collect());
-        Dispatcher { observers, queues, wake: Notify::new(), timeout: Duration::from_secs(5) }
+        Dispatcher { observers, queues, wake: Notify::new(), timeout }
     }
 
     /// Queues a mempool notification for every observer.

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clarity_repl::clarity::codec::StacksMessageCodec;
-use clarity_repl::clarity::vm::types::{PrincipalData, QualifiedContractIdentifier, StandardPrincipalData};
+use clarity_repl::clarity::vm::types::{PrincipalData, QualifiedContractIdentifier};
 use clarity_repl::clarity::vm::Value;
 use serde::Deserialize;
 use serde_json::json;
@@ -36,6 +36,7 @@ pub fn router(node: Node) -> Router {
         .route("/v2/fees/transaction", post(fee_estimate))
         .route("/extended/v1/tx/{txid}", get(tx_status))
         .route("/extended/v1/address/{addr}/nonces", get(nonces))
+        .route("/extended/v1/block/by_height/{height}", get(block_by_height))
         .route("/devnet/mine", post(mine))
         .route("/devnet/advance-burn", post(advance_burn))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -51,15 +52,15 @@ fn internal(e: impl std::fmt::Display) -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, "the node's database failed")
 }
 
-fn contract_id(addr: &str, name: &str) -> Result<QualifiedContractIdentifier, Response> {
-    let issuer = StandardPrincipalData::try_from(PrincipalData::parse_standard_principal(addr).map_err(|_| {
-        error(StatusCode::BAD_REQUEST, format!("{addr:?} is not a Stacks address"))
-    })?)
-    .map_err(|_| error(StatusCode::BAD_REQUEST, "not a standard principal"))?;
+/// A contract id from path segments; the error is the 400 to send back
+/// (boxed: a response is large).
+fn contract_id(addr: &str, name: &str) -> Result<QualifiedContractIdentifier, Box<Response>> {
+    let issuer = PrincipalData::parse_standard_principal(addr)
+        .map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, format!("{addr:?} is not a Stacks address"))))?;
     let name = name
         .to_string()
         .try_into()
-        .map_err(|_| error(StatusCode::BAD_REQUEST, format!("{name:?} is not a contract name")))?;
+        .map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, format!("{name:?} is not a contract name"))))?;
     Ok(QualifiedContractIdentifier::new(issuer, name))
 }
 
@@ -192,7 +193,7 @@ async fn call_read(
     };
     let id = match contract_id(&addr, &name) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let sender = match PrincipalData::parse(&body.sender) {
         Ok(p) => p,
@@ -203,7 +204,8 @@ async fn call_read(
         Ok(a) => a,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let result = tokio::task::spawn_blocking(move || node.lock().chain.call_read_only(&sender, &id, &function, &args)).await;
+    let result =
+        tokio::task::spawn_blocking(move || node.lock().chain.call_read_only(&sender, &id, &function, &args)).await;
     match result {
         Ok(Ok(Ok(v))) => Json(json!({ "okay": true, "result": value_hex(&v) })).into_response(),
         Ok(Ok(Err(cause))) => Json(json!({ "okay": false, "cause": cause })).into_response(),
@@ -219,7 +221,7 @@ async fn map_entry(
 ) -> Response {
     let id = match contract_id(&addr, &name) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let key_hex: String = match serde_json::from_slice(&body) {
         Ok(k) => k,
@@ -239,7 +241,7 @@ async fn map_entry(
 async fn data_var(State(node): State<Node>, Path((addr, name, var)): Path<(String, String, String)>) -> Response {
     let id = match contract_id(&addr, &name) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match node.lock().chain.data_var(&id, &var) {
         Ok(Some(v)) => Json(json!({ "data": value_hex(&v) })).into_response(),
@@ -251,7 +253,7 @@ async fn data_var(State(node): State<Node>, Path((addr, name, var)): Path<(Strin
 async fn interface(State(node): State<Node>, Path((addr, name)): Path<(String, String)>) -> Response {
     let id = match contract_id(&addr, &name) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match node.lock().chain.contract_analysis(&id) {
         Ok(Some(analysis)) => {
@@ -267,7 +269,7 @@ async fn interface(State(node): State<Node>, Path((addr, name)): Path<(String, S
 async fn source(State(node): State<Node>, Path((addr, name)): Path<(String, String)>) -> Response {
     let id = match contract_id(&addr, &name) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let state = node.lock();
     match (state.chain.contract_source(&id), state.chain.contract_height(&id)) {
@@ -295,7 +297,9 @@ async fn fee_estimate(
 ) -> Response {
     let Json(body) = match body {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body must be {{transaction_payload, estimated_len}}: {e}")),
+        Err(e) => {
+            return error(StatusCode::BAD_REQUEST, format!("body must be {{transaction_payload, estimated_len}}: {e}"))
+        }
     };
     let payload_len = match hex::decode(body.transaction_payload.trim_start_matches("0x")) {
         Ok(b) => b.len() as u64,
@@ -388,6 +392,24 @@ async fn nonces(State(node): State<Node>, Path(addr): Path<String>) -> Response 
     .into_response()
 }
 
+async fn block_by_height(State(node): State<Node>, Path(height): Path<u64>) -> Response {
+    match node.lock().chain.block(height) {
+        Ok(Some(b)) => Json(json!({
+            "height": b.header.height,
+            "hash": format!("0x{}", hex::encode(b.header.block_hash)),
+            "index_block_hash": format!("0x{}", hex::encode(b.header.index_block_hash)),
+            "parent_index_block_hash": format!("0x{}", hex::encode(b.header.parent_index_block_hash)),
+            "burn_block_height": b.header.burn_block_height,
+            "burn_block_time": b.header.burn_block_time,
+            "canonical": true,
+            "txs": b.receipts.iter().map(|r| r.txid.clone()).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no block at height {height}")),
+        Err(e) => internal(e),
+    }
+}
+
 #[derive(Deserialize)]
 struct Count {
     blocks: Option<u32>,
@@ -416,7 +438,9 @@ async fn advance_burn(State(node): State<Node>, Query(q): Query<Count>) -> Respo
     // The burn height a transaction sees is its parent's, so the jump is
     // mined into a block right away and reads see it at once.
     match node.mine_blocks(1, count.saturating_sub(node.config().burn_blocks_per_block)).await {
-        Ok(headers) => Json(json!({ "burn_block_height": headers.last().map(|h| h.burn_block_height) })).into_response(),
+        Ok(headers) => {
+            Json(json!({ "burn_block_height": headers.last().map(|h| h.burn_block_height) })).into_response()
+        }
         Err(e) => internal(e),
     }
 }

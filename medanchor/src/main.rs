@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use medanchor_devnet::costs::cost_report;
-use medanchor_devnet::vm::{ContractVm, Cost};
+use medanchor_devnet::vm::Cost;
 
 /// medanchor: patient-controlled medical data anchored on Stacks.
 #[derive(Debug, Parser)]
@@ -17,8 +17,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Starts what exists of the system on its embedded defaults.
-    Up,
+    /// Starts the whole system on its embedded defaults (today: the devnet).
+    Up(DevnetArgs),
+    /// Runs the embedded Stacks devnet alone.
+    Devnet(DevnetArgs),
     /// Contract tools.
     Contracts {
         #[command(subcommand)]
@@ -35,6 +37,29 @@ enum ContractsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Options of the devnet node.
+#[derive(Debug, clap::Args)]
+struct DevnetArgs {
+    /// Where chain data lives.
+    #[arg(long, default_value = ".medanchor/devnet")]
+    data_dir: std::path::PathBuf,
+    /// The RPC address (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:20443")]
+    rpc_bind: std::net::SocketAddr,
+    /// Milliseconds between blocks; 0 mines only on demand (POST /devnet/mine).
+    #[arg(long, default_value_t = 1000)]
+    block_time_ms: u64,
+    /// Burn blocks each Stacks block advances.
+    #[arg(long, default_value_t = 1)]
+    burn_blocks_per_block: u32,
+    /// An event observer `host:port` (repeatable), as stacks-node's `[[events_observer]]`.
+    #[arg(long = "observer")]
+    observers: Vec<String>,
+    /// Clarinet-format Devnet.toml with the genesis accounts (default: the embedded one).
+    #[arg(long)]
+    devnet_toml: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -54,7 +79,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Contracts { command: ContractsCommand::Costs { json } } => costs(json),
-        Command::Up => up(),
+        Command::Up(args) => devnet(args, true),
+        Command::Devnet(args) => devnet(args, false),
     }
 }
 
@@ -90,29 +116,53 @@ fn costs(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Today the system is its contracts: `up` deploys them into the Clarity VM,
-/// proves they load, and prints the devnet accounts. The devnet node (RPC,
-/// blocks, persistence), the indexer and the API join here as they land.
-fn up() -> anyhow::Result<()> {
-    let vm = ContractVm::new().context("deploying the contracts into the Clarity VM")?;
-    println!("medanchor: contracts deployed into the Clarity VM (Clarity 2, epoch 2.4):");
-    for contract in medanchor_contracts::ContractName::ALL {
-        println!("  {}.{}", medanchor_contracts::DEPLOYER_ADDRESS, contract.name());
-    }
-    println!("  burn height: {}", vm.burn_height());
-    println!("\nDevnet accounts (public test keys from contracts/settings/Devnet.toml; never for real funds):");
-    for (name, address) in [
-        ("deployer", "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM"),
-        ("wallet_1", "ST1SJ3DTE5DN7X54YDH5D64R3BCB6A2AG2ZQ8YPD5"),
-        ("wallet_2", "ST2CY5V39NHDPWSXMW9QDT3HC3GD6Q6XX4CFRK9AG"),
-        ("wallet_3", "ST2JHG361ZXG51QTKY2NQCVBPPRRE2KZB1HR05NNC"),
-        ("faucet", "STNHKEPYEPJ8ET55ZZ0M5A34J0R3N5FM2CMMMAZ6"),
-    ] {
-        println!("  {name:<9} {address}");
-    }
-    println!(
-        "\nThe devnet node (stacks-node RPC on 127.0.0.1:20443), the indexer and the API are not part of this build yet;\n\
-         see README.md for what runs today. Contract costs: `medanchor contracts costs`."
-    );
-    Ok(())
+fn devnet(args: DevnetArgs, banner: bool) -> anyhow::Result<()> {
+    use medanchor_devnet::genesis;
+    use medanchor_devnet::node::{Node, NodeConfig};
+
+    let accounts = match &args.devnet_toml {
+        Some(path) => genesis::load_accounts(path)?,
+        None => genesis::parse_accounts(genesis::DEFAULT_DEVNET_TOML, "embedded Devnet.toml")?,
+    };
+    let mut config = NodeConfig::new(args.data_dir.clone(), accounts.clone());
+    config.block_interval = (args.block_time_ms > 0).then(|| std::time::Duration::from_millis(args.block_time_ms));
+    config.burn_blocks_per_block = args.burn_blocks_per_block;
+    config.observers = args.observers.clone();
+    let node = Node::open(config).with_context(|| format!("opening the chain in {}", args.data_dir.display()))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.rpc_bind)
+            .await
+            .with_context(|| format!("binding the RPC address {}", args.rpc_bind))?;
+        let addr = listener.local_addr()?;
+        {
+            let state = node.lock();
+            let tip = state.chain.tip();
+            println!("medanchor devnet: Stacks RPC on http://{addr} (chain id 0x80000000, testnet addresses)");
+            println!(
+                "  tip height {}, burn height {}, data in {}",
+                tip.height,
+                tip.burn_block_height,
+                args.data_dir.display()
+            );
+        }
+        let deployer = medanchor_contracts::DEPLOYER_ADDRESS;
+        println!("  contracts: {deployer}.patient-consent, {deployer}.record-management");
+        for o in &args.observers {
+            println!("  event observer: http://{o}");
+        }
+        if banner {
+            println!("\nDevnet accounts (public test keys from Devnet.toml; never for real funds):");
+            for a in &accounts {
+                let address = a.key.address(medanchor_devnet::keys::TESTNET_SINGLESIG);
+                println!("  {:<9} {address}  {} STX", a.name, a.balance / 1_000_000);
+            }
+            println!("\nNot built yet: the indexer and the API. Ctrl-C stops the node.");
+        }
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+            println!("shutting down");
+        };
+        node.run(listener, shutdown).await.map_err(anyhow::Error::from)
+    })
 }

@@ -3,6 +3,7 @@
 mod chain;
 mod consent_model;
 mod model;
+mod node_rpc;
 mod record_matrix;
 mod script;
 mod support;
