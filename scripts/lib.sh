@@ -37,8 +37,13 @@ ensure_node_modules() {
     # Not `npm ci`: npm records platform-specific optional packages (rollup,
     # esbuild) only for the platform that wrote the lock, and `npm ci` then
     # refuses the lock as out of sync on every machine.
-    if [ ! -d contracts/node_modules ] || [ contracts/package-lock.json -nt contracts/node_modules/.package-lock.json ]; then
-        log "installing the Clarinet SDK test suite's npm packages"
-        (cd contracts && npm install --no-audit --no-fund --loglevel=error)
-    fi
+    # contracts/: the Clarinet SDK (simnet) suite; tests/js: stacks.js, for
+    # the wallet-compatibility test against the devnet.
+    local dir
+    for dir in contracts tests/js; do
+        if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+            log "installing npm packages in $dir"
+            (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
+        fi
+    done
 }

@@ -1,0 +1,4 @@
+//! End-to-end tests of the `medanchor` binary: real processes, real HTTP
+//! on loopback.
+
+mod devnet_process;
