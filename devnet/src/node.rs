@@ -205,12 +205,20 @@ impl Node {
             })
         });
         let app = crate::rpc::router(self.clone());
-        let stop_rpc = stop.clone();
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown.await;
-            stop_rpc.notify_waiters();
+            let _ = stopped_tx.send(());
         });
-        let result = server.await.map_err(|e| Error::Storage(format!("rpc server: {e}")));
+        // Graceful shutdown waits for open connections, and HTTP clients
+        // keep idle ones open: give in-flight requests 3 s, then stop.
+        let result = tokio::select! {
+            r = server => r.map_err(|e| Error::Storage(format!("rpc server: {e}"))),
+            _ = async {
+                let _ = stopped_rx.await;
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            } => Ok(()),
+        };
         stop.notify_waiters();
         if let Some(p) = producer {
             let _ = p.await;
