@@ -627,8 +627,7 @@ impl Chain {
                     }
                     Applied::Deferred => {
                         // A full block stops here; a future nonce just waits.
-                        full = tracker.get_total().exceeds(&ExecutionCost::zero())
-                            && remaining_is_low(&tracker, &self.config.block_limit);
+                        full = remaining_is_low(&tracker, &self.config.block_limit);
                         deferred.push(candidate);
                     }
                     Applied::Dropped(rejection) => dropped.push((candidate, rejection)),
@@ -706,12 +705,21 @@ fn deploy_free(
     let mut cost = LimitedCostTracker::new_free();
     let mut ast = ast::build_ast_with_rules(id, source, &mut cost, version, EPOCH, ASTRules::PrecheckSize)
         .map_err(|e| fail(e.to_string()))?;
-    let analysis = {
+    {
+        // Type-checks and saves the analysis (`save_contract`), as a
+        // deploy does.
         let mut adb = AnalysisDatabase::new(store);
-        analysis::run_analysis(id, &mut ast.expressions, &mut adb, true, LimitedCostTracker::new_free(), EPOCH, version)
-            .map_err(|(e, _)| fail(e.to_string()))?
-    };
-    let _ = analysis;
+        analysis::run_analysis(
+            id,
+            &mut ast.expressions,
+            &mut adb,
+            true,
+            LimitedCostTracker::new_free(),
+            EPOCH,
+            version,
+        )
+        .map_err(|(e, _)| fail(e.to_string()))?;
+    }
     let db = ClarityDatabase::new(store, headers, headers);
     let mut env = OwnedEnvironment::new_free(false, CHAIN_ID_TESTNET, db, EPOCH);
     env.initialize_contract_from_ast(id.clone(), version, &ast, source, None).map_err(|e| fail(e.to_string()))?;

@@ -2,7 +2,6 @@
 //! producer on a timer (and on demand), the RPC server and the event
 //! observers.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -225,11 +224,6 @@ impl Node {
         }
         let _ = observers.await;
         result
-    }
-
-    /// The address the node was configured to serve, for messages.
-    pub fn describe(addr: SocketAddr) -> String {
-        format!("http://{addr}")
     }
 
     /// Waits until a block is mined (for pollers such as `wait_for_tx`).

@@ -43,9 +43,6 @@ pub(crate) const CF_OBSERVER: &str = "observer";
 pub(crate) const CF_META: &str = "meta";
 const FAMILIES: [&str; 7] = [CF_CLARITY, CF_META_CLARITY, CF_BLOCKS, CF_BLOCK_IDS, CF_TXS, CF_OBSERVER, CF_META];
 
-/// A raw key-value pair read from RocksDB.
-pub type Entry = (Box<[u8]>, Box<[u8]>);
-
 /// The chain database.
 pub struct ChainDb {
     db: DB,
@@ -95,13 +92,6 @@ impl ChainDb {
         opts.set_sync(true);
         self.db.write_opt(batch, &opts)?;
         Ok(())
-    }
-
-    /// Iterates a family in key order from `start`.
-    pub fn scan_from<'a>(&'a self, family: &str, start: &[u8]) -> impl Iterator<Item = Result<Entry>> + 'a {
-        self.db
-            .iterator_cf(self.cf(family), rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward))
-            .map(|r| r.map_err(Error::from))
     }
 }
 
