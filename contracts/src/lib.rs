@@ -215,6 +215,19 @@ mod tests {
     }
 
     #[test]
+    fn limits_match_the_contracts() {
+        use crate::types::{MAX_DURATION_BLOCKS, MAX_EMERGENCY_REASON};
+        for contract in ContractName::ALL {
+            let consts = constants(contract.source());
+            let max = consts.iter().find(|(n, _)| n == "MAX-DURATION").map(|(_, v)| v.clone());
+            assert_eq!(max, Some(format!("u{MAX_DURATION_BLOCKS}")), "{contract}");
+        }
+        let consts = constants(ContractName::PatientConsent.source());
+        let reason = consts.iter().find(|(n, _)| n == "MAX-EMERGENCY-REASON").map(|(_, v)| v.clone());
+        assert_eq!(reason, Some(format!("u{MAX_EMERGENCY_REASON}")));
+    }
+
+    #[test]
     fn data_type_codes_match_patient_consent() {
         let consts = constants(ContractName::PatientConsent.source());
         for dt in DataType::ALL {

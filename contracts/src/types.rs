@@ -246,6 +246,13 @@ coded_enum! {
 
 /// Burn blocks per hour: one Bitcoin block every ~10 minutes.
 pub const BURN_BLOCKS_PER_HOUR: u64 = 6;
+/// Burn blocks per day.
+pub const BURN_BLOCKS_PER_DAY: u64 = 24 * BURN_BLOCKS_PER_HOUR;
+/// Longest consent or provider-access duration the contracts accept
+/// (`MAX-DURATION`): 100 years of 365.25 days.
+pub const MAX_DURATION_BLOCKS: u64 = 100 * 36525 * BURN_BLOCKS_PER_DAY / 100;
+/// Largest emergency reason code (`MAX-EMERGENCY-REASON`); codes are 1 to this.
+pub const MAX_EMERGENCY_REASON: u8 = 255;
 /// Default emergency-override timeout: 72 hours.
 pub const DEFAULT_EMERGENCY_TIMEOUT_BLOCKS: u64 = 72 * BURN_BLOCKS_PER_HOUR;
 /// Default record retention: 30 years of 365.25 days.
@@ -285,6 +292,8 @@ mod tests {
     fn durations() {
         assert_eq!(DEFAULT_EMERGENCY_TIMEOUT_BLOCKS, 432);
         assert_eq!(DEFAULT_RETENTION_BLOCKS, 1_577_880);
+        assert_eq!(BURN_BLOCKS_PER_DAY, 144);
+        assert_eq!(MAX_DURATION_BLOCKS, 5_259_600);
         assert_eq!(seconds_to_burn_blocks(3600, 600), 6);
         assert_eq!(seconds_to_burn_blocks(3601, 600), 7);
     }

@@ -6,7 +6,10 @@
 //! production, the transaction pool, RocksDB persistence and the
 //! stacks-node RPC and event-observer protocols are built on top of it.
 //!
-//! Modules: [`vm`] (calls, burn height, costs), [`costs`] (the cost report).
+//! Modules: [`vm`] (calls, burn height, costs), [`costs`] (the cost report),
+//! [`wallet`] (encrypted key files, an async RPC client for any stacks-node,
+//! typed contract calls — the wallet speaks only the public RPC, never the
+//! chain directly).
 
 pub mod chain;
 pub mod costs;
@@ -20,6 +23,7 @@ pub mod rpc;
 pub mod store;
 pub mod txbuild;
 pub mod vm;
+pub mod wallet;
 
 /// Errors of the devnet crate.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +67,25 @@ pub enum Error {
     /// Genesis could not be built.
     #[error("genesis: {0}")]
     Genesis(String),
+    /// A key file could not be read, written or decrypted (never includes
+    /// key material or the passphrase).
+    #[error("key file: {0}")]
+    KeyFile(String),
+    /// A node could not be reached, or answered something unexpected.
+    #[error("rpc: {0}")]
+    Rpc(String),
+    /// The node refused a transaction; `reason` and `reason_data` are the
+    /// node's own words, verbatim.
+    #[error("transaction rejected by the node: {reason} {reason_data}")]
+    Rejected {
+        /// stacks-node's rejection reason (`BadNonce`, `FeeTooLow`, …).
+        reason: String,
+        /// Its `reason_data` as JSON text.
+        reason_data: String,
+    },
+    /// A wallet argument is invalid (caught before anything is signed).
+    #[error("{0}")]
+    Invalid(String),
     /// Devnet settings could not be read.
     #[error("settings {path}: {message}")]
     Settings {

@@ -1,5 +1,7 @@
 //! The `medanchor` command.
 
+mod wallet;
+
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -25,6 +27,11 @@ enum Command {
     Contracts {
         #[command(subcommand)]
         command: ContractsCommand,
+    },
+    /// The wallet: keys, patient and provider transactions, consent checks.
+    Wallet {
+        #[command(subcommand)]
+        command: wallet::WalletCommand,
     },
 }
 
@@ -81,6 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Contracts { command: ContractsCommand::Costs { json } } => costs(json),
         Command::Up(args) => devnet(args, true),
         Command::Devnet(args) => devnet(args, false),
+        Command::Wallet { command } => wallet::run(command),
     }
 }
 

@@ -2,3 +2,4 @@
 //! on loopback.
 
 mod devnet_process;
+mod wallet;
