@@ -1,6 +1,14 @@
 //! The `medanchor` command.
 
+mod bench;
+
 use std::process::ExitCode;
+
+// The Clarity VM allocates and frees small objects at a furious rate
+// (every value, every cost evaluation); mimalloc handles that pattern far
+// better than glibc's allocator (see `medanchor bench devnet`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -26,6 +34,18 @@ enum Command {
         #[command(subcommand)]
         command: ContractsCommand,
     },
+    /// Benchmarks, each printing its ratio against the named baseline.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Signed grant-consent transactions over HTTP to a devnet node versus
+    /// the same calls through Clarinet's simnet.
+    Devnet(bench::DevnetBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Contracts { command: ContractsCommand::Costs { json } } => costs(json),
         Command::Up(args) => devnet(args, true),
         Command::Devnet(args) => devnet(args, false),
+        Command::Bench { command: BenchCommand::Devnet(args) } => bench::run(args),
     }
 }
 
