@@ -13,15 +13,20 @@
 //! `abort_by_response` with `(err none)` and a `vm_error`. A transaction
 //! that would overflow the block budget waits for the next block.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use clarity_repl::clarity::codec::StacksMessageCodec;
 use clarity_repl::clarity::rusqlite::Connection;
 use clarity_repl::clarity::stacks_common::types::chainstate::{StacksAddress, StacksBlockId};
 use clarity_repl::clarity::vm::analysis::{self, AnalysisDatabase, ContractAnalysis};
 use clarity_repl::clarity::vm::ast::{self, ASTRules};
-use clarity_repl::clarity::vm::contexts::{AssetMap, AssetMapEntry, OwnedEnvironment};
-use clarity_repl::clarity::vm::costs::{ExecutionCost, LimitedCostTracker};
+use clarity_repl::clarity::vm::contexts::{AssetMap, AssetMapEntry, Environment, OwnedEnvironment};
+use clarity_repl::clarity::vm::contracts::Contract;
+use clarity_repl::clarity::vm::costs::cost_functions::ClarityCostFunction;
+use clarity_repl::clarity::vm::costs::{runtime_cost, CostTracker, ExecutionCost, LimitedCostTracker};
 use clarity_repl::clarity::vm::database::ClarityDatabase;
 use clarity_repl::clarity::vm::errors::{CheckErrors, Error as VmError, InterpreterError};
 use clarity_repl::clarity::vm::events::StacksTransactionEvent;
@@ -248,7 +253,15 @@ pub struct Chain {
     headers: HeaderIndex,
     side_store: Connection,
     config: ChainConfig,
+    /// Deployed contracts, parsed once. The VM stores a contract as JSON
+    /// and parses it on every call, which costs more than executing a
+    /// typical call; a deployed contract never changes and the devnet never
+    /// forks, so a parsed copy stays valid for the life of the chain.
+    contracts: RefCell<ContractCache>,
 }
+
+/// Contracts by id (see [`Chain`]'s `contracts`).
+type ContractCache = HashMap<QualifiedContractIdentifier, Arc<Contract>>;
 
 impl std::fmt::Debug for Chain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -261,7 +274,8 @@ impl Chain {
     pub fn open(path: &Path, config: ChainConfig) -> Result<Chain> {
         let db = ChainDb::open(path)?;
         let side_store = Connection::open_in_memory().map_err(|e| Error::Storage(e.to_string()))?;
-        let mut chain = Chain { db, headers: HeaderIndex::default(), side_store, config };
+        let mut chain =
+            Chain { db, headers: HeaderIndex::default(), side_store, config, contracts: RefCell::default() };
         let mut height = 0u64;
         while let Some(bytes) = chain.db.get(CF_BLOCKS, &height.to_be_bytes())? {
             let block: StoredBlock = serde_json::from_slice(&bytes).map_err(|e| Error::Storage(e.to_string()))?;
@@ -446,43 +460,28 @@ impl Chain {
         function: &str,
         args: &[Value],
     ) -> std::result::Result<(), Rejection> {
-        let signature = self
-            .read(|store| {
-                let mut adb = AnalysisDatabase::new(store);
-                adb.begin();
-                let exists = adb.has_contract(id);
-                let sig = adb.get_public_function_type(id, function, &EPOCH).ok().flatten();
-                adb.roll_back();
-                (exists, sig)
-            })
-            .map_err(|e| Rejection::new(RejectReason::NoSuchContract, e.to_string()))?;
-        let signature = match signature {
-            (false, _) => return Err(Rejection::new(RejectReason::NoSuchContract, format!("{id} does not exist"))),
-            (true, None) => {
-                return Err(Rejection::new(
-                    RejectReason::NoSuchPublicFunction,
-                    format!("{id} has no public function {function}"),
-                ))
-            }
-            (true, Some(sig)) => sig,
-        };
-        let clarity_repl::clarity::vm::types::FunctionType::Fixed(signature) = signature else {
+        let contract = self
+            .contract(id)
+            .map_err(|e| Rejection::new(RejectReason::ServerFailureDatabase, e.to_string()))?
+            .ok_or_else(|| Rejection::new(RejectReason::NoSuchContract, format!("{id} does not exist")))?;
+        let Some(func) = contract.contract_context.lookup_function(function).filter(|f| f.is_public()) else {
             return Err(Rejection::new(
                 RejectReason::NoSuchPublicFunction,
-                format!("{function} has no fixed signature"),
+                format!("{id} has no public function {function}"),
             ));
         };
-        if signature.args.len() != args.len() {
+        let params = func.get_arg_types();
+        if params.len() != args.len() {
             return Err(Rejection::new(
                 RejectReason::BadFunctionArgument,
-                format!("{function} takes {} arguments, got {}", signature.args.len(), args.len()),
+                format!("{function} takes {} arguments, got {}", params.len(), args.len()),
             ));
         }
-        for (param, arg) in signature.args.iter().zip(args) {
-            if !param.signature.admits(&EPOCH, arg).unwrap_or(false) {
+        for (i, (param, arg)) in params.iter().zip(args).enumerate() {
+            if !param.admits(&EPOCH, arg).unwrap_or(false) {
                 return Err(Rejection::new(
                     RejectReason::BadFunctionArgument,
-                    format!("argument {} of {function} must be {}", param.name, param.signature),
+                    format!("argument {} of {function} must be {param}", i + 1),
                 ));
             }
         }
@@ -498,6 +497,18 @@ impl Chain {
             Some(failure) => Err(Error::Storage(failure)),
             None => Ok(out),
         }
+    }
+
+    /// A deployed contract, parsed (cached; see the `contracts` field).
+    pub fn contract(&self, id: &QualifiedContractIdentifier) -> Result<Option<Arc<Contract>>> {
+        if let Some(c) = self.contracts.borrow().get(id) {
+            return Ok(Some(c.clone()));
+        }
+        let loaded = self.read(|store| load_contract(store, &self.headers, id))?.map_err(Error::Storage)?;
+        if let Some(c) = &loaded {
+            self.contracts.borrow_mut().insert(id.clone(), c.clone());
+        }
+        Ok(loaded)
     }
 
     /// (unlocked balance, next nonce) of an account at the tip.
@@ -616,11 +627,22 @@ impl Chain {
                     continue;
                 }
                 let tx_index = receipts.len() as u32;
-                let applied = apply(&mut store, &self.headers, &mut tracker, &self.config, &candidate, tx_index);
+                let applied = apply(
+                    &mut store,
+                    &self.headers,
+                    &mut tracker,
+                    &self.config,
+                    &mut self.contracts.borrow_mut(),
+                    &candidate,
+                    tx_index,
+                );
                 if let Some(failure) = store.failure.take() {
+                    // Contracts cached from this block's writes were never
+                    // committed.
+                    self.contracts.borrow_mut().clear();
                     return Err(Error::Storage(failure));
                 }
-                match applied? {
+                match applied.inspect_err(|_| self.contracts.borrow_mut().clear())? {
                     Applied::Included(receipt) => {
                         included.push(candidate.txid());
                         receipts.push(receipt);
@@ -643,7 +665,7 @@ impl Chain {
             &included,
         );
         let block = StoredBlock { header, receipts, cost: Cost::from(&total) };
-        self.commit_block(overlay, block.clone())?;
+        self.commit_block(overlay, block.clone()).inspect_err(|_| self.contracts.borrow_mut().clear())?;
         Ok(Mined { block, deferred, dropped })
     }
 
@@ -734,6 +756,7 @@ fn apply(
     headers: &HeaderIndex,
     tracker: &mut LimitedCostTracker,
     config: &ChainConfig,
+    contracts: &mut ContractCache,
     candidate: &Candidate,
     tx_index: u32,
 ) -> Result<Applied> {
@@ -769,7 +792,28 @@ fn apply(
         deploy = Some((id, version, source, analysed));
     }
 
-    let tracker_before = tracker.clone();
+    // The called contract, parsed once (it may have been deployed earlier
+    // in this very block: then it is read through the block's overlay).
+    let called = match &tx.payload {
+        TransactionPayload::ContractCall(call) => {
+            let id = QualifiedContractIdentifier::new(call.address.into(), call.contract_name.clone());
+            match contracts.get(&id) {
+                Some(c) => Some((id, Some(c.clone()))),
+                None => {
+                    let loaded = load_contract(store, headers, &id).map_err(Error::Storage)?;
+                    if let Some(c) = &loaded {
+                        contracts.insert(id.clone(), c.clone());
+                    }
+                    Some((id, loaded))
+                }
+            }
+        }
+        _ => None,
+    };
+
+    // Cloning the tracker would copy the cost contracts' code; the total
+    // is all that has to be restored.
+    let total_before = tracker.get_total();
     let mut db = ClarityDatabase::new(store, headers, headers);
     db.begin(); // the whole transaction
     let expected = db.get_account_nonce(&origin);
@@ -813,18 +857,14 @@ fn apply(
                 e.stx_transfer(&origin, recipient, u128::from(*amount), &memo)
             })
         }
-        TransactionPayload::ContractCall(call) => {
-            let id = QualifiedContractIdentifier::new(call.address.into(), call.contract_name.clone());
-            let args: Vec<SymbolicExpression> =
-                call.function_args.iter().cloned().map(SymbolicExpression::atom_value).collect();
-            env.execute_transaction(
-                origin.clone(),
-                tx.sponsor_address().map(PrincipalData::from),
-                id,
-                call.function_name.as_str(),
-                &args,
-            )
-        }
+        TransactionPayload::ContractCall(call) => match &called {
+            Some((id, Some(contract))) => {
+                env.execute_in_env(origin.clone(), tx.sponsor_address().map(PrincipalData::from), None, |e| {
+                    call_public(e, id, contract, call.function_name.as_str(), &call.function_args)
+                })
+            }
+            _ => Err(CheckErrors::NoSuchContract(call.contract_name.to_string()).into()),
+        },
         TransactionPayload::SmartContract(..) => match &deploy {
             Some((id, version, source, Ok((ast, analysis)))) => {
                 interface = Some(analysis::contract_interface_builder::build_contract_interface(analysis));
@@ -845,7 +885,8 @@ fn apply(
         Err(e) if is_cost_error(&e) => {
             db.roll_back();
             db.roll_back();
-            *tracker = tracker_before;
+            tracker.set_total(total_before);
+            tracker.reset_memory();
             // Alone in a fresh block it could never fit: drop it.
             let fresh = tracker.get_total() == ExecutionCost::zero();
             return Ok(if fresh {
@@ -884,9 +925,10 @@ fn apply(
             adb.commit();
         }
     }
+    tracker.reset_memory();
     let cost = {
         let mut c = tracker.get_total();
-        c.sub(&tracker_before.get_total()).map_err(|e| Error::Storage(format!("cost: {e:?}")))?;
+        c.sub(&total_before).map_err(|e| Error::Storage(format!("cost: {e:?}")))?;
         c
     };
     let mut raw_result = Vec::new();
@@ -907,6 +949,60 @@ fn apply(
         nonce,
         fee,
     }))
+}
+
+/// Reads and parses a contract through `store` (`Ok(None)` if it does not
+/// exist; `Err` if its stored form is unreadable).
+fn load_contract(
+    store: &mut BlockStore<'_>,
+    headers: &HeaderIndex,
+    id: &QualifiedContractIdentifier,
+) -> std::result::Result<Option<Arc<Contract>>, String> {
+    let mut db = ClarityDatabase::new(store, headers, headers);
+    db.begin();
+    let contract = if db.has_contract(id) {
+        db.get_contract(id).map(|c| Some(Arc::new(c))).map_err(|e| format!("loading {id}: {e}"))
+    } else {
+        Ok(None)
+    };
+    db.roll_back();
+    contract
+}
+
+/// Calls a public function of an already parsed contract: what the VM's
+/// `Environment::execute_contract` does for a top-level call (same cost
+/// charged for loading the contract, same memory accounting, same checks),
+/// minus parsing the contract again.
+#[allow(clippy::result_large_err)]
+fn call_public(
+    env: &mut Environment<'_, '_, '_>,
+    id: &QualifiedContractIdentifier,
+    contract: &Contract,
+    function: &str,
+    args: &[Value],
+) -> std::result::Result<Value, VmError> {
+    let size = env.global_context.database.get_contract_size(id)?;
+    runtime_cost(ClarityCostFunction::LoadContract, env, size)?;
+    env.add_memory(size)?;
+    let result = (|| {
+        let func = contract
+            .contract_context
+            .lookup_function(function)
+            .ok_or_else(|| CheckErrors::UndefinedFunction(function.to_string()))?;
+        if !func.is_public() {
+            return Err(CheckErrors::NoSuchPublicFunction(id.to_string(), function.to_string()).into());
+        }
+        let identifier = func.get_identifier();
+        if env.call_stack.contains(&identifier) {
+            return Err(CheckErrors::CircularReference(vec![identifier.to_string()]).into());
+        }
+        env.call_stack.insert(&identifier, true);
+        let result = env.execute_function_as_transaction(&func, args, Some(&contract.contract_context));
+        env.call_stack.remove(&identifier, true)?;
+        result
+    })();
+    env.drop_memory(size);
+    result
 }
 
 /// Prints a txid the way the VM's event JSON expects (`0x…`).

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::chain::{Candidate, Chain, Mined, Rejection};
 use crate::genesis::{chain_config, DevnetAccount};
@@ -69,6 +69,21 @@ pub struct Node {
     config: Arc<NodeConfig>,
     mined: Arc<Notify>,
     dispatcher: Arc<Dispatcher>,
+}
+
+/// Tells background tasks to stop. A level, not an edge: a task that is
+/// busy when the node stops still sees it the next time it looks
+/// (`Notify::notify_waiters` would be missed, and the node would hang).
+#[derive(Debug, Clone)]
+pub struct StopSignal(watch::Receiver<bool>);
+
+impl StopSignal {
+    /// Resolves once the node is stopping.
+    pub async fn wait(&self) {
+        let mut rx = self.0.clone();
+        // An error means the sender is gone: stopping as well.
+        let _ = rx.wait_for(|stopping| *stopping).await;
+    }
 }
 
 fn now() -> u64 {
@@ -181,7 +196,8 @@ impl Node {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let stop = Arc::new(Notify::new());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop = StopSignal(stop_rx);
         let dispatcher = self.dispatcher.clone();
         let observers = tokio::spawn(dispatcher.run(self.clone(), stop.clone()));
         let producer = self.config.block_interval.map(|interval| {
@@ -198,7 +214,7 @@ impl Node {
                                 tracing::error!(error = %e, "block production failed");
                             }
                         }
-                        _ = stop.notified() => break,
+                        _ = stop.wait() => break,
                     }
                 }
             })
@@ -218,7 +234,7 @@ impl Node {
                 tokio::time::sleep(Duration::from_secs(3)).await;
             } => Ok(()),
         };
-        stop.notify_waiters();
+        let _ = stop_tx.send(true);
         if let Some(p) = producer {
             let _ = p.await;
         }

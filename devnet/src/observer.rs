@@ -17,6 +17,8 @@ use rocksdb::WriteBatch;
 use serde_json::{json, Value as Json};
 use tokio::sync::Notify;
 
+use crate::node::StopSignal;
+
 use crate::chain::StoredBlock;
 use crate::headers::Header;
 use crate::node::Node;
@@ -81,8 +83,8 @@ impl Dispatcher {
         self.wake.notify_waiters();
     }
 
-    /// Delivers until `stop` is notified.
-    pub async fn run(self: Arc<Self>, node: Node, stop: Arc<Notify>) {
+    /// Delivers until `stop` fires.
+    pub async fn run(self: Arc<Self>, node: Node, stop: StopSignal) {
         let client = match reqwest::Client::builder().timeout(self.timeout).build() {
             Ok(c) => c,
             Err(e) => {
@@ -104,7 +106,7 @@ impl Dispatcher {
         }
     }
 
-    async fn observe(&self, i: usize, node: Node, client: reqwest::Client, stop: Arc<Notify>) {
+    async fn observe(&self, i: usize, node: Node, client: reqwest::Client, stop: StopSignal) {
         let endpoint = self.observers[i].clone();
         let cursor_key = format!("observer/{endpoint}");
         loop {
@@ -156,7 +158,7 @@ impl Dispatcher {
             }
             tokio::select! {
                 _ = woken => {}
-                _ = stop.notified() => return,
+                _ = stop.wait() => return,
             }
         }
     }
@@ -164,7 +166,7 @@ impl Dispatcher {
 
 /// POSTs until the observer answers 200 (backoff 100 ms doubling to 5 s).
 /// Returns false if stopped first.
-async fn post_until_ok(client: &reqwest::Client, endpoint: &str, path: &str, body: &Json, stop: &Notify) -> bool {
+async fn post_until_ok(client: &reqwest::Client, endpoint: &str, path: &str, body: &Json, stop: &StopSignal) -> bool {
     let url = format!("http://{endpoint}{path}");
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -175,7 +177,7 @@ async fn post_until_ok(client: &reqwest::Client, endpoint: &str, path: &str, bod
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = stop.notified() => return false,
+            _ = stop.wait() => return false,
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }

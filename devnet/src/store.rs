@@ -158,7 +158,11 @@ impl<'a> BlockStore<'a> {
 
     fn read(&mut self, family: &str, key: &[u8]) -> Option<String> {
         match self.db.get(family, key) {
-            Ok(v) => v.map(|v| String::from_utf8_lossy(&v).into_owned()),
+            // The VM writes only strings, so the bytes are UTF-8; checking
+            // is cheaper than the lossy conversion's copy.
+            Ok(v) => {
+                v.map(|v| String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+            }
             Err(e) => {
                 self.failure = Some(e.to_string());
                 None

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `medanchor` binary: real processes, real HTTP
 //! on loopback.
 
+mod bench;
 mod devnet_process;
 mod wallet;
