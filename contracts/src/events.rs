@@ -498,6 +498,255 @@ fn decode_record(f: &mut Fields<'_>) -> Result<RecordEvent, EventError> {
     })
 }
 
+/// Encodes an event as the contract prints it: the inverse of
+/// [`decode_print`] (synthetic event streams for tests and benchmarks).
+pub fn encode_print(event: &ContractEvent) -> ClarityValue {
+    use ClarityValue as V;
+    let p = |p: &Principal| V::Principal(p.clone());
+    let op = |p: &Option<Principal>| p.as_ref().map_or(V::none(), |p| V::some(V::Principal(p.clone())));
+    let u = |n: u64| V::UInt(u128::from(n));
+    let ou = |n: &Option<u64>| n.map_or(V::none(), |n| V::some(V::UInt(u128::from(n))));
+    let b = |b: &[u8]| V::Buffer(b.to_vec());
+    let ob = |b: &Option<[u8; 32]>| b.map_or(V::none(), |b| V::some(V::Buffer(b.to_vec())));
+    let code = |c: u8| V::UInt(u128::from(c));
+    let (name, fields): (&str, Vec<(&str, ClarityValue)>) = match event {
+        ContractEvent::PatientConsent(e) => match e {
+            ConsentEvent::PatientRegistered { patient, patient_id, emergency_contact, primary_physician, seq, at } => (
+                "patient-registered",
+                vec![
+                    ("patient", p(patient)),
+                    ("patient-id", b(patient_id)),
+                    ("emergency-contact", op(emergency_contact)),
+                    ("primary-physician", op(primary_physician)),
+                    ("seq", u(*seq)),
+                    ("at", u(*at)),
+                ],
+            ),
+            ConsentEvent::ConsentGranted { patient, provider, data_type, expires_at, seq, at } => (
+                "consent-granted",
+                vec![
+                    ("patient", p(patient)),
+                    ("provider", p(provider)),
+                    ("data-type", code(data_type.code())),
+                    ("expires-at", ou(expires_at)),
+                    ("seq", u(*seq)),
+                    ("at", u(*at)),
+                ],
+            ),
+            ConsentEvent::ConsentRevoked { patient, provider, data_type, seq, at } => (
+                "consent-revoked",
+                vec![
+                    ("patient", p(patient)),
+                    ("provider", p(provider)),
+                    ("data-type", code(data_type.code())),
+                    ("seq", u(*seq)),
+                    ("at", u(*at)),
+                ],
+            ),
+            ConsentEvent::PreferencesUpdated {
+                patient,
+                emergency_contact,
+                primary_physician,
+                emergency_mental_health,
+                emergency_genetic,
+                seq,
+                at,
+            } => (
+                "preferences-updated",
+                vec![
+                    ("patient", p(patient)),
+                    ("emergency-contact", op(emergency_contact)),
+                    ("primary-physician", op(primary_physician)),
+                    ("emergency-mental-health", V::Bool(*emergency_mental_health)),
+                    ("emergency-genetic", V::Bool(*emergency_genetic)),
+                    ("seq", u(*seq)),
+                    ("at", u(*at)),
+                ],
+            ),
+            ConsentEvent::EmergencyOverrideStarted { patient, provider, reason, expires_at, seq, at } => (
+                "emergency-override-started",
+                vec![
+                    ("patient", p(patient)),
+                    ("provider", p(provider)),
+                    ("reason", code(*reason)),
+                    ("expires-at", u(*expires_at)),
+                    ("seq", u(*seq)),
+                    ("at", u(*at)),
+                ],
+            ),
+            ConsentEvent::EmergencyOverrideEnded { patient, provider, ended_by, seq, at } => (
+                "emergency-override-ended",
+                vec![
+                    ("patient", p(patient)),
+                    ("provider", p(provider)),
+                    ("ended-by", p(ended_by)),
+                    ("seq", u(*seq)),
+                    ("at", u(*at)),
+                ],
+            ),
+            ConsentEvent::DeceasedStatusSet { patient, deceased, set_by, seq, at } => (
+                "deceased-status-set",
+                vec![
+                    ("patient", p(patient)),
+                    ("deceased", V::Bool(*deceased)),
+                    ("set-by", p(set_by)),
+                    ("seq", u(*seq)),
+                    ("at", u(*at)),
+                ],
+            ),
+            ConsentEvent::EmergencyResponderSet { provider, authorized, at } => (
+                "emergency-responder-set",
+                vec![("provider", p(provider)), ("authorized", V::Bool(*authorized)), ("at", u(*at))],
+            ),
+            ConsentEvent::EmergencyTimeoutSet { blocks, at } => {
+                ("emergency-timeout-set", vec![("blocks", u(*blocks)), ("at", u(*at))])
+            }
+            ConsentEvent::PausedSet { paused, at } => {
+                ("paused-set", vec![("paused", V::Bool(*paused)), ("at", u(*at))])
+            }
+            ConsentEvent::OwnerProposed { proposed, at } => {
+                ("owner-proposed", vec![("proposed", p(proposed)), ("at", u(*at))])
+            }
+            ConsentEvent::OwnerChanged { owner, at } => ("owner-changed", vec![("owner", p(owner)), ("at", u(*at))]),
+        },
+        ContractEvent::RecordManagement(e) => match e {
+            RecordEvent::RecordCreated {
+                record_id,
+                patient,
+                record_type,
+                data_type,
+                data_hash,
+                encryption_key_id,
+                confidentiality,
+                created_by,
+                access,
+                retention_until,
+                at,
+            } => (
+                "record-created",
+                vec![
+                    ("record-id", b(record_id)),
+                    ("patient", p(patient)),
+                    ("record-type", code(record_type.code())),
+                    ("data-type", code(data_type.code())),
+                    ("data-hash", b(data_hash)),
+                    ("encryption-key-id", ob(encryption_key_id)),
+                    ("confidentiality", code(*confidentiality)),
+                    ("created-by", p(created_by)),
+                    ("access", code(access.code())),
+                    ("retention-until", u(*retention_until)),
+                    ("at", u(*at)),
+                ],
+            ),
+            RecordEvent::RecordAccessed { record_id, patient, accessor, access, version, at } => (
+                "record-accessed",
+                vec![
+                    ("record-id", b(record_id)),
+                    ("patient", p(patient)),
+                    ("accessor", p(accessor)),
+                    ("access", code(access.code())),
+                    ("version", u(*version)),
+                    ("at", u(*at)),
+                ],
+            ),
+            RecordEvent::RecordUpdated {
+                record_id,
+                patient,
+                version,
+                data_hash,
+                encryption_key_id,
+                updated_by,
+                at,
+            } => (
+                "record-updated",
+                vec![
+                    ("record-id", b(record_id)),
+                    ("patient", p(patient)),
+                    ("version", u(*version)),
+                    ("data-hash", b(data_hash)),
+                    ("encryption-key-id", ob(encryption_key_id)),
+                    ("updated-by", p(updated_by)),
+                    ("at", u(*at)),
+                ],
+            ),
+            RecordEvent::RecordRolledBack {
+                record_id,
+                patient,
+                version,
+                target_version,
+                data_hash,
+                encryption_key_id,
+                updated_by,
+                at,
+            } => (
+                "record-rolled-back",
+                vec![
+                    ("record-id", b(record_id)),
+                    ("patient", p(patient)),
+                    ("version", u(*version)),
+                    ("target-version", u(*target_version)),
+                    ("data-hash", b(data_hash)),
+                    ("encryption-key-id", ob(encryption_key_id)),
+                    ("updated-by", p(updated_by)),
+                    ("at", u(*at)),
+                ],
+            ),
+            RecordEvent::RecordStatusChanged { change, record_id, patient, version, by, at } => (
+                change.event_name(),
+                vec![
+                    ("record-id", b(record_id)),
+                    ("patient", p(patient)),
+                    ("version", u(*version)),
+                    ("by", p(by)),
+                    ("at", u(*at)),
+                ],
+            ),
+            RecordEvent::ProviderAccessGranted { patient, provider, access_level, expires_at, at } => (
+                "provider-access-granted",
+                vec![
+                    ("patient", p(patient)),
+                    ("provider", p(provider)),
+                    ("access-level", code(access_level.code())),
+                    ("expires-at", ou(expires_at)),
+                    ("at", u(*at)),
+                ],
+            ),
+            RecordEvent::ProviderAccessRevoked { patient, provider, at } => {
+                ("provider-access-revoked", vec![("patient", p(patient)), ("provider", p(provider)), ("at", u(*at))])
+            }
+            RecordEvent::BatchAnchored { root, leaf_count, submitter, at } => (
+                "batch-anchored",
+                vec![("root", b(root)), ("leaf-count", u(*leaf_count)), ("submitter", p(submitter)), ("at", u(*at))],
+            ),
+            RecordEvent::AuditRootAnchored { log, tree_size, root, at } => (
+                "audit-root-anchored",
+                vec![("log", p(log)), ("tree-size", u(*tree_size)), ("root", b(root)), ("at", u(*at))],
+            ),
+            RecordEvent::ProviderRegistered { provider, credential_hash, at } => (
+                "provider-registered",
+                vec![("provider", p(provider)), ("credential-hash", b(credential_hash)), ("at", u(*at))],
+            ),
+            RecordEvent::ProviderStatusSet { provider, active, at } => {
+                ("provider-status-set", vec![("provider", p(provider)), ("active", V::Bool(*active)), ("at", u(*at))])
+            }
+            RecordEvent::AnchorOperatorSet { operator, authorized, at } => (
+                "anchor-operator-set",
+                vec![("operator", p(operator)), ("authorized", V::Bool(*authorized)), ("at", u(*at))],
+            ),
+            RecordEvent::RetentionPeriodSet { blocks, at } => {
+                ("retention-period-set", vec![("blocks", u(*blocks)), ("at", u(*at))])
+            }
+            RecordEvent::OwnerProposed { proposed, at } => {
+                ("owner-proposed", vec![("proposed", p(proposed)), ("at", u(*at))])
+            }
+            RecordEvent::OwnerChanged { owner, at } => ("owner-changed", vec![("owner", p(owner)), ("at", u(*at))]),
+        },
+    };
+    let mut tuple = vec![("event", V::StringAscii(name.to_string())), ("schema", V::UInt(EVENT_SCHEMA))];
+    tuple.extend(fields);
+    V::tuple(tuple)
+}
+
 /// Typed, strict access to a print tuple's fields.
 struct Fields<'a> {
     event: String,

@@ -20,7 +20,7 @@ pub mod types;
 pub mod value;
 
 pub use errors::ContractError;
-pub use events::{decode_print, decode_raw_print, ContractEvent};
+pub use events::{decode_print, decode_raw_print, encode_print, ContractEvent};
 pub use principal::Principal;
 pub use value::ClarityValue;
 

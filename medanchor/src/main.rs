@@ -1,6 +1,7 @@
 //! The `medanchor` command.
 
 mod bench;
+mod bench_indexer;
 mod wallet;
 
 use std::process::ExitCode;
@@ -52,6 +53,9 @@ enum BenchCommand {
     /// Signed grant-consent transactions over HTTP to a devnet node versus
     /// the same calls through Clarinet's simnet.
     Devnet(bench::DevnetBenchArgs),
+    /// Event ingest over HTTP versus raw RocksDB writes, and query latency
+    /// over a large index.
+    Indexer(bench_indexer::IndexerBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,6 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Devnet(args) => devnet(args, false),
         Command::Wallet { command } => wallet::run(command),
         Command::Bench { command: BenchCommand::Devnet(args) } => bench::run(args),
+        Command::Bench { command: BenchCommand::Indexer(args) } => bench_indexer::run(args),
     }
 }
 

@@ -43,14 +43,20 @@ impl Chain {
         Chain { vm: ContractVm::new().expect("contracts deploy") }
     }
 
-    /// Calls a function; panics on a VM failure (not on an `(err …)`), and
-    /// on any print the decoders reject.
+    /// Calls a function; panics on a VM failure (not on an `(err …)`), on
+    /// any print the decoders reject, and on any print `encode_print` does
+    /// not reproduce exactly (so the synthetic streams of the indexer tests
+    /// are byte-for-byte what the contracts print).
     pub fn call(&mut self, sender: &str, c: ContractName, f: &str, args: &[ClarityValue]) -> Outcome {
         let raw = self.vm.call(sender, c, f, args).unwrap_or_else(|e| panic!("{f}: {e}"));
         let events = raw
             .prints
             .iter()
-            .map(|(contract, v)| decode_print(*contract, v).unwrap_or_else(|e| panic!("{f}: print {v:?}: {e}")))
+            .map(|(contract, v)| {
+                let event = decode_print(*contract, v).unwrap_or_else(|e| panic!("{f}: print {v:?}: {e}"));
+                assert_eq!(&medanchor_contracts::encode_print(&event), v, "{f}: encode_print does not round-trip");
+                event
+            })
             .collect();
         Outcome { raw, events }
     }

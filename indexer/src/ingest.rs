@@ -1,0 +1,371 @@
+//! Ingestion: blocks in, exactly-once effect out, re-orgs at any depth the
+//! undo logs still cover.
+//!
+//! Rules, in the order [`Indexer::ingest`] applies them:
+//! 1. A block already known (connected or buffered) changes nothing:
+//!    delivery is at least once, the effect is exactly once.
+//! 2. The first block an empty index receives is its root.
+//! 3. A block whose parent is unknown is buffered in `orphans` (durably,
+//!    with a warning) and connected when the parent arrives — never applied
+//!    on a guess.
+//! 4. A block whose parent is known becomes the tip: the node sends a block
+//!    once it considers it canonical (Hiro's API treats it the same way).
+//!    If the parent is not the tip, the canonical chain is rolled back to
+//!    the fork point with the undo logs and the new branch is applied from
+//!    the stored blocks; all of it in one synced `WriteBatch`.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use medanchor_contracts::ContractName;
+use rocksdb::WriteBatch;
+
+use crate::apply::{apply, Ctx};
+use crate::payload::{hex_bytes, NewBlock, NewBurnBlock};
+use crate::schema::{self, BlockRow, Cf, EventEntry, EventRow, TxEntry, TxRow, UndoLog};
+use crate::store::{IndexDb, KeyValue, Stage};
+use crate::{Error, Result};
+
+/// What the indexer indexes and how much history it can undo.
+#[derive(Debug, Clone)]
+pub struct IndexerConfig {
+    /// `address.patient-consent` on the watched network.
+    pub consent_contract: String,
+    /// `address.record-management`.
+    pub records_contract: String,
+    /// Blocks below the tip whose undo logs are kept: the deepest re-org
+    /// the index can follow.
+    pub undo_depth: u64,
+}
+
+impl IndexerConfig {
+    /// Both contracts deployed by `deployer`, undo depth 10,000 blocks.
+    pub fn for_deployer(deployer: &str) -> Self {
+        IndexerConfig {
+            consent_contract: format!("{deployer}.{}", ContractName::PatientConsent.name()),
+            records_contract: format!("{deployer}.{}", ContractName::RecordManagement.name()),
+            undo_depth: 10_000,
+        }
+    }
+}
+
+/// What happened to a delivered block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It became the tip; `reorg_depth` canonical blocks were rolled back
+    /// first (0 = it extended the tip). `connected` buffered descendants
+    /// were applied after it.
+    Applied {
+        /// Its height.
+        height: u64,
+        /// Blocks rolled back.
+        reorg_depth: u64,
+        /// Buffered blocks connected after it.
+        connected: usize,
+    },
+    /// Already known: nothing changed.
+    Duplicate,
+    /// Its parent is unknown: kept until the parent arrives.
+    Buffered,
+}
+
+/// The indexer: the database and the single writer.
+#[derive(Debug, Clone)]
+pub struct Indexer {
+    db: Arc<IndexDb>,
+    config: Arc<IndexerConfig>,
+    writer: Arc<Mutex<()>>,
+}
+
+fn contract_code(c: ContractName) -> u8 {
+    match c {
+        ContractName::PatientConsent => 0,
+        ContractName::RecordManagement => 1,
+    }
+}
+
+fn contract_of(code: u8) -> Result<ContractName> {
+    match code {
+        0 => Ok(ContractName::PatientConsent),
+        1 => Ok(ContractName::RecordManagement),
+        _ => Err(Error::Corrupt(format!("unknown contract code {code}"))),
+    }
+}
+
+fn hex_vec(field: &str, s: &str) -> Result<Vec<u8>> {
+    hex::decode(s.strip_prefix("0x").unwrap_or(s)).map_err(|_| Error::Payload(format!("{field} is not hex")))
+}
+
+impl Indexer {
+    /// Opens the index at `path`.
+    pub fn open(path: &Path, config: IndexerConfig) -> Result<Indexer> {
+        let db = IndexDb::open(path)?;
+        Ok(Indexer { db: Arc::new(db), config: Arc::new(config), writer: Arc::new(Mutex::new(())) })
+    }
+
+    /// The database (for the query layer).
+    pub fn db(&self) -> &Arc<IndexDb> {
+        &self.db
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &IndexerConfig {
+        &self.config
+    }
+
+    /// Reduces a payload to what the index keeps.
+    pub fn block_row(&self, block: &NewBlock) -> Result<BlockRow> {
+        let mut txs = Vec::with_capacity(block.transactions.len());
+        for tx in &block.transactions {
+            txs.push(TxEntry {
+                txid: hex_bytes("txid", &tx.txid)?,
+                tx_index: tx.tx_index,
+                status: tx.status.clone(),
+                raw_result: if tx.raw_result.is_empty() { Vec::new() } else { hex_vec("raw_result", &tx.raw_result)? },
+            });
+        }
+        let tx_index = |txid: &[u8; 32]| txs.iter().find(|t| &t.txid == txid).map(|t| t.tx_index);
+        let mut events = Vec::new();
+        for e in &block.events {
+            let Some(body) = &e.contract_event else { continue };
+            if e.kind != "contract_event" || !e.committed || body.topic != "print" {
+                continue;
+            }
+            let contract = if body.contract_identifier == self.config.consent_contract {
+                ContractName::PatientConsent
+            } else if body.contract_identifier == self.config.records_contract {
+                ContractName::RecordManagement
+            } else {
+                continue;
+            };
+            let raw = body
+                .raw_value
+                .as_deref()
+                .ok_or_else(|| Error::Payload(format!("event {} of our contract has no raw_value", e.event_index)))?;
+            let txid = hex_bytes("event txid", &e.txid)?;
+            let tx_index = tx_index(&txid).ok_or_else(|| {
+                Error::Payload(format!("event {} names txid {} that is not in the block", e.event_index, e.txid))
+            })?;
+            events.push(EventEntry {
+                txid,
+                tx_index,
+                event_index: e.event_index,
+                contract: contract_code(contract),
+                raw_value: hex_vec("raw_value", raw)?,
+            });
+        }
+        // Nodes do not send events in order.
+        events.sort_by_key(|e| e.event_index);
+        Ok(BlockRow {
+            height: block.block_height,
+            id: block.id()?,
+            parent: block.parent_id()?,
+            burn_block_height: block.burn_block_height,
+            time: block.block_time.unwrap_or(block.burn_block_time),
+            txs,
+            events,
+        })
+    }
+
+    /// Parses and ingests a `/new_block` body.
+    pub fn ingest_json(&self, body: &[u8]) -> Result<Outcome> {
+        let block = NewBlock::parse(body)?;
+        let row = self.block_row(&block)?;
+        self.ingest(row)
+    }
+
+    /// Records a `/new_burn_block` (kept for status; derived state does
+    /// not depend on it).
+    pub fn ingest_burn_block(&self, body: &[u8]) -> Result<()> {
+        let burn: NewBurnBlock =
+            serde_json::from_slice(body).map_err(|e| Error::Payload(format!("/new_burn_block: {e}")))?;
+        let hash: [u8; 32] = hex_bytes("burn_block_hash", &burn.burn_block_hash)?;
+        let mut value = burn.burn_block_height.to_be_bytes().to_vec();
+        value.extend_from_slice(&hash);
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.db.cf(Cf::Meta), schema::meta::BURN, value);
+        self.db.write(batch)
+    }
+
+    /// Ingests one block (see the module docs for the rules).
+    pub fn ingest(&self, row: BlockRow) -> Result<Outcome> {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if self.db.get(Cf::Blocks, &row.id)?.is_some() || self.is_buffered(&row)? {
+            return Ok(Outcome::Duplicate);
+        }
+        let tip = self.db.get(Cf::Meta, schema::meta::TIP)?;
+        let parent_known = self.db.get(Cf::Blocks, &row.parent)?.is_some();
+        if tip.is_some() && !parent_known {
+            tracing::warn!(
+                height = row.height,
+                block = %hex::encode(row.id),
+                parent = %hex::encode(row.parent),
+                "block with an unknown parent: buffered until the parent arrives"
+            );
+            let mut batch = WriteBatch::default();
+            batch.put_cf(self.db.cf(Cf::Orphans), orphan_key(&row.parent, &row.id), schema::encode(&row));
+            self.db.write(batch)?;
+            return Ok(Outcome::Buffered);
+        }
+        let (height, reorg_depth) = self.connect(row.clone(), tip)?;
+        // Blocks that were waiting for this one (and their descendants).
+        let mut connected = 0;
+        let mut waiting = vec![row.id];
+        while let Some(parent) = waiting.pop() {
+            for child in self.take_orphans(&parent)? {
+                let id = child.id;
+                let tip = self.db.get(Cf::Meta, schema::meta::TIP)?;
+                self.connect(child, tip)?;
+                connected += 1;
+                waiting.push(id);
+            }
+        }
+        Ok(Outcome::Applied { height, reorg_depth, connected })
+    }
+
+    fn is_buffered(&self, row: &BlockRow) -> Result<bool> {
+        Ok(self.db.get(Cf::Orphans, &orphan_key(&row.parent, &row.id))?.is_some())
+    }
+
+    fn take_orphans(&self, parent: &[u8; 32]) -> Result<Vec<BlockRow>> {
+        let snapshot = self.db.snapshot();
+        let found: Vec<KeyValue> =
+            self.db.scan_prefix(&snapshot, Cf::Orphans, parent.to_vec(), parent).collect::<Result<_>>()?;
+        let mut rows = Vec::new();
+        for (_, v) in &found {
+            rows.push(schema::decode::<BlockRow>("orphan", v)?);
+        }
+        if !found.is_empty() {
+            let mut batch = WriteBatch::default();
+            for (k, _) in &found {
+                batch.delete_cf(self.db.cf(Cf::Orphans), k);
+            }
+            self.db.write(batch)?;
+        }
+        Ok(rows)
+    }
+
+    /// Makes `row` (whose parent is known, or which is the root) the tip.
+    fn connect(&self, row: BlockRow, tip: Option<Vec<u8>>) -> Result<(u64, u64)> {
+        let mut stage = Stage::new(&self.db);
+        let mut depth = 0;
+        if let Some(tip) = tip {
+            let tip: [u8; 32] = tip.try_into().map_err(|_| Error::Corrupt("tip marker".into()))?;
+            if tip != row.parent {
+                depth = self.reorg(&mut stage, tip, row.parent)?;
+                tracing::info!(
+                    depth,
+                    height = row.height,
+                    block = %hex::encode(row.id),
+                    "re-org: rolled back to the fork point and applied the new branch"
+                );
+            }
+        }
+        let height = row.height;
+        self.apply_block(&mut stage, &row)?;
+        stage.put(Cf::Blocks, row.id.to_vec(), schema::encode(&row))?;
+        stage.put(Cf::Meta, schema::meta::TIP.to_vec(), row.id.to_vec())?;
+        stage.commit()?;
+        Ok((height, depth))
+    }
+
+    /// Rolls the canonical chain back from `tip` to the fork point with the
+    /// branch ending in `new_parent`, then applies that branch. Returns the
+    /// number of blocks rolled back.
+    fn reorg(&self, stage: &mut Stage<'_>, tip: [u8; 32], new_parent: [u8; 32]) -> Result<u64> {
+        // The new branch, newest first, down to a block on the canonical chain.
+        let mut branch = Vec::new();
+        let mut cursor = new_parent;
+        let fork_height = loop {
+            let row: BlockRow = stage.row(Cf::Blocks, &cursor)?.ok_or_else(|| {
+                Error::Invariant(format!("ancestor {} of a connected block is missing", hex::encode(cursor)))
+            })?;
+            let canonical = stage.get(Cf::Canonical, &row.height.to_be_bytes())?;
+            if canonical.as_deref() == Some(&cursor[..]) {
+                break row.height;
+            }
+            cursor = row.parent;
+            branch.push(row);
+        };
+        let tip_row: BlockRow =
+            stage.row(Cf::Blocks, &tip)?.ok_or_else(|| Error::Corrupt("tip block is not stored".into()))?;
+        let depth = tip_row.height.saturating_sub(fork_height);
+        for height in (fork_height + 1..=tip_row.height).rev() {
+            let id = stage
+                .get(Cf::Canonical, &height.to_be_bytes())?
+                .ok_or_else(|| Error::Corrupt(format!("canonical chain has no block at {height}")))?;
+            let log: UndoLog =
+                stage.row(Cf::Undo, &id)?.ok_or(Error::ReorgTooDeep { depth, kept: self.config.undo_depth })?;
+            stage.restore(&log)?;
+            stage.delete(Cf::Undo, id)?;
+        }
+        for row in branch.iter().rev() {
+            self.apply_block(stage, row)?;
+        }
+        Ok(depth)
+    }
+
+    /// Applies a block on top of the stage's canonical chain.
+    fn apply_block(&self, stage: &mut Stage<'_>, row: &BlockRow) -> Result<()> {
+        stage.begin_block();
+        stage.put(Cf::Canonical, row.height.to_be_bytes().to_vec(), row.id.to_vec())?;
+        for tx in &row.txs {
+            let tx_row = TxRow {
+                block: row.id,
+                height: row.height,
+                tx_index: tx.tx_index,
+                status: tx.status.clone(),
+                raw_result: tx.raw_result.clone(),
+            };
+            stage.put_row(Cf::Txs, tx.txid.to_vec(), &tx_row)?;
+        }
+        for e in &row.events {
+            let contract = contract_of(e.contract)?;
+            let event_row =
+                EventRow { block: row.id, txid: e.txid, contract: e.contract, raw_value: e.raw_value.clone() };
+            stage.put_row(Cf::Events, schema::key::position(row.height, e.tx_index, e.event_index), &event_row)?;
+            let decoded = medanchor_contracts::ClarityValue::deserialize(&e.raw_value)
+                .map_err(|err| err.to_string())
+                .and_then(|v| medanchor_contracts::decode_print(contract, &v).map_err(|err| err.to_string()));
+            match decoded {
+                Ok(event) => {
+                    let ctx = Ctx {
+                        height: row.height,
+                        block: row.id,
+                        time: row.time,
+                        txid: e.txid,
+                        tx_index: e.tx_index,
+                        event_index: e.event_index,
+                    };
+                    apply(stage, &ctx, &event)?;
+                }
+                // A print our decoders do not know (a newer contract
+                // version): kept in `events`, loudly skipped for state.
+                Err(err) => tracing::error!(
+                    height = row.height,
+                    txid = %hex::encode(e.txid),
+                    event_index = e.event_index,
+                    error = %err,
+                    "undecodable event of our contract; derived state skips it"
+                ),
+            }
+        }
+        let log = stage.end_block();
+        stage.put(Cf::Undo, row.id.to_vec(), schema::encode(&log))?;
+        // Undo logs older than the depth are pruned.
+        if row.height >= self.config.undo_depth {
+            let old = row.height - self.config.undo_depth;
+            if let Some(id) = stage.get(Cf::Canonical, &old.to_be_bytes())? {
+                stage.delete(Cf::Undo, id)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn orphan_key(parent: &[u8; 32], id: &[u8; 32]) -> Vec<u8> {
+    let mut k = parent.to_vec();
+    k.extend_from_slice(id);
+    k
+}
