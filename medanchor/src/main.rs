@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_indexer;
+mod indexer;
 mod wallet;
 
 use std::process::ExitCode;
@@ -27,8 +28,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Starts the whole system on its embedded defaults (today: the devnet).
-    Up(DevnetArgs),
+    /// Starts the whole system on its embedded defaults: the devnet and the
+    /// indexer subscribed to it.
+    Up(UpArgs),
     /// Runs the embedded Stacks devnet alone.
     Devnet(DevnetArgs),
     /// Contract tools.
@@ -41,11 +43,39 @@ enum Command {
         #[command(subcommand)]
         command: wallet::WalletCommand,
     },
+    /// The indexer alone, behind any stacks-node (`replay` rebuilds it).
+    #[command(args_conflicts_with_subcommands = true)]
+    Indexer {
+        #[command(subcommand)]
+        command: Option<IndexerCommand>,
+        #[command(flatten)]
+        args: indexer::IndexerArgs,
+    },
     /// Benchmarks, each printing its ratio against the named baseline.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum IndexerCommand {
+    /// Rebuilds the index from a Hiro event-log TSV or a stopped devnet's
+    /// stored blocks.
+    Replay(indexer::ReplayArgs),
+}
+
+/// Options of `medanchor up`.
+#[derive(Debug, clap::Args)]
+struct UpArgs {
+    #[command(flatten)]
+    devnet: DevnetArgs,
+    /// The indexer's event-observer and query address.
+    #[arg(long, default_value = "127.0.0.1:3700")]
+    indexer_bind: std::net::SocketAddr,
+    /// Where the index lives.
+    #[arg(long, default_value = ".medanchor/indexer")]
+    indexer_data_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,8 +139,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Contracts { command: ContractsCommand::Costs { json } } => costs(json),
-        Command::Up(args) => devnet(args, true),
-        Command::Devnet(args) => devnet(args, false),
+        Command::Up(args) => devnet(args.devnet, Some((args.indexer_bind, args.indexer_data_dir))),
+        Command::Devnet(args) => devnet(args, None),
+        Command::Indexer { command: None, args } => indexer::run(args),
+        Command::Indexer { command: Some(IndexerCommand::Replay(args)), .. } => indexer::replay(args),
         Command::Wallet { command } => wallet::run(command),
         Command::Bench { command: BenchCommand::Devnet(args) } => bench::run(args),
         Command::Bench { command: BenchCommand::Indexer(args) } => bench_indexer::run(args),
@@ -149,7 +181,9 @@ fn costs(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn devnet(args: DevnetArgs, banner: bool) -> anyhow::Result<()> {
+/// Runs the devnet; with `indexer` (bind address, data dir) also the
+/// indexer, subscribed to the devnet as an event observer (`medanchor up`).
+fn devnet(args: DevnetArgs, indexer: Option<(std::net::SocketAddr, std::path::PathBuf)>) -> anyhow::Result<()> {
     use medanchor_devnet::genesis;
     use medanchor_devnet::node::{Node, NodeConfig};
 
@@ -157,13 +191,28 @@ fn devnet(args: DevnetArgs, banner: bool) -> anyhow::Result<()> {
         Some(path) => genesis::load_accounts(path)?,
         None => genesis::parse_accounts(genesis::DEFAULT_DEVNET_TOML, "embedded Devnet.toml")?,
     };
-    let mut config = NodeConfig::new(args.data_dir.clone(), accounts.clone());
-    config.block_interval = (args.block_time_ms > 0).then(|| std::time::Duration::from_millis(args.block_time_ms));
-    config.burn_blocks_per_block = args.burn_blocks_per_block;
-    config.observers = args.observers.clone();
-    let node = Node::open(config).with_context(|| format!("opening the chain in {}", args.data_dir.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
+        let deployer = medanchor_contracts::DEPLOYER_ADDRESS;
+        let mut config = NodeConfig::new(args.data_dir.clone(), accounts.clone());
+        config.block_interval = (args.block_time_ms > 0).then(|| std::time::Duration::from_millis(args.block_time_ms));
+        config.burn_blocks_per_block = args.burn_blocks_per_block;
+        config.observers = args.observers.clone();
+        let indexer = match &indexer {
+            None => None,
+            Some((bind, dir)) => {
+                let index = indexer::open(dir, deployer, 10_000)?;
+                let listener = tokio::net::TcpListener::bind(bind)
+                    .await
+                    .with_context(|| format!("binding the indexer address {bind}"))?;
+                config.observers.push(listener.local_addr()?.to_string());
+                Some((index, listener, dir.clone()))
+            }
+        };
+        let node = Node::open(config).with_context(|| format!("opening the chain in {}", args.data_dir.display()))?;
+        if let Some((index, _, dir)) = &indexer {
+            catch_up(&node, index, dir)?;
+        }
         let listener = tokio::net::TcpListener::bind(args.rpc_bind)
             .await
             .with_context(|| format!("binding the RPC address {}", args.rpc_bind))?;
@@ -179,23 +228,76 @@ fn devnet(args: DevnetArgs, banner: bool) -> anyhow::Result<()> {
                 args.data_dir.display()
             );
         }
-        let deployer = medanchor_contracts::DEPLOYER_ADDRESS;
         println!("  contracts: {deployer}.patient-consent, {deployer}.record-management");
         for o in &args.observers {
             println!("  event observer: http://{o}");
         }
-        if banner {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let indexer_task = match indexer {
+            None => None,
+            Some((index, listener, dir)) => {
+                let at = listener.local_addr()?;
+                println!(
+                    "medanchor indexer: observer and queries on http://{at} (e.g. http://{at}/v1/status), data in {}",
+                    dir.display()
+                );
+                let rpc = Some(format!("http://{addr}"));
+                Some(tokio::spawn(medanchor_indexer::server::run(index, rpc, listener, stopped())))
+            }
+        };
+        if indexer_task.is_some() {
             println!("\nDevnet accounts (public test keys from Devnet.toml; never for real funds):");
             for a in &accounts {
                 let address = a.key.address(medanchor_devnet::keys::TESTNET_SINGLESIG);
                 println!("  {:<9} {address}  {} STX", a.name, a.balance / 1_000_000);
             }
-            println!("\nNot built yet: the indexer and the API. Ctrl-C stops the node.");
+            println!("\nNot built yet: the API. Ctrl-C stops everything.");
         }
-        let shutdown = async {
+        tokio::spawn(async move {
             let _ = tokio::signal::ctrl_c().await;
             println!("shutting down");
-        };
-        node.run(listener, shutdown).await.map_err(anyhow::Error::from)
+            let _ = stop_tx.send(true);
+        });
+        let result = node.run(listener, stopped()).await.map_err(anyhow::Error::from);
+        if let Some(task) = indexer_task {
+            task.await.context("indexer task")?.context("indexer server")?;
+        }
+        result
     })
+}
+
+/// Brings an index up to the devnet before the node starts delivering:
+/// an empty index is rebuilt from the stored blocks (the node's delivery
+/// cursor may already be past them), and an index built from another
+/// chain is refused rather than silently mixed.
+fn catch_up(
+    node: &medanchor_devnet::node::Node,
+    index: &medanchor_indexer::Indexer,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    use medanchor_indexer::ChainReader;
+    let status = medanchor_indexer::query::IndexReader::new(index.db().clone()).status()?;
+    let state = node.lock();
+    match (status.tip_height, status.tip_index_block_hash) {
+        (None, _) => {
+            let applied = indexer::replay_devnet(index, &state.chain, 0)?;
+            tracing::info!(blocks = applied, "index built from the devnet's stored blocks");
+        }
+        (Some(height), Some(hash)) => {
+            let ours = state.chain.block(height)?.map(|b| format!("0x{}", hex::encode(b.header.index_block_hash)));
+            anyhow::ensure!(
+                ours.as_deref() == Some(hash.as_str()),
+                "the index in {} was built from another chain (its block {height} is not this devnet's); remove it to rebuild",
+                dir.display()
+            );
+        }
+        _ => {}
+    }
+    Ok(())
 }

@@ -1,1 +1,2 @@
 //! Indexer tests.
+mod live;
