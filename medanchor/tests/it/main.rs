@@ -3,4 +3,5 @@
 
 mod bench;
 mod devnet_process;
+mod indexer_process;
 mod wallet;
