@@ -113,17 +113,16 @@ impl Dispatcher {
             let woken = self.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            // Mempool notifications first, in order.
+            if !self.drain_mempool(i, &client, &endpoint, &stop).await {
+                return;
+            }
+            // Then every block after the cursor; mempool notifications that
+            // arrive meanwhile go out before the next block, so an observer
+            // sees events in the order they happened.
             loop {
-                let next = self.queues.lock().unwrap_or_else(|p| p.into_inner())[i].front().cloned();
-                let Some((path, body)) = next else { break };
-                if !post_until_ok(&client, &endpoint, &path, &body, &stop).await {
+                if !self.drain_mempool(i, &client, &endpoint, &stop).await {
                     return;
                 }
-                self.queues.lock().unwrap_or_else(|p| p.into_inner())[i].pop_front();
-            }
-            // Then every block after the cursor.
-            loop {
                 let (next, payloads) = {
                     let state = node.lock();
                     let chain = &state.chain;
@@ -160,6 +159,21 @@ impl Dispatcher {
                 _ = woken => {}
                 _ = stop.wait() => return,
             }
+        }
+    }
+}
+
+impl Dispatcher {
+    /// Delivers observer `i`'s queued mempool notifications, in order.
+    /// Returns false if stopped first.
+    async fn drain_mempool(&self, i: usize, client: &reqwest::Client, endpoint: &str, stop: &StopSignal) -> bool {
+        loop {
+            let next = self.queues.lock().unwrap_or_else(|p| p.into_inner())[i].front().cloned();
+            let Some((path, body)) = next else { return true };
+            if !post_until_ok(client, endpoint, &path, &body, stop).await {
+                return false;
+            }
+            self.queues.lock().unwrap_or_else(|p| p.into_inner())[i].pop_front();
         }
     }
 }

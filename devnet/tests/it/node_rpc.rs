@@ -294,3 +294,173 @@ async fn a_flaky_observer_gets_every_block_in_order() {
     assert_eq!(deduped, (0..=tip).collect::<Vec<_>>(), "in order, none missing (at least once): {blocks:?}");
     n.shutdown().await;
 }
+
+/// A JSON value reduced to its shape: keys kept (sorted), arrays reduced to
+/// their first element, scalars to their type (`0x…` strings as "hex").
+fn shape(v: &Json) -> Json {
+    match v {
+        Json::Object(m) => Json::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        Json::Array(a) => Json::Array(a.first().map(shape).into_iter().collect()),
+        Json::String(s) if s.starts_with("0x") => Json::String("hex".into()),
+        Json::String(_) => Json::String("string".into()),
+        Json::Number(_) => Json::String("number".into()),
+        Json::Bool(_) => Json::String("bool".into()),
+        Json::Null => Json::Null,
+    }
+}
+
+fn pretty(v: &Json) -> String {
+    serde_json::to_string_pretty(&shape(v)).expect("json")
+}
+
+fn fixture(name: &str) -> Json {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../indexer/tests/fixtures/stacks-node").join(name);
+    serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("fixture json")
+}
+
+fn key_set(v: &Json) -> std::collections::BTreeSet<String> {
+    v.as_object().expect("object").keys().cloned().collect()
+}
+
+/// Snapshots of the shapes the node serves and posts (`UPDATE_EXPECT=1`
+/// regenerates them after an intended change), and the observer payloads'
+/// fields checked against real stacks-node recordings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_and_observer_shapes_match_snapshots_and_stacks_node() {
+    use axum::routing::post;
+    let seen: Arc<Mutex<Vec<(String, Json)>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let observer = listener.local_addr().expect("addr").to_string();
+    let sink = seen.clone();
+    let app = axum::Router::new().fallback(post(move |uri: axum::http::Uri, body: axum::body::Bytes| {
+        let sink = sink.clone();
+        async move {
+            let v: Json = serde_json::from_slice(&body).expect("observer json");
+            sink.lock().expect("lock").push((uri.path().to_string(), v));
+            axum::http::StatusCode::OK
+        }
+    }));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let n = start(vec![observer]).await;
+    let b = &n.base;
+    let wallet = n.key("wallet_1").address(TESTNET_SINGLESIG).to_string();
+    let raw = n.register_tx("wallet_1", 0, 7);
+    let txid: String = client()
+        .post(format!("{b}/v2/transactions"))
+        .header("content-type", "application/octet-stream")
+        .body(raw)
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("txid");
+    let stale = n.register_tx("wallet_1", 5, 8);
+    n.node.mine_blocks(1, 0).await.expect("mine");
+    let rejection: Json = client()
+        .post(format!("{b}/v2/transactions"))
+        .header("content-type", "application/octet-stream")
+        .body(n.register_tx("wallet_1", 0, 9))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let _ = stale;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let ours = format!("0x{txid}");
+    let block = loop {
+        let found = seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .find(|(p, v)| {
+                p == "/new_block" && v["transactions"].as_array().is_some_and(|t| t.iter().any(|t| t["txid"] == ours))
+            })
+            .cloned();
+        if let Some((_, v)) = found {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no block with a transaction reached the observer");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let burn = seen.lock().expect("lock").iter().find(|(p, _)| p == "/new_burn_block").cloned().expect("burn block").1;
+    let paths: Vec<String> = seen.lock().expect("lock").iter().map(|(p, _)| p.clone()).collect();
+    let mempool = seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .find(|(p, _)| p == "/new_mempool_tx")
+        .cloned()
+        .unwrap_or_else(|| panic!("no mempool payload in {paths:?}"))
+        .1;
+
+    assert!(
+        block["events"].as_array().is_some_and(|e| !e.is_empty()),
+        "the registration printed no event: {}",
+        block["transactions"]
+    );
+    // The fields stacks-node sends, per real recordings (newest format).
+    let real = fixture("new_block_nakamoto_failed_deploy_vm_error.json");
+    let missing: Vec<_> = [
+        "block_hash",
+        "block_height",
+        "burn_block_hash",
+        "burn_block_height",
+        "burn_block_time",
+        "index_block_hash",
+        "parent_block_hash",
+        "parent_index_block_hash",
+        "parent_microblock",
+        "parent_microblock_sequence",
+        "miner_txid",
+        "matured_miner_rewards",
+        "events",
+        "transactions",
+        "anchored_cost",
+        "confirmed_microblocks_cost",
+    ]
+    .into_iter()
+    .filter(|k| !key_set(&block).contains(*k))
+    .collect();
+    assert!(missing.is_empty(), "our /new_block lacks {missing:?}");
+    let real_tx = key_set(&real["transactions"][0]);
+    let our_tx = key_set(&block["transactions"][0]);
+    let lacking: Vec<_> = real_tx.difference(&our_tx).collect();
+    assert!(lacking.is_empty(), "our transactions lack {lacking:?} that stacks-node sends");
+    // A recorded print event (the newest recording has none).
+    let prints = fixture("new_block_nakamoto_contract_call_prints.json");
+    let real_event = prints["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["type"] == "contract_event")
+        .expect("a recorded contract_event")
+        .clone();
+    assert_eq!(key_set(&block["events"][0]), key_set(&real_event));
+    let real_body = key_set(&real_event["contract_event"]);
+    let our_body = key_set(&block["events"][0]["contract_event"]);
+    // 3.4 dropped the decoded `value`; `raw_value` is what both carry.
+    assert!(real_body.difference(&our_body).all(|k| k == "value"), "{real_body:?} vs {our_body:?}");
+    assert!(key_set(&fixture("new_burn_block_regtest_2025_reward_recipients.json")).is_superset(&key_set(&burn)));
+
+    let (_, info) = get(format!("{b}/v2/info")).await;
+    let (_, account) = get(format!("{b}/v2/accounts/{wallet}")).await;
+    let (_, tx) = get(format!("{b}/extended/v1/tx/0x{txid}")).await;
+    let (_, nonces) = get(format!("{b}/extended/v1/address/{wallet}/nonces")).await;
+    let all = serde_json::json!({
+        "/v2/info": info,
+        "/v2/accounts": account,
+        "/extended/v1/tx": tx,
+        "/extended/v1/address/nonces": nonces,
+        "POST /v2/transactions rejection": rejection,
+        "/new_block": block,
+        "/new_burn_block": burn,
+        "/new_mempool_tx": mempool,
+    });
+    expect_test::expect_file!["snapshots/shapes.json"].assert_eq(&pretty(&all));
+    n.shutdown().await;
+    server.abort();
+}
