@@ -1,5 +1,8 @@
 //! The HTTP API: envelope-encrypted off-chain records, consent-gated reads,
 //! wallet sign-in and the tamper-evident audit log.
 //!
-//! Not built yet: this crate is the reserved place in the workspace. It
-//! will depend on the indexer's read traits, never on the Clarity VM.
+//! Under construction: [`merkle`] (RFC 6962 / 9162 Merkle trees, proofs and
+//! signed checkpoints) is the first piece. The API depends on the indexer's
+//! read traits, never on the Clarity VM.
+
+pub mod merkle;
