@@ -309,11 +309,19 @@ impl PageRequest {
         }
     }
 
-    /// The cursor's key, checked to lie under `prefix`.
-    fn cursor_key(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>> {
+    /// The cursor's key, checked to lie under `prefix` and to be followed
+    /// by exactly `suffix_len` bytes (the rest of the listing's key).
+    ///
+    /// The length matters because a patient's history, records and
+    /// activity keys all begin with the same principal key: checking the
+    /// prefix alone let a cursor of one listing start another at a key that
+    /// means something else there (a history seq read as a record height).
+    /// The three suffixes differ in length (8, 24, 16 bytes), so the length
+    /// tells the listings apart without changing the cursor format.
+    fn cursor_key(&self, prefix: &[u8], suffix_len: usize) -> Result<Option<Vec<u8>>> {
         let Some(c) = &self.cursor else { return Ok(None) };
         let k = hex::decode(c).map_err(|_| Error::BadRequest("cursor is not one this index issued".into()))?;
-        if !k.starts_with(prefix) || k.len() <= prefix.len() {
+        if !k.starts_with(prefix) || k.len() != prefix.len() + suffix_len {
             return Err(Error::BadRequest("cursor belongs to another query".into()));
         }
         Ok(Some(k))
@@ -614,7 +622,8 @@ impl ConsentReader for IndexReader {
         let limit = page.limit()?;
         let v = self.view();
         let prefix = principal_key(patient);
-        let start = page.cursor_key(&prefix)?.unwrap_or_else(|| prefix.clone());
+        // History keys: patient ‖ seq (8).
+        let start = page.cursor_key(&prefix, 8)?.unwrap_or_else(|| prefix.clone());
         let mut items = Vec::new();
         let mut next = None;
         for item in v.scan(Cf::History, &prefix, &start) {
@@ -677,7 +686,8 @@ impl RecordReader for IndexReader {
         let limit = page.limit()?;
         let v = self.view();
         let prefix = principal_key(patient);
-        let start = match page.cursor_key(&prefix)? {
+        // by_patient keys: patient ‖ height (8) ‖ record id (16).
+        let start = match page.cursor_key(&prefix, 24)? {
             Some(c) => c,
             None => {
                 let mut s = prefix.clone();
@@ -803,7 +813,8 @@ impl RecordReader for IndexReader {
         let limit = page.limit()?;
         let v = self.view();
         let prefix = principal_key(actor);
-        let start = page.cursor_key(&prefix)?.unwrap_or_else(|| prefix.clone());
+        // Activity keys: actor ‖ height (8) ‖ tx index (4) ‖ event index (4).
+        let start = page.cursor_key(&prefix, 16)?.unwrap_or_else(|| prefix.clone());
         let mut items = Vec::new();
         let mut next = None;
         for item in v.scan(Cf::Activity, &prefix, &start) {

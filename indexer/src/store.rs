@@ -18,6 +18,18 @@ use crate::{Error, Result};
 /// A key and its value as RocksDB iterators return them.
 pub type KeyValue = (Box<[u8]>, Box<[u8]>);
 
+/// One write of a block's batch: the family, the key and the new value
+/// (`None` deletes the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// The column family.
+    pub cf: Cf,
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value written, or `None` for a delete.
+    pub value: Option<Vec<u8>>,
+}
+
 /// The undo log being built and the keys it already covers.
 type OpenUndo = (UndoLog, std::collections::HashSet<(Cf, Vec<u8>)>);
 
@@ -79,6 +91,21 @@ impl IndexDb {
         opts.set_sync(true);
         self.db.write_opt(batch, &opts)?;
         Ok(())
+    }
+
+    /// Writes `writes` durably as one batch, in order, as [`Stage::commit`]
+    /// writes a block: for replaying the writes [`Stage::writes`] recorded
+    /// (see [`crate::Indexer::ingest_recorded`]) into another database, as
+    /// `medanchor bench indexer` does for its raw-RocksDB baseline.
+    pub fn write_all(&self, writes: &[Write]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for w in writes {
+            match &w.value {
+                Some(v) => batch.put_cf(self.cf(w.cf), &w.key, v),
+                None => batch.delete_cf(self.cf(w.cf), &w.key),
+            }
+        }
+        self.write(batch)
     }
 
     /// A consistent read view.
@@ -213,6 +240,12 @@ impl<'a> Stage<'a> {
     /// Whether nothing is pending.
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
+    }
+
+    /// The pending writes: exactly what [`Stage::commit`] will write, in
+    /// unspecified order (each key appears once).
+    pub fn writes(&self) -> Vec<Write> {
+        self.writes.iter().map(|((cf, key), value)| Write { cf: *cf, key: key.clone(), value: value.clone() }).collect()
     }
 
     /// Writes everything in one synced batch.

@@ -1,2 +1,8 @@
 //! Indexer tests.
+
+mod consent;
+mod fixtures;
+mod http;
 mod live;
+mod scenarios;
+mod support;
