@@ -214,7 +214,10 @@ fn hex0x(b: &[u8]) -> String {
     format!("0x{}", hex::encode(b))
 }
 
-fn derived(index: &Indexer) -> BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>> {
+/// Every derived column family's keys and values, by family name.
+type Dump = BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>>;
+
+fn derived(index: &Indexer) -> Dump {
     Cf::ALL.iter().filter(|cf| cf.is_derived()).map(|cf| (cf.name(), index.db().dump(*cf).expect("dump"))).collect()
 }
 
@@ -334,7 +337,7 @@ async fn workload(seed: u64) -> BTreeMap<Result<u8, u32>, usize> {
     let mut outcomes: BTreeMap<Result<u8, u32>, usize> = BTreeMap::new();
     for patient in &world.principals {
         let pv = ClarityValue::Principal(patient.clone());
-        let chain_patient = read_only(&node, pc, "get-patient", &[pv.clone()]);
+        let chain_patient = read_only(&node, pc, "get-patient", std::slice::from_ref(&pv));
         let ours = reader.patient(patient).expect("patient");
         match (&chain_patient, &ours) {
             (ClarityValue::Optional(None), None) => {}

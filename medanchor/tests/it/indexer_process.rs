@@ -101,7 +101,10 @@ impl Drop for Process {
     }
 }
 
-fn derived(index: &Indexer) -> BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>> {
+/// Every derived column family's keys and values, by family name.
+type Dump = BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>>;
+
+fn derived(index: &Indexer) -> Dump {
     Cf::ALL.iter().filter(|cf| cf.is_derived()).map(|cf| (cf.name(), index.db().dump(*cf).expect("dump"))).collect()
 }
 
