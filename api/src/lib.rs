@@ -1,8 +1,24 @@
 //! The HTTP API: envelope-encrypted off-chain records, consent-gated reads,
 //! wallet sign-in and the tamper-evident audit log.
 //!
-//! Under construction: [`merkle`] (RFC 6962 / 9162 Merkle trees, proofs and
-//! signed checkpoints) is the first piece. The API depends on the indexer's
-//! read traits, never on the Clarity VM.
+//! In reading order: [`auth`] (Stacks message signatures, Ed25519 session
+//! tokens), [`envelope`] (AES-256-GCM data keys wrapped by versioned KEKs,
+//! bound to tenant/patient/record/version), [`blob`] (write-once,
+//! content-addressed ciphertext store), [`db`] (record metadata,
+//! challenges, the audit log's storage), [`merkle`] (RFC 6962/9162 trees,
+//! proofs, C2SP checkpoints), [`audit`] (the group-committed Merkle log),
+//! [`error`] (`ApiError` → problem+json), [`app`] (routes and the anchor
+//! tracker).
+//!
+//! The API reads the chain only through the indexer's read traits and
+//! writes to it only through signed transactions ([`medanchor_wallet`]); it
+//! never links the devnet or executes Clarity.
 
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod blob;
+pub mod db;
+pub mod envelope;
+pub mod error;
 pub mod merkle;

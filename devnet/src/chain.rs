@@ -36,12 +36,13 @@ use clarity_repl::codec::{
     NonfungibleConditionCode, PostConditionPrincipal, StacksTransaction, TransactionPayload, TransactionPostCondition,
     TransactionPostConditionMode, TransactionVersion,
 };
+use medanchor_wallet::keys::StacksKey;
+use medanchor_wallet::txbuild::{self, CHAIN_ID_TESTNET};
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::headers::{Header, HeaderIndex, BLOCK_LIMIT, EPOCH};
 use crate::store::{BlockStore, ChainDb, Overlay, CF_BLOCKS, CF_BLOCK_IDS, CF_META, CF_TXS};
-use crate::txbuild::CHAIN_ID_TESTNET;
 use crate::vm::Cost;
 use crate::{Error, Result};
 
@@ -70,7 +71,7 @@ pub struct ChainConfig {
     pub accounts: Vec<GenesisAccount>,
     /// Contracts deployed at genesis as real transactions: (deployer key,
     /// name, source). They are mined in block 1.
-    pub genesis_deploys: Vec<(crate::keys::StacksKey, String, String)>,
+    pub genesis_deploys: Vec<(StacksKey, String, String)>,
     /// Minimum fee rate in micro-STX per byte.
     pub min_fee_rate: u64,
     /// The block budget.
@@ -358,13 +359,13 @@ impl Chain {
         let mut nonces = std::collections::HashMap::new();
         for (key, name, source) in self.config.genesis_deploys.clone() {
             let nonce = nonces.entry(key.to_hex()).or_insert(0u64);
-            let payload = crate::txbuild::Payload::Deploy { name, source };
-            let mut options = crate::txbuild::TxOptions::new(*nonce, 0);
+            let payload = txbuild::Payload::Deploy { name, source };
+            let mut options = txbuild::TxOptions::new(*nonce, 0);
             options.chain_id = self.config.chain_id;
-            let unsigned = crate::txbuild::sign(&key, payload.clone(), &options)?;
-            options.fee = crate::txbuild::serialize(&unsigned).len() as u64 * self.config.min_fee_rate.max(1);
-            let tx = crate::txbuild::sign(&key, payload, &options)?;
-            let raw = crate::txbuild::serialize(&tx);
+            let unsigned = txbuild::sign(&key, payload.clone(), &options)?;
+            options.fee = txbuild::serialize(&unsigned).len() as u64 * self.config.min_fee_rate.max(1);
+            let tx = txbuild::sign(&key, payload, &options)?;
+            let raw = txbuild::serialize(&tx);
             candidates.push(Candidate { tx, raw });
             *nonce += 1;
         }

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use medanchor_wallet::accounts::DevnetAccount;
 use tokio::sync::{watch, Notify};
 
 use crate::chain::{Candidate, Chain, Mined, Rejection};
-use crate::genesis::{chain_config, DevnetAccount};
+use crate::genesis::chain_config;
 use crate::headers::Header;
 use crate::mempool::{Admitted, Mempool};
 use crate::observer::{Dispatcher, MempoolEvent};

@@ -84,8 +84,8 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let dir = args.devnet_data.as_deref().context("--tsv or --devnet-data is required")?;
-    let accounts = medanchor_devnet::genesis::parse_accounts(
-        medanchor_devnet::genesis::DEFAULT_DEVNET_TOML,
+    let accounts = medanchor_wallet::accounts::parse_accounts(
+        medanchor_wallet::accounts::DEFAULT_DEVNET_TOML,
         "embedded Devnet.toml",
     )?;
     let config = medanchor_devnet::genesis::chain_config(&accounts, 0)?;

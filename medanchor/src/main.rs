@@ -184,12 +184,12 @@ fn costs(json: bool) -> anyhow::Result<()> {
 /// Runs the devnet; with `indexer` (bind address, data dir) also the
 /// indexer, subscribed to the devnet as an event observer (`medanchor up`).
 fn devnet(args: DevnetArgs, indexer: Option<(std::net::SocketAddr, std::path::PathBuf)>) -> anyhow::Result<()> {
-    use medanchor_devnet::genesis;
     use medanchor_devnet::node::{Node, NodeConfig};
+    use medanchor_wallet::accounts::{load_accounts, parse_accounts, DEFAULT_DEVNET_TOML};
 
     let accounts = match &args.devnet_toml {
-        Some(path) => genesis::load_accounts(path)?,
-        None => genesis::parse_accounts(genesis::DEFAULT_DEVNET_TOML, "embedded Devnet.toml")?,
+        Some(path) => load_accounts(path)?,
+        None => parse_accounts(DEFAULT_DEVNET_TOML, "embedded Devnet.toml")?,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
@@ -254,7 +254,7 @@ fn devnet(args: DevnetArgs, indexer: Option<(std::net::SocketAddr, std::path::Pa
         if indexer_task.is_some() {
             println!("\nDevnet accounts (public test keys from Devnet.toml; never for real funds):");
             for a in &accounts {
-                let address = a.key.address(medanchor_devnet::keys::TESTNET_SINGLESIG);
+                let address = a.key.address(medanchor_wallet::keys::TESTNET_SINGLESIG);
                 println!("  {:<9} {address}  {} STX", a.name, a.balance / 1_000_000);
             }
             println!("\nNot built yet: the API. Ctrl-C stops everything.");

@@ -1,6 +1,6 @@
 //! `medanchor wallet …`: keys, patient and provider transactions, consent
 //! checks, against any Stacks node (the devnet by default, testnet with
-//! `--node`). The library is `medanchor_devnet::wallet`; this module only
+//! `--node`). The library is `medanchor_wallet`; this module only
 //! parses arguments, asks for the passphrase and prints.
 
 use std::path::{Path, PathBuf};
@@ -10,12 +10,12 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
 use medanchor_contracts::types::DataType;
 use medanchor_contracts::Principal;
-use medanchor_devnet::keys::StacksKey;
-use medanchor_devnet::wallet::actions::{
+use medanchor_wallet::actions::{
     new_patient_id, new_record_id, parse_access_level, parse_data_type, parse_hash32, parse_principal, parse_record_id,
     parse_record_type, sha256_file,
 };
-use medanchor_devnet::wallet::{
+use medanchor_wallet::keys::StacksKey;
+use medanchor_wallet::{
     generate_mnemonic, import_key, testnet_address, ContractCall, GrantDuration, KdfParams, KeyFile, KeySource, Reader,
     RpcClient, TxOutcome, Wallet, Zeroizing,
 };

@@ -8,9 +8,10 @@ use clarity_repl::codec::{
 };
 use medanchor_contracts::{decode_raw_print, ContractEvent, ContractName};
 use medanchor_devnet::chain::{Candidate, Chain, RejectReason, TxStatus};
-use medanchor_devnet::genesis::{chain_config, parse_accounts, DevnetAccount, DEFAULT_DEVNET_TOML};
-use medanchor_devnet::keys::TESTNET_SINGLESIG;
-use medanchor_devnet::txbuild::{serialize, sign, Payload, TxOptions};
+use medanchor_devnet::genesis::chain_config;
+use medanchor_wallet::accounts::{parse_accounts, DevnetAccount, DEFAULT_DEVNET_TOML};
+use medanchor_wallet::keys::TESTNET_SINGLESIG;
+use medanchor_wallet::txbuild::{serialize, sign, Payload, TxOptions};
 
 struct Node {
     dir: tempfile::TempDir,

@@ -5,10 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clarity_repl::clarity::vm::Value;
-use medanchor_devnet::genesis::{parse_accounts, DevnetAccount, DEFAULT_DEVNET_TOML};
-use medanchor_devnet::keys::TESTNET_SINGLESIG;
 use medanchor_devnet::node::{Node, NodeConfig};
-use medanchor_devnet::txbuild::{serialize, sign, Payload, TxOptions};
+use medanchor_wallet::accounts::{parse_accounts, DevnetAccount, DEFAULT_DEVNET_TOML};
+use medanchor_wallet::keys::TESTNET_SINGLESIG;
+use medanchor_wallet::txbuild::{serialize, sign, Payload, TxOptions};
 use serde_json::Value as Json;
 
 struct Running {
@@ -51,7 +51,7 @@ impl Running {
         let _ = self.task.await;
     }
 
-    fn key(&self, name: &str) -> &medanchor_devnet::keys::StacksKey {
+    fn key(&self, name: &str) -> &medanchor_wallet::keys::StacksKey {
         &self.accounts.iter().find(|a| a.name == name).expect("account").key
     }
 

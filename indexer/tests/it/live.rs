@@ -12,14 +12,14 @@ use clarity_repl::clarity::codec::StacksMessageCodec;
 use clarity_repl::clarity::vm::types::{PrincipalData, QualifiedContractIdentifier};
 use medanchor_contracts::principal::{Principal, StandardPrincipal};
 use medanchor_contracts::{ClarityValue, ContractName, DEPLOYER_ADDRESS};
-use medanchor_devnet::genesis::{parse_accounts, DevnetAccount, DEFAULT_DEVNET_TOML};
-use medanchor_devnet::keys::{StacksKey, TESTNET_SINGLESIG};
 use medanchor_devnet::node::{Node, NodeConfig};
-use medanchor_devnet::txbuild::{serialize, sign, TxOptions};
-use medanchor_devnet::wallet::actions::ContractCall;
 use medanchor_indexer::query::{IndexReader, PageRequest};
 use medanchor_indexer::schema::Cf;
 use medanchor_indexer::{ChainReader, ConsentReader, Indexer, IndexerConfig, RecordReader};
+use medanchor_wallet::accounts::{parse_accounts, DevnetAccount, DEFAULT_DEVNET_TOML};
+use medanchor_wallet::actions::ContractCall;
+use medanchor_wallet::keys::{StacksKey, TESTNET_SINGLESIG};
+use medanchor_wallet::txbuild::{serialize, sign, TxOptions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

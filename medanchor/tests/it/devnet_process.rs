@@ -7,9 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clarity_repl::clarity::vm::Value;
-use medanchor_devnet::genesis::{parse_accounts, DEFAULT_DEVNET_TOML};
-use medanchor_devnet::keys::TESTNET_SINGLESIG;
-use medanchor_devnet::txbuild::{serialize, sign, Payload, TxOptions};
+use medanchor_wallet::accounts::{parse_accounts, DEFAULT_DEVNET_TOML};
+use medanchor_wallet::keys::TESTNET_SINGLESIG;
+use medanchor_wallet::txbuild::{serialize, sign, Payload, TxOptions};
 use serde_json::Value as Json;
 
 fn free_port() -> u16 {

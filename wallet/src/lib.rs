@@ -1,17 +1,27 @@
-//! The wallet: keys at rest, transactions to any node, results decoded in
-//! the contracts' vocabulary.
+//! The wallet: keys, transactions and the public RPC — everything a client
+//! needs to act on the chain, and nothing of the chain itself.
 //!
-//! Reading order: [`keyfile`] (a key encrypted under a passphrase) →
-//! [`actions`] (typed contract calls, durations, names) → [`client`] (the
-//! public RPC) → [`Wallet`] (nonce, fee, sign, broadcast, wait).
+//! Reading order: [`keys`] (BIP-39/BIP-32 keys and their addresses) →
+//! [`accounts`] (Devnet.toml's named accounts) → [`txbuild`] (build and
+//! sign SIP-005 transactions) → [`keyfile`] (a key encrypted under a
+//! passphrase) → [`actions`] (typed contract calls, durations, names) →
+//! [`client`] (the public RPC) → [`Wallet`] (nonce, fee, sign, broadcast,
+//! wait) and [`Reader`] (read-only calls).
 //!
 //! The wallet knows the chain only through stacks-node's RPC and the two
 //! Hiro routes wallets poll, so it works against our devnet and a testnet
-//! node alike. It never logs or reports key material or passphrases.
+//! node alike. It links clarity-repl for the transaction codec (types,
+//! serialization, signing) and never executes Clarity; it has no storage
+//! and serves nothing. It never logs or reports key material or
+//! passphrases. The devnet uses [`keys`], [`accounts`] and [`txbuild`] for
+//! its genesis; the API will use [`Wallet`] for custodial provider keys.
 
+pub mod accounts;
 pub mod actions;
 pub mod client;
 pub mod keyfile;
+pub mod keys;
+pub mod txbuild;
 
 use std::time::Duration;
 
@@ -20,13 +30,57 @@ use medanchor_contracts::types::{AccessMethod, DataType};
 use medanchor_contracts::{ClarityValue, ContractError, ContractName, Principal};
 pub use zeroize::Zeroizing;
 
-use crate::genesis::{parse_accounts, DEFAULT_DEVNET_TOML};
+use crate::accounts::{parse_accounts, DEFAULT_DEVNET_TOML};
 use crate::keys::{StacksKey, MAINNET_SINGLESIG, TESTNET_SINGLESIG};
 use crate::txbuild::{serialize, sign, TxOptions};
-use crate::{Error, Result};
 pub use actions::{ContractCall, GrantDuration};
 pub use client::{RpcClient, TxOutcome};
 pub use keyfile::{KdfParams, KeyFile};
+
+/// Errors of the wallet crate. No message ever includes key material or a
+/// passphrase.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A key could not be read or derived (never includes the key).
+    #[error("key: {0}")]
+    Key(String),
+    /// A transaction could not be built.
+    #[error("transaction: {0}")]
+    Transaction(String),
+    /// A Clarity value did not round-trip through the wire format.
+    #[error("clarity value codec: {0}")]
+    Codec(String),
+    /// A key file could not be read, written or decrypted (never includes
+    /// key material or the passphrase).
+    #[error("key file: {0}")]
+    KeyFile(String),
+    /// A node could not be reached, or answered something unexpected.
+    #[error("rpc: {0}")]
+    Rpc(String),
+    /// The node refused a transaction; `reason` and `reason_data` are the
+    /// node's own words, verbatim.
+    #[error("transaction rejected by the node: {reason} {reason_data}")]
+    Rejected {
+        /// stacks-node's rejection reason (`BadNonce`, `FeeTooLow`, …).
+        reason: String,
+        /// Its `reason_data` as JSON text.
+        reason_data: String,
+    },
+    /// A wallet argument is invalid (caught before anything is signed).
+    #[error("{0}")]
+    Invalid(String),
+    /// Devnet settings (Devnet.toml) could not be read.
+    #[error("settings {path}: {message}")]
+    Settings {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Result with the wallet [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Where a key comes from.
 #[derive(Debug, Clone, Copy)]
@@ -308,80 +362,5 @@ mod tests {
         assert!(testnet_address(&key).starts_with("ST"));
         let other = import_key(KeySource::Mnemonic { phrase: &a, index: 1 }).expect("derive");
         assert_ne!(testnet_address(&key), testnet_address(&other));
-    }
-
-    /// The wallet against an in-process node over loopback: nonce, fee,
-    /// broadcast, a rejection's reason verbatim, waiting, read-only calls,
-    /// and an `(err uN)` decoded to the contract's error.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn wallet_against_a_node() {
-        use crate::node::{Node, NodeConfig};
-        let dir = tempfile::tempdir().expect("tempdir");
-        let accounts = parse_accounts(DEFAULT_DEVNET_TOML, "Devnet.toml").expect("accounts");
-        let mut config = NodeConfig::new(dir.path().to_path_buf(), accounts);
-        config.block_interval = Some(Duration::from_millis(100));
-        let node = Node::open(config).expect("open");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            node.run(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("node runs");
-        });
-
-        let deployer = medanchor_contracts::DEPLOYER_ADDRESS;
-        let connect = |name: &'static str| {
-            let base = base.clone();
-            async move {
-                let key = import_key(KeySource::DevnetAccount(name)).expect("key");
-                Wallet::connect(key, RpcClient::new(&base).expect("client"), deployer).await.expect("connect")
-            }
-        };
-        let patient = connect("wallet_1").await;
-        let provider = connect("wallet_2").await;
-        let p = actions::parse_principal(patient.address()).expect("p");
-        let q = actions::parse_principal(provider.address()).expect("q");
-        let wait = Duration::from_secs(30);
-
-        // Not yet registered: the transaction is mined and aborts with the
-        // contract's error.
-        let grant = ContractCall::grant_consent(&q, DataType::LabResults, "48h".parse().expect("48h"));
-        let sent = patient.submit(&grant, None).await.expect("submit");
-        assert!(sent.fee > 100, "fee {} is length × rate", sent.fee);
-        let out = patient.wait(&sent.txid, wait).await.expect("mined");
-        assert_eq!(out.status, "abort_by_response");
-        assert_eq!(out.contract_error(), Some(ContractError::PatientNotFound));
-        assert!(out.block_height.is_some());
-
-        let sent = patient.submit(&ContractCall::register_patient([7; 32], None, None), None).await.expect("submit");
-        assert!(patient.wait(&sent.txid, wait).await.expect("mined").is_success());
-        let sent = patient.submit(&grant, None).await.expect("submit");
-        let out = patient.wait(&sent.txid, wait).await.expect("mined");
-        assert!(out.is_success(), "{out:?}");
-
-        let reader = Reader::new(RpcClient::new(&base).expect("client"), deployer).expect("reader");
-        assert_eq!(reader.check_consent(&p, &q, DataType::LabResults).await.expect("read"), Ok(AccessMethod::Consent));
-        assert_eq!(
-            reader.check_consent(&p, &q, DataType::MentalHealth).await.expect("read"),
-            Err(ContractError::NoConsent)
-        );
-        let entry = reader.get_consent(&p, &q, DataType::LabResults).await.expect("read").expect("entry");
-        assert_eq!(entry.expires_at, Some(entry.granted_at + 288));
-        assert!(reader.get_consent(&p, &q, DataType::Genetic).await.expect("read").is_none());
-
-        // A fee below the node's minimum: the node's reason, verbatim.
-        match provider.submit(&ContractCall::revoke_provider_access(&p), Some(1)).await {
-            Err(Error::Rejected { reason, reason_data }) => {
-                assert_eq!(reason, "FeeTooLow");
-                assert!(reason_data.contains("expected"), "{reason_data}");
-            }
-            other => panic!("expected a rejection, got {other:?}"),
-        }
-
-        let _ = stop.send(());
-        let _ = task.await;
     }
 }

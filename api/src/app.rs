@@ -1,0 +1,1045 @@
+//! The HTTP application: sign-in, records (create, read, list, update),
+//! the audit log, and the anchor tracker.
+//!
+//! Every request acts as its real caller: the session token names the
+//! principal, roles come from the chain (through the indexer) and from
+//! configuration at each request, and every access attempt to patient
+//! data — allowed or refused — is appended to the audit log before the
+//! response is sent.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use medanchor_contracts::principal::Principal;
+use medanchor_contracts::types::RecordType;
+use medanchor_contracts::ContractError;
+use medanchor_indexer::{ChainReader, ConsentReader, RecordReader};
+use medanchor_wallet::keys::StacksKey;
+use medanchor_wallet::{ContractCall, RpcClient, Wallet};
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::audit::{AuditEntry, AuditLog};
+use crate::auth::{verify_signature, Challenge, Claims, SessionKey};
+use crate::blob::BlobStore;
+use crate::db::{AnchorStatus, ApiDb, Cf, RecordMeta};
+use crate::envelope::{Binding, Keyring, Sealed};
+use crate::error::{ApiError, ApiResult};
+
+/// The indexer's read traits, as one object.
+pub trait ChainView: ChainReader + ConsentReader + RecordReader + Send + Sync {}
+impl<T: ChainReader + ConsentReader + RecordReader + Send + Sync> ChainView for T {}
+
+/// How the API runs.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Bound into every ciphertext (one node may serve several tenants).
+    pub tenant: String,
+    /// Named in sign-in challenges.
+    pub domain: String,
+    /// Largest record payload, in bytes.
+    pub max_record_bytes: usize,
+    /// Session lifetime.
+    pub session_ttl: Duration,
+    /// Challenge lifetime.
+    pub challenge_ttl: Duration,
+    /// Principals with the auditor role.
+    pub auditors: Vec<String>,
+    /// Principals with the admin role.
+    pub admins: Vec<String>,
+    /// The deployer of the contracts.
+    pub contracts: String,
+}
+
+impl ApiConfig {
+    /// Defaults for `tenant` and the devnet's contracts.
+    pub fn new(tenant: &str, contracts: &str) -> Self {
+        ApiConfig {
+            tenant: tenant.into(),
+            domain: "medanchor.localhost".into(),
+            max_record_bytes: 64 << 20,
+            session_ttl: Duration::from_secs(3600),
+            challenge_ttl: Duration::from_secs(300),
+            auditors: Vec::new(),
+            admins: Vec::new(),
+            contracts: contracts.into(),
+        }
+    }
+}
+
+/// Provider keys the node holds for hospital systems (custodial signing),
+/// with one lock per key so its nonces go out in order.
+#[derive(Default)]
+pub struct Custody {
+    keys: HashMap<String, (StacksKey, Arc<tokio::sync::Mutex<()>>)>,
+}
+
+impl std::fmt::Debug for Custody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Custody").field("principals", &self.keys.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl Custody {
+    /// Adds a key; returns its principal.
+    pub fn insert(&mut self, key: StacksKey) -> String {
+        let principal = key.address(medanchor_wallet::keys::TESTNET_SINGLESIG).to_string();
+        self.keys.insert(principal.clone(), (key, Arc::default()));
+        principal
+    }
+
+    /// Whether the node signs for `principal`.
+    pub fn holds(&self, principal: &str) -> bool {
+        self.keys.contains_key(principal)
+    }
+}
+
+/// One async lock per record id.
+type RecordLocks = HashMap<[u8; 16], Arc<tokio::sync::Mutex<()>>>;
+
+/// Everything a request needs.
+#[derive(Clone)]
+pub struct AppState {
+    config: Arc<ApiConfig>,
+    db: Arc<ApiDb>,
+    blobs: Arc<dyn BlobStore>,
+    keyring: Arc<RwLock<Keyring>>,
+    session: Arc<SessionKey>,
+    chain: Arc<dyn ChainView>,
+    audit: AuditLog,
+    node: RpcClient,
+    custody: Arc<Custody>,
+    /// One lock per record id, so concurrent updates serialize.
+    record_locks: Arc<std::sync::Mutex<RecordLocks>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("tenant", &self.config.tenant).finish()
+    }
+}
+
+impl AppState {
+    /// Assembles the state (the audit writer starts on the current runtime).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: ApiConfig,
+        db: Arc<ApiDb>,
+        blobs: Arc<dyn BlobStore>,
+        keyring: Keyring,
+        session: SessionKey,
+        chain: Arc<dyn ChainView>,
+        node: RpcClient,
+        custody: Custody,
+    ) -> AppState {
+        let audit = AuditLog::start(db.clone());
+        AppState {
+            config: Arc::new(config),
+            db,
+            blobs,
+            keyring: Arc::new(RwLock::new(keyring)),
+            session: Arc::new(session),
+            chain,
+            audit,
+            node,
+            custody: Arc::new(custody),
+            record_locks: Arc::default(),
+        }
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.max_record_bytes * 4 / 3 + 64 * 1024;
+    Router::new()
+        .route("/v1/auth/challenge", post(challenge))
+        .route("/v1/auth/verify", post(sign_in))
+        .route("/v1/me", get(me))
+        .route("/v1/patients/{patient}/records", post(create_record).get(list_records))
+        .route("/v1/records/{id}", get(read_record).put(update_record))
+        .route("/v1/records/{id}/versions", get(record_versions))
+        .route("/v1/audit/entries", get(audit_entries))
+        .route("/v1/audit/checkpoint", get(audit_checkpoint))
+        .route("/v1/audit/proof/inclusion", get(inclusion_proof))
+        .route("/v1/audit/proof/consistency", get(consistency_proof))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Starts the anchor tracker: pending versions move to `anchored` or
+/// `failed` as the indexer sees their transactions.
+pub fn spawn_tracker(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let s = state.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || track_once(&s))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
+                tracing::error!(error = %e, "anchor tracker failed");
+            }
+        }
+    })
+}
+
+/// One pass of the tracker.
+pub fn track_once(state: &AppState) -> ApiResult<usize> {
+    let mut settled = 0;
+    for (id, version) in state.db.pending().map_err(ApiError::internal)? {
+        let Some(mut meta) = state.db.record(&id, version).map_err(ApiError::internal)? else { continue };
+        // The chain's view of this record version (works for both signing
+        // paths: the wallet path may never tell us its txid).
+        let onchain = state.chain.versions(&id).map_err(ApiError::internal)?.into_iter().find(|v| v.version == version);
+        if let Some(v) = onchain {
+            if v.data_hash == format!("0x{}", meta.data_hash) {
+                meta.status = AnchorStatus::Anchored;
+                meta.txid = Some(v.txid);
+                meta.block_height = Some(v.block_height);
+                meta.index_block_hash = Some(v.index_block_hash);
+            } else {
+                meta.status = AnchorStatus::Failed;
+                meta.failure = Some("another payload was anchored as this version".into());
+            }
+        } else if let Some(txid) = &meta.txid {
+            let txid_bytes: [u8; 32] =
+                match hex::decode(txid.trim_start_matches("0x")).ok().and_then(|b| b.try_into().ok()) {
+                    Some(t) => t,
+                    None => continue,
+                };
+            match state.chain.transaction(&txid_bytes).map_err(ApiError::internal)? {
+                Some(tx) if tx.status != "success" => {
+                    meta.status = AnchorStatus::Failed;
+                    meta.failure = Some(failure_reason(&tx.raw_result));
+                }
+                _ => continue,
+            }
+        } else {
+            continue;
+        }
+        state.db.put_record(&meta, &id).map_err(ApiError::internal)?;
+        settled += 1;
+    }
+    Ok(settled)
+}
+
+/// `(err uN)` → the contract's error name.
+fn failure_reason(raw_result: &str) -> String {
+    medanchor_contracts::ClarityValue::from_hex(raw_result)
+        .ok()
+        .and_then(|v| match v {
+            medanchor_contracts::ClarityValue::Response(Err(inner)) => match *inner {
+                medanchor_contracts::ClarityValue::UInt(code) => {
+                    ContractError::from_code(code).map(|e| e.constant().to_string())
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .unwrap_or_else(|| format!("transaction failed ({raw_result})"))
+}
+
+// ------------------------------------------------------------ request context
+
+/// Who is calling, from where.
+#[derive(Debug, Clone)]
+struct Caller {
+    principal: Option<Principal>,
+    request_id: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl Caller {
+    fn from(state: &AppState, headers: &HeaderMap, addr: Option<SocketAddr>) -> Caller {
+        let principal = headers
+            .get("authorization")
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .and_then(|t| state.session.verify(t, now_ms() / 1000).ok())
+            .and_then(|c| c.sub.parse().ok());
+        Caller {
+            principal,
+            request_id: random_hex(8),
+            ip: addr.map(|a| a.ip().to_string()),
+            user_agent: headers.get("user-agent").and_then(|h| h.to_str().ok()).map(str::to_string),
+        }
+    }
+
+    fn require(&self, headers: &HeaderMap) -> ApiResult<&Principal> {
+        match &self.principal {
+            Some(p) => Ok(p),
+            None if headers.contains_key("authorization") => {
+                Err(ApiError::Unauthorized("the session token is invalid or expired; sign in again".into()))
+            }
+            None => Err(ApiError::Unauthorized("sign in first: Authorization: Bearer <token>".into())),
+        }
+    }
+
+    fn entry(&self, role: &str, action: &str) -> AuditEntry {
+        AuditEntry {
+            time_ms: now_ms(),
+            actor: self.principal.as_ref().map_or("anonymous".into(), |p| p.to_string()),
+            role: role.into(),
+            action: action.into(),
+            patient: None,
+            record_id: None,
+            version: None,
+            method: None,
+            outcome: "allowed".into(),
+            reason: None,
+            client_ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+fn role_of(state: &AppState, p: &Principal) -> ApiResult<&'static str> {
+    let s = p.to_string();
+    if state.config.admins.contains(&s) {
+        return Ok("admin");
+    }
+    if state.config.auditors.contains(&s) {
+        return Ok("auditor");
+    }
+    if state.chain.provider(p).map_err(ApiError::internal)?.is_some() {
+        return Ok("provider");
+    }
+    if state.chain.patient(p).map_err(ApiError::internal)?.is_some() {
+        return Ok("patient");
+    }
+    Ok("none")
+}
+
+fn with_request_id(mut response: Response, id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+fn principal_arg(s: &str, what: &str) -> ApiResult<Principal> {
+    s.parse().map_err(|_| ApiError::bad("invalid-principal", format!("{what} {s:?} is not a Stacks principal")))
+}
+
+fn record_id_arg(s: &str) -> ApiResult<[u8; 16]> {
+    hex::decode(s.trim_start_matches("0x"))
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| ApiError::bad("invalid-record-id", format!("record id {s:?} is not 16 bytes of hex")))
+}
+
+// --------------------------------------------------------------------- auth
+
+#[derive(Deserialize)]
+struct ChallengeRequest {
+    principal: String,
+}
+
+async fn challenge(State(s): State<AppState>, Json(req): Json<ChallengeRequest>) -> ApiResult<Json<Value>> {
+    let principal = principal_arg(&req.principal, "principal")?;
+    if matches!(principal, Principal::Contract(..)) {
+        return Err(ApiError::bad("invalid-principal", "contracts cannot sign in"));
+    }
+    let now = now_ms() / 1000;
+    let c = Challenge {
+        domain: s.config.domain.clone(),
+        principal: principal.to_string(),
+        nonce: random_hex(16),
+        issued_at: now,
+        expires_at: now + s.config.challenge_ttl.as_secs(),
+    };
+    let mut batch = s.db.batch();
+    batch.put_cf(s.db.cf(Cf::Challenges), c.nonce.as_bytes(), serde_json::to_vec(&c).map_err(ApiError::internal)?);
+    s.db.write(batch).map_err(ApiError::internal)?;
+    Ok(Json(json!({ "nonce": c.nonce, "message": c.message(), "expires_at": c.expires_at })))
+}
+
+#[derive(Deserialize)]
+struct SignInRequest {
+    nonce: String,
+    signature: String,
+}
+
+async fn sign_in(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(req): Json<SignInRequest>,
+) -> ApiResult<Response> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let stored = s.db.get(Cf::Challenges, req.nonce.as_bytes()).map_err(ApiError::internal)?;
+    let Some(stored) = stored else {
+        return Err(ApiError::Unauthorized("unknown or already used challenge".into()));
+    };
+    // Single use, whatever the outcome.
+    let mut batch = s.db.batch();
+    batch.delete_cf(s.db.cf(Cf::Challenges), req.nonce.as_bytes());
+    s.db.write(batch).map_err(ApiError::internal)?;
+    let c: Challenge = serde_json::from_slice(&stored).map_err(ApiError::internal)?;
+    let now = now_ms() / 1000;
+    let principal: Principal = c.principal.parse().map_err(ApiError::internal)?;
+    let mut entry = caller.entry("anonymous", "auth.sign-in");
+    entry.actor = c.principal.clone();
+    let verdict = if now >= c.expires_at {
+        Err(ApiError::Unauthorized("the challenge expired; request a new one".into()))
+    } else {
+        verify_signature(c.message().as_bytes(), &req.signature, &principal)
+            .map_err(|e| ApiError::Unauthorized(e.to_string()))
+    };
+    if let Err(e) = &verdict {
+        entry.outcome = "denied".into();
+        entry.reason = Some(e.to_string());
+    }
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    verdict?;
+    let claims =
+        Claims { sub: c.principal.clone(), iat: now, exp: now + s.config.session_ttl.as_secs(), jti: random_hex(8) };
+    let token = s.session.issue(&claims);
+    Ok(with_request_id(
+        Json(json!({ "token": token, "principal": c.principal, "expires_at": claims.exp })).into_response(),
+        &caller.request_id,
+    ))
+}
+
+async fn me(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let caller = Caller::from(&s, &headers, None);
+    let p = caller.require(&headers)?.clone();
+    let s2 = s.clone();
+    let p2 = p.clone();
+    let role = tokio::task::spawn_blocking(move || role_of(&s2, &p2)).await.map_err(ApiError::internal)??;
+    Ok(Json(json!({ "principal": p.to_string(), "role": role, "custodial": s.custody.holds(&p.to_string()) })))
+}
+
+// ------------------------------------------------------------------ records
+
+#[derive(Deserialize)]
+struct RecordBody {
+    record_type: String,
+    /// Base64 bytes, or any JSON value (stored as its JSON text).
+    content: Value,
+    #[serde(default)]
+    content_encoding: Option<String>,
+    #[serde(default)]
+    content_type: Option<String>,
+    #[serde(default)]
+    confidentiality: Option<u8>,
+    /// `custodial` (the node signs with the provider's key it holds) or
+    /// `wallet` (the provider signs; the API returns the call to sign).
+    #[serde(default)]
+    signing: Option<String>,
+}
+
+impl RecordBody {
+    fn bytes(&self, limit: usize) -> ApiResult<(Vec<u8>, String)> {
+        let (bytes, ty) = match (self.content_encoding.as_deref(), &self.content) {
+            (Some("base64"), Value::String(s)) => (
+                B64.decode(s).map_err(|_| ApiError::bad("invalid-content", "content is not valid base64"))?,
+                self.content_type.clone().unwrap_or_else(|| "application/octet-stream".into()),
+            ),
+            (Some("base64"), _) => return Err(ApiError::bad("invalid-content", "base64 content must be a string")),
+            (Some(other), _) => {
+                return Err(ApiError::bad("invalid-content", format!("content_encoding {other:?} is not `base64`")))
+            }
+            (None, v) => (serde_json::to_vec(v).map_err(ApiError::internal)?, "application/json".to_string()),
+        };
+        if bytes.len() > limit {
+            return Err(ApiError::TooLarge(limit));
+        }
+        Ok((bytes, ty))
+    }
+}
+
+fn parse_record_type(s: &str) -> ApiResult<RecordType> {
+    s.parse::<RecordType>().map_err(|_| {
+        let names: Vec<&str> = RecordType::ALL.iter().map(|t| t.name()).collect();
+        ApiError::bad("invalid-record-type", format!("record_type {s:?} is not one of {}", names.join(", ")))
+    })
+}
+
+/// May `caller` write `data_type` records of `patient`? Mirrors the
+/// contract's `authorize` (consent, active provider, WRITE level or an
+/// emergency override) so refusals are precise before anything is
+/// encrypted; the contract checks again.
+fn check_write(state: &AppState, patient: &Principal, caller: &Principal, data_type: u8) -> ApiResult<String> {
+    let check = state.chain.check_consent(patient, caller, data_type).map_err(ApiError::internal)?;
+    let method = match (check.method, &check.error) {
+        (Some(m), _) => m,
+        (None, Some(e)) => {
+            return Err(ApiError::Forbidden {
+                code: "consent-denied",
+                detail: format!("{}: {}", e.name, e.message),
+                reason: Some(json!(e)),
+            })
+        }
+        (None, None) => return Err(ApiError::internal("check-consent gave neither method nor error")),
+    };
+    if method == "self" {
+        return Err(ApiError::Forbidden {
+            code: "patients-cannot-write",
+            detail: "patients read their records; providers write them".into(),
+            reason: None,
+        });
+    }
+    let provider = state.chain.provider(caller).map_err(ApiError::internal)?;
+    match provider {
+        None => return Err(forbidden_contract(ContractError::from_code(201))),
+        Some(p) if !p.active => return Err(forbidden_contract(ContractError::from_code(203))),
+        Some(_) => {}
+    }
+    if method == "consent" {
+        let access = state.chain.provider_access(patient, caller).map_err(ApiError::internal)?;
+        match access {
+            None => return Err(forbidden_contract(ContractError::from_code(205))),
+            Some(a) if !a.active => return Err(forbidden_contract(ContractError::from_code(206))),
+            Some(a) if a.level == "read" => return Err(forbidden_contract(ContractError::from_code(207))),
+            Some(_) => {}
+        }
+    }
+    Ok(method.to_string())
+}
+
+fn forbidden_contract(e: Option<ContractError>) -> ApiError {
+    match e {
+        Some(e) => ApiError::Forbidden {
+            code: "access-denied",
+            detail: format!("{}: {}", e.constant(), e.message()),
+            reason: Some(json!({ "code": e.code(), "name": e.constant(), "message": e.message() })),
+        },
+        None => ApiError::internal("unknown contract error code"),
+    }
+}
+
+async fn create_record(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(patient): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let who = caller.require(&headers)?.clone();
+    let patient = principal_arg(&patient, "patient")?;
+    let req: RecordBody =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad("invalid-body", format!("request body: {e}")))?;
+    let record_type = parse_record_type(&req.record_type)?;
+    let (plaintext, content_type) = req.bytes(s.config.max_record_bytes)?;
+    let signing = req.signing.clone().unwrap_or_else(|| "custodial".into());
+    if signing != "custodial" && signing != "wallet" {
+        return Err(ApiError::bad("invalid-signing", "signing must be `custodial` or `wallet`"));
+    }
+    if signing == "custodial" && !s.custody.holds(&who.to_string()) {
+        return Err(ApiError::bad("no-custodial-key", "this node holds no key for you; use \"signing\": \"wallet\""));
+    }
+    let confidentiality = req.confidentiality.unwrap_or(1);
+    if confidentiality > 3 {
+        return Err(ApiError::bad("invalid-confidentiality", "confidentiality must be 0 to 3"));
+    }
+    let data_type = record_type.data_type();
+    let mut entry = caller.entry("provider", "record.create");
+    entry.patient = Some(patient.to_string());
+    let (s2, p2, w2) = (s.clone(), patient.clone(), who.clone());
+    let allowed = tokio::task::spawn_blocking(move || check_write(&s2, &p2, &w2, data_type.code()))
+        .await
+        .map_err(ApiError::internal)?;
+    let method = match allowed {
+        Ok(m) => m,
+        Err(e) => {
+            entry.outcome = "denied".into();
+            entry.reason = Some(e.to_string());
+            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            return Err(e);
+        }
+    };
+    let mut id = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut id);
+    let meta = store_version(&s, &id, 1, &patient, &who, record_type, &content_type, &plaintext)?;
+    entry.record_id = Some(meta.record_id.clone());
+    entry.version = Some(1);
+    entry.method = Some(method);
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    let call = ContractCall::create_record(id, &patient, record_type, hash32(&meta.data_hash)?, None, confidentiality)
+        .map_err(|e| ApiError::bad("invalid-record", e.to_string()))?;
+    let meta = anchor(&s, &who, &id, meta, &call, &signing).await?;
+    let body = record_json(&meta, None, &signing, Some(&call));
+    Ok(with_request_id((StatusCode::ACCEPTED, Json(body)).into_response(), &caller.request_id))
+}
+
+fn hash32(hex_str: &str) -> ApiResult<[u8; 32]> {
+    hex::decode(hex_str).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| ApiError::internal("stored hash"))
+}
+
+/// Encrypts and stores a version, and records it as pending — before any
+/// transaction is sent, so a crash leaves a pending version the tracker
+/// can settle, never an anchor without its payload.
+#[allow(clippy::too_many_arguments)]
+fn store_version(
+    s: &AppState,
+    id: &[u8; 16],
+    version: u64,
+    patient: &Principal,
+    author: &Principal,
+    record_type: RecordType,
+    content_type: &str,
+    plaintext: &[u8],
+) -> ApiResult<RecordMeta> {
+    let patient_s = patient.to_string();
+    let binding = Binding { tenant: &s.config.tenant, patient: &patient_s, record_id: id, version };
+    let sealed =
+        s.keyring.read().unwrap_or_else(|p| p.into_inner()).seal(&binding, plaintext).map_err(ApiError::internal)?;
+    let hash = s.blobs.put(&sealed.blob).map_err(ApiError::internal)?;
+    let meta = RecordMeta {
+        record_id: hex::encode(id),
+        version,
+        patient: patient_s,
+        record_type: record_type.name().into(),
+        data_type: record_type.data_type().name().into(),
+        author: author.to_string(),
+        content_type: content_type.into(),
+        size: plaintext.len() as u64,
+        data_hash: hex::encode(hash),
+        wrapped_key: hex::encode(&sealed.wrapped_key),
+        kek_version: sealed.kek_version,
+        created_ms: now_ms(),
+        status: AnchorStatus::Pending,
+        txid: None,
+        block_height: None,
+        index_block_hash: None,
+        failure: None,
+    };
+    s.db.put_record(&meta, id).map_err(ApiError::internal)?;
+    Ok(meta)
+}
+
+/// Sends the anchoring transaction (custodial) or leaves it to the
+/// provider's wallet.
+async fn anchor(
+    s: &AppState,
+    who: &Principal,
+    id: &[u8; 16],
+    mut meta: RecordMeta,
+    call: &ContractCall,
+    signing: &str,
+) -> ApiResult<RecordMeta> {
+    if signing != "custodial" {
+        return Ok(meta);
+    }
+    let Some((key, lock)) = s.custody.keys.get(&who.to_string()) else {
+        return Err(ApiError::bad("no-custodial-key", "this node holds no key for you"));
+    };
+    let _in_order = lock.lock().await;
+    let wallet = Wallet::connect(key.clone(), s.node.clone(), &s.config.contracts)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the node is unreachable: {e}")))?;
+    match wallet.submit(call, None).await {
+        Ok(sent) => meta.txid = Some(sent.txid),
+        Err(e) => {
+            meta.status = AnchorStatus::Failed;
+            meta.failure = Some(e.to_string());
+        }
+    }
+    s.db.put_record(&meta, id).map_err(ApiError::internal)?;
+    Ok(meta)
+}
+
+fn record_json(meta: &RecordMeta, content: Option<(&[u8], &str)>, signing: &str, call: Option<&ContractCall>) -> Value {
+    let mut v = json!({
+        "record_id": meta.record_id,
+        "version": meta.version,
+        "patient": meta.patient,
+        "record_type": meta.record_type,
+        "data_type": meta.data_type,
+        "author": meta.author,
+        "content_type": meta.content_type,
+        "size": meta.size,
+        "anchor": {
+            "status": meta.status,
+            "data_hash": format!("0x{}", meta.data_hash),
+            "hashed": "SHA-256 of the stored ciphertext blob (nonce ‖ AES-256-GCM ciphertext ‖ tag)",
+            "txid": meta.txid,
+            "block_height": meta.block_height,
+            "index_block_hash": meta.index_block_hash,
+            "failure": meta.failure,
+        },
+    });
+    if let Some((bytes, encoding)) = content {
+        v["content"] = if encoding == "json" {
+            serde_json::from_slice(bytes).unwrap_or(Value::Null)
+        } else {
+            Value::String(B64.encode(bytes))
+        };
+        v["content_encoding"] = json!(if encoding == "json" { "json" } else { "base64" });
+    }
+    if signing == "wallet" {
+        if let Some(call) = call {
+            v["sign_and_broadcast"] = json!({
+                "contract": format!("{}.{}", "", call.contract.name()),
+                "function": call.function,
+                "args": call.args.iter().map(|a| format!("0x{}", a.to_hex().trim_start_matches("0x"))).collect::<Vec<_>>(),
+            });
+        }
+    }
+    v
+}
+
+fn latest(s: &AppState, id: &[u8; 16]) -> ApiResult<RecordMeta> {
+    s.db.versions(id)
+        .map_err(ApiError::internal)?
+        .pop()
+        .ok_or_else(|| ApiError::NotFound(format!("record 0x{}", hex::encode(id))))
+}
+
+#[derive(Deserialize)]
+struct VersionQuery {
+    version: Option<u64>,
+}
+
+async fn read_record(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Query(q): Query<VersionQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let who = caller.require(&headers)?.clone();
+    let id = record_id_arg(&id)?;
+    let meta = match q.version {
+        Some(v) => {
+            s.db.record(&id, v)
+                .map_err(ApiError::internal)?
+                .ok_or_else(|| ApiError::NotFound(format!("version {v}")))?
+        }
+        None => latest(&s, &id)?,
+    };
+    let patient = principal_arg(&meta.patient, "patient")?;
+    let data_type: u8 = medanchor_contracts::types::DataType::ALL
+        .iter()
+        .find(|d| d.name() == meta.data_type)
+        .map(|d| d.code())
+        .ok_or_else(|| ApiError::internal("stored data type"))?;
+    let mut entry = caller.entry("reader", "record.read");
+    entry.patient = Some(meta.patient.clone());
+    entry.record_id = Some(meta.record_id.clone());
+    entry.version = Some(meta.version);
+    let (s2, p2, w2) = (s.clone(), patient.clone(), who.clone());
+    let (role, check) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+        Ok((role_of(&s2, &w2)?, s2.chain.check_consent(&p2, &w2, data_type).map_err(ApiError::internal)?))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    entry.role = role.into();
+    let Some(method) = check.method else {
+        let e = check.error.clone();
+        entry.outcome = "denied".into();
+        entry.reason = e.as_ref().map(|e| e.name.to_string());
+        s.audit.append(entry).await.map_err(ApiError::internal)?;
+        let e = e.ok_or_else(|| ApiError::internal("check-consent gave neither method nor error"))?;
+        return Err(ApiError::Forbidden {
+            code: "consent-denied",
+            detail: format!("{}: {}", e.name, e.message),
+            reason: Some(json!(e)),
+        });
+    };
+    entry.method = Some(method.into());
+    let hash = hash32(&meta.data_hash)?;
+    let blob = match s.blobs.get(&hash) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Err(ApiError::internal(format!("blob {} is missing", meta.data_hash))),
+        Err(e) => {
+            entry.outcome = "error".into();
+            entry.reason = Some(e.to_string());
+            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            return Err(ApiError::internal(e));
+        }
+    };
+    let sealed = Sealed {
+        blob,
+        wrapped_key: hex::decode(&meta.wrapped_key).map_err(ApiError::internal)?,
+        kek_version: meta.kek_version,
+    };
+    let binding = Binding { tenant: &s.config.tenant, patient: &meta.patient, record_id: &id, version: meta.version };
+    let plaintext = s
+        .keyring
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .open_sealed(&binding, &sealed)
+        .map_err(ApiError::internal)?;
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    let encoding = if meta.content_type == "application/json" { "json" } else { "base64" };
+    let body = record_json(&meta, Some((&plaintext, encoding)), "", None);
+    let mut response = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", meta.version)) {
+        response.headers_mut().insert("etag", v);
+    }
+    Ok(with_request_id(response, &caller.request_id))
+}
+
+async fn update_record(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let who = caller.require(&headers)?.clone();
+    let id = record_id_arg(&id)?;
+    let expected: u64 = headers
+        .get("if-match")
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.trim().trim_matches('"').trim_start_matches("W/").trim_matches('"'))
+        .ok_or_else(|| ApiError::bad("if-match-required", "send If-Match with the version you read"))?
+        .parse()
+        .map_err(|_| ApiError::bad("invalid-if-match", "If-Match must be a version number"))?;
+    let req: RecordBody =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad("invalid-body", format!("request body: {e}")))?;
+    let (plaintext, content_type) = req.bytes(s.config.max_record_bytes)?;
+    let signing = req.signing.clone().unwrap_or_else(|| "custodial".into());
+    // One writer per record at a time: the loser of a race sees the
+    // winner's version and gets 409.
+    let lock = s.record_locks.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone();
+    let _guard = lock.lock().await;
+    let current = latest(&s, &id)?;
+    let mut entry = caller.entry("provider", "record.update");
+    entry.patient = Some(current.patient.clone());
+    entry.record_id = Some(current.record_id.clone());
+    entry.version = Some(current.version + 1);
+    if expected != current.version {
+        entry.outcome = "denied".into();
+        entry.reason = Some(format!("stale version {expected}, current {}", current.version));
+        s.audit.append(entry).await.map_err(ApiError::internal)?;
+        return Err(ApiError::Conflict {
+            status: StatusCode::CONFLICT,
+            detail: format!("version {expected} is not the current version"),
+            current_version: current.version,
+        });
+    }
+    let record_type = parse_record_type(&current.record_type)?;
+    let patient = principal_arg(&current.patient, "patient")?;
+    let (s2, p2, w2) = (s.clone(), patient.clone(), who.clone());
+    let allowed = tokio::task::spawn_blocking(move || check_write(&s2, &p2, &w2, record_type.data_type().code()))
+        .await
+        .map_err(ApiError::internal)?;
+    let method = match allowed {
+        Ok(m) => m,
+        Err(e) => {
+            entry.outcome = "denied".into();
+            entry.reason = Some(e.to_string());
+            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            return Err(e);
+        }
+    };
+    let version = current.version + 1;
+    let meta = store_version(&s, &id, version, &patient, &who, record_type, &content_type, &plaintext)?;
+    entry.method = Some(method);
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    let call = ContractCall::update_record(id, current.version, hash32(&meta.data_hash)?, None);
+    let meta = anchor(&s, &who, &id, meta, &call, &signing).await?;
+    Ok(with_request_id(
+        (StatusCode::ACCEPTED, Json(record_json(&meta, None, &signing, Some(&call)))).into_response(),
+        &caller.request_id,
+    ))
+}
+
+async fn record_versions(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let who = caller.require(&headers)?.clone();
+    let id = record_id_arg(&id)?;
+    let versions = s.db.versions(&id).map_err(ApiError::internal)?;
+    let first = versions.first().ok_or_else(|| ApiError::NotFound(format!("record 0x{}", hex::encode(id))))?;
+    let patient = principal_arg(&first.patient, "patient")?;
+    let data_type = medanchor_contracts::types::DataType::ALL
+        .iter()
+        .find(|d| d.name() == first.data_type)
+        .map(|d| d.code())
+        .unwrap_or(0);
+    let check = s.chain.check_consent(&patient, &who, data_type).map_err(ApiError::internal)?;
+    let mut entry = caller.entry("reader", "record.versions");
+    entry.patient = Some(first.patient.clone());
+    entry.record_id = Some(first.record_id.clone());
+    if check.method.is_none() {
+        entry.outcome = "denied".into();
+        entry.reason = check.error.as_ref().map(|e| e.name.to_string());
+        s.audit.append(entry).await.map_err(ApiError::internal)?;
+        return Err(ApiError::Forbidden {
+            code: "consent-denied",
+            detail: "no consent for this record's data type".into(),
+            reason: check.error.map(|e| json!(e)),
+        });
+    }
+    entry.method = check.method.map(str::to_string);
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    Ok(Json(json!(versions.iter().map(|m| record_json(m, None, "", None)).collect::<Vec<_>>())))
+}
+
+async fn list_records(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(patient): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let who = caller.require(&headers)?.clone();
+    let patient = principal_arg(&patient, "patient")?;
+    let filter = medanchor_indexer::query::RecordFilter {
+        record_type: q.get("type").map(|t| parse_record_type(t)).transpose()?,
+        provider: q.get("provider").map(|p| principal_arg(p, "provider")).transpose()?,
+        ..Default::default()
+    };
+    let page = medanchor_indexer::query::PageRequest {
+        cursor: q.get("cursor").cloned(),
+        limit: q
+            .get("limit")
+            .map(|l| l.parse().map_err(|_| ApiError::bad("invalid-limit", "limit must be a number")))
+            .transpose()?,
+    };
+    let (s2, p2, w2) = (s.clone(), patient.clone(), who.clone());
+    let (items, next) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+        let page = s2.chain.records(&p2, &filter, &page).map_err(|e| match e {
+            medanchor_indexer::Error::BadRequest(m) => ApiError::bad("invalid-query", m),
+            other => ApiError::internal(other),
+        })?;
+        // Only the records whose data type the caller may read.
+        let mut allowed = HashMap::new();
+        let mut items = Vec::new();
+        for r in page.items {
+            let dt = medanchor_contracts::types::DataType::ALL
+                .iter()
+                .find(|d| d.name() == r.data_type)
+                .map(|d| d.code())
+                .unwrap_or(0);
+            let ok = match allowed.get(&dt) {
+                Some(ok) => *ok,
+                None => {
+                    let ok = s2.chain.check_consent(&p2, &w2, dt).map_err(ApiError::internal)?.allowed;
+                    allowed.insert(dt, ok);
+                    ok
+                }
+            };
+            if ok {
+                items.push(r);
+            }
+        }
+        Ok((items, page.next_cursor))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let mut entry = caller.entry("reader", "record.list");
+    entry.patient = Some(patient.to_string());
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    Ok(Json(json!({ "items": items, "next_cursor": next })))
+}
+
+// -------------------------------------------------------------------- audit
+
+async fn audit_entries(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = Caller::from(&s, &headers, None);
+    let who = caller.require(&headers)?.clone();
+    let from: u64 = q
+        .get("from")
+        .map(|v| v.parse())
+        .transpose()
+        .map_err(|_| ApiError::bad("invalid-from", "from must be a number"))?
+        .unwrap_or(0);
+    let limit: u64 = q
+        .get("limit")
+        .map(|v| v.parse())
+        .transpose()
+        .map_err(|_| ApiError::bad("invalid-limit", "limit must be a number"))?
+        .unwrap_or(100)
+        .min(1000);
+    let me = who.to_string();
+    let all = s.config.auditors.contains(&me) || s.config.admins.contains(&me);
+    let entries = s.audit.entries(from, limit).map_err(ApiError::internal)?;
+    // Patients see the entries about their own data; auditors and admins all.
+    let visible: Vec<Value> = entries
+        .into_iter()
+        .filter(|(_, e)| all || e.patient.as_deref() == Some(me.as_str()))
+        .map(|(i, e)| json!({ "index": i, "entry": e, "leaf": String::from_utf8_lossy(&e.leaf()) }))
+        .collect();
+    Ok(Json(json!({ "entries": visible, "size": s.audit.size().map_err(ApiError::internal)? })))
+}
+
+async fn audit_checkpoint(State(s): State<AppState>) -> ApiResult<Response> {
+    let size = s.audit.size().map_err(ApiError::internal)?;
+    let root = s.audit.root(size).map_err(ApiError::internal)?;
+    let cp = crate::merkle::Checkpoint { origin: format!("{}/audit", s.config.domain), size, root };
+    let note = crate::merkle::sign(&cp, &s.config.domain, s.session.signing_key()).map_err(ApiError::internal)?;
+    Ok(([("content-type", "text/plain; charset=utf-8")], note).into_response())
+}
+
+async fn inclusion_proof(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let num = |k: &str| -> ApiResult<u64> {
+        q.get(k)
+            .ok_or_else(|| ApiError::bad("missing-parameter", format!("{k} is required")))?
+            .parse()
+            .map_err(|_| ApiError::bad("invalid-parameter", format!("{k} must be a number")))
+    };
+    let (index, size) = (num("index")?, num("size")?);
+    if index >= size || size > s.audit.size().map_err(ApiError::internal)? {
+        return Err(ApiError::bad("out-of-range", "need index < size <= the log's size"));
+    }
+    let proof = s.audit.inclusion_proof(index, size).map_err(ApiError::internal)?;
+    Ok(Json(json!({ "index": index, "size": size, "proof": proof.iter().map(hex::encode).collect::<Vec<_>>() })))
+}
+
+async fn consistency_proof(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let num = |k: &str| -> ApiResult<u64> {
+        q.get(k)
+            .ok_or_else(|| ApiError::bad("missing-parameter", format!("{k} is required")))?
+            .parse()
+            .map_err(|_| ApiError::bad("invalid-parameter", format!("{k} must be a number")))
+    };
+    let (from, to) = (num("from")?, num("to")?);
+    if from > to || to > s.audit.size().map_err(ApiError::internal)? {
+        return Err(ApiError::bad("out-of-range", "need from <= to <= the log's size"));
+    }
+    let proof = s.audit.consistency_proof(from, to).map_err(ApiError::internal)?;
+    Ok(Json(json!({ "from": from, "to": to, "proof": proof.iter().map(hex::encode).collect::<Vec<_>>() })))
+}

@@ -1,0 +1,310 @@
+//! The tamper-evident audit log: every access attempt to patient data —
+//! allowed or refused — appended to an RFC 6962 Merkle log in the API's
+//! RocksDB, with inclusion and consistency proofs and signed checkpoints.
+//!
+//! Entries hold no PHI and no secrets: principals, opaque ids, the action,
+//! the method and the outcome with the contract's reason (MedTrack's
+//! masking rule). The leaf is the entry's canonical JSON.
+//!
+//! Appends are group-committed: concurrent requests queue their entries; a
+//! writer appends everything queued to the tree and writes entries, new
+//! nodes and the size in one synced batch, then answers each request. A
+//! request whose entry is not durable gets no answer, so nothing is
+//! acknowledged that a crash could lose.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::{ApiDb, Cf, DbError};
+use crate::merkle::{self, Hash, NodeStore};
+
+/// One access attempt. Field order is the canonical JSON order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Unix milliseconds.
+    pub time_ms: u64,
+    /// Who acted (principal), or `anonymous`.
+    pub actor: String,
+    /// In which role: `patient`, `provider`, `auditor`, `admin`, `anonymous`.
+    pub role: String,
+    /// What: `record.create`, `record.read`, `record.list`, `auth.sign-in`, …
+    pub action: String,
+    /// Whose data.
+    pub patient: Option<String>,
+    /// Which record (hex id).
+    pub record_id: Option<String>,
+    /// Which version.
+    pub version: Option<u64>,
+    /// How access was allowed: `self`, `consent`, `emergency`, `access_code`.
+    pub method: Option<String>,
+    /// `allowed`, `denied` or `error`.
+    pub outcome: String,
+    /// Why refused (e.g. `ERR-CONSENT-REVOKED`), when refused.
+    pub reason: Option<String>,
+    /// The client's address.
+    pub client_ip: Option<String>,
+    /// The client's user agent.
+    pub user_agent: Option<String>,
+    /// The request id (also in the response headers).
+    pub request_id: String,
+}
+
+impl AuditEntry {
+    /// The leaf bytes.
+    pub fn leaf(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("entries serialize")
+    }
+}
+
+/// Nodes in the database plus those created earlier in the same batch.
+struct BatchStore<'a> {
+    db: &'a ApiDb,
+    pending: HashMap<(u8, u64), Hash>,
+}
+
+fn node_key(level: u8, index: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = level;
+    k[1..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+impl NodeStore for BatchStore<'_> {
+    type Error = DbError;
+
+    fn node(&self, level: u8, index: u64) -> Result<Option<Hash>, DbError> {
+        if let Some(h) = self.pending.get(&(level, index)) {
+            return Ok(Some(*h));
+        }
+        match self.db.get(Cf::AuditNodes, &node_key(level, index))? {
+            None => Ok(None),
+            Some(v) => Ok(Some(v.try_into().map_err(|_| DbError::Corrupt("audit node is not 32 bytes".into()))?)),
+        }
+    }
+}
+
+/// Why an audit operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// Storage failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The tree is inconsistent with the store, or a request is out of range.
+    #[error("audit tree: {0}")]
+    Tree(String),
+    /// The writer is gone (the server is stopping).
+    #[error("the audit writer stopped")]
+    Stopped,
+}
+
+type Job = (AuditEntry, oneshot::Sender<Result<u64, String>>);
+
+/// The audit log (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    db: Arc<ApiDb>,
+    queue: mpsc::Sender<Job>,
+    writer: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+fn size_of(db: &ApiDb) -> Result<u64, DbError> {
+    Ok(db
+        .get(Cf::Meta, b"audit_size")?
+        .map(|v| v.try_into().map(u64::from_be_bytes).map_err(|_| DbError::Corrupt("audit size".into())))
+        .transpose()?
+        .unwrap_or(0))
+}
+
+/// Appends `entries` after `size` in one synced batch; returns their indices.
+fn commit(db: &ApiDb, entries: &[AuditEntry]) -> Result<Vec<u64>, AuditError> {
+    let mut size = size_of(db)?;
+    let mut store = BatchStore { db, pending: HashMap::new() };
+    let mut batch = db.batch();
+    let mut indices = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let leaf = entry.leaf();
+        let nodes =
+            merkle::append(size, merkle::leaf_hash(&leaf), &store).map_err(|e| AuditError::Tree(e.to_string()))?;
+        for (level, index, hash) in nodes {
+            batch.put_cf(db.cf(Cf::AuditNodes), node_key(level, index), hash);
+            store.pending.insert((level, index), hash);
+        }
+        batch.put_cf(db.cf(Cf::AuditEntries), size.to_be_bytes(), &leaf);
+        indices.push(size);
+        size += 1;
+    }
+    batch.put_cf(db.cf(Cf::Meta), b"audit_size", size.to_be_bytes());
+    db.write(batch)?;
+    Ok(indices)
+}
+
+impl AuditLog {
+    /// Starts the log's writer on the current tokio runtime.
+    pub fn start(db: Arc<ApiDb>) -> AuditLog {
+        let (tx, mut rx) = mpsc::channel::<Job>(4096);
+        let writer_db = db.clone();
+        let writer = tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut jobs = vec![first];
+                while jobs.len() < 4096 {
+                    match rx.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let entries: Vec<AuditEntry> = jobs.iter().map(|(e, _)| e.clone()).collect();
+                let db = writer_db.clone();
+                let result = tokio::task::spawn_blocking(move || commit(&db, &entries))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                match result {
+                    Ok(indices) => {
+                        for ((_, reply), index) in jobs.into_iter().zip(indices) {
+                            let _ = reply.send(Ok(index));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "audit log append failed");
+                        for (_, reply) in jobs {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        AuditLog { db, queue: tx, writer: Arc::new(std::sync::Mutex::new(Some(writer))) }
+    }
+
+    /// Stops accepting entries and waits for the writer to finish what is
+    /// queued (once every clone of this log is dropped or closed).
+    pub async fn close(self) {
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(self);
+        if let Some(w) = writer {
+            let _ = w.await;
+        }
+    }
+
+    /// Appends an entry; returns its index once it is durable.
+    pub async fn append(&self, entry: AuditEntry) -> Result<u64, AuditError> {
+        let (tx, rx) = oneshot::channel();
+        self.queue.send((entry, tx)).await.map_err(|_| AuditError::Stopped)?;
+        rx.await.map_err(|_| AuditError::Stopped)?.map_err(AuditError::Tree)
+    }
+
+    /// The current size.
+    pub fn size(&self) -> Result<u64, AuditError> {
+        Ok(size_of(&self.db)?)
+    }
+
+    /// Entry `index`, as stored.
+    pub fn entry(&self, index: u64) -> Result<Option<AuditEntry>, AuditError> {
+        match self.db.get(Cf::AuditEntries, &index.to_be_bytes())? {
+            None => Ok(None),
+            Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| DbError::Corrupt(e.to_string()))?)),
+        }
+    }
+
+    /// Entries in `[from, from + limit)`.
+    pub fn entries(&self, from: u64, limit: u64) -> Result<Vec<(u64, AuditEntry)>, AuditError> {
+        let size = self.size()?;
+        let mut out = Vec::new();
+        for i in from..size.min(from.saturating_add(limit)) {
+            if let Some(e) = self.entry(i)? {
+                out.push((i, e));
+            }
+        }
+        Ok(out)
+    }
+
+    fn store(&self) -> BatchStore<'_> {
+        BatchStore { db: &self.db, pending: HashMap::new() }
+    }
+
+    /// The root of the tree of `size` entries.
+    pub fn root(&self, size: u64) -> Result<Hash, AuditError> {
+        merkle::root(size, &self.store()).map_err(|e| AuditError::Tree(e.to_string()))
+    }
+
+    /// The inclusion proof of entry `index` in the tree of `size`.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, AuditError> {
+        merkle::inclusion_proof(index, size, &self.store()).map_err(|e| AuditError::Tree(e.to_string()))
+    }
+
+    /// The consistency proof from `old` to `new`.
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, AuditError> {
+        merkle::consistency_proof(old, new, &self.store()).map_err(|e| AuditError::Tree(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(i: u64) -> AuditEntry {
+        AuditEntry {
+            time_ms: i,
+            actor: "ST1".into(),
+            role: "provider".into(),
+            action: "record.read".into(),
+            patient: Some("ST2".into()),
+            record_id: Some(format!("{i:032x}")),
+            version: Some(1),
+            method: Some("consent".into()),
+            outcome: if i % 3 == 0 { "denied".into() } else { "allowed".into() },
+            reason: (i % 3 == 0).then(|| "ERR-CONSENT-REVOKED".into()),
+            client_ip: Some("127.0.0.1".into()),
+            user_agent: None,
+            request_id: format!("req-{i}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_survive_reopen_and_prove() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let leaves: Vec<Hash>;
+        {
+            let db = Arc::new(ApiDb::open(dir.path()).expect("open"));
+            let log = AuditLog::start(db);
+            let handles: Vec<_> = (0..50)
+                .map(|i| {
+                    let log = log.clone();
+                    tokio::spawn(async move { log.append(entry(i)).await })
+                })
+                .collect();
+            let mut indices = Vec::new();
+            for h in handles {
+                indices.push(h.await.expect("task").expect("append"));
+            }
+            indices.sort_unstable();
+            assert_eq!(indices, (0..50).collect::<Vec<_>>(), "every entry got its own index");
+            leaves = (0..50).map(|i| merkle::leaf_hash(&log.entry(i).expect("read").expect("entry").leaf())).collect();
+            log.close().await;
+        }
+        let db = Arc::new(ApiDb::open(dir.path()).expect("reopen"));
+        let log = AuditLog::start(db);
+        assert_eq!(log.size().expect("size"), 50);
+        let mut reference = merkle::MemoryStore::new();
+        for (i, leaf) in leaves.iter().enumerate() {
+            for (level, index, hash) in merkle::append(i as u64, *leaf, &reference).expect("append") {
+                reference.insert(level, index, hash);
+            }
+        }
+        for size in [1, 7, 32, 50] {
+            let root = log.root(size).expect("root");
+            assert_eq!(root, merkle::root(size, &reference).expect("reference root"));
+            for index in [0, size / 2, size - 1] {
+                let proof = log.inclusion_proof(index, size).expect("proof");
+                merkle::verify_inclusion(&leaves[index as usize], index, size, &proof, &root).expect("inclusion");
+            }
+        }
+        let proof = log.consistency_proof(20, 50).expect("consistency");
+        merkle::verify_consistency(20, 50, &log.root(20).expect("root"), &log.root(50).expect("root"), &proof)
+            .expect("consistent");
+        assert!(log.inclusion_proof(50, 50).is_err());
+    }
+}

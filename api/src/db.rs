@@ -1,0 +1,245 @@
+//! The API's own RocksDB: record metadata (what is needed to find and open
+//! a payload, and where its anchor stands), sign-in challenges, and the
+//! audit log.
+//!
+//! | family | key | value | invariant |
+//! |---|---|---|---|
+//! | `records` | record id (16) ‖ version (u64 BE) | [`RecordMeta`] JSON | written before the anchoring transaction is sent |
+//! | `pending` | record id ‖ version | empty | versions not yet anchored or failed; the tracker's work list |
+//! | `challenges` | nonce (hex) | [`crate::auth::Challenge`] JSON | deleted when used; expired ones refused |
+//! | `audit_entries` | index (u64 BE) | entry bytes (the Merkle leaf) | indices 0..size, append-only |
+//! | `audit_nodes` | level (u8) ‖ index (u64 BE) | hash | complete aligned subtrees of the audit tree |
+//! | `meta` | name | bytes | `schema`, `audit_size` |
+//!
+//! Writes are synced: an acknowledged record or audit entry survives a crash.
+
+use std::path::Path;
+
+use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use serde::{Deserialize, Serialize};
+
+/// The schema version this build reads.
+pub const SCHEMA_VERSION: &[u8] = b"1";
+
+/// Column families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)] // Documented in the table above.
+pub enum Cf {
+    Records,
+    Pending,
+    Challenges,
+    AuditEntries,
+    AuditNodes,
+    Meta,
+}
+
+impl Cf {
+    const ALL: [Cf; 6] = [Cf::Records, Cf::Pending, Cf::Challenges, Cf::AuditEntries, Cf::AuditNodes, Cf::Meta];
+
+    fn name(self) -> &'static str {
+        match self {
+            Cf::Records => "records",
+            Cf::Pending => "pending",
+            Cf::Challenges => "challenges",
+            Cf::AuditEntries => "audit_entries",
+            Cf::AuditNodes => "audit_nodes",
+            Cf::Meta => "meta",
+        }
+    }
+}
+
+/// Why the database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// RocksDB failed.
+    #[error("api database: {0}")]
+    Storage(String),
+    /// Written by another schema.
+    #[error("api database has schema {0:?}; this build reads schema 1")]
+    Schema(String),
+    /// Stored bytes do not decode.
+    #[error("api database is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<rocksdb::Error> for DbError {
+    fn from(e: rocksdb::Error) -> Self {
+        DbError::Storage(e.to_string())
+    }
+}
+
+/// Where a record version's anchor stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnchorStatus {
+    /// Stored; the transaction is not mined yet (or not sent yet).
+    Pending,
+    /// Mined successfully: the hash is on-chain.
+    Anchored,
+    /// Mined and refused by the contract, or dropped.
+    Failed,
+}
+
+/// What the API keeps about one record version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordMeta {
+    /// Record id (hex).
+    pub record_id: String,
+    /// Version.
+    pub version: u64,
+    /// The patient.
+    pub patient: String,
+    /// Record type name.
+    pub record_type: String,
+    /// Consent data type name.
+    pub data_type: String,
+    /// Who wrote it.
+    pub author: String,
+    /// Media type of the plaintext.
+    pub content_type: String,
+    /// Plaintext length.
+    pub size: u64,
+    /// SHA-256 of the stored ciphertext blob (the anchor), hex.
+    pub data_hash: String,
+    /// The wrapped data key, hex.
+    pub wrapped_key: String,
+    /// The KEK version that wrapped it.
+    pub kek_version: u32,
+    /// Unix milliseconds.
+    pub created_ms: u64,
+    /// Anchor state.
+    pub status: AnchorStatus,
+    /// The anchoring transaction, once sent.
+    pub txid: Option<String>,
+    /// Block height, once anchored.
+    pub block_height: Option<u64>,
+    /// Index block hash, once anchored.
+    pub index_block_hash: Option<String>,
+    /// Why it failed, if it did (the contract's error name, or the node's
+    /// rejection reason).
+    pub failure: Option<String>,
+}
+
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// The API database.
+pub struct ApiDb {
+    db: DB,
+}
+
+impl std::fmt::Debug for ApiDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiDb").field("path", &self.db.path()).finish()
+    }
+}
+
+/// `records` / `pending` key.
+pub fn record_key(record_id: &[u8; 16], version: u64) -> Vec<u8> {
+    let mut k = record_id.to_vec();
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+impl ApiDb {
+    /// Opens (creating) the database at `path`.
+    pub fn open(path: &Path) -> Result<ApiDb, DbError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let families = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        let db = ApiDb { db: DB::open_cf_descriptors(&opts, path, families)? };
+        match db.get(Cf::Meta, b"schema")? {
+            None => {
+                let mut batch = db.batch();
+                batch.put_cf(db.cf(Cf::Meta), b"schema", SCHEMA_VERSION);
+                db.write(batch)?;
+            }
+            Some(v) if v == SCHEMA_VERSION => {}
+            Some(v) => return Err(DbError::Schema(String::from_utf8_lossy(&v).into_owned())),
+        }
+        Ok(db)
+    }
+
+    /// A column family handle.
+    pub fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
+        self.db.cf_handle(cf.name()).expect("every family is created at open")
+    }
+
+    /// A new batch.
+    pub fn batch(&self) -> WriteBatch {
+        WriteBatch::default()
+    }
+
+    /// Reads a key.
+    pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
+        Ok(self.db.get_cf(self.cf(cf), key)?)
+    }
+
+    /// Writes a batch with a synced WAL.
+    pub fn write(&self, batch: WriteBatch) -> Result<(), DbError> {
+        let mut o = WriteOptions::default();
+        o.set_sync(true);
+        Ok(self.db.write_opt(batch, &o)?)
+    }
+
+    /// Keys and values of `cf` under `prefix`, in order.
+    pub fn scan(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<KeyValue>, DbError> {
+        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(cf), mode) {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// A record version's metadata.
+    pub fn record(&self, record_id: &[u8; 16], version: u64) -> Result<Option<RecordMeta>, DbError> {
+        self.get(Cf::Records, &record_key(record_id, version))?
+            .map(|b| serde_json::from_slice(&b).map_err(|e| DbError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    /// Every version of a record, oldest first.
+    pub fn versions(&self, record_id: &[u8; 16]) -> Result<Vec<RecordMeta>, DbError> {
+        self.scan(Cf::Records, record_id)?
+            .into_iter()
+            .map(|(_, v)| serde_json::from_slice(&v).map_err(|e| DbError::Corrupt(e.to_string())))
+            .collect()
+    }
+
+    /// Writes a record version's metadata (and its place in `pending`).
+    pub fn put_record(&self, meta: &RecordMeta, record_id: &[u8; 16]) -> Result<(), DbError> {
+        let key = record_key(record_id, meta.version);
+        let mut batch = self.batch();
+        batch.put_cf(self.cf(Cf::Records), &key, serde_json::to_vec(meta).expect("metadata serializes"));
+        match meta.status {
+            AnchorStatus::Pending => batch.put_cf(self.cf(Cf::Pending), &key, []),
+            _ => batch.delete_cf(self.cf(Cf::Pending), &key),
+        }
+        self.write(batch)
+    }
+
+    /// Versions whose anchor is pending: (record id, version).
+    pub fn pending(&self) -> Result<Vec<([u8; 16], u64)>, DbError> {
+        self.scan(Cf::Pending, &[])?
+            .into_iter()
+            .map(|(k, _)| {
+                let id: [u8; 16] = k
+                    .get(..16)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or_else(|| DbError::Corrupt("pending key".into()))?;
+                let v = k
+                    .get(16..24)
+                    .and_then(|s| s.try_into().ok())
+                    .map(u64::from_be_bytes)
+                    .ok_or_else(|| DbError::Corrupt("pending key".into()))?;
+                Ok((id, v))
+            })
+            .collect()
+    }
+}
