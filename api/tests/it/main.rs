@@ -80,7 +80,8 @@ impl System {
             .expect("json");
         let message = c["message"].as_str().expect("message");
         let secp = secp256k1::Secp256k1::new();
-        let sk = secp256k1::SecretKey::from_slice(&hex::decode(&self.key(name).to_hex()[..64]).expect("hex")).expect("key");
+        let sk =
+            secp256k1::SecretKey::from_slice(&hex::decode(&self.key(name).to_hex()[..64]).expect("hex")).expect("key");
         let msg = secp256k1::Message::from_slice(&message_hash(message.as_bytes())).expect("msg");
         let (id, rs) = secp.sign_ecdsa_recoverable(&msg, &sk).serialize_compact();
         let mut rsv = rs.to_vec();
@@ -126,7 +127,8 @@ async fn start() -> System {
     let mut custody = Custody::default();
     custody.insert(accounts.iter().find(|a| a.name == "wallet_2").expect("wallet_2").key.clone());
     let mut api_config = ApiConfig::new("test", DEPLOYER_ADDRESS);
-    let auditor = accounts.iter().find(|a| a.name == "faucet").expect("faucet").key.address(TESTNET_SINGLESIG).to_string();
+    let auditor =
+        accounts.iter().find(|a| a.name == "faucet").expect("faucet").key.address(TESTNET_SINGLESIG).to_string();
     api_config.auditors = vec![auditor];
     let state = AppState::new(
         api_config,
@@ -141,9 +143,9 @@ async fn start() -> System {
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let api = format!("http://{}", api_listener.local_addr().expect("addr"));
     let router = app::router(state.clone());
-    tokio::spawn(async move {
-        axum::serve(api_listener, router.into_make_service_with_connect_info::<SocketAddr>()).await
-    });
+    tokio::spawn(
+        async move { axum::serve(api_listener, router.into_make_service_with_connect_info::<SocketAddr>()).await },
+    );
     let sys = System { node, api, rpc, accounts, state, reader, http: reqwest::Client::new(), _dir: dir };
     sys.mine().await;
     sys
@@ -206,7 +208,15 @@ async fn provider_writes_reads_is_refused_after_revocation_and_everything_is_aud
     assert_eq!(read["content"], json!({ "test": "HbA1c", "value": 5.4 }));
     assert_eq!(read["anchor"]["status"], "anchored");
     // The anchor is the chain's: the indexer (fed by the node) holds the same hash.
-    let onchain = sys.reader.anchors(&hex::decode(&read["anchor"]["data_hash"].as_str().expect("hash")[2..]).expect("hex").try_into().expect("32")).expect("anchors");
+    let onchain = sys
+        .reader
+        .anchors(
+            &hex::decode(&read["anchor"]["data_hash"].as_str().expect("hash")[2..])
+                .expect("hex")
+                .try_into()
+                .expect("32"),
+        )
+        .expect("anchors");
     assert_eq!(onchain.len(), 1);
     assert_eq!(onchain[0].record_id, format!("0x{id}"));
 
@@ -244,23 +254,39 @@ async fn provider_writes_reads_is_refused_after_revocation_and_everything_is_aud
         .as_array()
         .expect("entries")
         .iter()
-        .map(|e| (e["entry"]["action"].as_str().unwrap_or("").to_string(), e["entry"]["outcome"].as_str().unwrap_or("").to_string()))
+        .map(|e| {
+            (
+                e["entry"]["action"].as_str().unwrap_or("").to_string(),
+                e["entry"]["outcome"].as_str().unwrap_or("").to_string(),
+            )
+        })
         .collect();
     assert!(outcomes.contains(&("record.create".into(), "allowed".into())));
     assert!(outcomes.contains(&("record.read".into(), "denied".into())));
     assert!(mine["entries"].as_array().expect("entries").iter().all(|e| e["entry"]["patient"] == patient.to_string()));
     let (_, all) = sys.get("/v1/audit/entries?limit=1000", &auditor_token).await;
     let size = all["size"].as_u64().expect("size");
-    assert!(all["entries"].as_array().expect("entries").len() as u64 == size && size > mine["entries"].as_array().expect("e").len() as u64);
-    let note = sys.http.get(format!("{}/v1/audit/checkpoint", sys.api)).send().await.expect("cp").text().await.expect("text");
-    let cp = merkle::verify_note(&note, "medanchor.localhost", &SessionKey::from_bytes(&[5; 32]).verifying_key()).expect("signed checkpoint");
+    assert!(
+        all["entries"].as_array().expect("entries").len() as u64 == size
+            && size > mine["entries"].as_array().expect("e").len() as u64
+    );
+    let note =
+        sys.http.get(format!("{}/v1/audit/checkpoint", sys.api)).send().await.expect("cp").text().await.expect("text");
+    let cp = merkle::verify_note(&note, "medanchor.localhost", &SessionKey::from_bytes(&[5; 32]).verifying_key())
+        .expect("signed checkpoint");
     assert!(cp.size >= size);
     let last = all["entries"].as_array().expect("entries").last().expect("one");
     // The leaf is the exact bytes the log stored, served beside the entry.
     let leaf = merkle::leaf_hash(last["leaf"].as_str().expect("leaf").as_bytes());
     assert_eq!(serde_json::from_str::<Value>(last["leaf"].as_str().expect("leaf")).expect("json"), last["entry"]);
     let index = last["index"].as_u64().expect("index");
-    let (_, proof) = sys.get(&format!("/v1/audit/proof/inclusion?index={index}&size={}", cp.size), &auditor_token).await;
-    let proof: Vec<[u8; 32]> = proof["proof"].as_array().expect("proof").iter().map(|h| hex::decode(h.as_str().expect("hex")).expect("hex").try_into().expect("32")).collect();
+    let (_, proof) =
+        sys.get(&format!("/v1/audit/proof/inclusion?index={index}&size={}", cp.size), &auditor_token).await;
+    let proof: Vec<[u8; 32]> = proof["proof"]
+        .as_array()
+        .expect("proof")
+        .iter()
+        .map(|h| hex::decode(h.as_str().expect("hex")).expect("hex").try_into().expect("32"))
+        .collect();
     merkle::verify_inclusion(&leaf, index, cp.size, &proof, &cp.root).expect("the entry is in the signed log");
 }
