@@ -1,5 +1,6 @@
 //! The `medanchor` command.
 
+mod api;
 mod bench;
 mod bench_indexer;
 mod indexer;
@@ -76,6 +77,28 @@ struct UpArgs {
     /// Where the index lives.
     #[arg(long, default_value = ".medanchor/indexer")]
     indexer_data_dir: std::path::PathBuf,
+    /// The API's address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    api_bind: std::net::SocketAddr,
+    /// Where the API keeps record metadata, the audit log and ciphertext.
+    #[arg(long, default_value = ".medanchor/api")]
+    api_data_dir: std::path::PathBuf,
+    /// Key-encryption keys and the node's signing key (kept apart from the
+    /// data they protect).
+    #[arg(long, default_value = ".medanchor/keys")]
+    keys_dir: std::path::PathBuf,
+    /// Devnet accounts whose keys the API holds to sign for them
+    /// (custodial providers, for hospital systems).
+    #[arg(long = "custodial", default_values_t = ["wallet_2".to_string(), "wallet_3".to_string()])]
+    custodial: Vec<String>,
+}
+
+/// The API part of `medanchor up`.
+struct ApiArgs {
+    bind: std::net::SocketAddr,
+    data_dir: std::path::PathBuf,
+    keys_dir: std::path::PathBuf,
+    custodial: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,7 +162,15 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Contracts { command: ContractsCommand::Costs { json } } => costs(json),
-        Command::Up(args) => devnet(args.devnet, Some((args.indexer_bind, args.indexer_data_dir))),
+        Command::Up(args) => {
+            let api = ApiArgs {
+                bind: args.api_bind,
+                data_dir: args.api_data_dir,
+                keys_dir: args.keys_dir,
+                custodial: args.custodial,
+            };
+            devnet(args.devnet, Some((args.indexer_bind, args.indexer_data_dir, api)))
+        }
         Command::Devnet(args) => devnet(args, None),
         Command::Indexer { command: None, args } => indexer::run(args),
         Command::Indexer { command: Some(IndexerCommand::Replay(args)), .. } => indexer::replay(args),
@@ -183,7 +214,10 @@ fn costs(json: bool) -> anyhow::Result<()> {
 
 /// Runs the devnet; with `indexer` (bind address, data dir) also the
 /// indexer, subscribed to the devnet as an event observer (`medanchor up`).
-fn devnet(args: DevnetArgs, indexer: Option<(std::net::SocketAddr, std::path::PathBuf)>) -> anyhow::Result<()> {
+fn devnet(
+    args: DevnetArgs,
+    indexer: Option<(std::net::SocketAddr, std::path::PathBuf, ApiArgs)>,
+) -> anyhow::Result<()> {
     use medanchor_devnet::node::{Node, NodeConfig};
     use medanchor_wallet::accounts::{load_accounts, parse_accounts, DEFAULT_DEVNET_TOML};
 
@@ -198,15 +232,15 @@ fn devnet(args: DevnetArgs, indexer: Option<(std::net::SocketAddr, std::path::Pa
         config.block_interval = (args.block_time_ms > 0).then(|| std::time::Duration::from_millis(args.block_time_ms));
         config.burn_blocks_per_block = args.burn_blocks_per_block;
         config.observers = args.observers.clone();
-        let indexer = match &indexer {
-            None => None,
-            Some((bind, dir)) => {
-                let index = indexer::open(dir, deployer, 10_000)?;
+        let (indexer, api) = match indexer {
+            None => (None, None),
+            Some((bind, dir, api)) => {
+                let index = indexer::open(&dir, deployer, 10_000)?;
                 let listener = tokio::net::TcpListener::bind(bind)
                     .await
                     .with_context(|| format!("binding the indexer address {bind}"))?;
                 config.observers.push(listener.local_addr()?.to_string());
-                Some((index, listener, dir.clone()))
+                (Some((index, listener, dir)), Some(api))
             }
         };
         let node = Node::open(config).with_context(|| format!("opening the chain in {}", args.data_dir.display()))?;
@@ -239,6 +273,7 @@ fn devnet(args: DevnetArgs, indexer: Option<(std::net::SocketAddr, std::path::Pa
                 let _ = rx.wait_for(|s| *s).await;
             }
         };
+        let mut api_task = None;
         let indexer_task = match indexer {
             None => None,
             Some((index, listener, dir)) => {
@@ -247,6 +282,29 @@ fn devnet(args: DevnetArgs, indexer: Option<(std::net::SocketAddr, std::path::Pa
                     "medanchor indexer: observer and queries on http://{at} (e.g. http://{at}/v1/status), data in {}",
                     dir.display()
                 );
+                if let Some(api) = &api {
+                    let api_listener = tokio::net::TcpListener::bind(api.bind)
+                        .await
+                        .with_context(|| format!("binding the API address {}", api.bind))?;
+                    let api_at = api_listener.local_addr()?;
+                    let custodial: Vec<_> =
+                        accounts.iter().filter(|a| api.custodial.contains(&a.name)).cloned().collect();
+                    api_task = Some(api::start(
+                        &index,
+                        &format!("http://{addr}"),
+                        api_listener,
+                        &api.data_dir,
+                        &api.keys_dir,
+                        &custodial,
+                        stopped(),
+                    )?);
+                    println!(
+                        "medanchor api: http://{api_at} (sign in at POST /v1/auth/challenge), data in {}, keys in {}",
+                        api.data_dir.display(),
+                        api.keys_dir.display()
+                    );
+                    println!("  custodial provider keys: {}", api.custodial.join(", "));
+                }
                 let rpc = Some(format!("http://{addr}"));
                 Some(tokio::spawn(medanchor_indexer::server::run(index, rpc, listener, stopped())))
             }
@@ -257,7 +315,7 @@ fn devnet(args: DevnetArgs, indexer: Option<(std::net::SocketAddr, std::path::Pa
                 let address = a.key.address(medanchor_wallet::keys::TESTNET_SINGLESIG);
                 println!("  {:<9} {address}  {} STX", a.name, a.balance / 1_000_000);
             }
-            println!("\nNot built yet: the API. Ctrl-C stops everything.");
+            println!("\nCtrl-C stops everything.");
         }
         tokio::spawn(async move {
             let _ = tokio::signal::ctrl_c().await;
@@ -267,6 +325,9 @@ fn devnet(args: DevnetArgs, indexer: Option<(std::net::SocketAddr, std::path::Pa
         let result = node.run(listener, stopped()).await.map_err(anyhow::Error::from);
         if let Some(task) = indexer_task {
             task.await.context("indexer task")?.context("indexer server")?;
+        }
+        if let Some(task) = api_task {
+            task.await.context("api task")?.context("api server")?;
         }
         result
     })
