@@ -24,7 +24,7 @@ use rocksdb::WriteBatch;
 
 use crate::apply::{apply, Ctx};
 use crate::payload::{hex_bytes, NewBlock, NewBurnBlock};
-use crate::schema::{self, BlockRow, Cf, EventEntry, EventRow, TxEntry, TxRow, UndoLog};
+use crate::schema::{self, BlockHeader, BlockRow, Cf, EventEntry, EventRow, TxEntry, TxRow, UndoLog};
 use crate::store::{IndexDb, KeyValue, Stage, Write};
 use crate::{Error, Result};
 
@@ -95,7 +95,12 @@ fn contract_of(code: u8) -> Result<ContractName> {
 }
 
 fn hex_vec(field: &str, s: &str) -> Result<Vec<u8>> {
-    hex::decode(s.strip_prefix("0x").unwrap_or(s)).map_err(|_| Error::Payload(format!("{field} is not hex")))
+    let digits = s.strip_prefix("0x").unwrap_or(s);
+    let mut out = vec![0; digits.len() / 2];
+    if !crate::payload::decode_hex(digits.as_bytes(), &mut out) {
+        return Err(Error::Payload(format!("{field} is not hex")));
+    }
+    Ok(out)
 }
 
 impl Indexer {
@@ -126,7 +131,11 @@ impl Indexer {
                 raw_result: if tx.raw_result.is_empty() { Vec::new() } else { hex_vec("raw_result", &tx.raw_result)? },
             });
         }
-        let tx_index = |txid: &[u8; 32]| txs.iter().find(|t| &t.txid == txid).map(|t| t.tx_index);
+        let mut by_txid = std::collections::HashMap::with_capacity(txs.len());
+        for t in &txs {
+            by_txid.entry(t.txid).or_insert(t.tx_index);
+        }
+        let tx_index = |txid: &[u8; 32]| by_txid.get(txid).copied();
         let mut events = Vec::new();
         for e in &block.events {
             let Some(body) = &e.contract_event else { continue };
@@ -301,6 +310,7 @@ impl Indexer {
         self.apply_block(&mut stage, &row)?;
         stage.put(Cf::Blocks, row.id.to_vec(), schema::encode(&row))?;
         stage.put(Cf::Meta, schema::meta::TIP.to_vec(), row.id.to_vec())?;
+        stage.put(Cf::Meta, schema::meta::TIP_HEADER.to_vec(), schema::encode(&BlockHeader::from(&row)))?;
         on_commit(&stage);
         stage.commit()?;
         Ok((height, depth))
@@ -387,7 +397,7 @@ impl Indexer {
                 ),
             }
         }
-        let log = stage.end_block();
+        let log = stage.end_block()?;
         stage.put(Cf::Undo, row.id.to_vec(), schema::encode(&log))?;
         // Undo logs older than the depth are pruned.
         if row.height >= self.config.undo_depth {

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::schema::{self, key, principal_key, Cf};
 use crate::schema::{
-    AccessRow, ActivityRow, AnchorRow, BatchRow, BlockRow, ConsentRow, HistoryRow, OverrideRow, PatientRecordRow,
+    AccessRow, ActivityRow, AnchorRow, BatchRow, BlockHeader, ConsentRow, HistoryRow, OverrideRow, PatientRecordRow,
     PatientRow, ProviderRow, RecordRow, TxRow, VersionRow,
 };
 use crate::store::{IndexDb, KeyValue};
@@ -428,7 +428,13 @@ impl View<'_> {
         Ok(self.get(cf, key)?.is_some_and(|v| v.first() == Some(&1)))
     }
 
-    fn tip(&self) -> Result<Option<BlockRow>> {
+    /// The tip's header. Kept apart from the tip block so that "now" costs
+    /// the same whatever that block holds; an index without it (written
+    /// before it existed) has the header read from the block.
+    fn tip(&self) -> Result<Option<BlockHeader>> {
+        if let Some(header) = self.row(Cf::Meta, schema::meta::TIP_HEADER)? {
+            return Ok(Some(header));
+        }
         match self.get(Cf::Meta, schema::meta::TIP)? {
             None => Ok(None),
             Some(id) => self.row(Cf::Blocks, &id),

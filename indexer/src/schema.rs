@@ -11,7 +11,7 @@
 //!
 //! | family | key | value | invariant |
 //! |---|---|---|---|
-//! | `meta` | name | bytes | `schema`, `tip` (index block hash), `burn` (last burn block) |
+//! | `meta` | name | bytes | `schema`, `tip` (index block hash), `tip_header` ([`BlockHeader`] of the tip), `burn` (last burn block) |
 //! | `blocks` | index block hash | [`BlockRow`] | every connected block of every fork ever received; immutable |
 //! | `orphans` | parent hash ‖ index block hash | raw `/new_block` JSON | blocks whose parent is unknown; moved out when it arrives |
 //! | `undo` | index block hash | [`UndoLog`] | present exactly for canonical blocks within the undo depth |
@@ -169,12 +169,84 @@ mod pbin {
     }
 }
 
+/// Serializes as a byte string. Postcard writes a byte string exactly as
+/// it writes a sequence of `u8` (a varint length, then the bytes), but in
+/// one copy rather than one call per byte: the encoding is unchanged.
+struct Bytes<'a>(&'a [u8]);
+
+impl serde::Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+/// Deserializes what [`Bytes`] wrote (or a sequence of `u8`).
+struct ByteBuf(Vec<u8>);
+
+impl<'de> serde::Deserialize<'de> for ByteBuf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ByteBuf;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> std::result::Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> std::result::Result<ByteBuf, E> {
+                Ok(ByteBuf(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<ByteBuf, A::Error> {
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(b) = seq.next_element()? {
+                    v.push(b);
+                }
+                Ok(ByteBuf(v))
+            }
+        }
+        d.deserialize_bytes(Visitor)
+    }
+}
+
+/// `Vec<u8>` fields through [`Bytes`] / [`ByteBuf`].
+mod bytes {
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&super::Bytes(v), s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<u8>, D::Error> {
+        Ok(<super::ByteBuf as serde::Deserialize>::deserialize(d)?.0)
+    }
+}
+
+/// [`UndoLog::entries`] with keys and values through [`Bytes`] / [`ByteBuf`].
+mod undo_entries {
+    use super::{ByteBuf, Bytes};
+    use serde::ser::SerializeSeq;
+
+    type Entry = (u8, Vec<u8>, Option<Vec<u8>>);
+
+    pub fn serialize<S: serde::Serializer>(entries: &[Entry], s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(entries.len()))?;
+        for (tag, key, value) in entries {
+            seq.serialize_element(&(tag, Bytes(key), value.as_deref().map(Bytes)))?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<Entry>, D::Error> {
+        let raw: Vec<(u8, ByteBuf, Option<ByteBuf>)> = serde::Deserialize::deserialize(d)?;
+        Ok(raw.into_iter().map(|(tag, key, value)| (tag, key.0, value.map(|v| v.0))).collect())
+    }
+}
+
 mod opt_pbin {
     use super::*;
 
     pub fn serialize<S: serde::Serializer>(p: &Option<Principal>, s: S) -> std::result::Result<S::Ok, S::Error> {
         match p {
-            Some(p) => s.serialize_some(&serde_bytes_ref(&principal_key(p))),
+            Some(p) => s.serialize_some(&Bytes(&principal_key(p))),
             None => s.serialize_none(),
         }
     }
@@ -188,17 +260,6 @@ mod opt_pbin {
                 _ => Err(serde::de::Error::custom("malformed principal")),
             },
         }
-    }
-
-    /// Serializes as bytes (serde's `Vec<u8>` impl would write a sequence).
-    struct Bytes<'a>(&'a [u8]);
-    impl serde::Serialize for Bytes<'_> {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-            s.serialize_bytes(self.0)
-        }
-    }
-    fn serde_bytes_ref(b: &[u8]) -> Bytes<'_> {
-        Bytes(b)
     }
 }
 
@@ -305,6 +366,37 @@ pub struct BlockRow {
     pub events: Vec<EventEntry>,
 }
 
+/// The leading fields of a [`BlockRow`], in the same order: decoding a
+/// stored `BlockRow` as a `BlockHeader` reads only these (postcard decodes
+/// fields in order and ignores the bytes after them). The tip's header is
+/// also kept under `meta`/`tip_header`, so that queries learn "now" without
+/// reading the tip block, however large it is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BlockHeader {
+    /// Stacks height.
+    pub height: u64,
+    /// Its id.
+    pub id: [u8; 32],
+    /// Its parent's id.
+    pub parent: [u8; 32],
+    /// Burn height.
+    pub burn_block_height: u64,
+    /// Block time.
+    pub time: u64,
+}
+
+impl From<&BlockRow> for BlockHeader {
+    fn from(b: &BlockRow) -> Self {
+        BlockHeader {
+            height: b.height,
+            id: b.id,
+            parent: b.parent,
+            burn_block_height: b.burn_block_height,
+            time: b.time,
+        }
+    }
+}
+
 /// A transaction inside a [`BlockRow`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TxEntry {
@@ -315,6 +407,7 @@ pub struct TxEntry {
     /// Status string as the node sent it.
     pub status: String,
     /// The result, Clarity wire bytes (empty if the node sent none).
+    #[serde(with = "bytes")]
     pub raw_result: Vec<u8>,
 }
 
@@ -330,6 +423,7 @@ pub struct EventEntry {
     /// Which contract printed it (`ContractName` code: 0 consent, 1 records).
     pub contract: u8,
     /// The printed value, Clarity wire bytes.
+    #[serde(with = "bytes")]
     pub raw_value: Vec<u8>,
 }
 
@@ -345,6 +439,7 @@ pub struct TxRow {
     /// Status.
     pub status: String,
     /// Result bytes.
+    #[serde(with = "bytes")]
     pub raw_result: Vec<u8>,
 }
 
@@ -358,6 +453,7 @@ pub struct EventRow {
     /// Contract code (0 consent, 1 records).
     pub contract: u8,
     /// The printed value.
+    #[serde(with = "bytes")]
     pub raw_value: Vec<u8>,
 }
 
@@ -546,6 +642,7 @@ pub struct ActivityRow {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct UndoLog {
     /// (family tag, key, previous value).
+    #[serde(with = "undo_entries")]
     pub entries: Vec<(u8, Vec<u8>, Option<Vec<u8>>)>,
 }
 
@@ -569,6 +666,60 @@ pub mod meta {
     pub const SCHEMA: &[u8] = b"schema";
     /// Index block hash of the canonical tip.
     pub const TIP: &[u8] = b"tip";
+    /// [`super::BlockHeader`] of the canonical tip, written with [`TIP`].
+    pub const TIP_HEADER: &[u8] = b"tip_header";
     /// Last burn block: height (u64 BE) ‖ hash.
     pub const BURN: &[u8] = b"burn";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_row_decodes_as_its_header() {
+        let row = BlockRow {
+            height: 7,
+            id: [1; 32],
+            parent: [2; 32],
+            burn_block_height: 1_234_567,
+            time: 1_700_000_000,
+            txs: vec![TxEntry { txid: [3; 32], tx_index: 0, status: "success".into(), raw_result: vec![7, 3, 1] }],
+            events: vec![EventEntry {
+                txid: [3; 32],
+                tx_index: 0,
+                event_index: 0,
+                contract: 1,
+                raw_value: vec![9; 300],
+            }],
+        };
+        let header: BlockHeader = decode("blocks", &encode(&row)).expect("header");
+        assert_eq!(BlockHeader::from(&row), header);
+        let expected =
+            BlockHeader { height: 7, id: [1; 32], parent: [2; 32], burn_block_height: 1_234_567, time: 1_700_000_000 };
+        assert_eq!(header, expected);
+    }
+
+    /// The byte-string (de)serializers write what plain `Vec<u8>` fields
+    /// would: the on-disk encoding did not change with them.
+    #[test]
+    fn byte_fields_encode_as_plain_vectors_do() {
+        #[derive(Serialize)]
+        struct PlainEvent {
+            block: [u8; 32],
+            txid: [u8; 32],
+            contract: u8,
+            raw_value: Vec<u8>,
+        }
+        let raw_value: Vec<u8> = (0..=255).collect();
+        let row = EventRow { block: [1; 32], txid: [2; 32], contract: 1, raw_value: raw_value.clone() };
+        let plain = PlainEvent { block: [1; 32], txid: [2; 32], contract: 1, raw_value };
+        assert_eq!(encode(&row), encode(&plain));
+        assert_eq!(decode::<EventRow>("events", &encode(&plain)).expect("decodes"), row);
+
+        let entries = vec![(3, vec![1, 2, 3], None), (9, vec![0; 40], Some((0..200).collect::<Vec<u8>>()))];
+        let log = UndoLog { entries: entries.clone() };
+        assert_eq!(encode(&log), encode(&(entries,)));
+        assert_eq!(decode::<UndoLog>("undo", &encode(&log)).expect("decodes"), log);
+    }
 }

@@ -33,3 +33,63 @@ fn bench_devnet_refuses_more_pending_transactions_than_accounts_allow() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("exceed 24 pending per account"), "{stderr}");
 }
+
+/// `medanchor bench indexer` at a small size: both ingest paths index every
+/// event and end in the same state, the query phase runs each kind of
+/// query, and the report names its targets. Timings are not asserted.
+#[test]
+fn bench_indexer_ingests_every_event_over_http_and_raw_and_times_queries() {
+    let out = Command::new(env!("CARGO_BIN_EXE_medanchor"))
+        .args([
+            "bench",
+            "indexer",
+            "--blocks",
+            "3",
+            "--events-per-block",
+            "40",
+            "--consents",
+            "300",
+            "--records",
+            "300",
+            "--queries",
+            "50",
+            "--load-events-per-block",
+            "200",
+            "--json",
+        ])
+        .output()
+        .expect("run medanchor bench indexer");
+    assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    for phase in ["ingest", "raw"] {
+        let r = &report[phase];
+        assert_eq!(r["blocks"], 3, "{phase}");
+        assert_eq!(r["events"], 120, "{phase}");
+        assert_eq!(r["events_indexed"], 120, "{phase}");
+        assert_eq!(r["block_ms"]["count"], 3, "{phase}");
+        assert!(r["writes"].as_u64().expect("writes") > 120, "{phase}");
+        assert!(r["events_per_sec"].as_f64().expect("rate") > 0.0, "{phase}");
+        assert!(r["block_ms"]["p99"].as_f64() >= r["block_ms"]["p50"].as_f64(), "{phase}");
+    }
+    assert_eq!(report["ingest"]["writes"], report["raw"]["writes"]);
+    assert_eq!(report["same_state"], true);
+    assert!(report["ratio"].as_f64().expect("ratio") > 0.0);
+
+    let q = &report["queries"];
+    assert_eq!(q["consents"], 300);
+    assert_eq!(q["records"], 300);
+    assert!(q["load_events"].as_u64().expect("load events") >= 600);
+    assert_eq!(q["has_consent"]["count"], 50);
+    let pages = q["records_page"]["count"].as_u64().expect("pages");
+    assert_eq!(pages, 50 + q["records_continuations"].as_u64().expect("continuations"));
+    assert!(q["records_returned"].as_u64().expect("records returned") > 0);
+    assert_eq!(q["http_consent_check"]["count"], 5);
+    assert_eq!(q["http_records_page"]["count"], 5);
+
+    assert_eq!(report["targets"]["ingest_events_per_sec"], 20_000.0);
+    assert_eq!(report["targets"]["max_ratio"], 2.0);
+    assert_eq!(report["targets"]["query_p99_ms"], 5.0);
+    for met in ["ingest_rate", "ratio", "has_consent_p99", "records_page_p99"] {
+        assert!(report["met"][met].is_boolean(), "{met}");
+    }
+}
