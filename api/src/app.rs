@@ -37,6 +37,8 @@ use crate::db::{AnchorStatus, ApiDb, Cf, RecordMeta};
 use crate::envelope::{Binding, Keyring, Sealed};
 use crate::error::{ApiError, ApiResult};
 
+mod verify;
+
 /// The indexer's read traits, as one object.
 pub trait ChainView: ChainReader + ConsentReader + RecordReader + Send + Sync {}
 impl<T: ChainReader + ConsentReader + RecordReader + Send + Sync> ChainView for T {}
@@ -162,6 +164,18 @@ impl AppState {
     pub fn audit(&self) -> &AuditLog {
         &self.audit
     }
+
+    /// The record database and the keyring, for maintenance such as KEK
+    /// rotation ([`crate::rotate::rewrap_all`]) in tests and tools.
+    pub fn keys(&self) -> (&ApiDb, &RwLock<Keyring>) {
+        (&self.db, &self.keyring)
+    }
+
+    /// What the audit anchor task needs: the node, the contracts' deployer
+    /// and the API database.
+    pub(crate) fn anchor_parts(&self) -> (&RpcClient, &str, &Arc<ApiDb>) {
+        (&self.node, &self.config.contracts, &self.db)
+    }
 }
 
 fn now_ms() -> u64 {
@@ -185,9 +199,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/records/{id}", get(read_record).put(update_record))
         .route("/v1/records/{id}/versions", get(record_versions))
         .route("/v1/audit/entries", get(audit_entries))
+        .route("/v1/audit/disclosures", get(audit_disclosures))
         .route("/v1/audit/checkpoint", get(audit_checkpoint))
         .route("/v1/audit/proof/inclusion", get(inclusion_proof))
         .route("/v1/audit/proof/consistency", get(consistency_proof))
+        .merge(verify::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -1000,6 +1016,40 @@ async fn audit_entries(
     Ok(Json(json!({ "entries": visible, "size": s.audit.size().map_err(ApiError::internal)? })))
 }
 
+/// `GET /v1/audit/disclosures`: the HIPAA §164.528 accounting of
+/// disclosures (see [`crate::disclosures`]). The request is audited itself:
+/// the report names who saw the patient's data.
+async fn audit_disclosures(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    use crate::disclosures::{requester_role, scan, ReportRequest};
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let who = caller.require(&headers)?.clone();
+    let req = ReportRequest::parse(&q, &who, now_ms() / 1000)?;
+    let mut entry = caller.entry("none", "audit.disclosures");
+    entry.patient = Some(req.patient.to_string());
+    let Some(role) = requester_role(&who.to_string(), &req.patient.to_string(), &s.config.auditors, &s.config.admins)
+    else {
+        entry.outcome = "denied".into();
+        entry.reason = Some("not the patient, an auditor or an admin".into());
+        s.audit.append(entry).await.map_err(ApiError::internal)?;
+        return Err(ApiError::Forbidden {
+            code: "not-permitted",
+            detail: "only the patient, auditors and admins may request an accounting of disclosures".into(),
+            reason: None,
+        });
+    };
+    entry.role = role.into();
+    let (s2, r2) = (s.clone(), req.clone());
+    let report =
+        tokio::task::spawn_blocking(move || scan(&s2.audit, &s2.db, &r2)).await.map_err(ApiError::internal)??;
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    Ok(with_request_id(report.into_response(), &caller.request_id))
+}
+
 async fn audit_checkpoint(State(s): State<AppState>) -> ApiResult<Response> {
     let size = s.audit.size().map_err(ApiError::internal)?;
     let root = s.audit.root(size).map_err(ApiError::internal)?;
@@ -1008,16 +1058,19 @@ async fn audit_checkpoint(State(s): State<AppState>) -> ApiResult<Response> {
     Ok(([("content-type", "text/plain; charset=utf-8")], note).into_response())
 }
 
+/// A required non-negative integer query parameter.
+fn required_number(q: &HashMap<String, String>, k: &str) -> ApiResult<u64> {
+    q.get(k)
+        .ok_or_else(|| ApiError::bad("missing-parameter", format!("{k} is required")))?
+        .parse()
+        .map_err(|_| ApiError::bad("invalid-parameter", format!("{k} must be a number")))
+}
+
 async fn inclusion_proof(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    let num = |k: &str| -> ApiResult<u64> {
-        q.get(k)
-            .ok_or_else(|| ApiError::bad("missing-parameter", format!("{k} is required")))?
-            .parse()
-            .map_err(|_| ApiError::bad("invalid-parameter", format!("{k} must be a number")))
-    };
+    let num = |k: &str| required_number(&q, k);
     let (index, size) = (num("index")?, num("size")?);
     if index >= size || size > s.audit.size().map_err(ApiError::internal)? {
         return Err(ApiError::bad("out-of-range", "need index < size <= the log's size"));
@@ -1030,12 +1083,7 @@ async fn consistency_proof(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    let num = |k: &str| -> ApiResult<u64> {
-        q.get(k)
-            .ok_or_else(|| ApiError::bad("missing-parameter", format!("{k} is required")))?
-            .parse()
-            .map_err(|_| ApiError::bad("invalid-parameter", format!("{k} must be a number")))
-    };
+    let num = |k: &str| required_number(&q, k);
     let (from, to) = (num("from")?, num("to")?);
     if from > to || to > s.audit.size().map_err(ApiError::internal)? {
         return Err(ApiError::bad("out-of-range", "need from <= to <= the log's size"));

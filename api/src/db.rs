@@ -9,7 +9,7 @@
 //! | `challenges` | nonce (hex) | [`crate::auth::Challenge`] JSON | deleted when used; expired ones refused |
 //! | `audit_entries` | index (u64 BE) | entry bytes (the Merkle leaf) | indices 0..size, append-only |
 //! | `audit_nodes` | level (u8) ‖ index (u64 BE) | hash | complete aligned subtrees of the audit tree |
-//! | `meta` | name | bytes | `schema`, `audit_size` |
+//! | `meta` | name | bytes | `schema`, `audit_size`, `audit_anchor` ([`crate::anchoring::AnchorRecord`] JSON) |
 //!
 //! Writes are synced: an acknowledged record or audit entry survives a crash.
 
@@ -192,6 +192,18 @@ impl ApiDb {
             if !k.starts_with(prefix) {
                 break;
             }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` keys and values of `cf` from `start` (inclusive), in
+    /// order: for walking a whole family a page at a time.
+    pub fn scan_page(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Vec<KeyValue>, DbError> {
+        let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(cf), mode).take(limit) {
+            let (k, v) = item?;
             out.push((k.to_vec(), v.to_vec()));
         }
         Ok(out)

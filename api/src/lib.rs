@@ -8,17 +8,24 @@
 //! challenges, the audit log's storage), [`merkle`] (RFC 6962/9162 trees,
 //! proofs, C2SP checkpoints), [`audit`] (the group-committed Merkle log),
 //! [`error`] (`ApiError` → problem+json), [`app`] (routes and the anchor
-//! tracker).
+//! tracker), [`disclosures`] (the HIPAA accounting of disclosures, from
+//! the audit log), [`rotate`] (rewrapping stored data keys after a KEK
+//! rotation).
 //!
-//! The API reads the chain only through the indexer's read traits and
-//! writes to it only through signed transactions ([`medanchor_wallet`]); it
-//! never links the devnet or executes Clarity.
+//! The API reads the chain through the indexer's read traits (and
+//! [`anchoring`] reads its own on-chain audit head through the node's
+//! read-only calls) and writes to it only through signed transactions
+//! ([`medanchor_wallet`]); it never links the devnet or executes Clarity.
+//! [`anchoring`] puts the audit log's root on-chain periodically.
 
+pub mod anchoring;
 pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod blob;
 pub mod db;
+pub mod disclosures;
 pub mod envelope;
 pub mod error;
 pub mod merkle;
+pub mod rotate;

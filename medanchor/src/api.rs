@@ -7,16 +7,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use medanchor_api::anchoring;
 use medanchor_api::app::{self, ApiConfig, AppState, Custody};
 use medanchor_api::auth::SessionKey;
 use medanchor_api::blob::{BlobStore, LocalDir};
 use medanchor_api::db::ApiDb;
 use medanchor_api::envelope::Keyring;
+use medanchor_contracts::{ClarityValue, ContractName};
 use medanchor_indexer::query::IndexReader;
 use medanchor_indexer::Indexer;
 use medanchor_wallet::accounts::DevnetAccount;
-use medanchor_wallet::RpcClient;
+use medanchor_wallet::keys::StacksKey;
+use medanchor_wallet::{ContractCall, RpcClient, Wallet};
 use rand::RngCore;
+
+/// How often `up` anchors the audit log's root (when it has grown).
+const AUDIT_ANCHOR_EVERY: Duration = Duration::from_secs(3);
 
 /// The node's Ed25519 session/checkpoint key: `keys/session.key` (hex,
 /// 0600), created on first start.
@@ -46,7 +52,9 @@ fn session_key(keys: &Path) -> anyhow::Result<SessionKey> {
     Ok(SessionKey::from_bytes(&secret))
 }
 
-/// Starts the API on `listener`; returns its server task and the tracker.
+/// Starts the API on `listener` (with the anchor tracker and the audit
+/// anchoring task); returns its server task.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     index: &Indexer,
     rpc: &str,
@@ -54,6 +62,7 @@ pub fn start(
     data_dir: &Path,
     keys_dir: &Path,
     custodial: &[DevnetAccount],
+    accounts: &[DevnetAccount],
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
@@ -70,10 +79,77 @@ pub fn start(
     let reader = IndexReader::new(index.db().clone());
     let state = AppState::new(config, db, blobs, keyring, session, Arc::new(reader), RpcClient::new(rpc)?, custody);
     app::spawn_tracker(state.clone(), Duration::from_millis(500));
+    start_audit_anchoring(state.clone(), rpc, accounts)?;
     let router = app::router(state);
     Ok(tokio::spawn(async move {
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await
     }))
+}
+
+/// Anchors the audit log on-chain with the devnet `faucet` account as the
+/// API's operator key (the log's on-chain identity). `faucet` is a public
+/// devnet test key, never for real funds: a real deployment configures its
+/// own operator key, authorized once by the contract owner.
+fn start_audit_anchoring(state: AppState, rpc: &str, accounts: &[DevnetAccount]) -> anyhow::Result<()> {
+    let key = |name: &str| accounts.iter().find(|a| a.name == name).map(|a| a.key.clone());
+    let Some(operator) = key("faucet") else {
+        tracing::warn!("no devnet `faucet` account: the audit log is not anchored on-chain");
+        return Ok(());
+    };
+    let owner = key("deployer");
+    let node = RpcClient::new(rpc)?;
+    let log = medanchor_wallet::testnet_address(&operator);
+    tracing::info!(%log, every_s = AUDIT_ANCHOR_EVERY.as_secs(), "audit log anchored on-chain by the devnet faucet");
+    tokio::spawn(async move {
+        match owner {
+            Some(owner) => {
+                if let Err(e) = authorize_devnet_operator(&node, owner, &log).await {
+                    tracing::warn!(error = format!("{e:#}"), "authorizing the audit operator on the devnet");
+                }
+            }
+            None => tracing::warn!("no devnet `deployer` account: cannot authorize the audit operator"),
+        }
+        anchoring::spawn_audit_anchor(state, operator, AUDIT_ANCHOR_EVERY);
+    });
+    Ok(())
+}
+
+/// DEVNET ONLY: makes `operator` an anchor operator with the deployer's
+/// public devnet key (the contract owner on a fresh devnet), once, when the
+/// chain says it is not one yet. On any other network the owner authorizes
+/// operators with its own key; nothing here would (or could) do it.
+async fn authorize_devnet_operator(node: &RpcClient, owner: StacksKey, operator: &str) -> anyhow::Result<()> {
+    let contracts = medanchor_contracts::DEPLOYER_ADDRESS;
+    // The node's RPC starts after the API: wait for it.
+    let mut attempts = 0;
+    let authorized = loop {
+        match anchoring::is_anchor_operator(node, contracts, operator).await {
+            Ok(b) => break b,
+            Err(e) if attempts >= 120 => return Err(e).context("reading is-anchor-operator"),
+            Err(_) => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
+    if authorized {
+        return Ok(());
+    }
+    let wallet = Wallet::connect(owner, node.clone(), contracts).await?;
+    let call = ContractCall {
+        contract: ContractName::RecordManagement,
+        function: "set-anchor-operator",
+        args: vec![ClarityValue::principal(operator)?, ClarityValue::Bool(true)],
+    };
+    let sent = wallet.submit(&call, None).await?;
+    let outcome = wallet.wait(&sent.txid, Duration::from_secs(300)).await?;
+    anyhow::ensure!(
+        outcome.is_success(),
+        "set-anchor-operator failed: {}",
+        outcome.contract_error().map_or_else(|| outcome.status.clone(), |e| e.constant().to_string())
+    );
+    tracing::info!(%operator, txid = %sent.txid, "devnet: audit operator authorized by the deployer");
+    Ok(())
 }

@@ -4,6 +4,8 @@ mod api;
 mod bench;
 mod bench_indexer;
 mod indexer;
+mod keys;
+mod verify;
 mod wallet;
 
 use std::process::ExitCode;
@@ -43,6 +45,17 @@ enum Command {
     Wallet {
         #[command(subcommand)]
         command: wallet::WalletCommand,
+    },
+    /// Verifies records and the audit log against the chain, without
+    /// trusting the API (exit 0 only when everything checks).
+    Verify {
+        #[command(subcommand)]
+        command: verify::VerifyCommand,
+    },
+    /// Key maintenance: rotate the key-encryption key (API stopped).
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
     },
     /// The indexer alone, behind any stacks-node (`replay` rebuilds it).
     #[command(args_conflicts_with_subcommands = true)]
@@ -175,6 +188,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Indexer { command: None, args } => indexer::run(args),
         Command::Indexer { command: Some(IndexerCommand::Replay(args)), .. } => indexer::replay(args),
         Command::Wallet { command } => wallet::run(command),
+        Command::Keys { command } => keys::run(command),
+        Command::Verify { command } => verify::run(command),
         Command::Bench { command: BenchCommand::Devnet(args) } => bench::run(args),
         Command::Bench { command: BenchCommand::Indexer(args) } => bench_indexer::run(args),
     }
@@ -296,6 +311,7 @@ fn devnet(
                         &api.data_dir,
                         &api.keys_dir,
                         &custodial,
+                        &accounts,
                         stopped(),
                     )?);
                     println!(

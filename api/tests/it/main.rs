@@ -25,6 +25,8 @@ use medanchor_wallet::keys::{StacksKey, TESTNET_SINGLESIG};
 use medanchor_wallet::{ContractCall, GrantDuration, RpcClient, Wallet};
 use serde_json::{json, Value};
 
+mod verify;
+
 struct System {
     node: Node,
     api: String,
@@ -240,6 +242,21 @@ async fn provider_writes_reads_is_refused_after_revocation_and_everything_is_aud
     let body: Value = stale.json().await.expect("json");
     assert_eq!(body["current_version"], 1);
 
+    // KEK rotation on the live state: every stored data key moves to the
+    // new KEK (payloads untouched) and the provider still reads the record.
+    let rewrapped = {
+        let (db, keyring) = sys.state.keys();
+        let mut keyring = keyring.write().expect("keyring");
+        assert_eq!(keyring.rotate().expect("rotate"), 2);
+        medanchor_api::rotate::rewrap_all(db, &keyring, "test").expect("rewrap")
+    };
+    assert_eq!(rewrapped, 1);
+    let raw_id: [u8; 16] = hex::decode(&id).expect("hex").try_into().expect("16");
+    assert_eq!(sys.state.keys().0.record(&raw_id, 1).expect("db").expect("meta").kek_version, 2);
+    let (status, reread) = sys.get(&format!("/v1/records/{id}"), &provider_token).await;
+    assert_eq!((status, &reread["content"]), (200, &read["content"]), "{reread}");
+    assert_eq!(reread["anchor"]["data_hash"], read["anchor"]["data_hash"], "the anchored blob is unchanged");
+
     // The patient revokes; the provider is refused from the next block on.
     sys.tx("wallet_1", ContractCall::revoke_consent(&provider, DataType::LabResults)).await;
     let (status, refused) = sys.get(&format!("/v1/records/{id}"), &provider_token).await;
@@ -289,4 +306,55 @@ async fn provider_writes_reads_is_refused_after_revocation_and_everything_is_aud
         .map(|h| hex::decode(h.as_str().expect("hex")).expect("hex").try_into().expect("32"))
         .collect();
     merkle::verify_inclusion(&leaf, index, cp.size, &proof, &cp.root).expect("the entry is in the signed log");
+
+    // The accounting of disclosures (HIPAA §164.528): the provider's
+    // allowed create and two reads — not the patient's own read, not the
+    // refused attempts — each with its audit index.
+    let path = format!("/v1/audit/disclosures?patient={patient}");
+    let (status, report) = sys.get(&path, &patient_token).await;
+    assert_eq!(status, 200, "{report}");
+    let rows = report["disclosures"].as_array().expect("rows");
+    let actions: Vec<&str> = rows.iter().map(|r| r["action"].as_str().unwrap_or("")).collect();
+    assert_eq!(actions, ["record.create", "record.read", "record.read"], "{report}");
+    for r in rows {
+        assert_eq!(r["recipient"], provider.to_string());
+        assert_eq!(r["purpose"], "treatment (patient consent)");
+        assert_eq!((r["record_id"].as_str(), r["record_type"].as_str()), (Some(id.as_str()), Some("lab-results")));
+        assert!(r["date"].as_str().expect("date").ends_with('Z'));
+        // Each line is the log's entry at its index, provable in the signed log.
+        let index = r["index"].as_u64().expect("index");
+        let logged = &all["entries"][index as usize];
+        assert_eq!((logged["index"].as_u64(), &logged["entry"]["action"]), (Some(index), &r["action"]));
+        let (_, proof) =
+            sys.get(&format!("/v1/audit/proof/inclusion?index={index}&size={}", cp.size), &patient_token).await;
+        let proof: Vec<[u8; 32]> = proof["proof"]
+            .as_array()
+            .expect("proof")
+            .iter()
+            .map(|h| hex::decode(h.as_str().expect("hex")).expect("hex").try_into().expect("32"))
+            .collect();
+        let leaf = merkle::leaf_hash(logged["leaf"].as_str().expect("leaf").as_bytes());
+        merkle::verify_inclusion(&leaf, index, cp.size, &proof, &cp.root).expect("the disclosure is in the signed log");
+    }
+    assert_eq!(sys.get(&path, &auditor_token).await.1["disclosures"], report["disclosures"]);
+    for token in [&stranger_token, &provider_token] {
+        let (status, refused) = sys.get(&path, token).await;
+        assert_eq!((status, refused["code"].as_str()), (403, Some("not-permitted")), "{refused}");
+    }
+    let csv =
+        sys.http.get(format!("{}{path}&format=csv", sys.api)).bearer_auth(&patient_token).send().await.expect("csv");
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.expect("text");
+    assert!(csv.starts_with("index,date,recipient,recipient_role,action,"), "{csv}");
+    assert_eq!(csv.split("\r\n").filter(|l| !l.is_empty()).count(), 4, "header and three rows: {csv}");
+    let (_, none) = sys.get(&format!("{path}&from=0&to=1"), &patient_token).await;
+    assert_eq!(none["disclosures"], json!([]));
+    for (query, code) in
+        [("&from=9&to=8", "invalid-range"), ("&format=xml", "invalid-format"), ("&from=soon", "invalid-parameter")]
+    {
+        let (status, bad) = sys.get(&format!("{path}{query}"), &patient_token).await;
+        assert_eq!((status, bad["code"].as_str()), (400, Some(code)), "{query}: {bad}");
+    }
+    let (status, bad) = sys.get("/v1/audit/disclosures?patient=nobody", &auditor_token).await;
+    assert_eq!((status, bad["code"].as_str()), (400, Some("invalid-principal")));
 }

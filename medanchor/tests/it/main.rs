@@ -4,4 +4,6 @@
 mod bench;
 mod devnet_process;
 mod indexer_process;
+mod keys;
+mod verify;
 mod wallet;

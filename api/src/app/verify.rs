@@ -1,0 +1,314 @@
+//! Verification routes: the API's own ("trust-us") view of a record's
+//! anchor, the raw ciphertext for independent checking, and the audit log's
+//! on-chain identity.
+//!
+//! `GET /v1/verify/record/{id}` and `GET /v1/verify/hash/{sha256}` are a
+//! convenience: they report what this API believes (the stored ciphertext
+//! hashed again from the blob store, the indexer's anchor), so a client
+//! that trusts the API need not read the chain. A client that does not
+//! trusts none of it: `medanchor verify` fetches the ciphertext from
+//! `GET /v1/verify/record/{id}/blob`, hashes it itself and reads the
+//! anchor from a node of its choice.
+//!
+//! None of these routes needs a session or consent: they reveal hashes, ids
+//! and ciphertext, which is not readable without keys the API never gives
+//! out. Every call is still appended to the audit log (as `verify.record`,
+//! `verify.hash`, `verify.blob`), with the caller when signed in.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use medanchor_contracts::ContractName;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::{hash32, latest, record_id_arg, role_of, with_request_id, AppState, Caller, VersionQuery};
+use crate::blob::BlobError;
+use crate::db::{AnchorStatus, RecordMeta};
+use crate::error::{ApiError, ApiResult};
+
+/// What every trust-us answer says about itself.
+const TRUST_US: &str = "trust-us: this is the API's own view (its blob store and its indexer); \
+     to verify without trusting the API, run `medanchor verify record` against a node you choose";
+
+/// The verification routes (merged into [`super::router`]).
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/verify/record/{id}", get(verify_record))
+        .route("/v1/verify/record/{id}/blob", get(record_blob))
+        .route("/v1/verify/hash/{sha256}", get(verify_hash))
+        .route("/v1/audit/anchor", get(audit_anchor))
+}
+
+/// The caller's role, for the audit entry (verifying needs none).
+async fn role(s: &AppState, caller: &Caller) -> ApiResult<String> {
+    let Some(p) = caller.principal.clone() else { return Ok("anonymous".into()) };
+    let s2 = s.clone();
+    let role = tokio::task::spawn_blocking(move || role_of(&s2, &p)).await.map_err(ApiError::internal)??;
+    Ok(role.to_string())
+}
+
+/// Appends the audit entry of a verification call.
+async fn audit(
+    s: &AppState,
+    caller: &Caller,
+    action: &str,
+    record: Option<(&[u8; 16], Option<u64>)>,
+    meta: Option<&RecordMeta>,
+    failure: Option<String>,
+) -> ApiResult<()> {
+    let role = role(s, caller).await?;
+    let mut entry = caller.entry(&role, action);
+    entry.record_id = record.map(|(id, _)| hex::encode(id));
+    entry.version = record.and_then(|(_, v)| v);
+    if let Some(m) = meta {
+        entry.patient = Some(m.patient.clone());
+        entry.record_id = Some(m.record_id.clone());
+        entry.version = Some(m.version);
+    }
+    if let Some(reason) = failure {
+        entry.outcome = "error".into();
+        entry.reason = Some(reason);
+    }
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    Ok(())
+}
+
+/// The version asked for, or the latest.
+fn lookup(s: &AppState, id: &[u8; 16], version: Option<u64>) -> ApiResult<RecordMeta> {
+    match version {
+        Some(v) => {
+            s.db.record(id, v)
+                .map_err(ApiError::internal)?
+                .ok_or_else(|| ApiError::NotFound(format!("record 0x{} version {v}", hex::encode(id))))
+        }
+        None => latest(s, id),
+    }
+}
+
+/// The stored ciphertext, hashed again.
+fn blob_view(s: &AppState, hash: &[u8; 32]) -> (Value, bool) {
+    match s.blobs.get(hash) {
+        Ok(Some(bytes)) => {
+            let sha: [u8; 32] = Sha256::digest(&bytes).into();
+            let ok = sha == *hash;
+            (
+                json!({ "state": if ok { "present" } else { "corrupt" }, "sha256": format!("0x{}", hex::encode(sha)), "matches": ok, "size": bytes.len() }),
+                ok,
+            )
+        }
+        Ok(None) => (json!({ "state": "missing", "sha256": null, "matches": false }), false),
+        Err(BlobError::Corrupt(_)) => (
+            json!({ "state": "corrupt", "sha256": null, "matches": false,
+                    "detail": "the stored bytes do not hash to the anchored hash (altered in storage)" }),
+            false,
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "reading a blob to verify it");
+            (json!({ "state": "unreadable", "sha256": null, "matches": false }), false)
+        }
+    }
+}
+
+async fn verify_record(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Query(q): Query<VersionQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let id = record_id_arg(&id)?;
+    let meta = match lookup(&s, &id, q.version) {
+        Ok(m) => m,
+        Err(e) => {
+            audit(&s, &caller, "verify.record", Some((&id, q.version)), None, Some(e.to_string())).await?;
+            return Err(e);
+        }
+    };
+    let (s2, m2) = (s.clone(), meta.clone());
+    let (blob, blob_ok, onchain, anchors) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+        let hash = hash32(&m2.data_hash)?;
+        let (blob, blob_ok) = blob_view(&s2, &hash);
+        let onchain = s2.chain.versions(&id).map_err(ApiError::internal)?.into_iter().find(|v| v.version == m2.version);
+        let anchors = s2.chain.anchors(&hash).map_err(ApiError::internal)?;
+        Ok((blob, blob_ok, onchain, anchors))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let ours = format!("0x{}", meta.data_hash);
+    let verdict = match (&onchain, blob_ok) {
+        (_, false) => match blob["state"].as_str() {
+            Some("missing") => "blob-missing",
+            Some("unreadable") => "blob-unreadable",
+            _ => "blob-corrupt",
+        },
+        (Some(v), true) if v.data_hash == ours => "anchored",
+        (Some(_), true) => "mismatch",
+        (None, true) => match meta.status {
+            AnchorStatus::Pending => "pending",
+            AnchorStatus::Failed => "failed",
+            AnchorStatus::Anchored => "not-anchored",
+        },
+    };
+    audit(&s, &caller, "verify.record", None, Some(&meta), None).await?;
+    let body = json!({
+        "trust": TRUST_US,
+        "verdict": verdict,
+        "record_id": meta.record_id,
+        "version": meta.version,
+        "data_hash": ours,
+        "hashed": "SHA-256 of the stored ciphertext blob (nonce ‖ AES-256-GCM ciphertext ‖ tag)",
+        "api": {
+            "status": meta.status,
+            "txid": meta.txid,
+            "block_height": meta.block_height,
+            "index_block_hash": meta.index_block_hash,
+            "failure": meta.failure,
+        },
+        "blob": blob,
+        "chain": {
+            "source": "the API's indexer",
+            "contract": format!("{}.{}", s.config.contracts, ContractName::RecordManagement.name()),
+            "version": onchain,
+            "anchors": anchors,
+        },
+    });
+    Ok(with_request_id(Json(body).into_response(), &caller.request_id))
+}
+
+async fn verify_hash(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(hash): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let hash: [u8; 32] = hex::decode(hash.trim_start_matches("0x"))
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| ApiError::bad("invalid-hash", format!("{hash:?} is not a SHA-256 (32 bytes of hex)")))?;
+    let s2 = s.clone();
+    let (anchors, held) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+        let anchors = s2.chain.anchors(&hash).map_err(ApiError::internal)?;
+        // The first anchor is the one `get-anchor` names; a rollback
+        // re-uses a hash without a new anchor entry.
+        let meta = match anchors.first() {
+            Some(a) => s2.db.record(&record_id_arg(&a.record_id)?, a.version).map_err(ApiError::internal)?,
+            None => None,
+        };
+        let held = meta.map(|m| {
+            let (blob, _) = blob_view(&s2, &hash);
+            (m, blob)
+        });
+        Ok((anchors, held))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let record = anchors.first().map(|a| (record_id_arg(&a.record_id), a.version));
+    let record = match &record {
+        Some((Ok(id), v)) => Some((id, Some(*v))),
+        _ => None,
+    };
+    audit(&s, &caller, "verify.hash", record, held.as_ref().map(|(m, _)| m), None).await?;
+    let body = json!({
+        "trust": TRUST_US,
+        "verdict": if anchors.is_empty() { "not-anchored" } else { "anchored" },
+        "data_hash": format!("0x{}", hex::encode(hash)),
+        "anchors": anchors,
+        "api_copy": held.map(|(m, blob)| json!({
+            "record_id": m.record_id,
+            "version": m.version,
+            "status": m.status,
+            "blob": blob,
+        })),
+    });
+    Ok(with_request_id(Json(body).into_response(), &caller.request_id))
+}
+
+async fn record_blob(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Query(q): Query<VersionQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let id = record_id_arg(&id)?;
+    let meta = match lookup(&s, &id, q.version) {
+        Ok(m) => m,
+        Err(e) => {
+            audit(&s, &caller, "verify.blob", Some((&id, q.version)), None, Some(e.to_string())).await?;
+            return Err(e);
+        }
+    };
+    let hash = hash32(&meta.data_hash)?;
+    let s2 = s.clone();
+    let read = tokio::task::spawn_blocking(move || s2.blobs.get(&hash)).await.map_err(ApiError::internal)?;
+    let bytes = match read {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            let e =
+                ApiError::NotFound(format!("the ciphertext of record 0x{} version {}", meta.record_id, meta.version));
+            audit(&s, &caller, "verify.blob", None, Some(&meta), Some("blob missing".into())).await?;
+            return Err(e);
+        }
+        Err(e) => {
+            audit(&s, &caller, "verify.blob", None, Some(&meta), Some(e.to_string())).await?;
+            return Err(ApiError::internal(e));
+        }
+    };
+    audit(&s, &caller, "verify.blob", None, Some(&meta), None).await?;
+    let mut response = (StatusCode::OK, bytes).into_response();
+    let h = response.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/octet-stream"));
+    for (name, value) in [
+        ("x-record-id", format!("0x{}", meta.record_id)),
+        ("x-record-version", meta.version.to_string()),
+        ("x-data-hash", format!("0x{}", meta.data_hash)),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    Ok(with_request_id(response, &caller.request_id))
+}
+
+/// The audit log's on-chain identity and what the anchoring task last saw.
+async fn audit_anchor(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let record = crate::anchoring::anchor_record(&s.db).map_err(ApiError::internal)?;
+    let size = s.audit.size().map_err(ApiError::internal)?;
+    let contract = format!("{}.{}", s.config.contracts, ContractName::RecordManagement.name());
+    let checkpoint = json!({
+        "origin": format!("{}/audit", s.config.domain),
+        "key_name": s.config.domain,
+        "public_key": hex::encode(s.session.verifying_key().as_bytes()),
+        "algorithm": "Ed25519 (C2SP signed-note)",
+        "url": "/v1/audit/checkpoint",
+    });
+    Ok(Json(match record {
+        None => json!({
+            "anchoring": false,
+            "log": null,
+            "contract": contract,
+            "size": size,
+            "checkpoint": checkpoint,
+        }),
+        Some(r) => json!({
+            "anchoring": true,
+            "log": r.log,
+            "contract": contract,
+            "head": r.head,
+            "checked_ms": r.checked_ms,
+            "last_submission": r.last_submission,
+            "last_error": r.last_error,
+            "size": size,
+            "checkpoint": checkpoint,
+            "verify": "medanchor verify audit --api <this API> --node <a node you trust> --index N",
+        }),
+    }))
+}

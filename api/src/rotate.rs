@@ -1,0 +1,172 @@
+//! KEK rotation over the stored records: after [`Keyring::rotate`] adds a
+//! KEK version, [`rewrap_all`] moves every record version's data key to it
+//! ([`Keyring::rewrap`]). Payloads are never decrypted and blobs never
+//! touched, so the anchors on-chain (SHA-256 of the blobs) stay valid.
+//!
+//! Crash safety: the new KEK is on disk before any data key is rewrapped,
+//! and old KEK versions stay in the keyring, so at every moment each
+//! stored `wrapped_key` opens under the KEK version its metadata names.
+//! Versions already under the current KEK are skipped, so running again
+//! after a crash finishes the job.
+//!
+//! Not safe beside a running API process that writes the same metadata
+//! (the anchor tracker could write back an old wrapped key — still
+//! readable, just not rotated): `medanchor keys rotate` runs while the API
+//! is stopped, and RocksDB's lock enforces that.
+
+use crate::db::{ApiDb, Cf, DbError, RecordMeta};
+use crate::envelope::{Binding, EnvelopeError, Keyring};
+
+/// Record versions rewritten per synced batch.
+const PAGE: usize = 512;
+
+/// Why rewrapping stopped. Versions rewrapped before the failure are
+/// durable; the rest still open under their old KEK.
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    /// Storage failed, or stored metadata does not decode.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A data key did not unwrap (wrong tenant, missing KEK version, or
+    /// tampered metadata).
+    #[error("record {record_id} version {version}: {source}")]
+    Rewrap {
+        /// The record (hex).
+        record_id: String,
+        /// Its version.
+        version: u64,
+        /// Why.
+        #[source]
+        source: EnvelopeError,
+    },
+}
+
+/// Rewraps the data key of every record version not yet under the
+/// keyring's current KEK, for `tenant` (bound into every wrapped key).
+/// Returns how many versions were rewrapped.
+pub fn rewrap_all(db: &ApiDb, keyring: &Keyring, tenant: &str) -> Result<usize, RotateError> {
+    rewrap_pages(db, keyring, tenant, PAGE)
+}
+
+fn rewrap_pages(db: &ApiDb, keyring: &Keyring, tenant: &str, page: usize) -> Result<usize, RotateError> {
+    let current = keyring.current();
+    let mut rewrapped = 0;
+    let mut start = Vec::new();
+    loop {
+        let rows = db.scan_page(Cf::Records, &start, page)?;
+        let Some((last, _)) = rows.last() else { break };
+        // The smallest key after `last`.
+        start = last.clone();
+        start.push(0);
+        let mut batch = db.batch();
+        let mut in_batch = 0;
+        for (key, value) in &rows {
+            let mut meta: RecordMeta =
+                serde_json::from_slice(value).map_err(|e| DbError::Corrupt(format!("record metadata: {e}")))?;
+            if meta.kek_version == current {
+                continue;
+            }
+            let id: [u8; 16] =
+                key.get(..16).and_then(|k| k.try_into().ok()).ok_or_else(|| DbError::Corrupt("record key".into()))?;
+            let wrapped = hex::decode(&meta.wrapped_key)
+                .map_err(|_| DbError::Corrupt(format!("record {} wrapped key is not hex", meta.record_id)))?;
+            let binding = Binding { tenant, patient: &meta.patient, record_id: &id, version: meta.version };
+            let (new_key, version) = keyring.rewrap(&binding, &wrapped, meta.kek_version).map_err(|source| {
+                RotateError::Rewrap { record_id: meta.record_id.clone(), version: meta.version, source }
+            })?;
+            meta.wrapped_key = hex::encode(new_key);
+            meta.kek_version = version;
+            let bytes = serde_json::to_vec(&meta).map_err(|e| DbError::Corrupt(e.to_string()))?;
+            // Only `records` changes: the anchor status (and so `pending`)
+            // is untouched.
+            batch.put_cf(db.cf(Cf::Records), key, bytes);
+            in_batch += 1;
+        }
+        if in_batch > 0 {
+            db.write(batch)?;
+            rewrapped += in_batch;
+        }
+        if rows.len() < page {
+            break;
+        }
+    }
+    Ok(rewrapped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::AnchorStatus;
+    use crate::envelope::Sealed;
+
+    fn store(db: &ApiDb, ring: &Keyring, tenant: &str, id: [u8; 16], version: u64, text: &str) -> Vec<u8> {
+        let patient = "ST1SJ3DTE5DN7X54YDH5D64R3BCB6A2AG2ZQ8YPD5";
+        let binding = Binding { tenant, patient, record_id: &id, version };
+        let sealed = ring.seal(&binding, text.as_bytes()).expect("seal");
+        let meta = RecordMeta {
+            record_id: hex::encode(id),
+            version,
+            patient: patient.into(),
+            record_type: "lab-results".into(),
+            data_type: "lab-results".into(),
+            author: "ST2CY5V39NHDPWSXMW9QDT3HC3GD6Q6XX4CFRK9AG".into(),
+            content_type: "text/plain".into(),
+            size: text.len() as u64,
+            data_hash: hex::encode([version as u8; 32]),
+            wrapped_key: hex::encode(&sealed.wrapped_key),
+            kek_version: sealed.kek_version,
+            created_ms: 1,
+            status: if version == 1 { AnchorStatus::Anchored } else { AnchorStatus::Pending },
+            txid: None,
+            block_height: None,
+            index_block_hash: None,
+            failure: None,
+        };
+        db.put_record(&meta, &id).expect("put");
+        sealed.blob
+    }
+
+    #[test]
+    fn rotate_then_rewrap_moves_every_version_and_leaves_blobs_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = ApiDb::open(dir.path()).expect("db");
+        let mut ring = Keyring::ephemeral();
+        // Five versions over three records: more than one page of two.
+        let versions = [([1u8; 16], 1), ([1; 16], 2), ([2; 16], 1), ([3; 16], 1), ([3; 16], 2)];
+        let blobs: Vec<Vec<u8>> =
+            versions.iter().map(|(id, v)| store(&db, &ring, "t", *id, *v, &format!("{}-{v}", id[0]))).collect();
+        let before: Vec<RecordMeta> =
+            versions.iter().map(|(id, v)| db.record(id, *v).expect("read").expect("meta")).collect();
+        assert!(before.iter().all(|m| m.kek_version == 1));
+
+        assert_eq!(ring.rotate().expect("rotate"), 2);
+        // The wrong tenant unwraps nothing and writes nothing.
+        assert!(matches!(
+            rewrap_pages(&db, &ring, "other", 2),
+            Err(RotateError::Rewrap { source: EnvelopeError::Tampered, .. })
+        ));
+        assert_eq!(db.record(&[1; 16], 1).expect("read").expect("meta"), before[0]);
+
+        assert_eq!(rewrap_pages(&db, &ring, "t", 2).expect("rewrap"), 5);
+        for (((id, v), blob), old) in versions.iter().zip(&blobs).zip(&before) {
+            let meta = db.record(id, *v).expect("read").expect("meta");
+            assert_eq!(meta.kek_version, 2);
+            assert_ne!(meta.wrapped_key, old.wrapped_key);
+            assert_eq!(
+                RecordMeta { wrapped_key: old.wrapped_key.clone(), kek_version: 1, ..meta.clone() },
+                *old,
+                "only the wrapped key and its KEK version change"
+            );
+            let sealed = Sealed {
+                blob: blob.clone(),
+                wrapped_key: hex::decode(&meta.wrapped_key).expect("hex"),
+                kek_version: meta.kek_version,
+            };
+            let binding = Binding { tenant: "t", patient: &meta.patient, record_id: id, version: *v };
+            assert_eq!(&**ring.open_sealed(&binding, &sealed).expect("opens"), format!("{}-{v}", id[0]).as_bytes());
+        }
+        // Pending versions are still pending; a second run has nothing to do.
+        assert_eq!(db.pending().expect("pending"), vec![([1; 16], 2), ([3; 16], 2)]);
+        assert_eq!(rewrap_all(&db, &ring, "t").expect("again"), 0);
+    }
+}

@@ -1,0 +1,520 @@
+//! `medanchor verify`: checks a record's ciphertext and the audit log
+//! against the chain, trusting the API for nothing.
+//!
+//! The chain is read with read-only calls to a node the verifier chooses
+//! (`get-anchor`, `get-record-version`, `get-record-info`,
+//! `get-audit-head`); hashes and Merkle proofs are computed here. The API
+//! is only a source of bytes (ciphertext, audit entries, proofs, its signed
+//! checkpoint), each of which is checked against the chain before it is
+//! believed.
+//!
+//! Every run prints what it checked and ends with one verdict line:
+//! `VERIFIED: …` (exit 0), or `MISMATCH: …`, `NOT ANCHORED: …`,
+//! `FAILED: …` (exit non-zero). An error reaching the node or the API is a
+//! non-zero exit too: nothing unverified is ever reported as verified.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context};
+use clap::Subcommand;
+use medanchor_api::anchoring;
+use medanchor_api::merkle;
+use medanchor_contracts::{ClarityValue, ContractName};
+use medanchor_wallet::RpcClient;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// `medanchor verify …`.
+#[derive(Debug, Subcommand)]
+pub enum VerifyCommand {
+    /// A local ciphertext file (the stored blob) against a record's
+    /// on-chain anchor.
+    File(FileArgs),
+    /// A record's ciphertext, fetched from the API, against the chain.
+    Record(RecordArgs),
+    /// An audit-log entry against the log's on-chain checkpoint, and the
+    /// API's signed checkpoint against the chain's.
+    Audit(AuditArgs),
+}
+
+/// Where the chain is read.
+#[derive(Debug, clap::Args)]
+pub struct ChainArgs {
+    /// A Stacks node's RPC you trust (read-only calls only; never the API).
+    #[arg(long, default_value = "http://127.0.0.1:20443")]
+    node: String,
+    /// The address that deployed the contracts.
+    #[arg(long, default_value = medanchor_contracts::DEPLOYER_ADDRESS)]
+    contracts: String,
+}
+
+/// Options of `verify file`.
+#[derive(Debug, clap::Args)]
+pub struct FileArgs {
+    /// The ciphertext file.
+    path: PathBuf,
+    /// The record id (32 hex digits).
+    #[arg(long)]
+    record: String,
+    /// The version to check (default: the one the chain anchors this hash as).
+    #[arg(long)]
+    version: Option<u64>,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+/// Options of `verify record`.
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    /// The record id (32 hex digits).
+    id: String,
+    /// The version to check (default: the API's latest).
+    #[arg(long)]
+    version: Option<u64>,
+    /// The API that stores the ciphertext.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    api: String,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+/// Options of `verify audit`. A session token for reading the entry comes
+/// from `MEDANCHOR_API_TOKEN` (patients see entries about their data,
+/// auditors all), unless `--entry-file` holds the entry.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// The entry's index in the log.
+    #[arg(long)]
+    index: u64,
+    /// The entry's exact bytes (its `leaf`), instead of fetching it.
+    #[arg(long)]
+    entry_file: Option<PathBuf>,
+    /// The API that keeps the log.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// The log's on-chain principal (default: the one the API names).
+    #[arg(long)]
+    log: Option<String>,
+    /// The API's checkpoint key, Ed25519 public key in hex (default: the
+    /// one the API publishes, trusted on first use).
+    #[arg(long)]
+    checkpoint_key: Option<String>,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+/// Runs a `verify` command.
+pub fn run(command: VerifyCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let verdict = match command {
+            VerifyCommand::File(args) => file(args).await?,
+            VerifyCommand::Record(args) => record(args).await?,
+            VerifyCommand::Audit(args) => audit(args).await?,
+        };
+        match verdict {
+            Ok(line) => {
+                println!("VERIFIED: {line}");
+                Ok(())
+            }
+            Err(line) => {
+                println!("{line}");
+                Err(anyhow!("verification failed: {line}"))
+            }
+        }
+    })
+}
+
+/// `Ok(what was verified)` or `Err(the verdict line of a failure)`.
+type Verdict = Result<String, String>;
+
+fn hex32(b: &[u8; 32]) -> String {
+    format!("0x{}", hex::encode(b))
+}
+
+fn parse_record_id(s: &str) -> anyhow::Result<[u8; 16]> {
+    hex::decode(s.trim().trim_start_matches("0x"))
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow!("record id {s:?} is not 16 bytes of hex"))
+}
+
+/// The record-management contract, read through a node.
+struct Chain {
+    node: RpcClient,
+    contracts: String,
+}
+
+/// A record version as `get-record-version` returns it.
+struct OnChainVersion {
+    data_hash: [u8; 32],
+    author: String,
+    at: u128,
+}
+
+impl Chain {
+    fn new(args: &ChainArgs) -> anyhow::Result<Chain> {
+        Ok(Chain { node: RpcClient::new(&args.node)?, contracts: args.contracts.trim().to_string() })
+    }
+
+    async fn read(&self, function: &str, args: &[ClarityValue]) -> anyhow::Result<ClarityValue> {
+        let contract = ContractName::RecordManagement.name();
+        self.node
+            .call_read_only(&self.contracts, contract, function, &self.contracts, args)
+            .await
+            .with_context(|| format!("reading {contract}.{function} from {}", self.node.base()))
+    }
+
+    async fn anchor(&self, hash: &[u8; 32]) -> anyhow::Result<Option<([u8; 16], u64)>> {
+        let v = self.read("get-anchor", &[ClarityValue::Buffer(hash.to_vec())]).await?;
+        let Some(t) = some_tuple(&v, "get-anchor")? else { return Ok(None) };
+        let id = buffer(t, "record-id", "get-anchor")?;
+        Ok(Some((id, uint(t, "version", "get-anchor")? as u64)))
+    }
+
+    async fn version(&self, id: &[u8; 16], version: u64) -> anyhow::Result<Option<OnChainVersion>> {
+        let args = [ClarityValue::Buffer(id.to_vec()), ClarityValue::UInt(version.into())];
+        let v = self.read("get-record-version", &args).await?;
+        let Some(t) = some_tuple(&v, "get-record-version")? else { return Ok(None) };
+        let author = match t.get("author") {
+            Some(ClarityValue::Principal(p)) => p.to_string(),
+            _ => bail!("get-record-version returned no author: {v:?}"),
+        };
+        Ok(Some(OnChainVersion {
+            data_hash: buffer(t, "data-hash", "get-record-version")?,
+            author,
+            at: uint(t, "at", "get-record-version")?,
+        }))
+    }
+
+    /// The current version and its hash (`get-record-info`).
+    async fn current(&self, id: &[u8; 16]) -> anyhow::Result<Option<(u64, [u8; 32])>> {
+        let v = self.read("get-record-info", &[ClarityValue::Buffer(id.to_vec())]).await?;
+        let Some(t) = some_tuple(&v, "get-record-info")? else { return Ok(None) };
+        Ok(Some((uint(t, "version", "get-record-info")? as u64, buffer(t, "data-hash", "get-record-info")?)))
+    }
+}
+
+fn some_tuple<'a>(v: &'a ClarityValue, function: &str) -> anyhow::Result<Option<&'a BTreeMap<String, ClarityValue>>> {
+    match v {
+        ClarityValue::Optional(None) => Ok(None),
+        ClarityValue::Optional(Some(inner)) => match &**inner {
+            ClarityValue::Tuple(t) => Ok(Some(t)),
+            other => bail!("{function} returned {other:?}, not a tuple"),
+        },
+        other => bail!("{function} returned {other:?}, not an optional"),
+    }
+}
+
+fn uint(t: &BTreeMap<String, ClarityValue>, name: &str, function: &str) -> anyhow::Result<u128> {
+    match t.get(name) {
+        Some(ClarityValue::UInt(n)) => Ok(*n),
+        other => bail!("{function}: field {name} is {other:?}, not a uint"),
+    }
+}
+
+fn buffer<const N: usize>(t: &BTreeMap<String, ClarityValue>, name: &str, function: &str) -> anyhow::Result<[u8; N]> {
+    match t.get(name) {
+        Some(ClarityValue::Buffer(b)) => {
+            b.as_slice().try_into().map_err(|_| anyhow!("{function}: field {name} is {} bytes, not {N}", b.len()))
+        }
+        other => bail!("{function}: field {name} is {other:?}, not a buffer"),
+    }
+}
+
+/// Is `hash` what the chain anchors for record `id` (at `version`, or at
+/// the version `get-anchor` names)?
+async fn check_hash(chain: &Chain, id: &[u8; 16], version: Option<u64>, hash: &[u8; 32]) -> anyhow::Result<Verdict> {
+    let rid = format!("0x{}", hex::encode(id));
+    println!("chain:    {}.{} via {}", chain.contracts, ContractName::RecordManagement.name(), chain.node.base());
+    let anchor = chain.anchor(hash).await?;
+    match anchor {
+        Some((a, v)) => println!("anchor:   get-anchor({}) = record 0x{} version {v}", hex32(hash), hex::encode(a)),
+        None => println!("anchor:   get-anchor({}) = none", hex32(hash)),
+    }
+    let current = chain.current(id).await?;
+    let version = match (version, anchor) {
+        (Some(v), _) => v,
+        (None, Some((a, v))) if a == *id => v,
+        (None, Some((a, v))) => {
+            return Ok(Err(format!(
+                "MISMATCH: {} is anchored by record 0x{} version {v}, not by record {rid}",
+                hex32(hash),
+                hex::encode(a)
+            )))
+        }
+        (None, None) => {
+            return Ok(Err(match current {
+                None => {
+                    format!("NOT ANCHORED: no record anchors {} and record {rid} does not exist on-chain", hex32(hash))
+                }
+                Some((cv, ch)) => format!(
+                    "MISMATCH: no record version anchors {}; record {rid}'s current version {cv} anchors {}",
+                    hex32(hash),
+                    hex32(&ch)
+                ),
+            }))
+        }
+    };
+    let Some(onchain) = chain.version(id, version).await? else {
+        return Ok(Err(format!("NOT ANCHORED: record {rid} has no version {version} on-chain")));
+    };
+    println!(
+        "record:   get-record-version({rid}, u{version}) = data-hash {}, author {}, burn height {}",
+        hex32(&onchain.data_hash),
+        onchain.author,
+        onchain.at
+    );
+    if onchain.data_hash != *hash {
+        return Ok(Err(format!(
+            "MISMATCH: record {rid} version {version} anchors {}, but the data hashes to {}",
+            hex32(&onchain.data_hash),
+            hex32(hash)
+        )));
+    }
+    let mut line = format!(
+        "the data (SHA-256 {}) is record {rid} version {version}, anchored by {} at burn height {}",
+        hex32(hash),
+        onchain.author,
+        onchain.at
+    );
+    if let Some((a, v)) = anchor.filter(|(a, v)| a == id && *v != version) {
+        line.push_str(&format!(" (first anchored by record 0x{} as version {v})", hex::encode(a)));
+    }
+    match current {
+        Some((cv, _)) if cv != version => line.push_str(&format!("; the record's current version is {cv}")),
+        _ => {}
+    }
+    Ok(Ok(line))
+}
+
+async fn file(args: FileArgs) -> anyhow::Result<Verdict> {
+    let id = parse_record_id(&args.record)?;
+    let chain = Chain::new(&args.chain)?;
+    let hash = medanchor_wallet::actions::sha256_file(&args.path)?;
+    println!("file:     {} (SHA-256 {})", args.path.display(), hex32(&hash));
+    check_hash(&chain, &id, args.version, &hash).await
+}
+
+fn http() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .user_agent(concat!("medanchor-verify/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client")
+}
+
+fn api_base(s: &str) -> String {
+    s.trim().trim_end_matches('/').to_string()
+}
+
+/// An excerpt of an error body.
+fn excerpt(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).chars().take(300).collect()
+}
+
+async fn record(args: RecordArgs) -> anyhow::Result<Verdict> {
+    let id = parse_record_id(&args.id)?;
+    let chain = Chain::new(&args.chain)?;
+    let api = api_base(&args.api);
+    let mut url = format!("{api}/v1/verify/record/{}/blob", hex::encode(id));
+    if let Some(v) = args.version {
+        url.push_str(&format!("?version={v}"));
+    }
+    let response = http()?.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+    let status = response.status();
+    let claimed = |name: &str| response.headers().get(name).and_then(|h| h.to_str().ok()).map(str::to_string);
+    let (claimed_version, claimed_hash) = (claimed("x-record-version"), claimed("x-data-hash"));
+    let body = response.bytes().await.with_context(|| format!("reading {url}"))?;
+    if !status.is_success() {
+        return Ok(Err(format!(
+            "FAILED: the API did not serve the ciphertext of record 0x{} (HTTP {}: {}); \
+             it may be missing or altered in storage (its own view: GET {api}/v1/verify/record/{})",
+            hex::encode(id),
+            status.as_u16(),
+            excerpt(&body),
+            hex::encode(id)
+        )));
+    }
+    let hash: [u8; 32] = Sha256::digest(&body).into();
+    println!("fetched:  {} bytes from {url} (SHA-256 {}, computed here)", body.len(), hex32(&hash));
+    println!(
+        "claimed:  version {}, hash {} (the API's word; not used)",
+        claimed_version.as_deref().unwrap_or("?"),
+        claimed_hash.as_deref().unwrap_or("?")
+    );
+    check_hash(&chain, &id, args.version, &hash).await
+}
+
+async fn get_json(client: &reqwest::Client, url: &str, token: Option<&str>) -> anyhow::Result<Value> {
+    let mut request = client.get(url);
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let response = request.send().await.with_context(|| format!("GET {url}"))?;
+    let status = response.status();
+    let body = response.bytes().await.with_context(|| format!("reading {url}"))?;
+    if !status.is_success() {
+        bail!("GET {url}: HTTP {}: {}", status.as_u16(), excerpt(&body));
+    }
+    serde_json::from_slice(&body).with_context(|| format!("GET {url}: not JSON"))
+}
+
+fn hashes(v: &Value, url: &str) -> anyhow::Result<Vec<merkle::Hash>> {
+    v["proof"]
+        .as_array()
+        .ok_or_else(|| anyhow!("{url}: no proof in {v}"))?
+        .iter()
+        .map(|h| {
+            h.as_str()
+                .and_then(|s| hex::decode(s).ok())
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| anyhow!("{url}: {h} is not a 32-byte hash"))
+        })
+        .collect()
+}
+
+async fn audit(args: AuditArgs) -> anyhow::Result<Verdict> {
+    let api = api_base(&args.api);
+    let client = http()?;
+    let chain = Chain::new(&args.chain)?;
+    let info = get_json(&client, &format!("{api}/v1/audit/anchor"), None).await?;
+    let (log, source) = match (&args.log, info["log"].as_str()) {
+        (Some(l), _) => (l.trim().to_string(), "--log"),
+        (None, Some(l)) => (l.to_string(), "named by the API"),
+        (None, None) => bail!("the API names no on-chain log (its anchoring is off); pass --log <principal>"),
+    };
+    println!("log:        {log} ({source})");
+
+    // 1. The chain's checkpoint: the only root trusted.
+    let Some(head) = anchoring::read_audit_head(&chain.node, &chain.contracts, &log).await? else {
+        return Ok(Err(format!(
+            "NOT ANCHORED: {log} has no audit checkpoint on-chain ({}.{} via {})",
+            chain.contracts,
+            ContractName::RecordManagement.name(),
+            chain.node.base()
+        )));
+    };
+    let root = head.root_bytes().ok_or_else(|| anyhow!("get-audit-head: root {} is not 32 bytes", head.root))?;
+    println!(
+        "on-chain:   get-audit-head = size {}, root {}, burn height {} (via {})",
+        head.tree_size,
+        hex32(&root),
+        head.at,
+        chain.node.base()
+    );
+    if args.index >= head.tree_size {
+        return Ok(Err(format!(
+            "FAILED: entry {} is not covered by the on-chain checkpoint yet (size {}); retry after the next anchor",
+            args.index, head.tree_size
+        )));
+    }
+
+    // 2. The entry, hashed here.
+    let leaf: Vec<u8> = match &args.entry_file {
+        Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        None => {
+            let token = std::env::var("MEDANCHOR_API_TOKEN").map_err(|_| {
+                anyhow!(
+                    "reading entry {} needs a session token in MEDANCHOR_API_TOKEN (or pass --entry-file)",
+                    args.index
+                )
+            })?;
+            let url = format!("{api}/v1/audit/entries?from={}&limit=1", args.index);
+            let v = get_json(&client, &url, Some(&token)).await?;
+            let entry = v["entries"]
+                .as_array()
+                .and_then(|es| es.iter().find(|e| e["index"].as_u64() == Some(args.index)))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "entry {} is not visible with this token (patients see entries about their own data)",
+                        args.index
+                    )
+                })?;
+            entry["leaf"].as_str().ok_or_else(|| anyhow!("{url}: entry without leaf"))?.as_bytes().to_vec()
+        }
+    };
+    let leaf_hash = merkle::leaf_hash(&leaf);
+    println!("entry:      #{} leaf hash {}", args.index, hex32(&leaf_hash));
+
+    // 3. Inclusion at exactly the on-chain size, against the on-chain root.
+    let url = format!("{api}/v1/audit/proof/inclusion?index={}&size={}", args.index, head.tree_size);
+    let proof = match get_json(&client, &url, None).await {
+        Ok(v) => hashes(&v, &url)?,
+        Err(e) => {
+            return Ok(Err(format!(
+                "FAILED: the API gives no inclusion proof at the on-chain size {} ({e:#}); \
+                 a log shorter than its on-chain checkpoint was truncated",
+                head.tree_size
+            )))
+        }
+    };
+    if let Err(e) = merkle::verify_inclusion(&leaf_hash, args.index, head.tree_size, &proof, &root) {
+        return Ok(Err(format!(
+            "FAILED: entry {} is not in the log anchored on-chain at size {} (root {}): {e}; \
+             the entry was altered, or the API's proof is wrong",
+            args.index,
+            head.tree_size,
+            hex32(&root)
+        )));
+    }
+    println!("inclusion:  entry {} is in the on-chain tree of size {} ✓", args.index, head.tree_size);
+
+    // 4. The API's signed checkpoint must extend the chain's.
+    let key_hex = match (&args.checkpoint_key, info["checkpoint"]["public_key"].as_str()) {
+        (Some(k), _) => k.clone(),
+        (None, Some(k)) => {
+            println!("checkpoint key: {k} (published by the API, trusted on first use; pin it with --checkpoint-key)");
+            k.to_string()
+        }
+        (None, None) => bail!("the API publishes no checkpoint key; pass --checkpoint-key"),
+    };
+    let key_bytes: [u8; 32] = hex::decode(key_hex.trim().trim_start_matches("0x"))
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow!("checkpoint key {key_hex:?} is not 32 bytes of hex"))?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&key_bytes).context("checkpoint key")?;
+    let key_name = info["checkpoint"]["key_name"].as_str().ok_or_else(|| anyhow!("the API names no checkpoint key"))?;
+    let url = format!("{api}/v1/audit/checkpoint");
+    let response = client.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+    anyhow::ensure!(response.status().is_success(), "GET {url}: HTTP {}", response.status().as_u16());
+    let note = response.text().await.with_context(|| format!("reading {url}"))?;
+    let cp = match merkle::verify_note(&note, key_name, &key) {
+        Ok(cp) => cp,
+        Err(e) => return Ok(Err(format!("FAILED: the API's checkpoint does not verify: {e}"))),
+    };
+    if let Some(origin) = info["checkpoint"]["origin"].as_str() {
+        if cp.origin != origin {
+            return Ok(Err(format!("FAILED: the checkpoint is for log {:?}, not {origin:?}", cp.origin)));
+        }
+    }
+    println!("checkpoint: signed by {key_name}: size {}, root {}", cp.size, hex32(&cp.root));
+    if cp.size < head.tree_size {
+        return Ok(Err(format!(
+            "FAILED: the API's signed checkpoint (size {}) is smaller than the on-chain checkpoint (size {}): \
+             the log was truncated",
+            cp.size, head.tree_size
+        )));
+    }
+    let url = format!("{api}/v1/audit/proof/consistency?from={}&to={}", head.tree_size, cp.size);
+    let proof = match get_json(&client, &url, None).await {
+        Ok(v) => hashes(&v, &url)?,
+        Err(e) => return Ok(Err(format!("FAILED: the API gives no consistency proof ({e:#})"))),
+    };
+    if let Err(e) = merkle::verify_consistency(head.tree_size, cp.size, &root, &cp.root, &proof) {
+        return Ok(Err(format!(
+            "FAILED: the API's signed checkpoint (size {}) does not extend the on-chain checkpoint (size {}): {e}",
+            cp.size, head.tree_size
+        )));
+    }
+    println!(
+        "consistency: the signed checkpoint (size {}) extends the on-chain one (size {}) ✓",
+        cp.size, head.tree_size
+    );
+    Ok(Ok(format!(
+        "audit entry {} is in log {log} as anchored on-chain at size {} (burn height {}), \
+         and the API's signed checkpoint at size {} extends it",
+        args.index, head.tree_size, head.at, cp.size
+    )))
+}
