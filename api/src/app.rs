@@ -198,6 +198,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/patients/{patient}/records", post(create_record).get(list_records))
         .route("/v1/records/{id}", get(read_record).put(update_record))
         .route("/v1/records/{id}/versions", get(record_versions))
+        .route("/v1/records/{id}/finalize", post(finalize_record))
+        .route("/v1/records/{id}/unlock", post(unlock_record))
+        .route("/v1/records/{id}/archive", post(archive_record))
         .route("/v1/audit/entries", get(audit_entries))
         .route("/v1/audit/disclosures", get(audit_disclosures))
         .route("/v1/audit/checkpoint", get(audit_checkpoint))
@@ -228,6 +231,21 @@ pub fn spawn_tracker(state: AppState, every: Duration) -> tokio::task::JoinHandl
 }
 
 /// One pass of the tracker.
+///
+/// Recovery rule. A version's metadata and ciphertext are durable before
+/// its transaction exists, so a crash (or an unreachable node) between
+/// store and mine leaves a `pending` version, never an anchor without its
+/// payload. The chain decides what happens to it, whoever broadcast the
+/// call (this node before a crash, a restarted node, the provider's
+/// wallet):
+/// - the chain shows this version with our data hash → `anchored`;
+/// - the chain shows this version with another hash → `failed` (the
+///   record moved on without it; a retry is a new version);
+/// - our txid was mined with an `(err …)` → `failed`, with the contract's
+///   error name;
+/// - nothing on-chain yet (no txid, or a txid not yet mined) → stays
+///   `pending`, and GET reports it so; a broadcast the node explicitly
+///   rejected is `failed` at once (in `anchor`), since it can never be mined.
 pub fn track_once(state: &AppState) -> ApiResult<usize> {
     let mut settled = 0;
     for (id, version) in state.db.pending().map_err(ApiError::internal)? {
@@ -495,6 +513,48 @@ impl RecordBody {
     }
 }
 
+/// Whether a record body is the raw payload (`Content-Type:
+/// application/octet-stream`) rather than the JSON form.
+fn is_binary(headers: &HeaderMap) -> bool {
+    headers
+        .get("content-type")
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|t| t.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/octet-stream")))
+}
+
+impl RecordBody {
+    /// The binary form's fields, from the query string: `record_type`
+    /// (required), `content_type` (default `application/octet-stream`),
+    /// `confidentiality`, `signing`.
+    fn from_query(q: &HashMap<String, String>) -> ApiResult<RecordBody> {
+        let record_type = q
+            .get("record_type")
+            .cloned()
+            .ok_or_else(|| ApiError::bad("missing-parameter", "record_type is required with a binary body"))?;
+        let confidentiality = q
+            .get("confidentiality")
+            .map(|c| c.parse().map_err(|_| ApiError::bad("invalid-confidentiality", "confidentiality must be 0 to 3")))
+            .transpose()?;
+        Ok(RecordBody {
+            record_type,
+            content: Value::Null,
+            content_encoding: None,
+            content_type: q.get("content_type").cloned(),
+            confidentiality,
+            signing: q.get("signing").cloned(),
+        })
+    }
+
+    /// The binary body as the payload, without copying it.
+    fn binary<'b>(&self, body: &'b [u8], limit: usize) -> ApiResult<(std::borrow::Cow<'b, [u8]>, String)> {
+        if body.len() > limit {
+            return Err(ApiError::TooLarge(limit));
+        }
+        let ty = self.content_type.clone().unwrap_or_else(|| "application/octet-stream".into());
+        Ok((std::borrow::Cow::Borrowed(body), ty))
+    }
+}
+
 fn parse_record_type(s: &str) -> ApiResult<RecordType> {
     s.parse::<RecordType>().map_err(|_| {
         let names: Vec<&str> = RecordType::ALL.iter().map(|t| t.name()).collect();
@@ -555,20 +615,36 @@ fn forbidden_contract(e: Option<ContractError>) -> ApiError {
     }
 }
 
+/// `POST /v1/patients/{patient}/records`: the JSON form (`RecordBody`,
+/// content as JSON or base64), or the binary form — `Content-Type:
+/// application/octet-stream`, the raw payload as the body and the other
+/// fields as query parameters (`record_type`, `content_type`,
+/// `confidentiality`, `signing`) — which spares large uploads the base64
+/// inflation and the JSON parse.
 async fn create_record(
     State(s): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path(patient): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let caller = Caller::from(&s, &headers, Some(addr));
     let who = caller.require(&headers)?.clone();
     let patient = principal_arg(&patient, "patient")?;
-    let req: RecordBody =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad("invalid-body", format!("request body: {e}")))?;
+    let binary = is_binary(&headers);
+    let req: RecordBody = if binary {
+        RecordBody::from_query(&q)?
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad("invalid-body", format!("request body: {e}")))?
+    };
     let record_type = parse_record_type(&req.record_type)?;
-    let (plaintext, content_type) = req.bytes(s.config.max_record_bytes)?;
+    let (plaintext, content_type) = if binary {
+        req.binary(&body, s.config.max_record_bytes)?
+    } else {
+        let (bytes, ty) = req.bytes(s.config.max_record_bytes)?;
+        (std::borrow::Cow::Owned(bytes), ty)
+    };
     let signing = req.signing.clone().unwrap_or_else(|| "custodial".into());
     if signing != "custodial" && signing != "wallet" {
         return Err(ApiError::bad("invalid-signing", "signing must be `custodial` or `wallet`"));
@@ -606,7 +682,7 @@ async fn create_record(
     let call = ContractCall::create_record(id, &patient, record_type, hash32(&meta.data_hash)?, None, confidentiality)
         .map_err(|e| ApiError::bad("invalid-record", e.to_string()))?;
     let meta = anchor(&s, &who, &id, meta, &call, &signing).await?;
-    let body = record_json(&meta, None, &signing, Some(&call));
+    let body = record_json(&meta, None, &signing, Some((&call, &s.config.contracts)));
     Ok(with_request_id((StatusCode::ACCEPTED, Json(body)).into_response(), &caller.request_id))
 }
 
@@ -678,16 +754,27 @@ async fn anchor(
         .map_err(|e| ApiError::Unavailable(format!("the node is unreachable: {e}")))?;
     match wallet.submit(call, None).await {
         Ok(sent) => meta.txid = Some(sent.txid),
-        Err(e) => {
+        // The node said no: this transaction will never be mined.
+        Err(e @ medanchor_wallet::Error::Rejected { .. }) => {
             meta.status = AnchorStatus::Failed;
             meta.failure = Some(e.to_string());
         }
+        // Unknown whether it left (a timeout after sending): stay pending
+        // and let the tracker settle it from what the chain shows.
+        Err(e) => meta.failure = Some(format!("broadcast unconfirmed: {e}")),
     }
     s.db.put_record(&meta, id).map_err(ApiError::internal)?;
     Ok(meta)
 }
 
-fn record_json(meta: &RecordMeta, content: Option<(&[u8], &str)>, signing: &str, call: Option<&ContractCall>) -> Value {
+/// The record's JSON view; `call` (with the contracts' deployer address)
+/// is the transaction for the provider's wallet when `signing` is `wallet`.
+fn record_json(
+    meta: &RecordMeta,
+    content: Option<(&[u8], &str)>,
+    signing: &str,
+    call: Option<(&ContractCall, &str)>,
+) -> Value {
     let mut v = json!({
         "record_id": meta.record_id,
         "version": meta.version,
@@ -716,15 +803,36 @@ fn record_json(meta: &RecordMeta, content: Option<(&[u8], &str)>, signing: &str,
         v["content_encoding"] = json!(if encoding == "json" { "json" } else { "base64" });
     }
     if signing == "wallet" {
-        if let Some(call) = call {
+        if let Some((call, contracts)) = call {
             v["sign_and_broadcast"] = json!({
-                "contract": format!("{}.{}", "", call.contract.name()),
+                "contract": format!("{contracts}.{}", call.contract.name()),
                 "function": call.function,
                 "args": call.args.iter().map(|a| format!("0x{}", a.to_hex().trim_start_matches("0x"))).collect::<Vec<_>>(),
             });
         }
     }
     v
+}
+
+/// `body` (a JSON object) with `content_encoding: "base64"` and `content`
+/// (`plaintext` in base64) added, as a response. The base64 text is
+/// appended straight into the serialized object rather than run through the
+/// JSON serializer: the alphabet needs no escaping, and scanning 22 KB per
+/// read for escapes was a measurable share of the read path.
+fn with_base64_content(body: &Value, plaintext: &[u8]) -> ApiResult<Response> {
+    let head = serde_json::to_string(body).map_err(ApiError::internal)?;
+    let Some(head) = head.strip_suffix('}') else {
+        return Err(ApiError::internal("record JSON is not an object"));
+    };
+    let mut out = String::with_capacity(head.len() + plaintext.len() * 4 / 3 + 64);
+    out.push_str(head);
+    if head.len() > 1 {
+        out.push(',');
+    }
+    out.push_str(r#""content_encoding":"base64","content":""#);
+    B64.encode_string(plaintext, &mut out);
+    out.push_str("\"}");
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
 fn latest(s: &AppState, id: &[u8; 16]) -> ApiResult<RecordMeta> {
@@ -767,12 +875,11 @@ async fn read_record(
     entry.patient = Some(meta.patient.clone());
     entry.record_id = Some(meta.record_id.clone());
     entry.version = Some(meta.version);
-    let (s2, p2, w2) = (s.clone(), patient.clone(), who.clone());
-    let (role, check) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
-        Ok((role_of(&s2, &w2)?, s2.chain.check_consent(&p2, &w2, data_type).map_err(ApiError::internal)?))
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    // Point reads of the indexer's RocksDB (memtable and block cache), a few
+    // microseconds: done inline, as the blob read below is; a hop through
+    // the blocking pool cost more than the reads on the hot read path.
+    let role = role_of(&s, &who)?;
+    let check = s.chain.check_consent(&patient, &who, data_type).map_err(ApiError::internal)?;
     entry.role = role.into();
     let Some(method) = check.method else {
         let e = check.error.clone();
@@ -811,9 +918,15 @@ async fn read_record(
         .open_sealed(&binding, &sealed)
         .map_err(ApiError::internal)?;
     s.audit.append(entry).await.map_err(ApiError::internal)?;
-    let encoding = if meta.content_type == "application/json" { "json" } else { "base64" };
-    let body = record_json(&meta, Some((&plaintext, encoding)), "", None);
-    let mut response = Json(body).into_response();
+    let json_content = meta.content_type == "application/json";
+    // Base64 content is spliced in at the end (`with_base64_content`).
+    let mut body = record_json(&meta, json_content.then_some((&plaintext[..], "json")), "", None);
+    // The record's lifecycle as the chain has it (absent until anchored).
+    if let Some(r) = s.chain.record(&id).map_err(ApiError::internal)? {
+        body["status"] = json!(r.status);
+        body["finalized"] = json!(r.finalized);
+    }
+    let mut response = if json_content { Json(body).into_response() } else { with_base64_content(&body, &plaintext)? };
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", meta.version)) {
         response.headers_mut().insert("etag", v);
     }
@@ -863,9 +976,13 @@ async fn update_record(
     let record_type = parse_record_type(&current.record_type)?;
     let patient = principal_arg(&current.patient, "patient")?;
     let (s2, p2, w2) = (s.clone(), patient.clone(), who.clone());
-    let allowed = tokio::task::spawn_blocking(move || check_write(&s2, &p2, &w2, record_type.data_type().code()))
-        .await
-        .map_err(ApiError::internal)?;
+    // The contract refuses a finalized or archived record after consent
+    // and access; so do we, before anything is encrypted or stored.
+    let allowed = tokio::task::spawn_blocking(move || {
+        check_write(&s2, &p2, &w2, record_type.data_type().code()).and_then(|m| check_writable(&s2, &id).map(|()| m))
+    })
+    .await
+    .map_err(ApiError::internal)?;
     let method = match allowed {
         Ok(m) => m,
         Err(e) => {
@@ -882,7 +999,8 @@ async fn update_record(
     let call = ContractCall::update_record(id, current.version, hash32(&meta.data_hash)?, None);
     let meta = anchor(&s, &who, &id, meta, &call, &signing).await?;
     Ok(with_request_id(
-        (StatusCode::ACCEPTED, Json(record_json(&meta, None, &signing, Some(&call)))).into_response(),
+        (StatusCode::ACCEPTED, Json(record_json(&meta, None, &signing, Some((&call, &s.config.contracts)))))
+            .into_response(),
         &caller.request_id,
     ))
 }
@@ -980,6 +1098,199 @@ async fn list_records(
     entry.patient = Some(patient.to_string());
     s.audit.append(entry).await.map_err(ApiError::internal)?;
     Ok(Json(json!({ "items": items, "next_cursor": next })))
+}
+
+/// Refuses a write to a record the chain shows archived
+/// (ERR-RECORD-NOT-ACTIVE) or finalized (ERR-RECORD-FINALIZED), as
+/// `write-version` does.
+fn check_writable(state: &AppState, id: &[u8; 16]) -> ApiResult<()> {
+    match state.chain.record(id).map_err(ApiError::internal)? {
+        Some(r) if r.status != "active" => Err(forbidden_contract(ContractError::from_code(215))),
+        Some(r) if r.finalized => Err(forbidden_contract(ContractError::from_code(213))),
+        _ => Ok(()),
+    }
+}
+
+/// A record lifecycle transition of record-management.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    /// `finalize-record` (WRITE): no more updates until unlocked.
+    Finalize,
+    /// `unlock-record` (ADMIN): updates allowed again.
+    Unlock,
+    /// `archive-record` (ADMIN): the record leaves active use.
+    Archive,
+}
+
+impl Lifecycle {
+    fn function(self) -> &'static str {
+        match self {
+            Lifecycle::Finalize => "finalize-record",
+            Lifecycle::Unlock => "unlock-record",
+            Lifecycle::Archive => "archive-record",
+        }
+    }
+
+    fn action(self) -> &'static str {
+        match self {
+            Lifecycle::Finalize => "record.finalize",
+            Lifecycle::Unlock => "record.unlock",
+            Lifecycle::Archive => "record.archive",
+        }
+    }
+
+    /// Mirrors the contract: `authorize-record` with emergency overrides
+    /// refused, the level the function asks for, then its status asserts.
+    fn check(self, state: &AppState, id: &[u8; 16], caller: &Principal) -> ApiResult<String> {
+        let record =
+            state.chain.record(id).map_err(ApiError::internal)?.ok_or_else(|| {
+                ApiError::NotFound(format!("record 0x{} on-chain (not anchored yet?)", hex::encode(id)))
+            })?;
+        let patient = principal_arg(&record.patient, "patient")?;
+        let data_type = medanchor_contracts::types::DataType::ALL
+            .iter()
+            .find(|d| d.name() == record.data_type)
+            .map(|d| d.code())
+            .ok_or_else(|| ApiError::internal("indexed data type"))?;
+        let method = check_write(state, &patient, caller, data_type)?;
+        if method == "emergency" {
+            return Err(forbidden_contract(ContractError::from_code(217)));
+        }
+        if self != Lifecycle::Finalize {
+            let level = state.chain.provider_access(&patient, caller).map_err(ApiError::internal)?;
+            if level.map(|a| a.level) != Some("admin") {
+                return Err(forbidden_contract(ContractError::from_code(207)));
+            }
+        }
+        if record.status != "active" {
+            return Err(forbidden_contract(ContractError::from_code(215)));
+        }
+        match (self, record.finalized) {
+            (Lifecycle::Finalize, true) => Err(forbidden_contract(ContractError::from_code(213))),
+            (Lifecycle::Unlock, false) => Err(forbidden_contract(ContractError::from_code(214))),
+            _ => Ok(method),
+        }
+    }
+}
+
+/// `POST /v1/records/{id}/finalize`.
+async fn finalize_record(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    lifecycle(s, addr, &id, &q, &headers, Lifecycle::Finalize).await
+}
+
+/// `POST /v1/records/{id}/unlock` (ADMIN access).
+async fn unlock_record(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    lifecycle(s, addr, &id, &q, &headers, Lifecycle::Unlock).await
+}
+
+/// `POST /v1/records/{id}/archive` (ADMIN access).
+async fn archive_record(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    lifecycle(s, addr, &id, &q, &headers, Lifecycle::Archive).await
+}
+
+/// Checks, audits and sends one lifecycle transaction: signed with the
+/// caller's custodial key (202 with the txid), or with `?signing=wallet`
+/// returned for the caller's wallet to sign.
+async fn lifecycle(
+    s: AppState,
+    addr: SocketAddr,
+    id: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    op: Lifecycle,
+) -> ApiResult<Response> {
+    let caller = Caller::from(&s, headers, Some(addr));
+    let who = caller.require(headers)?.clone();
+    let id = record_id_arg(id)?;
+    let signing = q.get("signing").cloned().unwrap_or_else(|| "custodial".into());
+    if signing != "custodial" && signing != "wallet" {
+        return Err(ApiError::bad("invalid-signing", "signing must be `custodial` or `wallet`"));
+    }
+    if signing == "custodial" && !s.custody.holds(&who.to_string()) {
+        return Err(ApiError::bad("no-custodial-key", "this node holds no key for you; use ?signing=wallet"));
+    }
+    // Serialized with updates of the same record, so a check and its
+    // transaction see the same state as far as this node can tell.
+    let lock = s.record_locks.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone();
+    let _guard = lock.lock().await;
+    let mut entry = caller.entry("provider", op.action());
+    entry.record_id = Some(hex::encode(id));
+    if let Some(current) = s.db.versions(&id).map_err(ApiError::internal)?.pop() {
+        entry.patient = Some(current.patient.clone());
+        entry.version = Some(current.version);
+    }
+    let (s2, w2) = (s.clone(), who.clone());
+    let checked = tokio::task::spawn_blocking(move || op.check(&s2, &id, &w2)).await.map_err(ApiError::internal)?;
+    let method = match checked {
+        Ok(m) => m,
+        Err(e) => {
+            entry.outcome = "denied".into();
+            entry.reason = Some(e.to_string());
+            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            return Err(e);
+        }
+    };
+    entry.method = Some(method);
+    let call = ContractCall {
+        contract: medanchor_contracts::ContractName::RecordManagement,
+        function: op.function(),
+        args: vec![medanchor_contracts::ClarityValue::Buffer(id.to_vec())],
+    };
+    let mut body = json!({ "record_id": hex::encode(id), "action": op.action(), "function": op.function() });
+    if signing == "wallet" {
+        s.audit.append(entry).await.map_err(ApiError::internal)?;
+        body["sign_and_broadcast"] = json!({
+            "contract": format!("{}.{}", s.config.contracts, call.contract.name()),
+            "function": call.function,
+            "args": call.args.iter().map(|a| format!("0x{}", a.to_hex().trim_start_matches("0x"))).collect::<Vec<_>>(),
+        });
+        return Ok(with_request_id((StatusCode::ACCEPTED, Json(body)).into_response(), &caller.request_id));
+    }
+    let sent = match custodial_submit(&s, &who, &call).await {
+        Ok(txid) => txid,
+        Err(e) => {
+            // Nothing was sent: the audit says so.
+            entry.outcome = "error".into();
+            entry.reason = Some(e.to_string());
+            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            return Err(e);
+        }
+    };
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    body["txid"] = json!(sent);
+    body["status"] = json!("pending");
+    Ok(with_request_id((StatusCode::ACCEPTED, Json(body)).into_response(), &caller.request_id))
+}
+
+/// Signs and broadcasts `call` with `who`'s custodial key; the txid.
+async fn custodial_submit(s: &AppState, who: &Principal, call: &ContractCall) -> ApiResult<String> {
+    let Some((key, lock)) = s.custody.keys.get(&who.to_string()) else {
+        return Err(ApiError::bad("no-custodial-key", "this node holds no key for you"));
+    };
+    let _in_order = lock.lock().await;
+    let wallet = Wallet::connect(key.clone(), s.node.clone(), &s.config.contracts)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the node is unreachable: {e}")))?;
+    let sent = wallet.submit(call, None).await.map_err(|e| ApiError::Unavailable(format!("broadcast failed: {e}")))?;
+    Ok(sent.txid)
 }
 
 // -------------------------------------------------------------------- audit

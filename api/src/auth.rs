@@ -146,25 +146,38 @@ pub struct Claims {
 /// The node's session-token key.
 pub struct SessionKey {
     key: SigningKey,
+    /// The public half, derived once: deriving it is a scalar
+    /// multiplication, too dear to repeat on every request.
+    public: VerifyingKey,
+    /// Tokens whose signature already verified, with their claims: the
+    /// Ed25519 check of the same bytes under the same key cannot change, so
+    /// it is done once per token, not on every request (expiry is still
+    /// checked every time). Only verified tokens enter; bounded by
+    /// [`VERIFIED_CACHE_MAX`].
+    verified: std::sync::Mutex<std::collections::HashMap<String, Claims>>,
 }
+
+/// Verified tokens remembered at most (the cache is emptied when full).
+const VERIFIED_CACHE_MAX: usize = 16_384;
 
 impl std::fmt::Debug for SessionKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the secret.
-        write!(f, "SessionKey({})", hex::encode(self.key.verifying_key().as_bytes()))
+        write!(f, "SessionKey({})", hex::encode(self.public.as_bytes()))
     }
 }
 
 impl SessionKey {
     /// From 32 secret bytes.
     pub fn from_bytes(secret: &[u8; 32]) -> Self {
-        SessionKey { key: SigningKey::from_bytes(secret) }
+        let key = SigningKey::from_bytes(secret);
+        SessionKey { public: key.verifying_key(), key, verified: Default::default() }
     }
 
     /// The public half (published so anyone can check tokens and
     /// checkpoints).
     pub fn verifying_key(&self) -> VerifyingKey {
-        self.key.verifying_key()
+        self.public
     }
 
     /// The signing key (for audit checkpoints).
@@ -181,11 +194,31 @@ impl SessionKey {
 
     /// Checks a token's signature and expiry at `now`.
     pub fn verify(&self, token: &str, now: u64) -> Result<Claims, AuthError> {
+        let cached = self.verified.lock().unwrap_or_else(|p| p.into_inner()).get(token).cloned();
+        let claims = match cached {
+            Some(claims) => claims,
+            None => {
+                let claims = self.verify_signature(token)?;
+                let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+                if cache.len() >= VERIFIED_CACHE_MAX {
+                    cache.clear();
+                }
+                cache.insert(token.to_string(), claims.clone());
+                claims
+            }
+        };
+        if now >= claims.exp {
+            return Err(AuthError::BadToken("expired"));
+        }
+        Ok(claims)
+    }
+
+    /// A token's claims, if this key signed it (expiry not checked).
+    fn verify_signature(&self, token: &str) -> Result<Claims, AuthError> {
         let (body, sig) = token.split_once('.').ok_or(AuthError::BadToken("malformed"))?;
         let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| AuthError::BadToken("malformed"))?;
         let sig: [u8; 64] = sig.try_into().map_err(|_| AuthError::BadToken("malformed"))?;
-        self.key
-            .verifying_key()
+        self.public
             .verify(body.as_bytes(), &Signature::from_bytes(&sig))
             .map_err(|_| AuthError::BadToken("not signed by this node"))?;
         let claims: Claims = URL_SAFE_NO_PAD
@@ -193,9 +226,6 @@ impl SessionKey {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(AuthError::BadToken("malformed"))?;
-        if now >= claims.exp {
-            return Err(AuthError::BadToken("expired"));
-        }
         Ok(claims)
     }
 }

@@ -2,7 +2,9 @@
 
 mod api;
 mod bench;
+mod bench_api;
 mod bench_indexer;
+mod demo;
 mod indexer;
 mod keys;
 mod verify;
@@ -65,6 +67,9 @@ enum Command {
         #[command(flatten)]
         args: indexer::IndexerArgs,
     },
+    /// The whole story against a running `medanchor up`: consent, a record
+    /// written and read, revocation, the access log, verification.
+    Demo(demo::DemoArgs),
     /// Benchmarks, each printing its ratio against the named baseline.
     Bench {
         #[command(subcommand)]
@@ -122,6 +127,9 @@ enum BenchCommand {
     /// Event ingest over HTTP versus raw RocksDB writes, and query latency
     /// over a large index.
     Indexer(bench_indexer::IndexerBenchArgs),
+    /// Consent-checked decrypted record reads over HTTP versus raw
+    /// AES-256-GCM and SHA-256, and a large upload.
+    Api(bench_api::ApiBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,8 +198,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Wallet { command } => wallet::run(command),
         Command::Keys { command } => keys::run(command),
         Command::Verify { command } => verify::run(command),
+        Command::Demo(args) => demo::run(args),
         Command::Bench { command: BenchCommand::Devnet(args) } => bench::run(args),
         Command::Bench { command: BenchCommand::Indexer(args) } => bench_indexer::run(args),
+        Command::Bench { command: BenchCommand::Api(args) } => bench_api::run(args),
     }
 }
 

@@ -127,7 +127,7 @@ pub fn run(command: VerifyCommand) -> anyhow::Result<()> {
 }
 
 /// `Ok(what was verified)` or `Err(the verdict line of a failure)`.
-type Verdict = Result<String, String>;
+pub(crate) type Verdict = Result<String, String>;
 
 fn hex32(b: &[u8; 32]) -> String {
     format!("0x{}", hex::encode(b))
@@ -314,7 +314,27 @@ fn excerpt(body: &[u8]) -> String {
     String::from_utf8_lossy(body).chars().take(300).collect()
 }
 
-async fn record(args: RecordArgs) -> anyhow::Result<Verdict> {
+/// `verify record` arguments for `id` against `api` and `node` (the
+/// devnet's deployer), for `medanchor demo`.
+pub(crate) fn record_args(id: &str, api: &str, node: &str) -> RecordArgs {
+    RecordArgs {
+        id: id.into(),
+        version: None,
+        api: api.into(),
+        chain: ChainArgs { node: node.into(), contracts: medanchor_contracts::DEPLOYER_ADDRESS.into() },
+    }
+}
+
+/// Checks ciphertext bytes already in hand against the chain, as `verify
+/// file` does: `Ok(..)` only when the chain anchors this exact hash for
+/// record `id`.
+pub(crate) async fn check_bytes(node: &str, id: &[u8; 16], bytes: &[u8]) -> anyhow::Result<Verdict> {
+    let chain = Chain::new(&ChainArgs { node: node.into(), contracts: medanchor_contracts::DEPLOYER_ADDRESS.into() })?;
+    let hash: [u8; 32] = Sha256::digest(bytes).into();
+    check_hash(&chain, id, None, &hash).await
+}
+
+pub(crate) async fn record(args: RecordArgs) -> anyhow::Result<Verdict> {
     let id = parse_record_id(&args.id)?;
     let chain = Chain::new(&args.chain)?;
     let api = api_base(&args.api);

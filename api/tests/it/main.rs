@@ -25,6 +25,9 @@ use medanchor_wallet::keys::{StacksKey, TESTNET_SINGLESIG};
 use medanchor_wallet::{ContractCall, GrantDuration, RpcClient, Wallet};
 use serde_json::{json, Value};
 
+mod branches;
+mod lifecycle;
+mod signing;
 mod verify;
 
 struct System {

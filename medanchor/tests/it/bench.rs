@@ -93,3 +93,48 @@ fn bench_indexer_ingests_every_event_over_http_and_raw_and_times_queries() {
         assert!(report["met"][met].is_boolean(), "{met}");
     }
 }
+
+/// `medanchor bench api` at a small size: every consent-checked read is
+/// answered 200, the baselines and the upload are measured, and the report
+/// names its targets. Timings are not asserted.
+#[test]
+fn bench_api_reads_every_record_with_no_errors_and_uploads() {
+    let out = Command::new(env!("CARGO_BIN_EXE_medanchor"))
+        .args([
+            "bench",
+            "api",
+            "--records",
+            "3",
+            "--concurrency",
+            "4",
+            "--seconds",
+            "0.5",
+            "--upload-mib",
+            "1",
+            "--json",
+        ])
+        .output()
+        .expect("run medanchor bench api");
+    assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let reads = &report["reads"];
+    assert_eq!(reads["records"], 3);
+    assert_eq!(reads["concurrency"], 4);
+    assert_eq!(reads["errors"], 0, "{reads}");
+    assert!(reads["ok"].as_u64().expect("ok") > 0);
+    assert_eq!(reads["latency_ms"]["count"], reads["ok"]);
+    assert!(reads["latency_ms"]["p99"].as_f64() >= reads["latency_ms"]["p50"].as_f64());
+    for k in ["aes_gcm_decrypt_mb_per_sec", "sha256_mb_per_sec", "decrypt_and_hash_ops_per_sec"] {
+        assert!(report["baseline"][k].as_f64().expect(k) > 0.0, "{k}");
+    }
+    assert!(report["ratio"].as_f64().expect("ratio") > 0.0);
+    assert_eq!(report["upload"]["bytes"], 1 << 20);
+    assert_eq!(report["upload"]["status"], 202);
+    assert_eq!(report["targets"]["reads_per_sec"], 3_000.0);
+    assert_eq!(report["targets"]["read_p99_ms"], 25.0);
+    assert_eq!(report["targets"]["upload_mb_per_sec"], 200.0);
+    assert_eq!(report["met"]["no_errors"], true);
+    for met in ["reads_per_sec", "read_p99", "upload"] {
+        assert!(report["met"][met].is_boolean(), "{met}");
+    }
+}

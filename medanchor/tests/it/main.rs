@@ -2,6 +2,7 @@
 //! on loopback.
 
 mod bench;
+mod demo;
 mod devnet_process;
 mod indexer_process;
 mod keys;

@@ -18,32 +18,32 @@ use medanchor_wallet::keys::{StacksKey, TESTNET_SINGLESIG};
 use medanchor_wallet::{ContractCall, GrantDuration, RpcClient, Wallet};
 use serde_json::{json, Value};
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// `medanchor up` on fixed loopback ports, all data under one directory.
-struct Up {
+pub(super) struct Up {
     child: Child,
 }
 
-struct Ports {
-    rpc: u16,
-    indexer: u16,
-    api: u16,
+pub(super) struct Ports {
+    pub(super) rpc: u16,
+    pub(super) indexer: u16,
+    pub(super) api: u16,
 }
 
 impl Ports {
-    fn rpc(&self) -> String {
+    pub(super) fn rpc(&self) -> String {
         format!("http://127.0.0.1:{}", self.rpc)
     }
-    fn api(&self) -> String {
+    pub(super) fn api(&self) -> String {
         format!("http://127.0.0.1:{}", self.api)
     }
 }
 
 impl Up {
-    fn start(root: &Path, ports: &Ports) -> Up {
+    pub(super) fn start(root: &Path, ports: &Ports) -> Up {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("up.log")).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_medanchor"))
             .arg("up")
@@ -91,7 +91,7 @@ impl Drop for Up {
     }
 }
 
-fn up_log(root: &Path) -> String {
+pub(super) fn up_log(root: &Path) -> String {
     std::fs::read_to_string(root.join("up.log")).unwrap_or_default()
 }
 

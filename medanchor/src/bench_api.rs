@@ -1,0 +1,710 @@
+//! `medanchor bench api`: consent-checked, decrypted record reads through
+//! the API over real HTTP, next to raw AES-256-GCM and SHA-256 throughput
+//! measured in the same run, and the upload of one large payload.
+//!
+//! The set-up (untimed) is the API's end-to-end harness: an in-process
+//! devnet node mining on demand, the indexer fed by its event-observer
+//! stream, and the API on loopback with its real RocksDB, blob directory and
+//! keyring. The provider is registered, the patient registers and grants
+//! consent and WRITE access, each by a signed transaction; the provider
+//! signs in with a Stacks message signature, creates `--records` records of
+//! 16 KiB through the API (custodial signing) and they are mined and
+//! anchored.
+//!
+//! Then, one run:
+//! 1. **Reads.** `--concurrency` clients, each with its own connection, loop
+//!    on `GET /v1/records/{id}` for `--seconds`: every read is a session
+//!    check, a consent check at the indexer's tip, a blob read verified
+//!    against its hash, a DEK unwrap and an AES-256-GCM decrypt, and a
+//!    durable audit entry before the response. Every answer must be 200.
+//! 2. **Baselines.** AES-256-GCM decryption and SHA-256 of 16 KiB buffers,
+//!    single-threaded, with the crates the API uses.
+//! 3. **Upload.** One `--upload-mib` payload POSTed as a binary body
+//!    (`application/octet-stream`), from sending the request to the 202.
+//!
+//! Numbers are reported next to their targets, never asserted: the command
+//! fails only if the set-up fails.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use anyhow::{bail, Context};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use medanchor_api::app::{self, ApiConfig, AppState, Custody};
+use medanchor_api::auth::{message_hash, SessionKey};
+use medanchor_api::blob::{BlobStore, LocalDir};
+use medanchor_api::db::ApiDb;
+use medanchor_api::envelope::Keyring;
+use medanchor_contracts::types::{AccessLevel, DataType};
+use medanchor_contracts::{ClarityValue, ContractName, DEPLOYER_ADDRESS};
+use medanchor_devnet::node::{Node, NodeConfig};
+use medanchor_indexer::query::IndexReader;
+use medanchor_indexer::{ChainReader, Indexer, IndexerConfig};
+use medanchor_wallet::accounts::{parse_accounts, DevnetAccount, DEFAULT_DEVNET_TOML};
+use medanchor_wallet::keys::{StacksKey, TESTNET_SINGLESIG};
+use medanchor_wallet::{ContractCall, GrantDuration, RpcClient, Wallet};
+use rand::RngCore;
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// Target consent-checked decrypted reads per second.
+const TARGET_READS_PER_SEC: f64 = 3_000.0;
+/// Target 99th-percentile read latency.
+const TARGET_READ_P99_MS: f64 = 25.0;
+/// Target upload throughput (plaintext MB/s, 10^6 bytes).
+const TARGET_UPLOAD_MB_PER_SEC: f64 = 200.0;
+/// Size of each record read.
+const RECORD_BYTES: usize = 16 * 1024;
+/// Records created between two mined blocks (the mempool takes at most 25
+/// pending transactions per account).
+const CREATE_BATCH: usize = 20;
+/// How long each single-threaded crypto baseline runs.
+const BASELINE_TIME: Duration = Duration::from_millis(1000);
+
+/// Options of `medanchor bench api`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiBenchArgs {
+    /// Records of 16 KiB created (and then read round-robin).
+    #[arg(long, default_value_t = 200)]
+    pub records: usize,
+    /// Concurrent client connections reading.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// How long the reads run, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Size of the uploaded payload in MiB (0 skips the upload).
+    #[arg(long, default_value_t = 50)]
+    pub upload_mib: usize,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What one run measured.
+#[derive(Debug, Serialize)]
+pub struct ApiBenchReport {
+    /// Consent-checked decrypted reads.
+    pub reads: ReadResult,
+    /// Raw single-threaded crypto on 16 KiB buffers.
+    pub baseline: Baseline,
+    /// reads/s ÷ the single-threaded raw crypto rate (decrypt + hash) of
+    /// one 16 KiB record.
+    pub ratio: f64,
+    /// The large upload (absent with `--upload-mib 0`).
+    pub upload: Option<UploadResult>,
+    /// The targets the numbers are compared with.
+    pub targets: Targets,
+    /// Which targets were met.
+    pub met: Met,
+}
+
+/// The read measurement.
+#[derive(Debug, Serialize)]
+pub struct ReadResult {
+    /// Records read round-robin.
+    pub records: usize,
+    /// Plaintext bytes per record.
+    pub record_bytes: usize,
+    /// Concurrent connections.
+    pub concurrency: usize,
+    /// Wall time of the run.
+    pub seconds: f64,
+    /// Reads answered 200 with the full record.
+    pub ok: u64,
+    /// Reads answered otherwise, or failed in transport.
+    pub errors: u64,
+    /// The first few error descriptions.
+    pub error_samples: Vec<String>,
+    /// ok / seconds.
+    pub reads_per_sec: f64,
+    /// Latency of the successful reads.
+    pub latency_ms: Latency,
+}
+
+/// Raw crypto throughput, single-threaded.
+#[derive(Debug, Serialize)]
+pub struct Baseline {
+    /// AES-256-GCM decryption (with the record's associated data), MB/s.
+    pub aes_gcm_decrypt_mb_per_sec: f64,
+    /// The same as 16 KiB operations per second.
+    pub aes_gcm_decrypt_ops_per_sec: f64,
+    /// SHA-256, MB/s.
+    pub sha256_mb_per_sec: f64,
+    /// The same as 16 KiB operations per second.
+    pub sha256_ops_per_sec: f64,
+    /// One decrypt plus one hash of 16 KiB (what each read must do at least),
+    /// per second on one core.
+    pub decrypt_and_hash_ops_per_sec: f64,
+}
+
+/// The upload measurement.
+#[derive(Debug, Serialize)]
+pub struct UploadResult {
+    /// Plaintext bytes.
+    pub bytes: usize,
+    /// From sending the request to the 202.
+    pub seconds: f64,
+    /// bytes / seconds / 10^6.
+    pub mb_per_sec: f64,
+    /// The HTTP status (202 expected).
+    pub status: u16,
+}
+
+/// A latency distribution in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// Samples.
+    pub count: usize,
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Slowest.
+    pub max: f64,
+}
+
+/// The targets.
+#[derive(Debug, Serialize)]
+pub struct Targets {
+    /// Minimum reads per second.
+    pub reads_per_sec: f64,
+    /// Maximum 99th-percentile read latency.
+    pub read_p99_ms: f64,
+    /// Minimum upload MB/s.
+    pub upload_mb_per_sec: f64,
+}
+
+/// Which targets were met.
+#[derive(Debug, Serialize)]
+pub struct Met {
+    /// Reads per second.
+    pub reads_per_sec: bool,
+    /// Read p99.
+    pub read_p99: bool,
+    /// Every read answered 200.
+    pub no_errors: bool,
+    /// Upload throughput (false when skipped).
+    pub upload: bool,
+}
+
+/// The running system and the signed-in provider.
+struct System {
+    node: Node,
+    api: String,
+    rpc: String,
+    accounts: Vec<DevnetAccount>,
+    state: AppState,
+    reader: IndexReader,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl System {
+    fn key(&self, name: &str) -> anyhow::Result<&StacksKey> {
+        Ok(&self.accounts.iter().find(|a| a.name == name).with_context(|| format!("no devnet account {name}"))?.key)
+    }
+
+    fn principal(&self, name: &str) -> anyhow::Result<medanchor_contracts::principal::Principal> {
+        self.key(name)?.address(TESTNET_SINGLESIG).to_string().parse().map_err(|e| anyhow::anyhow!("{e:?}"))
+    }
+
+    /// Mines one block and waits for the indexer to reach it.
+    async fn mine(&self) -> anyhow::Result<()> {
+        self.node.mine_blocks(1, 0).await?;
+        let tip = self.node.lock().chain.tip().height;
+        for _ in 0..2000 {
+            if self.reader.status()?.tip_height == Some(tip) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        bail!("the indexer did not reach block {tip}")
+    }
+
+    /// Sends `call` signed by `name`, mines it and checks it succeeded.
+    async fn tx(&self, name: &str, call: ContractCall) -> anyhow::Result<()> {
+        let wallet = Wallet::connect(self.key(name)?.clone(), RpcClient::new(&self.rpc)?, DEPLOYER_ADDRESS).await?;
+        let sent = wallet.submit(&call, None).await?;
+        self.mine().await?;
+        let outcome = wallet.wait(&sent.txid, Duration::from_secs(30)).await?;
+        anyhow::ensure!(outcome.is_success(), "{} failed: {}", call.function, outcome.status);
+        Ok(())
+    }
+
+    /// Signs in as `name` the way a Stacks wallet does; returns the token.
+    async fn sign_in(&self, name: &str) -> anyhow::Result<String> {
+        let c: Value = self
+            .http
+            .post(format!("{}/v1/auth/challenge", self.api))
+            .json(&json!({ "principal": self.principal(name)?.to_string() }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let message = c["message"].as_str().context("challenge without a message")?;
+        let secp = secp256k1::Secp256k1::signing_only();
+        let hex_key = self.key(name)?.to_hex();
+        let sk = secp256k1::SecretKey::from_slice(&hex::decode(&hex_key[..64])?)?;
+        let msg = secp256k1::Message::from_slice(&message_hash(message.as_bytes()))?;
+        let (id, rs) = secp.sign_ecdsa_recoverable(&msg, &sk).serialize_compact();
+        let mut rsv = rs.to_vec();
+        rsv.push(id.to_i32() as u8);
+        let r: Value = self
+            .http
+            .post(format!("{}/v1/auth/verify", self.api))
+            .json(&json!({ "nonce": c["nonce"], "signature": hex::encode(rsv) }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(r["token"].as_str().with_context(|| format!("sign-in failed: {r}"))?.to_string())
+    }
+}
+
+/// Starts node, indexer and API on loopback, as the API's e2e tests do.
+async fn start() -> anyhow::Result<System> {
+    let dir = tempfile::tempdir()?;
+    let accounts = parse_accounts(DEFAULT_DEVNET_TOML, "Devnet.toml")?;
+    let index = Indexer::open(&dir.path().join("index"), IndexerConfig::for_deployer(DEPLOYER_ADDRESS))?;
+    let observer = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let observer_addr = observer.local_addr()?.to_string();
+    tokio::spawn(medanchor_indexer::server::run(index.clone(), None, observer, std::future::pending()));
+
+    let mut config = NodeConfig::new(dir.path().join("devnet"), accounts.clone());
+    config.block_interval = None;
+    config.observers = vec![observer_addr];
+    let node = Node::open(config)?;
+    let rpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let rpc = format!("http://{}", rpc_listener.local_addr()?);
+    tokio::spawn(node.clone().run(rpc_listener, std::future::pending()));
+
+    let reader = IndexReader::new(index.db().clone());
+    let db = Arc::new(ApiDb::open(&dir.path().join("api"))?);
+    let blobs: Arc<dyn BlobStore> = Arc::new(LocalDir::open(&dir.path().join("blobs"))?);
+    let mut custody = Custody::default();
+    custody.insert(accounts.iter().find(|a| a.name == "wallet_2").context("no wallet_2")?.key.clone());
+    let api_config = ApiConfig::new("bench", DEPLOYER_ADDRESS);
+    let mut secret = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut secret);
+    let state = AppState::new(
+        api_config,
+        db,
+        blobs,
+        Keyring::open(&dir.path().join("keys"))?,
+        SessionKey::from_bytes(&secret),
+        Arc::new(reader.clone()),
+        RpcClient::new(&rpc)?,
+        custody,
+    );
+    let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api = format!("http://{}", api_listener.local_addr()?);
+    let router = app::router(state.clone());
+    tokio::spawn(
+        async move { axum::serve(api_listener, router.into_make_service_with_connect_info::<SocketAddr>()).await },
+    );
+    let sys = System { node, api, rpc, accounts, state, reader, http: reqwest::Client::new(), _dir: dir };
+    sys.mine().await?;
+    Ok(sys)
+}
+
+/// On-chain set-up, sign-in and the records; returns the provider's token
+/// and the record ids.
+async fn prepare(sys: &System, records: usize) -> anyhow::Result<(String, Vec<String>)> {
+    let (patient, provider) = (sys.principal("wallet_1")?, sys.principal("wallet_2")?);
+    sys.tx(
+        "deployer",
+        ContractCall {
+            contract: ContractName::RecordManagement,
+            function: "register-provider",
+            args: vec![ClarityValue::Principal(provider.clone()), ClarityValue::Buffer(vec![2; 32])],
+        },
+    )
+    .await?;
+    sys.tx("wallet_1", ContractCall::register_patient([1; 32], None, None)).await?;
+    sys.tx("wallet_1", ContractCall::grant_consent(&provider, DataType::LabResults, GrantDuration::UntilRevoked))
+        .await?;
+    sys.tx(
+        "wallet_1",
+        ContractCall::grant_provider_access(&provider, AccessLevel::Write, GrantDuration::UntilRevoked)?,
+    )
+    .await?;
+    let token = sys.sign_in("wallet_2").await?;
+
+    let mut ids = Vec::with_capacity(records);
+    let mut payload = vec![0u8; RECORD_BYTES];
+    let mut first = None;
+    while ids.len() < records {
+        for _ in 0..CREATE_BATCH.min(records - ids.len()) {
+            rand::thread_rng().fill_bytes(&mut payload);
+            if first.is_none() {
+                first = Some(payload.clone());
+            }
+            let r = sys
+                .http
+                .post(format!("{}/v1/patients/{patient}/records", sys.api))
+                .bearer_auth(&token)
+                .header("content-type", "application/octet-stream")
+                .query(&[("record_type", "lab-results")])
+                .body(payload.clone())
+                .send()
+                .await?;
+            let status = r.status();
+            let body: Value = r.json().await?;
+            anyhow::ensure!(status.as_u16() == 202, "creating a record: {status} {body}");
+            ids.push(body["record_id"].as_str().context("record_id")?.to_string());
+        }
+        sys.mine().await?;
+    }
+    // Wait until every version is anchored.
+    for _ in 0..200 {
+        let state = sys.state.clone();
+        tokio::task::spawn_blocking(move || app::track_once(&state)).await?.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (db, _) = sys.state.keys();
+        if db.pending()?.is_empty() {
+            // One read back, checked byte for byte against what was sent.
+            if let (Some(id), Some(sent)) = (ids.first(), first) {
+                let r: Value = sys
+                    .http
+                    .get(format!("{}/v1/records/{id}", sys.api))
+                    .bearer_auth(&token)
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                let content = r["content"].as_str().with_context(|| format!("read back: {r}"))?;
+                anyhow::ensure!(
+                    r["content_encoding"] == "base64" && B64.decode(content)? == sent,
+                    "a record read back differs from what was written"
+                );
+            }
+            return Ok((token, ids));
+        }
+        sys.mine().await?;
+    }
+    bail!("records were not anchored")
+}
+
+/// What one reading client saw.
+#[derive(Default)]
+struct ClientTally {
+    latencies: Vec<Duration>,
+    errors: u64,
+    samples: Vec<String>,
+}
+
+/// `concurrency` clients reading round-robin until `seconds` pass.
+/// `urls` (parsed once, not per request) must not be empty.
+async fn read_load(urls: Vec<reqwest::Url>, token: &str, concurrency: usize, seconds: f64) -> ReadResult {
+    let records = urls.len();
+    let urls = Arc::new(urls);
+    let auth = Arc::new(format!("Bearer {token}"));
+    // Every client connects and reads once (untimed) before the clock
+    // starts: the run measures reads over established keep-alive
+    // connections, not 256 simultaneous TCP handshakes.
+    let ready = Arc::new(tokio::sync::Barrier::new(concurrency + 1));
+    let (start_tx, start_rx) = tokio::sync::watch::channel(None::<Instant>);
+    let mut tasks = Vec::with_capacity(concurrency);
+    for c in 0..concurrency {
+        let (urls, auth, ready, mut start_rx) = (urls.clone(), auth.clone(), ready.clone(), start_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tally = ClientTally::default();
+            // One client per task: its own keep-alive connection.
+            let http = match reqwest::Client::builder().pool_max_idle_per_host(1).build() {
+                Ok(h) => h,
+                Err(e) => {
+                    tally.errors += 1;
+                    tally.samples.push(e.to_string());
+                    ready.wait().await;
+                    return tally;
+                }
+            };
+            let warm = async {
+                http.get(urls[c % urls.len()].clone())
+                    .header("authorization", auth.as_str())
+                    .send()
+                    .await?
+                    .bytes()
+                    .await
+            }
+            .await;
+            if let Err(e) = warm {
+                tally.errors += 1;
+                tally.samples.push(format!("warm-up: {e}"));
+            }
+            ready.wait().await;
+            let deadline = match start_rx.wait_for(Option::is_some).await {
+                Ok(start) => start.unwrap_or_else(Instant::now) + Duration::from_secs_f64(seconds),
+                Err(_) => return tally,
+            };
+            let mut i = c;
+            while Instant::now() < deadline {
+                let url = &urls[i % urls.len()];
+                i += 1;
+                let t = Instant::now();
+                let result = async {
+                    let r = http.get(url.clone()).header("authorization", auth.as_str()).send().await?;
+                    let status = r.status();
+                    let body = r.bytes().await?;
+                    Ok::<_, reqwest::Error>((status, body))
+                }
+                .await;
+                match result {
+                    Ok((status, body)) if status.as_u16() == 200 && body.len() > RECORD_BYTES => {
+                        tally.latencies.push(t.elapsed())
+                    }
+                    Ok((status, body)) => {
+                        tally.errors += 1;
+                        if tally.samples.len() < 3 {
+                            tally
+                                .samples
+                                .push(format!("{status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])));
+                        }
+                    }
+                    Err(e) => {
+                        tally.errors += 1;
+                        if tally.samples.len() < 3 {
+                            tally.samples.push(e.to_string());
+                        }
+                    }
+                }
+            }
+            tally
+        }));
+    }
+    drop(start_rx);
+    ready.wait().await;
+    let start = Instant::now();
+    let _ = start_tx.send(Some(start));
+    let mut latencies = Vec::new();
+    let (mut errors, mut samples) = (0, Vec::new());
+    for t in tasks {
+        match t.await {
+            Ok(tally) => {
+                latencies.extend(tally.latencies);
+                errors += tally.errors;
+                samples.extend(tally.samples);
+            }
+            Err(e) => {
+                errors += 1;
+                samples.push(e.to_string());
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    samples.truncate(5);
+    let ok = latencies.len() as u64;
+    ReadResult {
+        records,
+        record_bytes: RECORD_BYTES,
+        concurrency,
+        seconds: elapsed,
+        ok,
+        errors,
+        error_samples: samples,
+        reads_per_sec: ok as f64 / elapsed.max(1e-9),
+        latency_ms: latency(latencies),
+    }
+}
+
+/// Single-threaded AES-256-GCM decryption and SHA-256 of 16 KiB buffers.
+fn baseline() -> anyhow::Result<Baseline> {
+    let mut key = [0u8; 32];
+    let mut nonce = [0u8; 12];
+    let mut plain = vec![0u8; RECORD_BYTES];
+    rand::thread_rng().fill_bytes(&mut key);
+    rand::thread_rng().fill_bytes(&mut nonce);
+    rand::thread_rng().fill_bytes(&mut plain);
+    let aad = b"bench-tenant/bench-patient/record/1";
+    let cipher = Aes256Gcm::new_from_slice(&key).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sealed =
+        cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: &plain, aad }).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rate = |f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<f64> {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < BASELINE_TIME {
+            for _ in 0..64 {
+                f()?;
+            }
+            n += 64;
+        }
+        Ok(n as f64 / start.elapsed().as_secs_f64())
+    };
+    let aes_ops = rate(&mut || {
+        let out = cipher
+            .decrypt(Nonce::from_slice(&nonce), Payload { msg: &sealed, aad })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        std::hint::black_box(out);
+        Ok(())
+    })?;
+    let sha_ops = rate(&mut || {
+        std::hint::black_box(Sha256::digest(std::hint::black_box(&sealed)));
+        Ok(())
+    })?;
+    let mb = |ops: f64| ops * RECORD_BYTES as f64 / 1e6;
+    Ok(Baseline {
+        aes_gcm_decrypt_mb_per_sec: mb(aes_ops),
+        aes_gcm_decrypt_ops_per_sec: aes_ops,
+        sha256_mb_per_sec: mb(sha_ops),
+        sha256_ops_per_sec: sha_ops,
+        decrypt_and_hash_ops_per_sec: 1.0 / (1.0 / aes_ops + 1.0 / sha_ops),
+    })
+}
+
+/// One large binary upload.
+async fn upload(sys: &System, token: &str, mib: usize) -> anyhow::Result<UploadResult> {
+    let patient = sys.principal("wallet_1")?;
+    let mut payload = vec![0u8; mib << 20];
+    rand::thread_rng().fill_bytes(&mut payload);
+    let bytes = payload.len();
+    let url = format!("{}/v1/patients/{patient}/records?record_type=lab-results", sys.api);
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    let r = http
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", "application/octet-stream")
+        .body(payload)
+        .send()
+        .await?;
+    let seconds = start.elapsed().as_secs_f64();
+    let status = r.status().as_u16();
+    let body = r.text().await?;
+    anyhow::ensure!(status == 202, "upload answered {status}: {body}");
+    Ok(UploadResult { bytes, seconds, mb_per_sec: bytes as f64 / seconds.max(1e-9) / 1e6, status })
+}
+
+/// Runs the benchmark.
+pub fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
+    if args.records == 0 || args.concurrency == 0 || args.seconds <= 0.0 {
+        bail!("--records, --concurrency and --seconds must be positive");
+    }
+    let server = tokio::runtime::Builder::new_multi_thread().thread_name("api-server").enable_all().build()?;
+    // The load generator runs on its own runtime so that its tasks do not
+    // queue behind the server's (both share the machine's cores).
+    let clients = tokio::runtime::Builder::new_multi_thread().thread_name("bench-client").enable_all().build()?;
+    eprintln!("starting devnet node, indexer and API on loopback");
+    let sys = server.block_on(start())?;
+    eprintln!("on-chain set-up, sign-in, creating {} records of {} KiB", args.records, RECORD_BYTES / 1024);
+    let (token, ids) = server.block_on(prepare(&sys, args.records))?;
+
+    eprintln!("reading for {} s over {} connections", args.seconds, args.concurrency);
+    let urls = ids
+        .iter()
+        .map(|id| reqwest::Url::parse(&format!("{}/v1/records/{id}", sys.api)))
+        .collect::<Result<Vec<_>, _>>()?;
+    anyhow::ensure!(!urls.is_empty(), "no records to read");
+    let reads = clients.block_on(read_load(urls, &token, args.concurrency, args.seconds));
+    eprintln!("raw crypto baselines");
+    let baseline = baseline()?;
+    let upload = match args.upload_mib {
+        0 => None,
+        mib => {
+            eprintln!("uploading {mib} MiB");
+            Some(clients.block_on(upload(&sys, &token, mib))?)
+        }
+    };
+    let ratio = reads.reads_per_sec / baseline.decrypt_and_hash_ops_per_sec.max(1e-9);
+    let met = Met {
+        reads_per_sec: reads.reads_per_sec >= TARGET_READS_PER_SEC,
+        read_p99: reads.latency_ms.count > 0 && reads.latency_ms.p99 < TARGET_READ_P99_MS,
+        no_errors: reads.errors == 0,
+        upload: upload.as_ref().is_some_and(|u| u.mb_per_sec >= TARGET_UPLOAD_MB_PER_SEC),
+    };
+    let report = ApiBenchReport {
+        reads,
+        baseline,
+        ratio,
+        upload,
+        targets: Targets {
+            reads_per_sec: TARGET_READS_PER_SEC,
+            read_p99_ms: TARGET_READ_P99_MS,
+            upload_mb_per_sec: TARGET_UPLOAD_MB_PER_SEC,
+        },
+        met,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    drop(sys);
+    server.shutdown_timeout(Duration::from_secs(1));
+    clients.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+fn yes_no(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+fn print_report(r: &ApiBenchReport) {
+    let (x, b) = (&r.reads, &r.baseline);
+    println!(
+        "reads: GET /v1/records/{{id}}, {} records of {} KiB, {} connections, {:.1} s (consent at the tip, decrypt, durable audit entry)",
+        x.records,
+        x.record_bytes / 1024,
+        x.concurrency,
+        x.seconds
+    );
+    println!(
+        "  {:>9.0} reads/s  ({} ok, {} errors)   target >= {:.0}/s: {}",
+        x.reads_per_sec,
+        x.ok,
+        x.errors,
+        r.targets.reads_per_sec,
+        yes_no(r.met.reads_per_sec)
+    );
+    println!(
+        "  latency p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms   target p99 < {:.0} ms: {}",
+        x.latency_ms.p50,
+        x.latency_ms.p99,
+        x.latency_ms.max,
+        r.targets.read_p99_ms,
+        yes_no(r.met.read_p99)
+    );
+    for s in &x.error_samples {
+        println!("  error: {s}");
+    }
+    println!("baselines (one core, 16 KiB buffers, same crates):");
+    println!(
+        "  AES-256-GCM decrypt {:>8.0} MB/s = {:>8.0} ops/s",
+        b.aes_gcm_decrypt_mb_per_sec, b.aes_gcm_decrypt_ops_per_sec
+    );
+    println!("  SHA-256             {:>8.0} MB/s = {:>8.0} ops/s", b.sha256_mb_per_sec, b.sha256_ops_per_sec);
+    println!("  decrypt + hash                       {:>8.0} ops/s", b.decrypt_and_hash_ops_per_sec);
+    println!("  ratio API reads/s ÷ one core's raw decrypt+hash ops/s: {:.3}", r.ratio);
+    match &r.upload {
+        Some(u) => println!(
+            "upload: {:.1} MiB binary POST to 202 in {:.3} s = {:.0} MB/s   target >= {:.0} MB/s: {}",
+            u.bytes as f64 / (1u64 << 20) as f64,
+            u.seconds,
+            u.mb_per_sec,
+            r.targets.upload_mb_per_sec,
+            yes_no(r.met.upload)
+        ),
+        None => println!("upload: skipped (--upload-mib 0)"),
+    }
+}
+
+fn latency(mut samples: Vec<Duration>) -> Latency {
+    samples.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let at = |q: f64| {
+        if samples.is_empty() {
+            return 0.0;
+        }
+        let rank = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        ms(samples[rank.min(samples.len() - 1)])
+    };
+    Latency { count: samples.len(), p50: at(0.50), p99: at(0.99), max: samples.last().map_or(0.0, |d| ms(*d)) }
+}
