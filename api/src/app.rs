@@ -14,9 +14,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::handler::Handler;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put, MethodRouter};
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -37,7 +38,7 @@ use crate::db::{AnchorStatus, ApiDb, Cf, RecordMeta};
 use crate::envelope::{Binding, Keyring, Sealed};
 use crate::error::{ApiError, ApiResult};
 
-mod verify;
+pub(crate) mod verify;
 
 /// The indexer's read traits, as one object.
 pub trait ChainView: ChainReader + ConsentReader + RecordReader + Send + Sync {}
@@ -188,25 +189,77 @@ fn random_hex(n: usize) -> String {
     hex::encode(b)
 }
 
+/// An HTTP method the API serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verb {
+    /// GET.
+    Get,
+    /// POST.
+    Post,
+    /// PUT.
+    Put,
+}
+
+impl Verb {
+    /// The method's name.
+    #[cfg(test)]
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+            Verb::Put => "PUT",
+        }
+    }
+
+    fn route<H, T>(self, handler: H) -> MethodRouter<AppState>
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        match self {
+            Verb::Get => get(handler),
+            Verb::Post => post(handler),
+            Verb::Put => put(handler),
+        }
+    }
+}
+
+/// Every route the API serves: (method, path, handler). [`router`] is
+/// built from this list alone, and the OpenAPI test checks the document
+/// against it, so a route cannot be served undocumented.
+pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
+    use Verb::{Get, Post, Put};
+    vec![
+        (Post, "/v1/auth/challenge", Post.route(challenge)),
+        (Post, "/v1/auth/verify", Post.route(sign_in)),
+        (Get, "/v1/me", Get.route(me)),
+        (Post, "/v1/patients/{patient}/records", Post.route(create_record)),
+        (Get, "/v1/patients/{patient}/records", Get.route(list_records)),
+        (Get, "/v1/records/{id}", Get.route(read_record)),
+        (Put, "/v1/records/{id}", Put.route(update_record)),
+        (Get, "/v1/records/{id}/versions", Get.route(record_versions)),
+        (Post, "/v1/records/{id}/finalize", Post.route(finalize_record)),
+        (Post, "/v1/records/{id}/unlock", Post.route(unlock_record)),
+        (Post, "/v1/records/{id}/archive", Post.route(archive_record)),
+        (Get, "/v1/audit/entries", Get.route(audit_entries)),
+        (Get, "/v1/audit/disclosures", Get.route(audit_disclosures)),
+        (Get, "/v1/audit/checkpoint", Get.route(audit_checkpoint)),
+        (Get, "/v1/audit/proof/inclusion", Get.route(inclusion_proof)),
+        (Get, "/v1/audit/proof/consistency", Get.route(consistency_proof)),
+        (Get, "/v1/verify/record/{id}", Get.route(verify::verify_record)),
+        (Get, "/v1/verify/record/{id}/blob", Get.route(verify::record_blob)),
+        (Get, "/v1/verify/hash/{sha256}", Get.route(verify::verify_hash)),
+        (Get, "/v1/audit/anchor", Get.route(verify::audit_anchor)),
+        (Get, "/openapi.json", Get.route(crate::openapi::openapi_json)),
+    ]
+}
+
 /// The routes.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_record_bytes * 4 / 3 + 64 * 1024;
-    Router::new()
-        .route("/v1/auth/challenge", post(challenge))
-        .route("/v1/auth/verify", post(sign_in))
-        .route("/v1/me", get(me))
-        .route("/v1/patients/{patient}/records", post(create_record).get(list_records))
-        .route("/v1/records/{id}", get(read_record).put(update_record))
-        .route("/v1/records/{id}/versions", get(record_versions))
-        .route("/v1/records/{id}/finalize", post(finalize_record))
-        .route("/v1/records/{id}/unlock", post(unlock_record))
-        .route("/v1/records/{id}/archive", post(archive_record))
-        .route("/v1/audit/entries", get(audit_entries))
-        .route("/v1/audit/disclosures", get(audit_disclosures))
-        .route("/v1/audit/checkpoint", get(audit_checkpoint))
-        .route("/v1/audit/proof/inclusion", get(inclusion_proof))
-        .route("/v1/audit/proof/consistency", get(consistency_proof))
-        .merge(verify::routes())
+    routes()
+        .into_iter()
+        .fold(Router::new(), |r, (_, path, handler)| r.route(path, handler))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -394,11 +447,27 @@ fn record_id_arg(s: &str) -> ApiResult<[u8; 16]> {
 
 // --------------------------------------------------------------------- auth
 
-#[derive(Deserialize)]
+/// `POST /v1/auth/challenge`'s body.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ChallengeRequest {
+    /// The Stacks principal signing in (not a contract).
     principal: String,
 }
 
+/// Request a sign-in challenge.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/challenge",
+    description = "A body that is not this JSON is refused by the framework (plain-text 400, 415 or 422).",
+    tag = "auth",
+    summary = "Request a sign-in challenge",
+    request_body(content = ChallengeRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The challenge to sign", body = crate::openapi::ChallengeResponse),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn challenge(State(s): State<AppState>, Json(req): Json<ChallengeRequest>) -> ApiResult<Json<Value>> {
     let principal = principal_arg(&req.principal, "principal")?;
     if matches!(principal, Principal::Contract(..)) {
@@ -418,12 +487,29 @@ async fn challenge(State(s): State<AppState>, Json(req): Json<ChallengeRequest>)
     Ok(Json(json!({ "nonce": c.nonce, "message": c.message(), "expires_at": c.expires_at })))
 }
 
-#[derive(Deserialize)]
+/// `POST /v1/auth/verify`'s body.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct SignInRequest {
+    /// The challenge's nonce.
     nonce: String,
+    /// The wallet's signature of the challenge message (RSV hex).
     signature: String,
 }
 
+/// Sign in with the signed challenge.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/verify",
+    description = "A body that is not this JSON is refused by the framework (plain-text 400, 415 or 422).",
+    tag = "auth",
+    summary = "Sign in with the signed challenge",
+    request_body(content = SignInRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A session token", body = crate::openapi::SessionResponse),
+        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn sign_in(
     State(s): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -465,6 +551,19 @@ async fn sign_in(
     ))
 }
 
+/// The caller's principal and role.
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "auth",
+    summary = "The caller's principal and role",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Who the session is", body = crate::openapi::MeResponse),
+        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn me(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let caller = Caller::from(&s, &headers, None);
     let p = caller.require(&headers)?.clone();
@@ -621,6 +720,30 @@ fn forbidden_contract(e: Option<ContractError>) -> ApiError {
 /// fields as query parameters (`record_type`, `content_type`,
 /// `confidentiality`, `signing`) — which spares large uploads the base64
 /// inflation and the JSON parse.
+#[utoipa::path(
+    post,
+    path = "/v1/patients/{patient}/records",
+    tag = "records",
+    summary = "Write a new record (encrypted, then anchored)",
+    params(
+        ("patient" = String, Path, description = "The patient's Stacks principal"),
+        ("record_type" = Option<String>, Query, description = "Binary form only (required there): the record type"),
+        ("content_type" = Option<String>, Query, description = "Binary form only: the payload's media type"),
+        ("confidentiality" = Option<u8>, Query, description = "Binary form only: 0 to 3 (default 1)"),
+        ("signing" = Option<String>, Query, description = "Binary form only: `custodial` (default) or `wallet`"),
+    ),
+    request_body(content((crate::openapi::RecordRequest = "application/json"), (crate::openapi::Binary = "application/octet-stream")), description = "The JSON form, or the raw payload with its fields in the query"),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Stored; anchoring pending (or the call to sign)", body = crate::openapi::RecordView),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not permitted (the contract's error in `reason` when the chain refused)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the configured limit", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The node is unreachable or refused the broadcast", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn create_record(
     State(s): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -847,6 +970,26 @@ struct VersionQuery {
     version: Option<u64>,
 }
 
+/// Read (decrypt) a record version.
+#[utoipa::path(
+    get,
+    path = "/v1/records/{id}",
+    tag = "records",
+    summary = "Read (decrypt) a record version",
+    params(
+        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
+        ("version" = Option<u64>, Query, description = "A version (default: the latest)"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The record with its content and anchor; `ETag` is the version", body = crate::openapi::RecordView, headers(("etag" = String, description = "The version, quoted"))),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not permitted (the contract's error in `reason` when the chain refused)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn read_record(
     State(s): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -933,6 +1076,30 @@ async fn read_record(
     Ok(with_request_id(response, &caller.request_id))
 }
 
+/// Write a new version (If-Match: the version read).
+#[utoipa::path(
+    put,
+    path = "/v1/records/{id}",
+    tag = "records",
+    summary = "Write a new version (If-Match: the version read)",
+    params(
+        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
+        ("If-Match" = String, Header, description = "The version the update is based on, e.g. `\"1\"`"),
+    ),
+    request_body(content = crate::openapi::RecordRequest, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Stored; anchoring pending (or the call to sign)", body = crate::openapi::RecordView),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not permitted (the contract's error in `reason` when the chain refused)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Stale version (`current_version` says which is current)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the configured limit", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The node is unreachable or refused the broadcast", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn update_record(
     State(s): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -1005,6 +1172,25 @@ async fn update_record(
     ))
 }
 
+/// A record's version history.
+#[utoipa::path(
+    get,
+    path = "/v1/records/{id}/versions",
+    tag = "records",
+    summary = "A record's version history",
+    params(
+        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every version, oldest first", body = Vec<crate::openapi::RecordView>),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not permitted (the contract's error in `reason` when the chain refused)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn record_versions(
     State(s): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -1041,6 +1227,27 @@ async fn record_versions(
     Ok(Json(json!(versions.iter().map(|m| record_json(m, None, "", None)).collect::<Vec<_>>())))
 }
 
+/// A patient's records the caller may read.
+#[utoipa::path(
+    get,
+    path = "/v1/patients/{patient}/records",
+    tag = "records",
+    summary = "A patient's records the caller may read",
+    params(
+        ("patient" = String, Path, description = "The patient's Stacks principal"),
+        ("type" = Option<String>, Query, description = "Only this record type"),
+        ("provider" = Option<String>, Query, description = "Only this provider's records"),
+        ("cursor" = Option<String>, Query, description = "The page to read"),
+        ("limit" = Option<u32>, Query, description = "Page size"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page", body = crate::openapi::RecordPage),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list_records(
     State(s): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -1174,6 +1381,26 @@ impl Lifecycle {
 }
 
 /// `POST /v1/records/{id}/finalize`.
+#[utoipa::path(
+    post,
+    path = "/v1/records/{id}/finalize",
+    tag = "records",
+    summary = "Finalize a record (WRITE access)",
+    params(
+        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
+        ("signing" = Option<String>, Query, description = "`custodial` (default) or `wallet`"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Sent (txid) or returned to sign", body = crate::openapi::LifecycleResponse),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not permitted (the contract's error in `reason` when the chain refused)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The node is unreachable or refused the broadcast", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn finalize_record(
     State(s): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -1185,6 +1412,26 @@ async fn finalize_record(
 }
 
 /// `POST /v1/records/{id}/unlock` (ADMIN access).
+#[utoipa::path(
+    post,
+    path = "/v1/records/{id}/unlock",
+    tag = "records",
+    summary = "Unlock a finalized record (ADMIN access)",
+    params(
+        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
+        ("signing" = Option<String>, Query, description = "`custodial` (default) or `wallet`"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Sent (txid) or returned to sign", body = crate::openapi::LifecycleResponse),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not permitted (the contract's error in `reason` when the chain refused)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The node is unreachable or refused the broadcast", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn unlock_record(
     State(s): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -1196,6 +1443,26 @@ async fn unlock_record(
 }
 
 /// `POST /v1/records/{id}/archive` (ADMIN access).
+#[utoipa::path(
+    post,
+    path = "/v1/records/{id}/archive",
+    tag = "records",
+    summary = "Archive a record (ADMIN access)",
+    params(
+        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
+        ("signing" = Option<String>, Query, description = "`custodial` (default) or `wallet`"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Sent (txid) or returned to sign", body = crate::openapi::LifecycleResponse),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not permitted (the contract's error in `reason` when the chain refused)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The node is unreachable or refused the broadcast", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn archive_record(
     State(s): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -1295,6 +1562,24 @@ async fn custodial_submit(s: &AppState, who: &Principal, call: &ContractCall) ->
 
 // -------------------------------------------------------------------- audit
 
+/// Audit log entries (patients: their own data's).
+#[utoipa::path(
+    get,
+    path = "/v1/audit/entries",
+    tag = "audit",
+    summary = "Audit log entries (patients: their own data's)",
+    params(
+        ("from" = Option<u64>, Query, description = "First index (default 0)"),
+        ("limit" = Option<u64>, Query, description = "At most this many (default 100, max 1000)"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The visible entries", body = crate::openapi::AuditEntries),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn audit_entries(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -1330,6 +1615,26 @@ async fn audit_entries(
 /// `GET /v1/audit/disclosures`: the HIPAA §164.528 accounting of
 /// disclosures (see [`crate::disclosures`]). The request is audited itself:
 /// the report names who saw the patient's data.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/disclosures",
+    tag = "audit",
+    summary = "HIPAA accounting of disclosures",
+    params(
+        ("patient" = Option<String>, Query, description = "The patient (default: the caller)"),
+        ("from" = Option<u64>, Query, description = "Unix seconds (default: six years before `to`)"),
+        ("to" = Option<u64>, Query, description = "Unix seconds (default: now)"),
+        ("format" = Option<String>, Query, description = "`json` (default) or `csv`"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The report; `x-audit-log-size` is the log size scanned", content((crate::openapi::DisclosureReport = "application/json"), (String = "text/csv")), headers(("x-audit-log-size" = u64, description = "The log size scanned"))),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not permitted (the contract's error in `reason` when the chain refused)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn audit_disclosures(
     State(s): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -1361,6 +1666,17 @@ async fn audit_disclosures(
     Ok(with_request_id(report.into_response(), &caller.request_id))
 }
 
+/// The log's signed checkpoint (C2SP signed note).
+#[utoipa::path(
+    get,
+    path = "/v1/audit/checkpoint",
+    tag = "audit",
+    summary = "The log's signed checkpoint (C2SP signed note)",
+    responses(
+        (status = 200, description = "The checkpoint", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn audit_checkpoint(State(s): State<AppState>) -> ApiResult<Response> {
     let size = s.audit.size().map_err(ApiError::internal)?;
     let root = s.audit.root(size).map_err(ApiError::internal)?;
@@ -1377,6 +1693,22 @@ fn required_number(q: &HashMap<String, String>, k: &str) -> ApiResult<u64> {
         .map_err(|_| ApiError::bad("invalid-parameter", format!("{k} must be a number")))
 }
 
+/// RFC 9162 inclusion proof.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/proof/inclusion",
+    tag = "audit",
+    summary = "RFC 9162 inclusion proof",
+    params(
+        ("index" = u64, Query, description = "The leaf"),
+        ("size" = u64, Query, description = "The tree size"),
+    ),
+    responses(
+        (status = 200, description = "The proof", body = crate::openapi::InclusionProof),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn inclusion_proof(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -1390,6 +1722,22 @@ async fn inclusion_proof(
     Ok(Json(json!({ "index": index, "size": size, "proof": proof.iter().map(hex::encode).collect::<Vec<_>>() })))
 }
 
+/// RFC 9162 consistency proof.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/proof/consistency",
+    tag = "audit",
+    summary = "RFC 9162 consistency proof",
+    params(
+        ("from" = u64, Query, description = "The older size"),
+        ("to" = u64, Query, description = "The newer size"),
+    ),
+    responses(
+        (status = 200, description = "The proof", body = crate::openapi::ConsistencyProof),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn consistency_proof(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,

@@ -22,7 +22,7 @@ use crate::db::{ApiDb, Cf, DbError};
 use crate::merkle::{self, Hash, NodeStore};
 
 /// One access attempt. Field order is the canonical JSON order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Unix milliseconds.
     pub time_ms: u64,

@@ -69,7 +69,7 @@ impl From<rocksdb::Error> for DbError {
 }
 
 /// Where a record version's anchor stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AnchorStatus {
     /// Stored; the transaction is not mined yet (or not sent yet).

@@ -133,7 +133,7 @@ pub struct RecordKind {
 }
 
 /// One line of the accounting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Disclosure {
     /// The audit index: prove the line with an inclusion proof.
     pub index: u64,

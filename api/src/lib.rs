@@ -10,7 +10,8 @@
 //! [`error`] (`ApiError` → problem+json), [`app`] (routes and the anchor
 //! tracker), [`disclosures`] (the HIPAA accounting of disclosures, from
 //! the audit log), [`rotate`] (rewrapping stored data keys after a KEK
-//! rotation).
+//! rotation), [`openapi`] (the OpenAPI document, generated from the
+//! handlers).
 //!
 //! The API reads the chain through the indexer's read traits (and
 //! [`anchoring`] reads its own on-chain audit head through the node's
@@ -28,4 +29,5 @@ pub mod disclosures;
 pub mod envelope;
 pub mod error;
 pub mod merkle;
+pub mod openapi;
 pub mod rotate;

@@ -20,8 +20,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use medanchor_contracts::ContractName;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -34,15 +33,6 @@ use crate::error::{ApiError, ApiResult};
 /// What every trust-us answer says about itself.
 const TRUST_US: &str = "trust-us: this is the API's own view (its blob store and its indexer); \
      to verify without trusting the API, run `medanchor verify record` against a node you choose";
-
-/// The verification routes (merged into [`super::router`]).
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/verify/record/{id}", get(verify_record))
-        .route("/v1/verify/record/{id}/blob", get(record_blob))
-        .route("/v1/verify/hash/{sha256}", get(verify_hash))
-        .route("/v1/audit/anchor", get(audit_anchor))
-}
 
 /// The caller's role, for the audit entry (verifying needs none).
 async fn role(s: &AppState, caller: &Caller) -> ApiResult<String> {
@@ -114,7 +104,25 @@ fn blob_view(s: &AppState, hash: &[u8; 32]) -> (Value, bool) {
     }
 }
 
-async fn verify_record(
+/// The API's own view of a record's anchor (trust-us).
+#[utoipa::path(
+    get,
+    path = "/v1/verify/record/{id}",
+    tag = "verify",
+    security((), ("bearer" = [])),
+    summary = "The API's own view of a record's anchor (trust-us)",
+    params(
+        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
+        ("version" = Option<u64>, Query, description = "A version (default: the latest)"),
+    ),
+    responses(
+        (status = 200, description = "The verdict and what it rests on", body = crate::openapi::VerifyRecord),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn verify_record(
     State(s): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
@@ -181,7 +189,23 @@ async fn verify_record(
     Ok(with_request_id(Json(body).into_response(), &caller.request_id))
 }
 
-async fn verify_hash(
+/// Who anchored this data hash (trust-us).
+#[utoipa::path(
+    get,
+    path = "/v1/verify/hash/{sha256}",
+    tag = "verify",
+    security((), ("bearer" = [])),
+    summary = "Who anchored this data hash (trust-us)",
+    params(
+        ("sha256" = String, Path, description = "32 bytes of hex"),
+    ),
+    responses(
+        (status = 200, description = "The anchors and the API's copy", body = crate::openapi::VerifyHash),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn verify_hash(
     State(s): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path(hash): Path<String>,
@@ -230,7 +254,25 @@ async fn verify_hash(
     Ok(with_request_id(Json(body).into_response(), &caller.request_id))
 }
 
-async fn record_blob(
+/// The raw ciphertext, to hash independently.
+#[utoipa::path(
+    get,
+    path = "/v1/verify/record/{id}/blob",
+    tag = "verify",
+    security((), ("bearer" = [])),
+    summary = "The raw ciphertext, to hash independently",
+    params(
+        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
+        ("version" = Option<u64>, Query, description = "A version (default: the latest)"),
+    ),
+    responses(
+        (status = 200, description = "The stored ciphertext blob", body = crate::openapi::Binary, content_type = "application/octet-stream", headers(("x-record-id" = String), ("x-record-version" = u64), ("x-data-hash" = String))),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn record_blob(
     State(s): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
@@ -279,7 +321,17 @@ async fn record_blob(
 }
 
 /// The audit log's on-chain identity and what the anchoring task last saw.
-async fn audit_anchor(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/v1/audit/anchor",
+    tag = "audit",
+    summary = "The audit log's on-chain identity",
+    responses(
+        (status = 200, description = "The anchoring state and checkpoint key", body = crate::openapi::AuditAnchor),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn audit_anchor(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let record = crate::anchoring::anchor_record(&s.db).map_err(ApiError::internal)?;
     let size = s.audit.size().map_err(ApiError::internal)?;
     let contract = format!("{}.{}", s.config.contracts, ContractName::RecordManagement.name());
