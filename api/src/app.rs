@@ -260,8 +260,56 @@ pub fn router(state: AppState) -> Router {
     routes()
         .into_iter()
         .fold(Router::new(), |r, (_, path, handler)| r.route(path, handler))
+        .fallback(|| async { ApiError::NotFound("route".into()) })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::map_response(problem_for_rejections))
         .with_state(state)
+}
+
+/// axum's own extractor rejections (malformed JSON, an oversized body, a
+/// bad query string) answer in plain text; give them the same
+/// problem+json shape as every other error, keeping their status and
+/// message.
+async fn problem_for_rejections(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Rejection texts are short; a larger body is not a rejection.
+    let detail = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => String::new(),
+    };
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "body-too-large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
+        StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
+        StatusCode::NOT_FOUND => "not-found",
+        s if s.is_server_error() => "internal",
+        _ => "invalid-request",
+    };
+    let body = json!({
+        "type": format!("https://medanchor.dev/problems/{code}"),
+        "title": status.canonical_reason().unwrap_or("error"),
+        "status": status.as_u16(),
+        "code": code,
+        "detail": if detail.is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { detail },
+    });
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    for name in ["x-request-id", "retry-after"] {
+        if let Some(v) = parts.headers.get(name) {
+            response.headers_mut().insert(name, v.clone());
+        }
+    }
+    response
 }
 
 /// Starts the anchor tracker: pending versions move to `anchored` or
@@ -1261,7 +1309,10 @@ async fn list_records(
     let filter = medanchor_indexer::query::RecordFilter {
         record_type: q.get("type").map(|t| parse_record_type(t)).transpose()?,
         provider: q.get("provider").map(|p| principal_arg(p, "provider")).transpose()?,
-        ..Default::default()
+        from_height: optional_number(&q, "from_height")?,
+        to_height: optional_number(&q, "to_height")?,
+        from_time: optional_number(&q, "from_time")?,
+        to_time: optional_number(&q, "to_time")?,
     };
     let page = medanchor_indexer::query::PageRequest {
         cursor: q.get("cursor").cloned(),
@@ -1683,6 +1734,15 @@ async fn audit_checkpoint(State(s): State<AppState>) -> ApiResult<Response> {
     let cp = crate::merkle::Checkpoint { origin: format!("{}/audit", s.config.domain), size, root };
     let note = crate::merkle::sign(&cp, &s.config.domain, s.session.signing_key()).map_err(ApiError::internal)?;
     Ok(([("content-type", "text/plain; charset=utf-8")], note).into_response())
+}
+
+/// An optional non-negative integer query parameter.
+fn optional_number(q: &HashMap<String, String>, k: &str) -> ApiResult<Option<u64>> {
+    q.get(k)
+        .map(|v| {
+            v.parse().map_err(|_| ApiError::bad("invalid-parameter", format!("{k} must be a non-negative integer")))
+        })
+        .transpose()
 }
 
 /// A required non-negative integer query parameter.

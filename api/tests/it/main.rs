@@ -26,6 +26,7 @@ use medanchor_wallet::{ContractCall, GrantDuration, RpcClient, Wallet};
 use serde_json::{json, Value};
 
 mod branches;
+mod conventions;
 mod lifecycle;
 mod signing;
 mod verify;
