@@ -75,7 +75,17 @@ pub fn start(
     for a in custodial {
         custody.insert(a.key.clone());
     }
-    let config = ApiConfig::new("default", medanchor_contracts::DEPLOYER_ADDRESS);
+    let mut config = ApiConfig::new("default", medanchor_contracts::DEPLOYER_ADDRESS);
+    // Devnet roles from configuration: the deployer administers, `faucet`
+    // (also the audit log's on-chain operator) audits.
+    let address = |name: &str| {
+        accounts
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.key.address(medanchor_wallet::keys::TESTNET_SINGLESIG).to_string())
+    };
+    config.admins = address("deployer").into_iter().collect();
+    config.auditors = address("faucet").into_iter().collect();
     let reader = IndexReader::new(index.db().clone());
     let state = AppState::new(config, db, blobs, keyring, session, Arc::new(reader), RpcClient::new(rpc)?, custody);
     app::spawn_tracker(state.clone(), Duration::from_millis(500));

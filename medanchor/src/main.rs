@@ -329,7 +329,10 @@ fn devnet(
                         api.data_dir.display(),
                         api.keys_dir.display()
                     );
-                    println!("  custodial provider keys: {}", api.custodial.join(", "));
+                    println!(
+                        "  custodial provider keys: {}; admin: deployer; auditor: faucet",
+                        api.custodial.join(", ")
+                    );
                 }
                 let rpc = Some(format!("http://{addr}"));
                 Some(tokio::spawn(medanchor_indexer::server::run(index, rpc, listener, stopped())))
