@@ -2,9 +2,6 @@
 //! shape of axum's own rejections, and the date/height filters of a
 //! patient's record list.
 
-use medanchor_contracts::types::{AccessLevel, DataType};
-use medanchor_contracts::{ClarityValue, ContractName};
-use medanchor_wallet::{ContractCall, GrantDuration};
 use serde_json::{json, Value};
 
 use super::branches::create;
@@ -12,23 +9,7 @@ use super::branches::create;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_of_two_concurrent_writers_wins_and_every_error_is_a_problem() {
     let sys = super::start().await;
-    let (patient, provider) = (sys.principal("wallet_1"), sys.principal("wallet_2"));
-    sys.tx(
-        "deployer",
-        ContractCall {
-            contract: ContractName::RecordManagement,
-            function: "register-provider",
-            args: vec![ClarityValue::Principal(provider.clone()), ClarityValue::Buffer(vec![2; 32])],
-        },
-    )
-    .await;
-    sys.tx("wallet_1", ContractCall::register_patient([1; 32], None, None)).await;
-    sys.tx("wallet_1", ContractCall::grant_consent(&provider, DataType::LabResults, GrantDuration::UntilRevoked)).await;
-    sys.tx(
-        "wallet_1",
-        ContractCall::grant_provider_access(&provider, AccessLevel::Write, GrantDuration::UntilRevoked).expect("call"),
-    )
-    .await;
+    let (patient, _) = sys.consent_provider("wallet_2").await;
     let token = sys.sign_in("wallet_2").await;
     let id = create(&sys, &token, &patient, "lab-results").await;
 

@@ -72,6 +72,34 @@ impl System {
         panic!("indexer did not reach {tip}");
     }
 
+    /// The common on-chain set-up, each step a real signed transaction: the
+    /// owner registers `provider`; the patient `wallet_1` registers, grants
+    /// it consent for lab results and WRITE access. Returns (patient,
+    /// provider).
+    async fn consent_provider(&self, provider: &str) -> (Principal, Principal) {
+        let (patient, provider) = (self.principal("wallet_1"), self.principal(provider));
+        let sys = self;
+        sys.tx(
+            "deployer",
+            ContractCall {
+                contract: ContractName::RecordManagement,
+                function: "register-provider",
+                args: vec![ClarityValue::Principal(provider.clone()), ClarityValue::Buffer(vec![2; 32])],
+            },
+        )
+        .await;
+        sys.tx("wallet_1", ContractCall::register_patient([1; 32], None, None)).await;
+        sys.tx("wallet_1", ContractCall::grant_consent(&provider, DataType::LabResults, GrantDuration::UntilRevoked))
+            .await;
+        sys.tx(
+            "wallet_1",
+            ContractCall::grant_provider_access(&provider, AccessLevel::Write, GrantDuration::UntilRevoked)
+                .expect("call"),
+        )
+        .await;
+        (patient, provider)
+    }
+
     /// Signs in as `name` the way a Stacks wallet does; returns the token.
     async fn sign_in(&self, name: &str) -> String {
         let c: Value = self
@@ -163,22 +191,7 @@ async fn provider_writes_reads_is_refused_after_revocation_and_everything_is_aud
     let (patient, provider) = (sys.principal("wallet_1"), sys.principal("wallet_2"));
 
     // On-chain set-up, each step a real signed transaction.
-    sys.tx(
-        "deployer",
-        ContractCall {
-            contract: ContractName::RecordManagement,
-            function: "register-provider",
-            args: vec![ClarityValue::Principal(provider.clone()), ClarityValue::Buffer(vec![2; 32])],
-        },
-    )
-    .await;
-    sys.tx("wallet_1", ContractCall::register_patient([1; 32], None, None)).await;
-    sys.tx("wallet_1", ContractCall::grant_consent(&provider, DataType::LabResults, GrantDuration::UntilRevoked)).await;
-    sys.tx(
-        "wallet_1",
-        ContractCall::grant_provider_access(&provider, AccessLevel::Write, GrantDuration::UntilRevoked).expect("call"),
-    )
-    .await;
+    sys.consent_provider("wallet_2").await;
 
     let provider_token = sys.sign_in("wallet_2").await;
     let patient_token = sys.sign_in("wallet_1").await;

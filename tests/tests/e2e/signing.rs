@@ -21,29 +21,6 @@ use serde_json::{json, Value};
 
 use super::System;
 
-/// Registers `provider` and gives it lab-results consent and WRITE access
-/// from the patient `wallet_1`.
-async fn set_up(sys: &System, provider: &str) -> (Principal, Principal) {
-    let (patient, provider) = (sys.principal("wallet_1"), sys.principal(provider));
-    sys.tx(
-        "deployer",
-        ContractCall {
-            contract: ContractName::RecordManagement,
-            function: "register-provider",
-            args: vec![ClarityValue::Principal(provider.clone()), ClarityValue::Buffer(vec![3; 32])],
-        },
-    )
-    .await;
-    sys.tx("wallet_1", ContractCall::register_patient([1; 32], None, None)).await;
-    sys.tx("wallet_1", ContractCall::grant_consent(&provider, DataType::LabResults, GrantDuration::UntilRevoked)).await;
-    sys.tx(
-        "wallet_1",
-        ContractCall::grant_provider_access(&provider, AccessLevel::Write, GrantDuration::UntilRevoked).expect("call"),
-    )
-    .await;
-    (patient, provider)
-}
-
 /// A second API over `sys`'s chain view, with its own storage, whose node
 /// RPC is `rpc` and which holds `key` as a custodial provider key.
 async fn side_api(sys: &System, rpc: &str, key: StacksKey) -> (AppState, String, tempfile::TempDir) {
@@ -74,7 +51,7 @@ async fn side_api(sys: &System, rpc: &str, key: StacksKey) -> (AppState, String,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wallet_signed_record_is_anchored() {
     let sys = super::start().await;
-    let (patient, _) = set_up(&sys, "wallet_3").await;
+    let (patient, _) = sys.consent_provider("wallet_3").await;
     let token = sys.sign_in("wallet_3").await;
     let url = format!("{}/v1/patients/{patient}/records", sys.api);
     let body = json!({ "record_type": "lab-results", "content": { "test": "LDL" } });
@@ -117,7 +94,7 @@ async fn a_wallet_signed_record_is_anchored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_stored_but_never_broadcast_stays_pending_until_the_chain_shows_it() {
     let sys = super::start().await;
-    let (patient, _) = set_up(&sys, "wallet_2").await;
+    let (patient, _) = sys.consent_provider("wallet_2").await;
 
     // A second API over the same chain view whose node RPC is a closed
     // port: the version is stored, the transaction never leaves.

@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use medanchor_api::anchoring::{self, OnChainHead};
 use medanchor_api::merkle;
-use medanchor_contracts::types::{AccessLevel, DataType};
 use medanchor_contracts::{ClarityValue, ContractName, DEPLOYER_ADDRESS};
-use medanchor_wallet::{ContractCall, GrantDuration, RpcClient};
+use medanchor_wallet::{ContractCall, RpcClient};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -37,7 +36,7 @@ async fn get(sys: &System, path: &str) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_roots_are_anchored_and_records_verify_against_the_chain() {
     let sys = super::start().await;
-    let (patient, provider, operator) = (sys.principal("wallet_1"), sys.principal("wallet_2"), sys.principal("faucet"));
+    let (patient, operator) = (sys.principal("wallet_1"), sys.principal("faucet"));
     let log = operator.to_string();
     let node = RpcClient::new(&sys.rpc).expect("rpc");
 
@@ -53,22 +52,7 @@ async fn audit_roots_are_anchored_and_records_verify_against_the_chain() {
     )
     .await;
     assert!(anchoring::is_anchor_operator(&node, DEPLOYER_ADDRESS, &log).await.expect("read"));
-    sys.tx(
-        "deployer",
-        ContractCall {
-            contract: ContractName::RecordManagement,
-            function: "register-provider",
-            args: vec![ClarityValue::Principal(provider.clone()), ClarityValue::Buffer(vec![2; 32])],
-        },
-    )
-    .await;
-    sys.tx("wallet_1", ContractCall::register_patient([1; 32], None, None)).await;
-    sys.tx("wallet_1", ContractCall::grant_consent(&provider, DataType::LabResults, GrantDuration::UntilRevoked)).await;
-    sys.tx(
-        "wallet_1",
-        ContractCall::grant_provider_access(&provider, AccessLevel::Write, GrantDuration::UntilRevoked).expect("call"),
-    )
-    .await;
+    sys.consent_provider("wallet_2").await;
     let provider_token = sys.sign_in("wallet_2").await;
     let auditor_token = sys.sign_in("faucet").await;
     let record: Value = sys
