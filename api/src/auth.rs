@@ -45,35 +45,9 @@ pub enum AuthError {
     BadToken(&'static str),
 }
 
-/// The prefix Stacks wallets put before a message they sign.
-pub const MESSAGE_PREFIX: &[u8] = b"\x17Stacks Signed Message:\n";
-
-/// Bitcoin's CompactSize, which stacks.js uses for the message length.
-fn varint(n: usize, out: &mut Vec<u8>) {
-    match n {
-        0..=0xfc => out.push(n as u8),
-        0xfd..=0xffff => {
-            out.push(0xfd);
-            out.extend_from_slice(&(n as u16).to_le_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(0xfe);
-            out.extend_from_slice(&(n as u32).to_le_bytes());
-        }
-        _ => {
-            out.push(0xff);
-            out.extend_from_slice(&(n as u64).to_le_bytes());
-        }
-    }
-}
-
-/// The hash a Stacks wallet signs for `message`.
-pub fn message_hash(message: &[u8]) -> [u8; 32] {
-    let mut encoded = MESSAGE_PREFIX.to_vec();
-    varint(message.len(), &mut encoded);
-    encoded.extend_from_slice(message);
-    Sha256::digest(&encoded).into()
-}
+// The message format lives with the wallet that signs it; the API checks
+// against the same definition.
+pub use medanchor_wallet::keys::{message_hash, MESSAGE_PREFIX};
 
 /// The single-sig address of a compressed public key.
 pub fn address_of(public_key: &[u8; 33], version: u8) -> Principal {

@@ -35,7 +35,7 @@ use anyhow::{bail, Context};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use medanchor_api::app::{self, ApiConfig, AppState, Custody};
-use medanchor_api::auth::{message_hash, SessionKey};
+use medanchor_api::auth::SessionKey;
 use medanchor_api::blob::{BlobStore, LocalDir};
 use medanchor_api::db::ApiDb;
 use medanchor_api::envelope::Keyring;
@@ -248,17 +248,11 @@ impl System {
             .json()
             .await?;
         let message = c["message"].as_str().context("challenge without a message")?;
-        let secp = secp256k1::Secp256k1::signing_only();
-        let hex_key = self.key(name)?.to_hex();
-        let sk = secp256k1::SecretKey::from_slice(&hex::decode(&hex_key[..64])?)?;
-        let msg = secp256k1::Message::from_slice(&message_hash(message.as_bytes()))?;
-        let (id, rs) = secp.sign_ecdsa_recoverable(&msg, &sk).serialize_compact();
-        let mut rsv = rs.to_vec();
-        rsv.push(id.to_i32() as u8);
+        let signature = self.key(name)?.sign_message(message.as_bytes());
         let r: Value = self
             .http
             .post(format!("{}/v1/auth/verify", self.api))
-            .json(&json!({ "nonce": c["nonce"], "signature": hex::encode(rsv) }))
+            .json(&json!({ "nonce": c["nonce"], "signature": signature }))
             .send()
             .await?
             .json()

@@ -11,7 +11,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use medanchor_api::auth::message_hash;
 use medanchor_contracts::principal::Principal;
 use medanchor_contracts::types::{AccessLevel, DataType};
 use medanchor_contracts::{ClarityValue, ContractName, DEPLOYER_ADDRESS};
@@ -94,16 +93,11 @@ impl Demo {
             .json()
             .await?;
         let message = c["message"].as_str().context("challenge without a message")?;
-        let secret = hex::decode(&self.key(name)?.to_hex()[..64])?;
-        let sk = secp256k1::SecretKey::from_slice(&secret)?;
-        let msg = secp256k1::Message::from_slice(&message_hash(message.as_bytes()))?;
-        let (id, rs) = secp256k1::Secp256k1::new().sign_ecdsa_recoverable(&msg, &sk).serialize_compact();
-        let mut rsv = rs.to_vec();
-        rsv.push(id.to_i32() as u8);
+        let signature = self.key(name)?.sign_message(message.as_bytes());
         let r: Value = self
             .http
             .post(format!("{}/v1/auth/verify", self.api))
-            .json(&json!({ "nonce": c["nonce"], "signature": hex::encode(rsv) }))
+            .json(&json!({ "nonce": c["nonce"], "signature": signature }))
             .send()
             .await?
             .json()

@@ -12,8 +12,8 @@ use clarity_repl::clarity::address::AddressHashMode;
 use clarity_repl::clarity::stacks_common::types::chainstate::StacksAddress;
 use clarity_repl::clarity::util::secp256k1::{Secp256k1PrivateKey, Secp256k1PublicKey};
 use hmac::{Hmac, Mac};
-use secp256k1::{PublicKey, Scalar, Secp256k1, SecretKey};
-use sha2::Sha512;
+use secp256k1::{Message, PublicKey, Scalar, Secp256k1, SecretKey};
+use sha2::{Digest, Sha256, Sha512};
 
 use crate::{Error, Result};
 
@@ -62,6 +62,18 @@ impl StacksKey {
         derive(&seed, &[44 | HARDENED, 5757 | HARDENED, HARDENED, 0, index])
     }
 
+    /// Signs `message` the way Stacks wallets sign messages (stacks.js
+    /// `signMessageHashRsv` over [`message_hash`]): 65 bytes `r ‖ s ‖ v`,
+    /// as hex.
+    pub fn sign_message(&self, message: &[u8]) -> String {
+        let sk = SecretKey::from_slice(&self.secret).expect("validated at construction");
+        let msg = Message::from_slice(&message_hash(message)).expect("a SHA-256 digest is 32 bytes");
+        let (id, rs) = Secp256k1::signing_only().sign_ecdsa_recoverable(&msg, &sk).serialize_compact();
+        let mut rsv = rs.to_vec();
+        rsv.push(id.to_i32() as u8);
+        hex::encode(rsv)
+    }
+
     /// The secret as 33-byte hex with the compressed marker, as wallets
     /// export it.
     pub fn to_hex(&self) -> String {
@@ -88,6 +100,34 @@ impl StacksKey {
         key.set_compress_public(true);
         key
     }
+}
+
+/// The prefix Stacks wallets put before a message they sign.
+pub const MESSAGE_PREFIX: &[u8] = b"\x17Stacks Signed Message:\n";
+
+/// The hash a Stacks wallet signs for `message`:
+/// `sha256(prefix ‖ CompactSize(len) ‖ message)`.
+pub fn message_hash(message: &[u8]) -> [u8; 32] {
+    let mut encoded = MESSAGE_PREFIX.to_vec();
+    let n = message.len();
+    // Bitcoin's CompactSize, which stacks.js uses for the length.
+    match n {
+        0..=0xfc => encoded.push(n as u8),
+        0xfd..=0xffff => {
+            encoded.push(0xfd);
+            encoded.extend_from_slice(&(n as u16).to_le_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            encoded.push(0xfe);
+            encoded.extend_from_slice(&(n as u32).to_le_bytes());
+        }
+        _ => {
+            encoded.push(0xff);
+            encoded.extend_from_slice(&(n as u64).to_le_bytes());
+        }
+    }
+    encoded.extend_from_slice(message);
+    Sha256::digest(&encoded).into()
 }
 
 /// BIP-32 private derivation along `path`.

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use medanchor_api::auth::message_hash;
 use medanchor_api::db::{ApiDb, Cf};
 use medanchor_contracts::types::{AccessLevel, DataType};
 use medanchor_contracts::{ClarityValue, ContractName, DEPLOYER_ADDRESS};
@@ -133,15 +132,10 @@ async fn sign_in(api: &str, name: &str) -> String {
         .await
         .expect("json");
     let message = c["message"].as_str().expect("message");
-    let secp = secp256k1::Secp256k1::new();
-    let sk = secp256k1::SecretKey::from_slice(&hex::decode(&key(name).to_hex()[..64]).expect("hex")).expect("key");
-    let msg = secp256k1::Message::from_slice(&message_hash(message.as_bytes())).expect("msg");
-    let (id, rs) = secp.sign_ecdsa_recoverable(&msg, &sk).serialize_compact();
-    let mut rsv = rs.to_vec();
-    rsv.push(id.to_i32() as u8);
+    let signature = key(name).sign_message(message.as_bytes());
     let r: Value = http
         .post(format!("{api}/v1/auth/verify"))
-        .json(&json!({ "nonce": c["nonce"], "signature": hex::encode(rsv) }))
+        .json(&json!({ "nonce": c["nonce"], "signature": signature }))
         .send()
         .await
         .expect("verify")

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use medanchor_api::app::{self, ApiConfig, AppState, Custody};
-use medanchor_api::auth::{message_hash, SessionKey};
+use medanchor_api::auth::SessionKey;
 use medanchor_api::blob::{BlobStore, LocalDir};
 use medanchor_api::db::ApiDb;
 use medanchor_api::envelope::Keyring;
@@ -113,17 +113,11 @@ impl System {
             .await
             .expect("json");
         let message = c["message"].as_str().expect("message");
-        let secp = secp256k1::Secp256k1::new();
-        let sk =
-            secp256k1::SecretKey::from_slice(&hex::decode(&self.key(name).to_hex()[..64]).expect("hex")).expect("key");
-        let msg = secp256k1::Message::from_slice(&message_hash(message.as_bytes())).expect("msg");
-        let (id, rs) = secp.sign_ecdsa_recoverable(&msg, &sk).serialize_compact();
-        let mut rsv = rs.to_vec();
-        rsv.push(id.to_i32() as u8);
+        let signature = self.key(name).sign_message(message.as_bytes());
         let r: Value = self
             .http
             .post(format!("{}/v1/auth/verify", self.api))
-            .json(&json!({ "nonce": c["nonce"], "signature": hex::encode(rsv) }))
+            .json(&json!({ "nonce": c["nonce"], "signature": signature }))
             .send()
             .await
             .expect("verify")
