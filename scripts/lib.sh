@@ -4,7 +4,8 @@
 # System packages the build and the tests need (Debian names).
 #   nodejs, npm  — the Clarinet SDK (vitest) suite in contracts/
 #   pkg-config, clang, libclang-dev — C/C++ dependencies and their bindings
-SYSTEM_PACKAGES=(pkg-config clang libclang-dev)
+#   zbar-tools   — zbarimg, the real QR decoder the sharing tests read QR PNGs with
+SYSTEM_PACKAGES=(pkg-config clang libclang-dev zbar-tools)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

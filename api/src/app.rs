@@ -38,7 +38,10 @@ use crate::db::{AnchorStatus, ApiDb, Cf, RecordMeta};
 use crate::envelope::{Binding, Keyring, Sealed};
 use crate::error::{ApiError, ApiResult};
 
+pub(crate) mod share;
 pub(crate) mod verify;
+
+pub use share::{spawn_share_sweeper, GRANT_HEADER};
 
 /// The indexer's read traits, as one object.
 pub trait ChainView: ChainReader + ConsentReader + RecordReader + Send + Sync {}
@@ -63,6 +66,13 @@ pub struct ApiConfig {
     pub admins: Vec<String>,
     /// The deployer of the contracts.
     pub contracts: String,
+    /// The API's public base URL: QR links point here and name it as
+    /// their issuer.
+    pub public_url: String,
+    /// The brute-force policy for access codes.
+    pub share_policy: crate::share::Policy,
+    /// Redemption rate limits.
+    pub share_limits: crate::share::limits::RateLimits,
 }
 
 impl ApiConfig {
@@ -77,6 +87,9 @@ impl ApiConfig {
             auditors: Vec::new(),
             admins: Vec::new(),
             contracts: contracts.into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            share_policy: Default::default(),
+            share_limits: Default::default(),
         }
     }
 }
@@ -125,7 +138,13 @@ pub struct AppState {
     custody: Arc<Custody>,
     /// One lock per record id, so concurrent updates serialize.
     record_locks: Arc<std::sync::Mutex<RecordLocks>>,
+    shares: Arc<crate::share::ShareStore>,
+    limiter: Arc<crate::share::limits::Limiter>,
+    clock: Clock,
 }
+
+/// Unix milliseconds now: the system clock, or a test's.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -147,6 +166,11 @@ impl AppState {
         custody: Custody,
     ) -> AppState {
         let audit = AuditLog::start(db.clone());
+        // The sharing keys derive from the node's secret, separated from
+        // its session and checkpoint signatures by domain.
+        let share_keys = crate::share::link::ShareKeys::derive(&session.signing_key().to_bytes());
+        let shares = Arc::new(crate::share::ShareStore::new(db.clone(), share_keys, config.share_policy));
+        let limiter = Arc::new(crate::share::limits::Limiter::new(config.share_limits));
         AppState {
             config: Arc::new(config),
             db,
@@ -158,7 +182,27 @@ impl AppState {
             node,
             custody: Arc::new(custody),
             record_locks: Arc::default(),
+            shares,
+            limiter,
+            clock: Arc::new(now_ms),
         }
+    }
+
+    /// The same state on another clock (tests move time instead of
+    /// sleeping; sessions keep the system clock).
+    pub fn with_clock(mut self, clock: Clock) -> AppState {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, on this state's clock (unix ms).
+    pub fn now_ms(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// The share store.
+    pub fn shares(&self) -> &crate::share::ShareStore {
+        &self.shares
     }
 
     /// The audit log.
@@ -250,6 +294,13 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Get, "/v1/verify/record/{id}/blob", Get.route(verify::record_blob)),
         (Get, "/v1/verify/hash/{sha256}", Get.route(verify::verify_hash)),
         (Get, "/v1/audit/anchor", Get.route(verify::audit_anchor)),
+        (Post, "/v1/share/codes", Post.route(share::create_share)),
+        (Get, "/v1/share/codes", Get.route(share::list_shares)),
+        (Post, "/v1/share/codes/{id}/revoke", Post.route(share::revoke_share)),
+        (Post, "/v1/share/unlock", Post.route(share::unlock_shares)),
+        (Post, "/v1/share/redeem", Post.route(share::redeem_code)),
+        (Post, "/v1/share/links/{capability}", Post.route(share::redeem_link)),
+        (Get, "/v1/share/issuer", Get.route(share::issuer)),
         (Get, "/openapi.json", Get.route(crate::openapi::openapi_json)),
     ]
 }
@@ -449,6 +500,7 @@ impl Caller {
             record_id: None,
             version: None,
             method: None,
+            share_id: None,
             outcome: "allowed".into(),
             reason: None,
             client_ip: self.ip.clone(),
@@ -1006,6 +1058,15 @@ fn with_base64_content(body: &Value, plaintext: &[u8]) -> ApiResult<Response> {
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
+/// The audit reason of a refused read: the contract's error name when the
+/// chain refused, else the problem code.
+fn denial_reason(e: &ApiError) -> String {
+    match e {
+        ApiError::Forbidden { reason: Some(r), .. } => r["name"].as_str().unwrap_or("consent-denied").to_string(),
+        other => other.status_code().1.to_string(),
+    }
+}
+
 fn latest(s: &AppState, id: &[u8; 16]) -> ApiResult<RecordMeta> {
     s.db.versions(id)
         .map_err(ApiError::internal)?
@@ -1027,6 +1088,7 @@ struct VersionQuery {
     params(
         ("id" = String, Path, description = "Record id, 16 bytes of hex"),
         ("version" = Option<u64>, Query, description = "A version (default: the latest)"),
+        ("X-Share-Grant" = Option<String>, Header, description = "A grant from redeeming a share: read through it instead of on-chain consent"),
     ),
     security(("bearer" = [])),
     responses(
@@ -1057,11 +1119,8 @@ async fn read_record(
         None => latest(&s, &id)?,
     };
     let patient = principal_arg(&meta.patient, "patient")?;
-    let data_type: u8 = medanchor_contracts::types::DataType::ALL
-        .iter()
-        .find(|d| d.name() == meta.data_type)
-        .map(|d| d.code())
-        .ok_or_else(|| ApiError::internal("stored data type"))?;
+    let data_type: medanchor_contracts::types::DataType =
+        meta.data_type.parse().map_err(|_| ApiError::internal("stored data type"))?;
     let mut entry = caller.entry("reader", "record.read");
     entry.patient = Some(meta.patient.clone());
     entry.record_id = Some(meta.record_id.clone());
@@ -1069,22 +1128,38 @@ async fn read_record(
     // Point reads of the indexer's RocksDB (memtable and block cache), a few
     // microseconds: done inline, as the blob read below is; a hop through
     // the blocking pool cost more than the reads on the hot read path.
-    let role = role_of(&s, &who)?;
-    let check = s.chain.check_consent(&patient, &who, data_type).map_err(ApiError::internal)?;
-    entry.role = role.into();
-    let Some(method) = check.method else {
-        let e = check.error.clone();
-        entry.outcome = "denied".into();
-        entry.reason = e.as_ref().map(|e| e.name.to_string());
-        s.audit.append(entry).await.map_err(ApiError::internal)?;
-        let e = e.ok_or_else(|| ApiError::internal("check-consent gave neither method nor error"))?;
-        return Err(ApiError::Forbidden {
-            code: "consent-denied",
-            detail: format!("{}: {}", e.name, e.message),
-            reason: Some(json!(e)),
-        });
+    entry.role = role_of(&s, &who)?.into();
+    let access = match share::grant_token(&headers) {
+        Some(token) => share::through_grant(&s, token, &who, &patient, data_type)?,
+        None => {
+            let check = s.chain.check_consent(&patient, &who, data_type.code()).map_err(ApiError::internal)?;
+            match (check.method, check.error) {
+                (Some(method), _) => Ok((method.to_string(), None)),
+                (None, Some(e)) => Err((
+                    ApiError::Forbidden {
+                        code: "consent-denied",
+                        detail: format!("{}: {}", e.name, e.message),
+                        reason: Some(json!(e)),
+                    },
+                    None,
+                )),
+                (None, None) => return Err(ApiError::internal("check-consent gave neither method nor error")),
+            }
+        }
     };
-    entry.method = Some(method.into());
+    match access {
+        Ok((method, share_id)) => {
+            entry.method = Some(method);
+            entry.share_id = share_id;
+        }
+        Err((e, share_id)) => {
+            entry.outcome = "denied".into();
+            entry.reason = Some(denial_reason(&e));
+            entry.share_id = share_id;
+            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            return Err(e);
+        }
+    }
     let hash = hash32(&meta.data_hash)?;
     let blob = match s.blobs.get(&hash) {
         Ok(Some(b)) => b,
@@ -1287,6 +1362,7 @@ async fn record_versions(
         ("provider" = Option<String>, Query, description = "Only this provider's records"),
         ("cursor" = Option<String>, Query, description = "The page to read"),
         ("limit" = Option<u32>, Query, description = "Page size"),
+        ("X-Share-Grant" = Option<String>, Header, description = "A grant from redeeming a share: list the types it covers"),
     ),
     security(("bearer" = [])),
     responses(
@@ -1321,6 +1397,35 @@ async fn list_records(
             .map(|l| l.parse().map_err(|_| ApiError::bad("invalid-limit", "limit must be a number")))
             .transpose()?,
     };
+    let mut entry = caller.entry("reader", "record.list");
+    entry.patient = Some(patient.to_string());
+    // Through a grant: only the types it covers, within the chain's rules.
+    let grant = share::grant_token(&headers).map(str::to_string);
+    if let Some(token) = &grant {
+        match s.shares.check_grant(token, &who.to_string(), s.now_ms()) {
+            Ok(g) if g.patient == patient.to_string() => {
+                entry.method = Some(g.method);
+                entry.share_id = Some(g.share_id);
+            }
+            refused => {
+                let e = match refused {
+                    Ok(g) => {
+                        entry.share_id = Some(g.share_id);
+                        ApiError::Forbidden {
+                            code: "grant-other-patient",
+                            detail: "the grant is for another patient".into(),
+                            reason: None,
+                        }
+                    }
+                    Err(e) => e.into(),
+                };
+                entry.outcome = "denied".into();
+                entry.reason = Some(denial_reason(&e));
+                s.audit.append(entry).await.map_err(ApiError::internal)?;
+                return Err(e);
+            }
+        }
+    }
     let (s2, p2, w2) = (s.clone(), patient.clone(), who.clone());
     let (items, next) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
         let page = s2.chain.records(&p2, &filter, &page).map_err(|e| match e {
@@ -1331,15 +1436,14 @@ async fn list_records(
         let mut allowed = HashMap::new();
         let mut items = Vec::new();
         for r in page.items {
-            let dt = medanchor_contracts::types::DataType::ALL
-                .iter()
-                .find(|d| d.name() == r.data_type)
-                .map(|d| d.code())
-                .unwrap_or(0);
+            let Ok(dt) = r.data_type.parse::<medanchor_contracts::types::DataType>() else { continue };
             let ok = match allowed.get(&dt) {
                 Some(ok) => *ok,
                 None => {
-                    let ok = s2.chain.check_consent(&p2, &w2, dt).map_err(ApiError::internal)?.allowed;
+                    let ok = match &grant {
+                        Some(token) => share::through_grant(&s2, token, &w2, &p2, dt)?.is_ok(),
+                        None => s2.chain.check_consent(&p2, &w2, dt.code()).map_err(ApiError::internal)?.allowed,
+                    };
                     allowed.insert(dt, ok);
                     ok
                 }
@@ -1352,8 +1456,6 @@ async fn list_records(
     })
     .await
     .map_err(ApiError::internal)??;
-    let mut entry = caller.entry("reader", "record.list");
-    entry.patient = Some(patient.to_string());
     s.audit.append(entry).await.map_err(ApiError::internal)?;
     Ok(Json(json!({ "items": items, "next_cursor": next })))
 }

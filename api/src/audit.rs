@@ -38,8 +38,14 @@ pub struct AuditEntry {
     pub record_id: Option<String>,
     /// Which version.
     pub version: Option<u64>,
-    /// How access was allowed: `self`, `consent`, `emergency`, `access_code`.
+    /// How access was allowed: `self`, `consent`, `emergency`,
+    /// `access_code`, `qr_code`.
     pub method: Option<String>,
+    /// The share (access code or QR link) used or attempted. Absent from
+    /// the leaf when `None`, so entries written before shares existed keep
+    /// their leaf bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_id: Option<String>,
     /// `allowed`, `denied` or `error`.
     pub outcome: String,
     /// Why refused (e.g. `ERR-CONSENT-REVOKED`), when refused.
@@ -255,6 +261,7 @@ mod tests {
             record_id: Some(format!("{i:032x}")),
             version: Some(1),
             method: Some("consent".into()),
+            share_id: None,
             outcome: if i % 3 == 0 { "denied".into() } else { "allowed".into() },
             reason: (i % 3 == 0).then(|| "ERR-CONSENT-REVOKED".into()),
             client_ip: Some("127.0.0.1".into()),

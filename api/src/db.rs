@@ -9,6 +9,7 @@
 //! | `challenges` | nonce (hex) | [`crate::auth::Challenge`] JSON | deleted when used; expired ones refused |
 //! | `audit_entries` | index (u64 BE) | entry bytes (the Merkle leaf) | indices 0..size, append-only |
 //! | `audit_nodes` | level (u8) ‖ index (u64 BE) | hash | complete aligned subtrees of the audit tree |
+//! | `shares`, `share_index`, `share_links`, `share_grants`, `share_guards` | see [`crate::share::store`] | | |
 //! | `meta` | name | bytes | `schema`, `audit_size`, `audit_anchor` ([`crate::anchoring::AnchorRecord`] JSON) |
 //!
 //! Writes are synced: an acknowledged record or audit entry survives a crash.
@@ -30,11 +31,28 @@ pub enum Cf {
     Challenges,
     AuditEntries,
     AuditNodes,
+    Shares,
+    ShareIndex,
+    ShareLinks,
+    ShareGrants,
+    ShareGuards,
     Meta,
 }
 
 impl Cf {
-    const ALL: [Cf; 6] = [Cf::Records, Cf::Pending, Cf::Challenges, Cf::AuditEntries, Cf::AuditNodes, Cf::Meta];
+    const ALL: [Cf; 11] = [
+        Cf::Records,
+        Cf::Pending,
+        Cf::Challenges,
+        Cf::AuditEntries,
+        Cf::AuditNodes,
+        Cf::Shares,
+        Cf::ShareIndex,
+        Cf::ShareLinks,
+        Cf::ShareGrants,
+        Cf::ShareGuards,
+        Cf::Meta,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -43,6 +61,11 @@ impl Cf {
             Cf::Challenges => "challenges",
             Cf::AuditEntries => "audit_entries",
             Cf::AuditNodes => "audit_nodes",
+            Cf::Shares => "shares",
+            Cf::ShareIndex => "share_index",
+            Cf::ShareLinks => "share_links",
+            Cf::ShareGrants => "share_grants",
+            Cf::ShareGuards => "share_guards",
             Cf::Meta => "meta",
         }
     }

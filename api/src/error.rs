@@ -47,6 +47,40 @@ pub enum ApiError {
         /// The record's current version.
         current_version: u64,
     },
+    /// A wrong access code or passcode (401), with the attempts left.
+    #[error("{detail}")]
+    Attempt {
+        /// Stable code, e.g. `access-code-invalid`.
+        code: &'static str,
+        /// What happened.
+        detail: String,
+        /// Wrong attempts left before the codes burn or redemption locks.
+        remaining: u32,
+    },
+    /// The request conflicts with the resource's state (409).
+    #[error("{detail}")]
+    State {
+        /// Stable code.
+        code: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// The resource existed and is no longer usable (410).
+    #[error("{detail}")]
+    Gone {
+        /// Stable code.
+        code: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// Rate limited (429, with `Retry-After`).
+    #[error("{detail}")]
+    TooManyRequests {
+        /// Which limit.
+        detail: String,
+        /// Seconds until an attempt would be allowed.
+        retry_after_s: u64,
+    },
     /// Body over the configured limit (413).
     #[error("body is larger than the limit of {0} bytes")]
     TooLarge(usize),
@@ -80,6 +114,10 @@ impl ApiError {
                 (StatusCode::PRECONDITION_FAILED, "version-precondition-failed")
             }
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, "version-conflict"),
+            ApiError::Attempt { code, .. } => (StatusCode::UNAUTHORIZED, code),
+            ApiError::State { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::Gone { code, .. } => (StatusCode::GONE, code),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body-too-large"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -107,10 +145,15 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Forbidden { reason: Some(r), .. } => body["reason"] = r.clone(),
             ApiError::Conflict { current_version, .. } => body["current_version"] = json!(current_version),
+            ApiError::Attempt { remaining, .. } => body["remaining_attempts"] = json!(remaining),
+            ApiError::TooManyRequests { retry_after_s, .. } => body["retry_after"] = json!(retry_after_s),
             _ => {}
         }
         let mut response = (status, axum::Json(body)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let ApiError::TooManyRequests { retry_after_s, .. } = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+        }
         response
     }
 }

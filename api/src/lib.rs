@@ -10,7 +10,8 @@
 //! [`error`] (`ApiError` → problem+json), [`app`] (routes and the anchor
 //! tracker), [`disclosures`] (the HIPAA accounting of disclosures, from
 //! the audit log), [`rotate`] (rewrapping stored data keys after a KEK
-//! rotation), [`openapi`] (the OpenAPI document, generated from the
+//! rotation), [`share`] (6-digit access codes and signed QR links, with
+//! their brute-force bound), [`openapi`] (the OpenAPI document, generated from the
 //! handlers).
 //!
 //! The API reads the chain through the indexer's read traits (and
@@ -31,3 +32,4 @@ pub mod error;
 pub mod merkle;
 pub mod openapi;
 pub mod rotate;
+pub mod share;

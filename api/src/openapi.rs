@@ -36,6 +36,13 @@ use crate::db::AnchorStatus;
         crate::app::verify::record_blob,
         crate::app::verify::verify_hash,
         crate::app::verify::audit_anchor,
+        crate::app::share::create_share,
+        crate::app::share::list_shares,
+        crate::app::share::revoke_share,
+        crate::app::share::unlock_shares,
+        crate::app::share::redeem_code,
+        crate::app::share::redeem_link,
+        crate::app::share::issuer,
         openapi_json,
     ),
     components(schemas(Problem)),
@@ -45,6 +52,7 @@ use crate::db::AnchorStatus;
         (name = "records", description = "Encrypted records anchored on-chain"),
         (name = "audit", description = "The tamper-evident audit log"),
         (name = "verify", description = "Trust-us verification views and raw ciphertext"),
+        (name = "share", description = "6-digit access codes and signed QR links: make, revoke, redeem"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -119,6 +127,11 @@ pub struct Problem {
     pub reason: Option<()>,
     /// 409: the record's current version.
     pub current_version: Option<u64>,
+    /// 401 from a wrong access code or passcode: wrong attempts left
+    /// before the codes burn or redemption locks.
+    pub remaining_attempts: Option<u32>,
+    /// 429: seconds to wait (also in `Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 // --------------------------------------------------------------------- auth
@@ -466,6 +479,115 @@ pub struct VerifyHash {
     pub anchors: Vec<()>,
     /// The API's copy, if it holds one.
     pub api_copy: Option<ApiCopy>,
+}
+
+// -------------------------------------------------------------------- share
+
+/// A share's QR image and content.
+#[derive(ToSchema)]
+pub struct ShareQr {
+    /// `shlink:/…`: what the QR encodes (signed; carries the release key).
+    pub content: String,
+    /// QR version at error correction M.
+    pub version: i16,
+    /// The QR as PNG, base64.
+    pub png_base64: String,
+    /// The QR as SVG.
+    pub svg: String,
+}
+
+/// `POST /v1/share/codes`'s answer.
+#[derive(ToSchema)]
+pub struct CreatedShare {
+    /// The 6-digit code: shown once, stored only as a keyed hash.
+    pub code: String,
+    /// The share.
+    pub share: crate::share::ShareView,
+    /// When `qr` was asked for.
+    pub qr: Option<ShareQr>,
+}
+
+/// `GET /v1/share/codes`'s answer.
+#[derive(ToSchema)]
+pub struct ShareList {
+    /// Your stored shares (dead ones are swept).
+    pub items: Vec<crate::share::ShareView>,
+    /// How many are active.
+    pub active: usize,
+    /// The most that may be active.
+    pub max_active: usize,
+    /// Redemption locked after too many failures.
+    pub locked: bool,
+    /// Failures since you last unlocked.
+    pub failures: u32,
+    /// Failures ever.
+    pub lifetime_failures: u64,
+}
+
+/// A patient's failure counter.
+#[derive(ToSchema)]
+pub struct ShareGuard {
+    /// Redemption locked.
+    pub locked: bool,
+    /// Failures since the last unlock.
+    pub failures: u32,
+    /// Failures ever.
+    pub lifetime_failures: u64,
+}
+
+/// What one data type of a grant gives now, under the chain's rules.
+#[derive(ToSchema)]
+pub struct GrantAccess {
+    /// The data type.
+    pub data_type: String,
+    /// Readable now.
+    pub allowed: bool,
+    /// The contract's error when the chain refuses.
+    pub reason: Option<String>,
+}
+
+/// A redemption's grant.
+#[derive(ToSchema)]
+pub struct GrantView {
+    /// The grant token: send it as the `X-Share-Grant` header.
+    pub grant: String,
+    /// `x-share-grant`.
+    pub header: String,
+    /// The share redeemed.
+    pub share_id: String,
+    /// Whose data.
+    pub patient: String,
+    /// Data types covered.
+    pub data_types: Vec<String>,
+    /// `access_code` or `qr_code` (the audit method).
+    pub method: String,
+    /// Unix ms (never past the share's expiry).
+    pub expires_ms: u64,
+    /// Per data type, what the chain allows now.
+    pub access: Vec<GrantAccess>,
+}
+
+/// A QR link's redemption: the grant and the release document.
+#[derive(ToSchema)]
+pub struct LinkGrantView {
+    /// The grant's fields.
+    #[serde(flatten)]
+    pub grant: GrantView,
+    /// Compact JWE (`alg: dir`, `enc: A256GCM`) under the QR's key: the
+    /// share's scope and the record ids, types, versions and hashes.
+    pub release: String,
+}
+
+/// `GET /v1/share/issuer`.
+#[derive(ToSchema)]
+pub struct IssuerView {
+    /// The node's base URL (the links' `iss`).
+    pub iss: String,
+    /// RFC 7638 thumbprint (the links' `kid`).
+    pub kid: String,
+    /// The Ed25519 public key as a JWK (`kty` OKP, `crv` Ed25519, `x`).
+    #[schema(value_type = Object)]
+    pub jwk: (),
 }
 
 #[cfg(test)]

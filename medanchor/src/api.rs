@@ -21,6 +21,9 @@ use medanchor_wallet::keys::StacksKey;
 use medanchor_wallet::{ContractCall, RpcClient, Wallet};
 use rand::RngCore;
 
+/// How often dead shares and expired grants are cleaned up.
+const SHARE_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
 /// How often `up` anchors the audit log's root (when it has grown).
 const AUDIT_ANCHOR_EVERY: Duration = Duration::from_secs(3);
 
@@ -86,9 +89,11 @@ pub fn start(
     };
     config.admins = address("deployer").into_iter().collect();
     config.auditors = address("faucet").into_iter().collect();
+    config.public_url = format!("http://{}", listener.local_addr()?);
     let reader = IndexReader::new(index.db().clone());
     let state = AppState::new(config, db, blobs, keyring, session, Arc::new(reader), RpcClient::new(rpc)?, custody);
     app::spawn_tracker(state.clone(), Duration::from_millis(500));
+    app::spawn_share_sweeper(state.clone(), SHARE_SWEEP_EVERY);
     start_audit_anchoring(state.clone(), rpc, accounts)?;
     let router = app::router(state);
     Ok(tokio::spawn(async move {

@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 mod branches;
 mod conventions;
 mod lifecycle;
+mod share;
 mod signing;
 mod verify;
 
@@ -134,6 +135,12 @@ impl System {
 }
 
 async fn start() -> System {
+    start_with(|_| {}, None).await
+}
+
+/// [`start`] with the API's configuration adjusted and, optionally, its
+/// clock replaced (sessions keep the system clock).
+async fn start_with(configure: impl FnOnce(&mut ApiConfig), clock: Option<app::Clock>) -> System {
     let dir = tempfile::tempdir().expect("tempdir");
     let accounts = parse_accounts(DEFAULT_DEVNET_TOML, "Devnet.toml").expect("accounts");
     let index = Indexer::open(&dir.path().join("index"), IndexerConfig::for_deployer(DEPLOYER_ADDRESS)).expect("index");
@@ -158,6 +165,7 @@ async fn start() -> System {
     let auditor =
         accounts.iter().find(|a| a.name == "faucet").expect("faucet").key.address(TESTNET_SINGLESIG).to_string();
     api_config.auditors = vec![auditor];
+    configure(&mut api_config);
     let state = AppState::new(
         api_config,
         db,
@@ -168,6 +176,10 @@ async fn start() -> System {
         RpcClient::new(&rpc).expect("rpc"),
         custody,
     );
+    let state = match clock {
+        Some(c) => state.with_clock(c),
+        None => state,
+    };
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let api = format!("http://{}", api_listener.local_addr().expect("addr"));
     let router = app::router(state.clone());

@@ -1,0 +1,620 @@
+//! Sharing routes: patients make, list and revoke access codes (with an
+//! optional QR link); providers redeem a code or a link for a short-lived
+//! grant and read through it with `X-Share-Grant`. The model and the
+//! brute-force bound are in [`crate::share`].
+//!
+//! A grant widens access beyond on-chain consent only within the chain's
+//! own rules, checked at every read: the reader must be a registered,
+//! active provider; the patient must be registered, alive and the
+//! contracts running; and an explicit on-chain revocation of this
+//! provider's consent for the data type wins over a code — a code lets a
+//! patient share with a provider they never consented to on-chain, never
+//! override a "no" they recorded there.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use base64::Engine;
+use medanchor_contracts::principal::Principal;
+use medanchor_contracts::types::DataType;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{principal_arg, role_of, with_request_id, AppState, Caller};
+use crate::error::{ApiError, ApiResult};
+use crate::share::link::LinkPayload;
+use crate::share::store::{Created, NewShare, Redeemed};
+use crate::share::{qr, Grant, Share, ShareDuration, ShareError};
+
+/// The header that carries a grant token on record reads.
+pub const GRANT_HEADER: &str = "x-share-grant";
+
+/// Records listed in a QR link's release document, at most.
+const RELEASE_RECORDS: usize = 100;
+
+impl From<ShareError> for ApiError {
+    fn from(e: ShareError) -> Self {
+        match e {
+            ShareError::Invalid(m) => ApiError::bad("invalid-share", m),
+            ShareError::NotFound(what) => ApiError::NotFound(what),
+            e @ ShareError::TooManyActive(_) => {
+                ApiError::State { code: "too-many-active-codes", detail: e.to_string() }
+            }
+            e @ ShareError::WrongCode { remaining } => {
+                ApiError::Attempt { code: "access-code-invalid", detail: e.to_string(), remaining }
+            }
+            e @ ShareError::PasscodeRequired { remaining } => {
+                ApiError::Attempt { code: "passcode-required", detail: e.to_string(), remaining }
+            }
+            e @ ShareError::Locked(_) => {
+                ApiError::Attempt { code: "access-codes-locked", detail: e.to_string(), remaining: 0 }
+            }
+            e @ ShareError::Inactive(_) => ApiError::Gone { code: "share-inactive", detail: e.to_string() },
+            e @ ShareError::GrantRefused(_) => {
+                ApiError::Forbidden { code: "grant-refused", detail: e.to_string(), reason: None }
+            }
+            ShareError::Db(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// The audit reason of a refused redemption.
+fn reason_of(e: &ApiError) -> String {
+    e.status_code().1.to_string()
+}
+
+fn require_patient(s: &AppState, who: &Principal) -> ApiResult<()> {
+    match s.chain.patient(who).map_err(ApiError::internal)? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::Forbidden {
+            code: "patient-required",
+            detail: "only a patient registered on-chain can share their records".into(),
+            reason: None,
+        }),
+    }
+}
+
+fn require_provider(s: &AppState, who: &Principal) -> ApiResult<()> {
+    match s.chain.provider(who).map_err(ApiError::internal)? {
+        Some(p) if p.active => Ok(()),
+        Some(_) => Err(ApiError::Forbidden {
+            code: "provider-inactive",
+            detail: "the provider is deactivated on-chain".into(),
+            reason: None,
+        }),
+        None => Err(ApiError::Forbidden {
+            code: "provider-required",
+            detail: "only a provider registered on-chain can redeem a share".into(),
+            reason: None,
+        }),
+    }
+}
+
+/// `POST /v1/share/codes`'s body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateShareRequest {
+    /// Consent data types by name (`lab-results`, …; `all-standard` never
+    /// includes `mental-health` or `genetic`, which must be named).
+    data_types: Vec<String>,
+    /// `1h`, `6h`, `24h` (default) or `7d`.
+    duration: Option<String>,
+    /// Invalidated after one redemption.
+    #[serde(default)]
+    single_use: bool,
+    /// At most this many redemptions (1–1000).
+    max_uses: Option<u32>,
+    /// Also make a signed QR link.
+    #[serde(default)]
+    qr: bool,
+    /// The QR link needs the code as passcode (only with `qr`).
+    #[serde(default)]
+    passcode: bool,
+}
+
+/// The release document of a QR link: what the scanner learns, encrypted
+/// under the QR's key. Opaque ids and hashes only.
+fn release_document(s: &AppState, patient: &Principal, share: &Share) -> Vec<u8> {
+    let page = medanchor_indexer::query::PageRequest { cursor: None, limit: Some(RELEASE_RECORDS) };
+    let records: Vec<Value> = s
+        .chain
+        .records(patient, &Default::default(), &page)
+        .map(|p| p.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.data_type.parse::<DataType>().is_ok_and(|d| share.data_types.iter().any(|g| g.covers(d))))
+        .map(|r| {
+            json!({
+                "record_id": r.record_id, "record_type": r.record_type, "data_type": r.data_type,
+                "version": r.version, "data_hash": r.data_hash,
+            })
+        })
+        .collect();
+    serde_json::to_vec(&json!({
+        "v": 1,
+        "share_id": share.id,
+        "patient": share.patient,
+        "data_types": share.data_types,
+        "expires_ms": share.expires_ms,
+        "issuer": s.config.public_url,
+        "records": records,
+    }))
+    .expect("json")
+}
+
+/// The signed link of a created share.
+fn link_payload(s: &AppState, created: &Created, capability: &str, key: &[u8; 32]) -> LinkPayload {
+    let base = s.config.public_url.trim_end_matches('/');
+    let mut payload = LinkPayload {
+        url: format!("{base}/v1/share/links/{capability}"),
+        key: B64URL.encode(key),
+        exp: created.share.expires_ms / 1000,
+        flag: created.share.link.as_ref().is_some_and(|l| l.passcode).then(|| "P".to_string()),
+        label: "medanchor share".into(),
+        v: 1,
+        iss: base.to_string(),
+        kid: String::new(),
+        sig: None,
+    };
+    s.shares.keys().sign(&mut payload);
+    payload
+}
+
+/// Make an access code (and optionally a QR link).
+#[utoipa::path(
+    post,
+    path = "/v1/share/codes",
+    tag = "share",
+    summary = "Make an access code (and optionally a signed QR link)",
+    request_body = CreateShareRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The code (shown once), the share, and the QR when asked", body = crate::openapi::CreatedShare),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a registered patient", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Too many active codes, or redemption is locked", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn create_share(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(req): Json<CreateShareRequest>,
+) -> ApiResult<Response> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let who = caller.require(&headers)?.clone();
+    require_patient(&s, &who)?;
+    let data_types = req
+        .data_types
+        .iter()
+        .map(|d| d.parse::<DataType>().map_err(|e| ApiError::bad("invalid-data-type", e.to_string())))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let duration = match &req.duration {
+        Some(d) => d.parse::<ShareDuration>().map_err(|e| ApiError::bad("invalid-duration", e))?,
+        None => ShareDuration::default(),
+    };
+    if req.passcode && !req.qr {
+        return Err(ApiError::bad("invalid-share", "passcode applies to a QR link: set qr too"));
+    }
+    let new = NewShare {
+        data_types,
+        duration,
+        single_use: req.single_use,
+        max_uses: req.max_uses,
+        link: req.qr.then_some(req.passcode),
+    };
+    let now = s.now_ms();
+    let patient = who.to_string();
+    let created = match s.shares.create(&patient, &new, now, &|share| release_document(&s, &who, share)) {
+        Ok(c) => c,
+        Err(ShareError::Locked(n)) => {
+            return Err(ApiError::State {
+                code: "access-codes-locked",
+                detail: format!(
+                    "redemption of your codes is locked after {n} failed attempts; review them in your access \
+                     history, then POST /v1/share/unlock"
+                ),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut entry = caller.entry("patient", "share.create");
+    entry.patient = Some(patient);
+    entry.share_id = Some(created.share.id.clone());
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    let mut body = json!({ "code": created.code, "share": created.share.view(now) });
+    if let Some((capability, key)) = &created.link {
+        let content = link_payload(&s, &created, capability, key).encode();
+        let png = qr::png(&content).map_err(ApiError::internal)?;
+        body["qr"] = json!({
+            "content": content,
+            "version": qr::version(&content).map_err(ApiError::internal)?,
+            "png_base64": B64.encode(png),
+            "svg": qr::svg(&content).map_err(ApiError::internal)?,
+        });
+    }
+    Ok(with_request_id((StatusCode::CREATED, Json(body)).into_response(), &caller.request_id))
+}
+
+/// List your shares.
+#[utoipa::path(
+    get,
+    path = "/v1/share/codes",
+    tag = "share",
+    summary = "List your shares (active ones counted) and the lock state",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Your shares", body = crate::openapi::ShareList),
+        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn list_shares(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let caller = Caller::from(&s, &headers, None);
+    let who = caller.require(&headers)?.to_string();
+    let now = s.now_ms();
+    let items = s.shares.list(&who, now)?;
+    let guard = s.shares.guard(&who)?;
+    let active = items.iter().filter(|v| v.state == crate::share::ShareState::Active).count();
+    Ok(Json(json!({
+        "items": items,
+        "active": active,
+        "max_active": s.shares.policy().max_active,
+        "locked": guard.locked,
+        "failures": guard.failures,
+        "lifetime_failures": guard.lifetime_failures,
+    })))
+}
+
+/// Revoke a share.
+#[utoipa::path(
+    post,
+    path = "/v1/share/codes/{id}/revoke",
+    tag = "share",
+    summary = "Revoke a share: its code, QR link and grants end at once",
+    params(("id" = String, Path, description = "Share id (hex)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The revoked share", body = crate::share::ShareView),
+        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such share of yours", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn revoke_share(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let who = caller.require(&headers)?.to_string();
+    let now = s.now_ms();
+    let share = s.shares.revoke(&who, &id, now)?;
+    let mut entry = caller.entry("patient", "share.revoke");
+    entry.patient = Some(who);
+    entry.share_id = Some(share.id.clone());
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    Ok(with_request_id(Json(share.view(now)).into_response(), &caller.request_id))
+}
+
+/// Unlock redemption after a lock-out.
+#[utoipa::path(
+    post,
+    path = "/v1/share/unlock",
+    tag = "share",
+    summary = "Lift the lock-out after too many failed attempts (the failures stay in your access history)",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The counter after unlocking", body = crate::openapi::ShareGuard),
+        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn unlock_shares(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let who = caller.require(&headers)?.to_string();
+    let guard = s.shares.unlock(&who)?;
+    let mut entry = caller.entry("patient", "share.unlock");
+    entry.patient = Some(who);
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "locked": guard.locked, "failures": guard.failures, "lifetime_failures": guard.lifetime_failures,
+    })))
+}
+
+/// `POST /v1/share/redeem`'s body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RedeemRequest {
+    /// The patient (principal) whose code it is.
+    patient: String,
+    /// The 6-digit code.
+    code: String,
+}
+
+/// `POST /v1/share/links/{capability}`'s body.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LinkRedeemRequest {
+    /// The 6-digit code, when the link's `flag` has `P`.
+    passcode: Option<String>,
+}
+
+/// What each data type a grant covers gives right now, under the chain's
+/// rules.
+fn effective_access(s: &AppState, grant: &Grant, provider: &Principal) -> ApiResult<Vec<Value>> {
+    let patient = principal_arg(&grant.patient, "patient")?;
+    // Concrete types: a broad share is reported per type it covers.
+    let covered = DataType::ALL.iter().filter(|d| **d != DataType::AllStandard && grant.covers(**d));
+    let mut out = Vec::new();
+    for d in covered {
+        let refusal = chain_refusal(s, &patient, provider, *d)?;
+        out.push(json!({
+            "data_type": d,
+            "allowed": refusal.is_none(),
+            "reason": refusal.map(|e| e.name),
+        }));
+    }
+    Ok(out)
+}
+
+fn redeemed_body(s: &AppState, r: &Redeemed, provider: &Principal) -> ApiResult<Value> {
+    Ok(json!({
+        "grant": r.token,
+        "header": GRANT_HEADER,
+        "share_id": r.grant.share_id,
+        "patient": r.grant.patient,
+        "data_types": r.grant.data_types,
+        "method": r.grant.method,
+        "expires_ms": r.grant.expires_ms,
+        "access": effective_access(s, &r.grant, provider)?,
+    }))
+}
+
+/// Rate-limits one attempt; a refusal is audited like any failed attempt.
+async fn limit(s: &AppState, caller: &Caller, who: &Principal, mut entry: crate::audit::AuditEntry) -> ApiResult<()> {
+    if let Err((scope, wait_ms)) = s.limiter.attempt(caller.ip.as_deref(), &who.to_string(), s.now_ms()) {
+        let e = ApiError::TooManyRequests {
+            detail: format!("too many redemption attempts from {}; retry later", scope.name()),
+            retry_after_s: wait_ms.div_ceil(1000).max(1),
+        };
+        entry.outcome = "denied".into();
+        entry.reason = Some(reason_of(&e));
+        s.audit.append(entry).await.map_err(ApiError::internal)?;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Redeem a patient's 6-digit code.
+#[utoipa::path(
+    post,
+    path = "/v1/share/redeem",
+    tag = "share",
+    summary = "Redeem a patient's 6-digit code for a short-lived grant",
+    request_body = RedeemRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The grant (send it as `X-Share-Grant` on record reads)", body = crate::openapi::GrantView),
+        (status = 400, description = "Invalid input (a malformed code is not counted as an attempt)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong code (`remaining_attempts`), locked, or no valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an active provider on-chain", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited (`Retry-After`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn redeem_code(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(req): Json<RedeemRequest>,
+) -> ApiResult<Response> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let who = caller.require(&headers)?.clone();
+    let patient = principal_arg(&req.patient, "patient")?;
+    let mut entry = caller.entry(role_of(&s, &who)?, "share.redeem");
+    entry.patient = Some(patient.to_string());
+    entry.method = Some("access_code".into());
+    if let Err(e) = require_provider(&s, &who) {
+        return Err(audit_refusal(&s, entry, e).await);
+    }
+    limit(&s, &caller, &who, entry.clone()).await?;
+    let store = s.shares.clone();
+    let (p, code, provider, now) = (patient.to_string(), req.code.clone(), who.to_string(), s.now_ms());
+    let outcome = tokio::task::spawn_blocking(move || store.redeem_code(&p, &code, &provider, now))
+        .await
+        .map_err(ApiError::internal)?;
+    match outcome {
+        Ok(r) => {
+            entry.share_id = Some(r.grant.share_id.clone());
+            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            Ok(with_request_id(Json(redeemed_body(&s, &r, &who)?).into_response(), &caller.request_id))
+        }
+        Err(e) => Err(audit_refusal(&s, entry, e.into()).await),
+    }
+}
+
+/// Audits a refused attempt; returns the error to answer with (or the
+/// audit failure).
+async fn audit_refusal(s: &AppState, mut entry: crate::audit::AuditEntry, e: ApiError) -> ApiError {
+    entry.outcome = if e.status_code().0.is_server_error() { "error" } else { "denied" }.into();
+    entry.reason = Some(reason_of(&e));
+    match s.audit.append(entry).await {
+        Ok(_) => e,
+        Err(a) => ApiError::internal(a),
+    }
+}
+
+/// Redeem a scanned QR link.
+#[utoipa::path(
+    post,
+    path = "/v1/share/links/{capability}",
+    tag = "share",
+    summary = "Redeem a scanned QR link for a grant and its encrypted release document",
+    params(("capability" = String, Path, description = "The link's 256-bit capability (base64url), from its `url`")),
+    request_body = LinkRedeemRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The grant, and `release`: a compact JWE (dir, A256GCM) under the QR's key", body = crate::openapi::LinkGrantView),
+        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Passcode missing or wrong (`remaining_attempts`), locked, or no valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an active provider on-chain", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown link", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 410, description = "Expired, revoked, used up or burned", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited (`Retry-After`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn redeem_link(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(capability): Path<String>,
+    headers: HeaderMap,
+    body: Option<Json<LinkRedeemRequest>>,
+) -> ApiResult<Response> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let who = caller.require(&headers)?.clone();
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let mut entry = caller.entry(role_of(&s, &who)?, "share.redeem");
+    entry.method = Some("qr_code".into());
+    if let Err(e) = require_provider(&s, &who) {
+        return Err(audit_refusal(&s, entry, e).await);
+    }
+    limit(&s, &caller, &who, entry.clone()).await?;
+    let store = s.shares.clone();
+    let (provider, now) = (who.to_string(), s.now_ms());
+    let cap = capability.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        // Attribute the attempt to the patient and share even when it fails.
+        let share = store.share_of_link(&cap).ok().flatten();
+        (share, store.redeem_link(&cap, req.passcode.as_deref(), &provider, now))
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let (share, outcome) = outcome;
+    if let Some(share) = &share {
+        entry.patient = Some(share.patient.clone());
+        entry.share_id = Some(share.id.clone());
+    }
+    match outcome {
+        Ok((r, release)) => {
+            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            let mut body = redeemed_body(&s, &r, &who)?;
+            body["release"] = json!(release);
+            Ok(with_request_id(Json(body).into_response(), &caller.request_id))
+        }
+        Err(e) => Err(audit_refusal(&s, entry, e.into()).await),
+    }
+}
+
+/// The key scanners pin to check QR links offline.
+#[utoipa::path(
+    get,
+    path = "/v1/share/issuer",
+    tag = "share",
+    summary = "The node's link-signing key (pin it once; then check QR links offline)",
+    responses((status = 200, description = "The issuer and its Ed25519 key as a JWK", body = crate::openapi::IssuerView))
+)]
+pub(crate) async fn issuer(State(s): State<AppState>) -> Json<Value> {
+    let keys = s.shares.keys();
+    Json(json!({
+        "iss": s.config.public_url.trim_end_matches('/'),
+        "kid": keys.kid(),
+        "jwk": { "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "x": B64URL.encode(keys.issuer_key().as_bytes()) },
+    }))
+}
+
+/// The chain's refusal of `provider` reading `patient`'s `data_type`
+/// through a grant, if the chain's rules refuse it (see the module doc):
+/// `check-consent`'s errors that are not merely "no consent".
+pub(super) fn chain_refusal(
+    s: &AppState,
+    patient: &Principal,
+    provider: &Principal,
+    data_type: DataType,
+) -> ApiResult<Option<medanchor_indexer::query::ErrorView>> {
+    let check = s.chain.check_consent(patient, provider, data_type.code()).map_err(ApiError::internal)?;
+    Ok(check.error.filter(|e| {
+        matches!(
+            e.name,
+            "ERR-PATIENT-NOT-FOUND"
+                | "ERR-PAUSED"
+                | "ERR-PATIENT-DECEASED"
+                | "ERR-CONSENT-REVOKED"
+                | "ERR-INVALID-DATA-TYPE"
+        )
+    }))
+}
+
+/// The grant a request presents, if any.
+pub(super) fn grant_token(headers: &HeaderMap) -> Option<&str> {
+    headers.get(GRANT_HEADER).map(|v| v.to_str().unwrap_or(""))
+}
+
+/// A read's access decision: `Ok((method, share id))`, or the refusal with
+/// the share id when known.
+pub(super) type Access = Result<(String, Option<String>), (ApiError, Option<String>)>;
+
+/// Access to `patient`'s `data_type` for `who` through the grant `token`:
+/// `Ok((method, share id))`, or the refusal with the share id when known.
+pub(super) fn through_grant(
+    s: &AppState,
+    token: &str,
+    who: &Principal,
+    patient: &Principal,
+    data_type: DataType,
+) -> ApiResult<Access> {
+    let grant = match s.shares.check_grant(token, &who.to_string(), s.now_ms()) {
+        Ok(g) => g,
+        Err(ShareError::Db(e)) => return Err(ApiError::internal(e)),
+        Err(e) => return Ok(Err((e.into(), None))),
+    };
+    let share = Some(grant.share_id.clone());
+    let forbidden = |code, detail: String, reason| ApiError::Forbidden { code, detail, reason };
+    if grant.patient != patient.to_string() {
+        return Ok(Err((forbidden("grant-other-patient", "the grant is for another patient".into(), None), share)));
+    }
+    if !grant.covers(data_type) {
+        let detail = format!(
+            "the share covers {} but not {data_type}",
+            grant.data_types.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ")
+        );
+        return Ok(Err((forbidden("outside-share-scope", detail, None), share)));
+    }
+    if let Err(e) = require_provider(s, who) {
+        return Ok(Err((e, share)));
+    }
+    if let Some(e) = chain_refusal(s, patient, who, data_type)? {
+        let detail = format!("{}: {}", e.name, e.message);
+        return Ok(Err((forbidden("consent-denied", detail, Some(json!(e))), share)));
+    }
+    Ok(Ok((grant.method, Some(grant.share_id))))
+}
+
+/// Starts the clean-up of dead shares and expired grants.
+pub fn spawn_share_sweeper(state: AppState, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let s = state.clone();
+            match tokio::task::spawn_blocking(move || s.shares.sweep(s.now_ms())).await {
+                Ok(Ok((0, 0))) => {}
+                Ok(Ok((shares, grants))) => tracing::info!(shares, grants, "swept dead shares and expired grants"),
+                Ok(Err(e)) => tracing::error!(error = %e, "share sweeper failed"),
+                Err(e) => tracing::error!(error = %e, "share sweeper panicked"),
+            }
+        }
+    })
+}
