@@ -49,7 +49,7 @@ use medanchor_wallet::keys::{StacksKey, TESTNET_SINGLESIG};
 use medanchor_wallet::{ContractCall, GrantDuration, RpcClient, Wallet};
 use rand::RngCore;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Target consent-checked decrypted reads per second.
@@ -239,25 +239,7 @@ impl System {
 
     /// Signs in as `name` the way a Stacks wallet does; returns the token.
     async fn sign_in(&self, name: &str) -> anyhow::Result<String> {
-        let c: Value = self
-            .http
-            .post(format!("{}/v1/auth/challenge", self.api))
-            .json(&json!({ "principal": self.principal(name)?.to_string() }))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let message = c["message"].as_str().context("challenge without a message")?;
-        let signature = self.key(name)?.sign_message(message.as_bytes());
-        let r: Value = self
-            .http
-            .post(format!("{}/v1/auth/verify", self.api))
-            .json(&json!({ "nonce": c["nonce"], "signature": signature }))
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok(r["token"].as_str().with_context(|| format!("sign-in failed: {r}"))?.to_string())
+        crate::client::sign_in(&self.http, &self.api, self.key(name)?).await
     }
 }
 

@@ -84,25 +84,7 @@ impl Demo {
 
     /// Signs in to the API as Stacks wallets sign messages.
     async fn sign_in(&self, name: &str) -> anyhow::Result<String> {
-        let c: Value = self
-            .http
-            .post(format!("{}/v1/auth/challenge", self.api))
-            .json(&json!({ "principal": self.principal(name)?.to_string() }))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let message = c["message"].as_str().context("challenge without a message")?;
-        let signature = self.key(name)?.sign_message(message.as_bytes());
-        let r: Value = self
-            .http
-            .post(format!("{}/v1/auth/verify", self.api))
-            .json(&json!({ "nonce": c["nonce"], "signature": signature }))
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok(r["token"].as_str().with_context(|| format!("sign-in as {name} failed: {r}"))?.to_string())
+        crate::client::sign_in(&self.http, &self.api, self.key(name)?).await
     }
 
     async fn get(&self, path: &str, token: &str) -> anyhow::Result<(u16, Value)> {
@@ -230,6 +212,55 @@ async fn demo(d: &Demo) -> anyhow::Result<()> {
         Ok(verdict) => bail!("a tampered ciphertext verified: {verdict}"),
         Err(verdict) => println!("   tampering detected: {verdict}"),
     }
+    println!("\n8. At a clinic desk the patient shares lab results with another provider by a 6-digit code");
+    let clinic = d.principal("wallet_3")?;
+    let register = ContractCall {
+        contract: ContractName::RecordManagement,
+        function: "register-provider",
+        args: vec![ClarityValue::Principal(clinic.clone()), ClarityValue::Buffer(vec![0xc1; 32])],
+    };
+    d.tx("deployer", register, Some("ERR-PROVIDER-EXISTS")).await?;
+    let patient_session = crate::client::Session::open(&d.api, d.key("wallet_1")?).await?;
+    let made = patient_session
+        .send(
+            "/v1/share/codes",
+            Some(&json!({ "data_types": ["lab-results"], "duration": "1h", "single_use": true })),
+            &[],
+        )
+        .await?
+        .ok()?;
+    let code = made["code"].as_str().context("no code")?.to_string();
+    println!("   patient: code {code} for lab-results, 1 h, single use (share {})", made["share"]["id"]);
+    let clinic_session = crate::client::Session::open(&d.api, d.key("wallet_3")?).await?;
+    let redeem = json!({ "patient": patient.to_string(), "code": code });
+    let grant = until("the indexer to see the clinic's registration", || async {
+        let a = clinic_session.send("/v1/share/redeem", Some(&redeem), &[]).await?;
+        match (a.status, a.body["code"].as_str()) {
+            (200, _) => Ok(Some(a.body)),
+            (403, Some("provider-required")) => Ok(None),
+            _ => a.ok().map(|_| None),
+        }
+    })
+    .await?;
+    let token = grant["grant"].as_str().context("no grant")?;
+    println!("   wallet_3 {clinic}: redeemed, grant until {} (unix ms)", grant["expires_ms"]);
+    let read = clinic_session
+        .send(&format!("/v1/records/{id}"), None, &[(medanchor_api::app::GRANT_HEADER, token)])
+        .await?
+        .ok()?;
+    println!("   wallet_3 reads the record through the grant: {}", read["content"]);
+    let (_, log) = d.get("/v1/audit/entries?limit=1000", &patient_token).await?;
+    let used = log["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["entry"]["method"] == "access_code" && e["entry"]["actor"] == json!(clinic.to_string()))
+        .count();
+    if used < 2 {
+        bail!("the code's redemption and read are not in the patient's access log");
+    }
+    println!("   the patient's access log shows the redemption and the read (method access_code, share id)");
+
     println!("\ndemo complete");
     Ok(())
 }

@@ -4,9 +4,11 @@ mod api;
 mod bench;
 mod bench_api;
 mod bench_indexer;
+mod client;
 mod demo;
 mod indexer;
 mod keys;
+mod share;
 mod verify;
 mod wallet;
 
@@ -53,6 +55,13 @@ enum Command {
     Verify {
         #[command(subcommand)]
         command: verify::VerifyCommand,
+    },
+    /// Sharing at the clinic desk: 6-digit access codes and signed QR
+    /// links (patients make and revoke; providers redeem; anyone verifies a
+    /// scanned QR offline).
+    Share {
+        #[command(subcommand)]
+        command: share::ShareCommand,
     },
     /// Key maintenance: rotate the key-encryption key (API stopped).
     Keys {
@@ -198,6 +207,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Wallet { command } => wallet::run(command),
         Command::Keys { command } => keys::run(command),
         Command::Verify { command } => verify::run(command),
+        Command::Share { command } => share::run(command),
         Command::Demo(args) => demo::run(args),
         Command::Bench { command: BenchCommand::Devnet(args) } => bench::run(args),
         Command::Bench { command: BenchCommand::Indexer(args) } => bench_indexer::run(args),

@@ -463,7 +463,7 @@ fn passphrase(args: &KeyArgs, confirm: bool) -> anyhow::Result<Zeroizing<String>
     Ok(first)
 }
 
-fn unlock(args: &KeyArgs) -> anyhow::Result<StacksKey> {
+pub(crate) fn unlock(args: &KeyArgs) -> anyhow::Result<StacksKey> {
     let file = KeyFile::read(&args.key_file)?;
     let pass = passphrase(args, false)?;
     file.decrypt(&pass).with_context(|| format!("unlocking {}", args.key_file.display()))

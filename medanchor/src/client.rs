@@ -1,0 +1,90 @@
+//! A small client of the medanchor API for the commands (`share`, `demo`,
+//! the API bench): sign-in as Stacks wallets do, and JSON requests whose
+//! problem answers become errors with the server's message.
+
+use anyhow::Context;
+use medanchor_wallet::keys::{StacksKey, TESTNET_SINGLESIG};
+use serde_json::{json, Value};
+
+/// Signs in to the API at `api` with `key`; returns the session token.
+pub async fn sign_in(http: &reqwest::Client, api: &str, key: &StacksKey) -> anyhow::Result<String> {
+    let principal = key.address(TESTNET_SINGLESIG).to_string();
+    let c: Value = http
+        .post(format!("{api}/v1/auth/challenge"))
+        .json(&json!({ "principal": principal }))
+        .send()
+        .await
+        .with_context(|| format!("reaching the API at {api}"))?
+        .json()
+        .await?;
+    let message = c["message"].as_str().with_context(|| format!("the challenge has no message: {c}"))?;
+    let signature = key.sign_message(message.as_bytes());
+    let r: Value = http
+        .post(format!("{api}/v1/auth/verify"))
+        .json(&json!({ "nonce": c["nonce"], "signature": signature }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(r["token"].as_str().with_context(|| format!("sign-in as {principal} failed: {r}"))?.to_string())
+}
+
+/// A signed-in session.
+pub struct Session {
+    http: reqwest::Client,
+    api: String,
+    token: String,
+}
+
+/// An answer: status and JSON body (`Null` when not JSON).
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Value,
+}
+
+impl Answer {
+    /// The body when 2xx, else an error carrying the problem's detail.
+    pub fn ok(self) -> anyhow::Result<Value> {
+        if (200..300).contains(&self.status) {
+            return Ok(self.body);
+        }
+        let detail = self.body["detail"].as_str().map_or_else(|| self.body.to_string(), str::to_string);
+        let mut msg = format!("HTTP {}: {detail}", self.status);
+        if let Some(n) = self.body["remaining_attempts"].as_u64() {
+            msg.push_str(&format!(" ({n} attempts left)"));
+        }
+        if let Some(s) = self.body["retry_after"].as_u64() {
+            msg.push_str(&format!(" (retry after {s} s)"));
+        }
+        Err(anyhow::anyhow!(msg))
+    }
+}
+
+impl Session {
+    /// Signs in to `api` with `key`.
+    pub async fn open(api: &str, key: &StacksKey) -> anyhow::Result<Session> {
+        let http = reqwest::Client::new();
+        let api = api.trim().trim_end_matches('/').to_string();
+        let token = sign_in(&http, &api, key).await?;
+        Ok(Session { http, api, token })
+    }
+
+    /// Sends a request (`GET` without a body, `POST` with one) with extra
+    /// headers.
+    pub async fn send(&self, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> anyhow::Result<Answer> {
+        let url = format!("{}{path}", self.api);
+        let mut r = match body {
+            Some(b) => self.http.post(url).json(b),
+            None => self.http.get(url),
+        }
+        .bearer_auth(&self.token);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let r = r.send().await.with_context(|| format!("reaching the API at {}", self.api))?;
+        let status = r.status().as_u16();
+        Ok(Answer { status, body: r.json().await.unwrap_or(Value::Null) })
+    }
+}
