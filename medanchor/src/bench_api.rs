@@ -25,6 +25,7 @@
 //! Numbers are reported next to their targets, never asserted: the command
 //! fails only if the set-up fails.
 
+use crate::latency::{latency, Latency};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -154,19 +155,6 @@ pub struct UploadResult {
     pub mb_per_sec: f64,
     /// The HTTP status (202 expected).
     pub status: u16,
-}
-
-/// A latency distribution in milliseconds.
-#[derive(Debug, Clone, Serialize)]
-pub struct Latency {
-    /// Samples.
-    pub count: usize,
-    /// Median.
-    pub p50: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// Slowest.
-    pub max: f64,
 }
 
 /// The targets.
@@ -670,17 +658,4 @@ fn print_report(r: &ApiBenchReport) {
         ),
         None => println!("upload: skipped (--upload-mib 0)"),
     }
-}
-
-fn latency(mut samples: Vec<Duration>) -> Latency {
-    samples.sort_unstable();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let at = |q: f64| {
-        if samples.is_empty() {
-            return 0.0;
-        }
-        let rank = ((samples.len() as f64 - 1.0) * q).round() as usize;
-        ms(samples[rank.min(samples.len() - 1)])
-    };
-    Latency { count: samples.len(), p50: at(0.50), p99: at(0.99), max: samples.last().map_or(0.0, |d| ms(*d)) }
 }

@@ -26,6 +26,7 @@
 //! Numbers are reported next to their targets, never asserted: the command
 //! fails only if a block is not ingested.
 
+use crate::latency::{latency, Latency};
 use std::collections::{HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::path::Path;
@@ -124,19 +125,6 @@ pub struct IngestResult {
     pub events_per_sec: f64,
     /// Per-block latency (send to 200, or the synced batch write).
     pub block_ms: Latency,
-}
-
-/// A latency distribution in milliseconds.
-#[derive(Debug, Clone, Serialize)]
-pub struct Latency {
-    /// Samples.
-    pub count: usize,
-    /// Median.
-    pub p50: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// Slowest.
-    pub max: f64,
 }
 
 /// Query latencies over the large index.
@@ -450,19 +438,6 @@ fn digest(db: &IndexDb) -> anyhow::Result<StateDigest> {
     }
     let events = keys[Cf::ALL.iter().position(|c| *c == Cf::Events).unwrap_or_default()];
     Ok(StateDigest { keys, hash: hasher.finish(), events })
-}
-
-fn latency(mut samples: Vec<Duration>) -> Latency {
-    samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let at = |q: f64| {
-        if samples.is_empty() {
-            return 0.0;
-        }
-        let rank = ((samples.len() as f64 - 1.0) * q).round() as usize;
-        ms(samples[rank.min(samples.len() - 1)])
-    };
-    Latency { count: samples.len(), p50: at(0.50), p99: at(0.99), max: samples.last().map_or(0.0, |d| ms(*d)) }
 }
 
 /// The burn height of Stacks block `height` (one Stacks block per burn

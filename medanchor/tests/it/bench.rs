@@ -138,3 +138,21 @@ fn bench_api_reads_every_record_with_no_errors_and_uploads() {
         assert!(report["met"][met].is_boolean(), "{met}");
     }
 }
+
+/// `medanchor bench share` at a small size: every phase runs its samples
+/// and the report names the target. Timings are not asserted.
+#[test]
+fn bench_share_generates_and_redeems_among_many_active_codes() {
+    let out = Command::new(env!("CARGO_BIN_EXE_medanchor"))
+        .args(["bench", "share", "--codes", "900", "--samples", "50", "--json"])
+        .output()
+        .expect("run medanchor bench share");
+    assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!((report["active_codes"].as_u64(), report["patients"].as_u64()), (Some(900), Some(100)));
+    for phase in ["generate_ms", "redeem_ms", "redeem_wrong_ms", "check_grant_ms", "synced_write_ms"] {
+        assert_eq!(report[phase]["count"], 50, "{phase}");
+        assert!(report[phase]["p99"].as_f64() >= report[phase]["p50"].as_f64(), "{phase}");
+    }
+    assert_eq!(report["target_p99_ms"], 5.0);
+}

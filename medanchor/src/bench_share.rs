@@ -1,0 +1,210 @@
+//! `medanchor bench share`: access-code generation and redemption latency
+//! with 100,000 active codes in the store (issue target: p99 < 5 ms for
+//! both), against a bare synced RocksDB write measured in the same run.
+//!
+//! Measured is what the API's handlers call ([`ShareStore`]): generation
+//! (CSPRNG draw, distinctness against the patient's live codes, HMAC, one
+//! synced batch) and redemption under the patient's lock (reading the
+//! failure counter and the patient's live shares, every MAC compared in
+//! constant time, the grant or the failure counts written in one synced
+//! batch). Patients hold 9 live codes each — near the limit of 10, the
+//! most a redemption has to compare and, when wrong, to update. Not
+//! measured: HTTP, sign-in and the audit append (`bench api` covers those
+//! on the read path).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use medanchor_api::db::{ApiDb, Cf};
+use medanchor_api::share::link::ShareKeys;
+use medanchor_api::share::store::NewShare;
+use medanchor_api::share::{Policy, ShareDuration, ShareError, ShareStore};
+use medanchor_contracts::types::DataType;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::Serialize;
+
+use crate::latency::{latency, Latency};
+
+/// Options of `medanchor bench share`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShareBenchArgs {
+    /// Active codes in the store before measuring.
+    #[arg(long, default_value_t = 100_000)]
+    pub codes: usize,
+    /// Live codes per patient (at most 9: one more is generated per sample).
+    #[arg(long, default_value_t = 9)]
+    pub per_patient: usize,
+    /// Samples per measured operation.
+    #[arg(long, default_value_t = 2_000)]
+    pub samples: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What the bench found.
+#[derive(Debug, Serialize)]
+pub struct ShareReport {
+    /// Active codes when measuring started.
+    pub active_codes: usize,
+    /// Patients holding them.
+    pub patients: usize,
+    /// Seconds the population took (100k generations, not a measured figure).
+    pub populate_seconds: f64,
+    /// Generating a code (a patient's 10th).
+    pub generate_ms: Latency,
+    /// Redeeming the right code.
+    pub redeem_ms: Latency,
+    /// Redeeming a wrong code (counted against every live code).
+    pub redeem_wrong_ms: Latency,
+    /// Checking a grant (every read through it).
+    pub check_grant_ms: Latency,
+    /// Baseline: one synced write of a small value to the same RocksDB.
+    pub synced_write_ms: Latency,
+    /// The target, p99 ms.
+    pub target_p99_ms: f64,
+    /// generate p99 / baseline p99.
+    pub generate_vs_write: f64,
+    /// redeem p99 / baseline p99.
+    pub redeem_vs_write: f64,
+}
+
+/// Runs the bench.
+pub fn run(args: ShareBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!((1..=9).contains(&args.per_patient), "--per-patient must be 1 to 9");
+    anyhow::ensure!(args.samples > 0 && args.codes > 0, "--codes and --samples must be positive");
+    let report = bench(&args)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print(&report);
+    }
+    Ok(())
+}
+
+fn patient(i: usize) -> String {
+    format!("ST{i:038}")
+}
+
+fn bench(args: &ShareBenchArgs) -> anyhow::Result<ShareReport> {
+    let dir = tempfile::tempdir()?;
+    let db = Arc::new(ApiDb::open(&dir.path().join("db")).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let store = ShareStore::new(db.clone(), ShareKeys::derive(&[7; 32]), Policy::default());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let req = NewShare {
+        data_types: vec![DataType::LabResults],
+        duration: ShareDuration::OneDay,
+        single_use: false,
+        max_uses: None,
+        link: None,
+    };
+    let none = |_: &medanchor_api::share::Share| Vec::new();
+
+    // Population: `codes` live codes, `per_patient` each.
+    let patients = args.codes.div_ceil(args.per_patient);
+    let started = Instant::now();
+    let mut codes: Vec<(String, String)> = Vec::with_capacity(args.codes);
+    for i in 0..args.codes {
+        let p = patient(i % patients);
+        let c = store.create(&p, &req, now, &none).context("populating")?;
+        codes.push((p, c.code));
+    }
+    let populate_seconds = started.elapsed().as_secs_f64();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+
+    // Generation: a 10th code for distinct patients.
+    let mut order: Vec<usize> = (0..patients).collect();
+    order.shuffle(&mut rng);
+    let sample_patients: Vec<usize> = order.iter().copied().cycle().take(args.samples.min(patients)).collect();
+    let mut generate = Vec::new();
+    for &i in &sample_patients {
+        let t = Instant::now();
+        store.create(&patient(i), &req, now, &none).context("generating")?;
+        generate.push(t.elapsed());
+    }
+
+    // Redemption of right codes (of other patients than the wrong guesses).
+    codes.shuffle(&mut rng);
+    let (mut redeem, mut grants) = (Vec::new(), Vec::new());
+    for (p, code) in codes.iter().take(args.samples) {
+        let t = Instant::now();
+        let r = store.redeem_code(p, code, "ST2PROVIDER", now).context("redeeming")?;
+        redeem.push(t.elapsed());
+        grants.push(r.token);
+    }
+    let mut check = Vec::new();
+    for g in &grants {
+        let t = Instant::now();
+        store.check_grant(g, "ST2PROVIDER", now).context("checking a grant")?;
+        check.push(t.elapsed());
+    }
+    // Wrong guesses, one per patient (so none is locked), on patients
+    // whose codes are all live.
+    let mut wrong = Vec::new();
+    for &i in order.iter().rev().take(args.samples.min(patients)) {
+        let t = Instant::now();
+        match store.redeem_code(&patient(i), "000000", "ST2PROVIDER", now) {
+            Err(ShareError::WrongCode { .. }) | Ok(_) => {}
+            Err(e) => return Err(e).context("a wrong guess"),
+        }
+        wrong.push(t.elapsed());
+    }
+
+    // Baseline: one small synced write per sample, same database.
+    let mut write = Vec::new();
+    for i in 0..args.samples {
+        let t = Instant::now();
+        let mut batch = db.batch();
+        batch.put_cf(db.cf(Cf::Meta), format!("bench-{i}"), [0u8; 256]);
+        db.write(batch).map_err(|e| anyhow::anyhow!("{e}"))?;
+        write.push(t.elapsed());
+    }
+
+    let (generate_ms, redeem_ms) = (latency(generate), latency(redeem));
+    let synced_write_ms = latency(write);
+    let ratio = |l: &Latency| if synced_write_ms.p99 > 0.0 { l.p99 / synced_write_ms.p99 } else { 0.0 };
+    Ok(ShareReport {
+        active_codes: args.codes,
+        patients,
+        populate_seconds,
+        generate_vs_write: ratio(&generate_ms),
+        redeem_vs_write: ratio(&redeem_ms),
+        generate_ms,
+        redeem_ms,
+        redeem_wrong_ms: latency(wrong),
+        check_grant_ms: latency(check),
+        synced_write_ms,
+        target_p99_ms: 5.0,
+    })
+}
+
+fn print(r: &ShareReport) {
+    println!(
+        "medanchor bench share: {} active codes over {} patients (populated in {:.1} s)",
+        r.active_codes, r.patients, r.populate_seconds
+    );
+    let line = |name: &str, l: &Latency, target: bool| {
+        let verdict = if !target {
+            String::new()
+        } else if l.p99 < r.target_p99_ms {
+            format!("  (target < {} ms: met)", r.target_p99_ms)
+        } else {
+            format!("  (target < {} ms: MISSED)", r.target_p99_ms)
+        };
+        println!(
+            "  {name:<28} p50 {:>7.3} ms  p99 {:>7.3} ms  max {:>7.3} ms  (n={}){verdict}",
+            l.p50, l.p99, l.max, l.count
+        );
+    };
+    line("generate a code", &r.generate_ms, true);
+    line("redeem (right code)", &r.redeem_ms, true);
+    line("redeem (wrong code)", &r.redeem_wrong_ms, true);
+    line("check a grant", &r.check_grant_ms, false);
+    line("baseline: synced write", &r.synced_write_ms, false);
+    println!(
+        "  p99 vs one synced RocksDB write: generate {:.2}x, redeem {:.2}x",
+        r.generate_vs_write, r.redeem_vs_write
+    );
+}
