@@ -6,5 +6,6 @@ mod demo;
 mod devnet_process;
 mod indexer_process;
 mod keys;
+mod share_js;
 mod verify;
 mod wallet;
