@@ -349,6 +349,10 @@ fn devnet(
                         "  custodial provider keys: {}; admin: deployer; auditor: faucet",
                         api.custodial.join(", ")
                     );
+                    println!(
+                        "  sharing: POST /v1/share/codes (or `medanchor share create --devnet-account wallet_1 \
+                         --types lab-results --qr --png qr.png`); QR issuer key at GET /v1/share/issuer"
+                    );
                 }
                 let rpc = Some(format!("http://{addr}"));
                 Some(tokio::spawn(medanchor_indexer::server::run(index, rpc, listener, stopped())))

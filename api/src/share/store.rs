@@ -384,7 +384,7 @@ impl ShareStore {
         self.stripes[(h.finish() as usize) % STRIPES].lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn mac(&self, patient: &str, code: &str) -> [u8; 32] {
+    pub(super) fn mac(&self, patient: &str, code: &str) -> [u8; 32] {
         let mut m = <Hmac<Sha256> as Mac>::new_from_slice(self.keys.mac_key()).expect("HMAC takes any key length");
         m.update(b"medanchor/share/code/v1\0");
         m.update(patient.as_bytes());

@@ -161,6 +161,27 @@ fn grants_cover_exactly_the_scope_and_only_for_their_provider() {
 }
 
 #[test]
+fn the_code_is_stored_only_as_its_keyed_mac() {
+    let (_dir, s) = store();
+    let c = s.create(PATIENT, &new(&[DataType::LabResults], ShareDuration::OneHour), T0, &no_release).expect("c");
+    let stored = s.share(&c.share.id).expect("get").expect("stored");
+    let json = serde_json::to_value(&stored).expect("json");
+    let fields = json.as_object().expect("object");
+    assert!(!fields.contains_key("code"));
+    assert!(fields.values().all(|v| v.as_str() != Some(c.code.as_str())), "{json}");
+    // HMAC under the node key: another key gives another MAC for the same
+    // patient and code.
+    assert_eq!(json["code_mac"], hex::encode(s.mac(PATIENT, &c.code)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other = ShareStore::new(
+        Arc::new(ApiDb::open(&dir.path().join("db")).expect("db")),
+        super::link::ShareKeys::derive(&[10; 32]),
+        Policy::default(),
+    );
+    assert_ne!(hex::encode(other.mac(PATIENT, &c.code)), json["code_mac"].as_str().expect("mac"));
+}
+
+#[test]
 fn codes_are_bound_to_their_patient_and_malformed_codes_are_not_attempts() {
     let (_dir, s) = store();
     let c = s.create(PATIENT, &new(&[DataType::LabResults], ShareDuration::OneHour), T0, &no_release).expect("c");

@@ -223,6 +223,7 @@ async fn a_patient_shares_by_code_and_qr_and_sees_every_use() {
     // against the pinned issuer key, redeemed with the code as passcode.
     let qr = &a_body_qr(&sys, &patient_token).await;
     let png = base64::engine::general_purpose::STANDARD.decode(qr["png_base64"].as_str().expect("png")).expect("b64");
+    assert!(qr["version"].as_i64().expect("version") <= 22, "a QR phones read at a glance: {}", qr["version"]);
     let scanned = zbarimg(&png);
     assert_eq!(scanned, qr["content"].as_str().expect("content"));
     let issuer = sys
@@ -333,6 +334,21 @@ async fn a_patient_shares_by_code_and_qr_and_sees_every_use() {
         list.body["items"].as_array().expect("items").iter().map(|i| i["state"].as_str().expect("state")).collect();
     assert_eq!(states, vec!["revoked", "used_up", "expired", "expired"], "{}", list.body);
     assert_eq!(list.body["active"], 0);
+
+    // The background job sweeps what can no longer be redeemed: all four
+    // (the used-up share's grant, 1 h long, has ended too).
+    let sweeper = app::spawn_share_sweeper(sys.state.clone(), std::time::Duration::from_millis(20));
+    let mut left = usize::MAX;
+    for _ in 0..200 {
+        let list = sys.send("GET", "/v1/share/codes", &patient_token, None, None).await;
+        left = list.body["items"].as_array().expect("items").len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    sweeper.abort();
+    assert_eq!(left, 0, "expired, used-up and revoked shares are swept once their grants have ended");
 
     // The patient's access history shows every use and failure.
     let history = sys.send("GET", "/v1/audit/entries?limit=1000", &patient_token, None, None).await;
