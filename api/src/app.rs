@@ -564,8 +564,8 @@ struct ChallengeRequest {
     request_body(content = ChallengeRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The challenge to sign", body = crate::openapi::ChallengeResponse),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::ServerFault,
     )
 )]
 async fn challenge(State(s): State<AppState>, Json(req): Json<ChallengeRequest>) -> ApiResult<Json<Value>> {
@@ -606,8 +606,8 @@ struct SignInRequest {
     request_body(content = SignInRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "A session token", body = crate::openapi::SessionResponse),
-        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::ServerFault,
     )
 )]
 async fn sign_in(
@@ -660,8 +660,8 @@ async fn sign_in(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Who the session is", body = crate::openapi::MeResponse),
-        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::ServerFault,
     )
 )]
 async fn me(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
@@ -836,12 +836,12 @@ fn forbidden_contract(e: Option<ContractError>) -> ApiError {
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Stored; anchoring pending (or the call to sign)", body = crate::openapi::RecordView),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not permitted (the contract's error in `reason` when the chain refused)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the configured limit", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The node is unreachable or refused the broadcast", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::NotPermitted,
+        crate::openapi::errors::TooLarge,
+        crate::openapi::errors::NodeUnavailable,
+        crate::openapi::errors::ServerFault,
     )
 )]
 async fn create_record(
@@ -1093,11 +1093,11 @@ struct VersionQuery {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The record with its content and anchor; `ETag` is the version", body = crate::openapi::RecordView, headers(("etag" = String, description = "The version, quoted"))),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not permitted (the contract's error in `reason` when the chain refused)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::NotPermitted,
+        crate::openapi::errors::NotFound,
+        crate::openapi::errors::ServerFault,
     )
 )]
 async fn read_record(
@@ -1213,14 +1213,14 @@ async fn read_record(
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Stored; anchoring pending (or the call to sign)", body = crate::openapi::RecordView),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not permitted (the contract's error in `reason` when the chain refused)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::NotPermitted,
+        crate::openapi::errors::NotFound,
         (status = 409, description = "Stale version (`current_version` says which is current)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the configured limit", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The node is unreachable or refused the broadcast", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::TooLarge,
+        crate::openapi::errors::NodeUnavailable,
+        crate::openapi::errors::ServerFault,
     )
 )]
 async fn update_record(
@@ -1307,11 +1307,11 @@ async fn update_record(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Every version, oldest first", body = Vec<crate::openapi::RecordView>),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not permitted (the contract's error in `reason` when the chain refused)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::NotPermitted,
+        crate::openapi::errors::NotFound,
+        crate::openapi::errors::ServerFault,
     )
 )]
 async fn record_versions(
@@ -1367,9 +1367,9 @@ async fn record_versions(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "One page", body = crate::openapi::RecordPage),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::ServerFault,
     )
 )]
 async fn list_records(
@@ -1546,12 +1546,7 @@ impl Lifecycle {
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Sent (txid) or returned to sign", body = crate::openapi::LifecycleResponse),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not permitted (the contract's error in `reason` when the chain refused)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The node is unreachable or refused the broadcast", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::ChainCall,
     )
 )]
 async fn finalize_record(
@@ -1577,12 +1572,7 @@ async fn finalize_record(
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Sent (txid) or returned to sign", body = crate::openapi::LifecycleResponse),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not permitted (the contract's error in `reason` when the chain refused)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The node is unreachable or refused the broadcast", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::ChainCall,
     )
 )]
 async fn unlock_record(
@@ -1608,12 +1598,7 @@ async fn unlock_record(
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Sent (txid) or returned to sign", body = crate::openapi::LifecycleResponse),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not permitted (the contract's error in `reason` when the chain refused)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The node is unreachable or refused the broadcast", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::ChainCall,
     )
 )]
 async fn archive_record(
@@ -1728,9 +1713,9 @@ async fn custodial_submit(s: &AppState, who: &Principal, call: &ContractCall) ->
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The visible entries", body = crate::openapi::AuditEntries),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::ServerFault,
     )
 )]
 async fn audit_entries(
@@ -1782,10 +1767,10 @@ async fn audit_entries(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The report; `x-audit-log-size` is the log size scanned", content((crate::openapi::DisclosureReport = "application/json"), (String = "text/csv")), headers(("x-audit-log-size" = u64, description = "The log size scanned"))),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not permitted (the contract's error in `reason` when the chain refused)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::NotPermitted,
+        crate::openapi::errors::ServerFault,
     )
 )]
 async fn audit_disclosures(
@@ -1827,7 +1812,7 @@ async fn audit_disclosures(
     summary = "The log's signed checkpoint (C2SP signed note)",
     responses(
         (status = 200, description = "The checkpoint", body = String, content_type = "text/plain; charset=utf-8"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::ServerFault,
     )
 )]
 async fn audit_checkpoint(State(s): State<AppState>) -> ApiResult<Response> {
@@ -1867,8 +1852,8 @@ fn required_number(q: &HashMap<String, String>, k: &str) -> ApiResult<u64> {
     ),
     responses(
         (status = 200, description = "The proof", body = crate::openapi::InclusionProof),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::ServerFault,
     )
 )]
 async fn inclusion_proof(
@@ -1896,8 +1881,8 @@ async fn inclusion_proof(
     ),
     responses(
         (status = 200, description = "The proof", body = crate::openapi::ConsistencyProof),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::ServerFault,
     )
 )]
 async fn consistency_proof(

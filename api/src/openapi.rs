@@ -107,6 +107,110 @@ pub(crate) async fn openapi_json() -> axum::response::Response {
 #[schema(value_type = String, format = Binary)]
 pub struct Binary(pub Vec<u8>);
 
+/// The error responses most routes share, each an RFC 9457 problem: named
+/// once here, listed by name in the handlers' `responses(...)`.
+pub mod errors {
+    use super::Problem;
+
+    /// What a call sent to the chain on the caller's behalf can answer
+    /// (finalize, unlock, archive): invalid input, no session, refused by
+    /// the contract's rules, no such record, node unavailable, our fault.
+    #[derive(utoipa::IntoResponses)]
+    pub enum ChainCall {
+        /// 400.
+        #[response(status = 400, description = "Invalid input", content_type = "application/problem+json")]
+        InvalidInput(Problem),
+        /// 401.
+        #[response(status = 401, description = "No valid session", content_type = "application/problem+json")]
+        NoSession(Problem),
+        /// 403.
+        #[response(
+            status = 403,
+            description = "Not permitted (the contract's error in `reason` when the chain refused)",
+            content_type = "application/problem+json"
+        )]
+        NotPermitted(Problem),
+        /// 404.
+        #[response(status = 404, description = "Not found", content_type = "application/problem+json")]
+        NotFound(Problem),
+        /// 503.
+        #[response(
+            status = 503,
+            description = "The node is unreachable or refused the broadcast",
+            content_type = "application/problem+json"
+        )]
+        NodeUnavailable(Problem),
+        /// 500.
+        #[response(
+            status = 500,
+            description = "Server fault (logged, not detailed)",
+            content_type = "application/problem+json"
+        )]
+        ServerFault(Problem),
+    }
+
+    /// 500: a server fault (logged, not detailed).
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 500,
+        description = "Server fault (logged, not detailed)",
+        content_type = "application/problem+json"
+    )]
+    pub struct ServerFault(pub Problem);
+
+    /// 400: invalid input.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 400, description = "Invalid input", content_type = "application/problem+json")]
+    pub struct InvalidInput(pub Problem);
+
+    /// 401: no valid session.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 401, description = "No valid session", content_type = "application/problem+json")]
+    pub struct NoSession(pub Problem);
+
+    /// 404: not found.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 404, description = "Not found", content_type = "application/problem+json")]
+    pub struct NotFound(pub Problem);
+
+    /// 403: not permitted (the contract's error in `reason` when the chain refused).
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 403,
+        description = "Not permitted (the contract's error in `reason` when the chain refused)",
+        content_type = "application/problem+json"
+    )]
+    pub struct NotPermitted(pub Problem);
+
+    /// 503: the node is unreachable or refused the broadcast.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 503,
+        description = "The node is unreachable or refused the broadcast",
+        content_type = "application/problem+json"
+    )]
+    pub struct NodeUnavailable(pub Problem);
+
+    /// 429: rate limited (`Retry-After`).
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 429, description = "Rate limited (`Retry-After`)", content_type = "application/problem+json")]
+    pub struct RateLimited(pub Problem);
+
+    /// 413: the body is over the configured limit.
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 413, description = "Body over the configured limit", content_type = "application/problem+json")]
+    pub struct TooLarge(pub Problem);
+
+    /// 403: not an active provider on-chain.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 403,
+        description = "Not an active provider on-chain",
+        content_type = "application/problem+json"
+    )]
+    pub struct NotAProvider(pub Problem);
+}
+
 // ------------------------------------------------------------------ problems
 
 /// An RFC 9457 problem (`application/problem+json`): every error response.

@@ -174,11 +174,11 @@ fn link_payload(s: &AppState, created: &Created, capability: &str, key: &[u8; 32
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The code (shown once), the share, and the QR when asked", body = crate::openapi::CreatedShare),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NoSession,
         (status = 403, description = "Not a registered patient", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Too many active codes, or redemption is locked", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::ServerFault,
     )
 )]
 pub(crate) async fn create_share(
@@ -251,8 +251,8 @@ pub(crate) async fn create_share(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Your shares", body = crate::openapi::ShareList),
-        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::ServerFault,
     )
 )]
 pub(crate) async fn list_shares(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
@@ -282,9 +282,9 @@ pub(crate) async fn list_shares(State(s): State<AppState>, headers: HeaderMap) -
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The revoked share", body = crate::share::ShareView),
-        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::NoSession,
         (status = 404, description = "No such share of yours", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::ServerFault,
     )
 )]
 pub(crate) async fn revoke_share(
@@ -313,8 +313,8 @@ pub(crate) async fn revoke_share(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The counter after unlocking", body = crate::openapi::ShareGuard),
-        (status = 401, description = "No valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::ServerFault,
     )
 )]
 pub(crate) async fn unlock_shares(
@@ -409,9 +409,9 @@ async fn limit(s: &AppState, caller: &Caller, who: &Principal, mut entry: crate:
         (status = 200, description = "The grant (send it as `X-Share-Grant` on record reads)", body = crate::openapi::GrantView),
         (status = 400, description = "Invalid input (a malformed code is not counted as an attempt)", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong code (`remaining_attempts`), locked, or no valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an active provider on-chain", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited (`Retry-After`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::NotAProvider,
+        crate::openapi::errors::RateLimited,
+        crate::openapi::errors::ServerFault,
     )
 )]
 pub(crate) async fn redeem_code(
@@ -467,13 +467,13 @@ async fn audit_refusal(s: &AppState, mut entry: crate::audit::AuditEntry, e: Api
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The grant, and `release`: a compact JWE (dir, A256GCM) under the QR's key", body = crate::openapi::LinkGrantView),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::InvalidInput,
         (status = 401, description = "Passcode missing or wrong (`remaining_attempts`), locked, or no valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an active provider on-chain", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::NotAProvider,
         (status = 404, description = "Unknown link", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 410, description = "Expired, revoked, used up or burned", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited (`Retry-After`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::RateLimited,
+        crate::openapi::errors::ServerFault,
     )
 )]
 pub(crate) async fn redeem_link(

@@ -117,9 +117,9 @@ fn blob_view(s: &AppState, hash: &[u8; 32]) -> (Value, bool) {
     ),
     responses(
         (status = 200, description = "The verdict and what it rests on", body = crate::openapi::VerifyRecord),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NotFound,
+        crate::openapi::errors::ServerFault,
     )
 )]
 pub(super) async fn verify_record(
@@ -201,8 +201,8 @@ pub(super) async fn verify_record(
     ),
     responses(
         (status = 200, description = "The anchors and the API's copy", body = crate::openapi::VerifyHash),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::ServerFault,
     )
 )]
 pub(super) async fn verify_hash(
@@ -267,9 +267,9 @@ pub(super) async fn verify_hash(
     ),
     responses(
         (status = 200, description = "The stored ciphertext blob", body = crate::openapi::Binary, content_type = "application/octet-stream", headers(("x-record-id" = String), ("x-record-version" = u64), ("x-data-hash" = String))),
-        (status = 400, description = "Invalid input", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NotFound,
+        crate::openapi::errors::ServerFault,
     )
 )]
 pub(super) async fn record_blob(
@@ -328,7 +328,7 @@ pub(super) async fn record_blob(
     summary = "The audit log's on-chain identity",
     responses(
         (status = 200, description = "The anchoring state and checkpoint key", body = crate::openapi::AuditAnchor),
-        (status = 500, description = "Server fault (logged, not detailed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::ServerFault,
     )
 )]
 pub(super) async fn audit_anchor(State(s): State<AppState>) -> ApiResult<Json<Value>> {
