@@ -749,50 +749,52 @@ impl ShareStore {
     /// refer to them, their index and link rows, and expired grants.
     /// Returns (shares, grants) deleted.
     pub fn sweep(&self, now_ms: u64) -> Result<(usize, usize), ShareError> {
-        let (mut shares, mut grants) = (0, 0);
-        let mut start = Vec::new();
-        loop {
-            let page = self.db.scan_page(Cf::Shares, &start, 1_000)?;
-            let Some((last, _)) = page.last() else { break };
-            start = last.clone();
-            start.push(0);
-            let mut batch = self.db.batch();
-            for (k, v) in &page {
-                let s: Share = serde_json::from_slice(v).map_err(|_| corrupt("share"))?;
-                let state = s.state(now_ms);
-                let grants_dead =
-                    matches!(state, ShareState::Revoked | ShareState::Burned) || now_ms >= s.grants_until_ms;
-                if state == ShareState::Active || !grants_dead {
-                    continue;
-                }
-                // No lock needed: a share that is not active never becomes
-                // active again, and only active shares are written.
-                batch.delete_cf(self.db.cf(Cf::Shares), k);
-                batch.delete_cf(self.db.cf(Cf::ShareIndex), Self::index_key(&s.patient, k));
-                if let Some(l) = &s.link {
-                    let hash = hex::decode(&l.capability_hash).map_err(|_| corrupt("capability hash"))?;
-                    batch.delete_cf(self.db.cf(Cf::ShareLinks), hash);
-                }
-                shares += 1;
+        // No lock: a share that can no longer be redeemed never becomes
+        // redeemable again, and the only write to one (a revocation) leaves
+        // it for the next sweep.
+        let shares = self.delete_where(Cf::Shares, |key, value, batch| {
+            let s: Share = serde_json::from_slice(value).map_err(|_| corrupt("share"))?;
+            let state = s.state(now_ms);
+            let grants_dead = matches!(state, ShareState::Revoked | ShareState::Burned) || now_ms >= s.grants_until_ms;
+            if state == ShareState::Active || !grants_dead {
+                return Ok(false);
             }
-            self.db.write(batch)?;
-        }
-        let mut start = Vec::new();
-        loop {
-            let page = self.db.scan_page(Cf::ShareGrants, &start, 1_000)?;
-            let Some((last, _)) = page.last() else { break };
-            start = last.clone();
-            start.push(0);
-            let mut batch = self.db.batch();
-            for (k, v) in &page {
-                let g: Grant = serde_json::from_slice(v).map_err(|_| corrupt("grant"))?;
-                if now_ms >= g.expires_ms {
-                    batch.delete_cf(self.db.cf(Cf::ShareGrants), k);
-                    grants += 1;
-                }
+            batch.delete_cf(self.db.cf(Cf::ShareIndex), Self::index_key(&s.patient, key));
+            if let Some(l) = &s.link {
+                let hash = hex::decode(&l.capability_hash).map_err(|_| corrupt("capability hash"))?;
+                batch.delete_cf(self.db.cf(Cf::ShareLinks), hash);
             }
-            self.db.write(batch)?;
-        }
+            Ok(true)
+        })?;
+        let grants = self.delete_where(Cf::ShareGrants, |_, value, _| {
+            let g: Grant = serde_json::from_slice(value).map_err(|_| corrupt("grant"))?;
+            Ok(now_ms >= g.expires_ms)
+        })?;
         Ok((shares, grants))
+    }
+
+    /// Walks `cf` a page at a time and deletes the rows `dead` picks (it may
+    /// add deletions of related rows to the page's batch); one synced batch
+    /// per page. Returns how many rows of `cf` were deleted.
+    fn delete_where(
+        &self,
+        cf: Cf,
+        mut dead: impl FnMut(&[u8], &[u8], &mut rocksdb::WriteBatch) -> Result<bool, ShareError>,
+    ) -> Result<usize, ShareError> {
+        let (mut deleted, mut start) = (0, Vec::new());
+        loop {
+            let page = self.db.scan_page(cf, &start, 1_000)?;
+            let Some((last, _)) = page.last() else { return Ok(deleted) };
+            start = last.clone();
+            start.push(0);
+            let mut batch = self.db.batch();
+            for (k, v) in &page {
+                if dead(k, v, &mut batch)? {
+                    batch.delete_cf(self.db.cf(cf), k);
+                    deleted += 1;
+                }
+            }
+            self.db.write(batch)?;
+        }
     }
 }

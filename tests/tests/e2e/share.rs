@@ -53,6 +53,17 @@ impl System {
         Answer { status, retry_after, body: r.json().await.unwrap_or(Value::Null) }
     }
 
+    /// `POST /v1/share/codes` (as a patient).
+    async fn make_share(&self, token: &str, body: Value) -> Answer {
+        self.send("POST", "/v1/share/codes", token, Some(body), None).await
+    }
+
+    /// `POST /v1/share/redeem` (as a provider).
+    async fn redeem(&self, token: &str, patient: impl std::fmt::Display, code: impl std::fmt::Display) -> Answer {
+        let body = json!({ "patient": patient.to_string(), "code": code.to_string() });
+        self.send("POST", "/v1/share/redeem", token, Some(body), None).await
+    }
+
     async fn write_record(&self, token: &str, record_type: &str) -> String {
         let patient = self.principal("wallet_1");
         let a = self
@@ -132,18 +143,15 @@ async fn a_patient_shares_by_code_and_qr_and_sees_every_use() {
         (json!({ "data_types": ["lab-results"], "colour": "red" }), &patient_token, 422, "invalid-request"),
     ];
     for (body, token, status, code) in bad {
-        let a = sys.send("POST", "/v1/share/codes", token, Some(body.clone()), None).await;
+        let a = sys.make_share(token, body.clone()).await;
         assert_eq!((a.status, a.body["code"].as_str()), (status, Some(code)), "{body}: {}", a.body);
     }
 
     // A code for all standard types, 6 h, two uses, with a passcode QR.
     let a = sys
-        .send(
-            "POST",
-            "/v1/share/codes",
+        .make_share(
             &patient_token,
-            Some(json!({ "data_types": ["all-standard"], "duration": "6h", "max_uses": 2, "qr": true, "passcode": true })),
-            None,
+            json!({ "data_types": ["all-standard"], "duration": "6h", "max_uses": 2, "qr": true, "passcode": true }),
         )
         .await;
     assert_eq!(a.status, 201, "{}", a.body);
@@ -155,42 +163,16 @@ async fn a_patient_shares_by_code_and_qr_and_sees_every_use() {
 
     // A wrong guess, then the right code.
     let wrong = if code == "000000" { "000001" } else { "000000" };
-    let a = sys
-        .send(
-            "POST",
-            "/v1/share/redeem",
-            &reader_token,
-            Some(json!({ "patient": patient.to_string(), "code": wrong })),
-            None,
-        )
-        .await;
+    let a = sys.redeem(&reader_token, &patient, wrong).await;
     assert_eq!(
         (a.status, a.body["code"].as_str(), a.body["remaining_attempts"].as_u64()),
         (401, Some("access-code-invalid"), Some(4))
     );
-    let a = sys
-        .send("POST", "/v1/share/redeem", &writer_token, Some(json!({ "patient": "nobody", "code": code })), None)
-        .await;
+    let a = sys.redeem(&writer_token, "nobody", &code).await;
     assert_eq!((a.status, a.body["code"].as_str()), (400, Some("invalid-principal")));
-    let a = sys
-        .send(
-            "POST",
-            "/v1/share/redeem",
-            &patient_token,
-            Some(json!({ "patient": patient.to_string(), "code": code })),
-            None,
-        )
-        .await;
+    let a = sys.redeem(&patient_token, &patient, &code).await;
     assert_eq!((a.status, a.body["code"].as_str()), (403, Some("provider-required")), "patients do not redeem");
-    let a = sys
-        .send(
-            "POST",
-            "/v1/share/redeem",
-            &reader_token,
-            Some(json!({ "patient": patient.to_string(), "code": code })),
-            None,
-        )
-        .await;
+    let a = sys.redeem(&reader_token, &patient, &code).await;
     assert_eq!(a.status, 200, "{}", a.body);
     let grant = a.body["grant"].as_str().expect("grant").to_string();
     assert_eq!(a.body["method"], "access_code");
@@ -274,25 +256,9 @@ async fn a_patient_shares_by_code_and_qr_and_sees_every_use() {
     // An on-chain revocation wins over a code: the writer loses lab-results
     // on-chain; a code for lab-results does not bring it back.
     sys.tx("wallet_1", ContractCall::revoke_consent(&writer, DataType::LabResults)).await;
-    let a = sys
-        .send(
-            "POST",
-            "/v1/share/codes",
-            &patient_token,
-            Some(json!({ "data_types": ["lab-results"], "duration": "1h" })),
-            None,
-        )
-        .await;
+    let a = sys.make_share(&patient_token, json!({ "data_types": ["lab-results"], "duration": "1h" })).await;
     let code2 = a.body["code"].as_str().expect("code").to_string();
-    let a = sys
-        .send(
-            "POST",
-            "/v1/share/redeem",
-            &writer_token,
-            Some(json!({ "patient": patient.to_string(), "code": code2 })),
-            None,
-        )
-        .await;
+    let a = sys.redeem(&writer_token, &patient, &code2).await;
     assert_eq!(
         a.body["access"][0],
         json!({ "data_type": "lab-results", "allowed": false, "reason": "ERR-CONSENT-REVOKED" })
@@ -302,25 +268,9 @@ async fn a_patient_shares_by_code_and_qr_and_sees_every_use() {
     assert_eq!((a.status, a.body["reason"]["name"].as_str()), (403, Some("ERR-CONSENT-REVOKED")));
 
     // Expiry, time moved rather than slept: the 1 h share and its grant end.
-    let a = sys
-        .send(
-            "POST",
-            "/v1/share/codes",
-            &patient_token,
-            Some(json!({ "data_types": ["lab-results"], "duration": "1h" })),
-            None,
-        )
-        .await;
+    let a = sys.make_share(&patient_token, json!({ "data_types": ["lab-results"], "duration": "1h" })).await;
     let code3 = a.body["code"].as_str().expect("code").to_string();
-    let a = sys
-        .send(
-            "POST",
-            "/v1/share/redeem",
-            &reader_token,
-            Some(json!({ "patient": patient.to_string(), "code": code3 })),
-            None,
-        )
-        .await;
+    let a = sys.redeem(&reader_token, &patient, &code3).await;
     let short_grant = a.body["grant"].as_str().expect("grant").to_string();
     assert_eq!(
         sys.send("GET", &format!("/v1/records/{lab}"), &reader_token, None, Some(&short_grant)).await.status,
@@ -391,12 +341,9 @@ async fn a_patient_shares_by_code_and_qr_and_sees_every_use() {
 /// the code and share id added.
 async fn a_body_qr(sys: &System, patient_token: &str) -> Value {
     let a = sys
-        .send(
-            "POST",
-            "/v1/share/codes",
+        .make_share(
             patient_token,
-            Some(json!({ "data_types": ["lab-results"], "single_use": true, "qr": true, "passcode": true })),
-            None,
+            json!({ "data_types": ["lab-results"], "single_use": true, "qr": true, "passcode": true }),
         )
         .await;
     assert_eq!(a.status, 201, "{}", a.body);
@@ -415,8 +362,7 @@ async fn one_code(limits: RateLimits) -> (System, String, String, String, String
     let (patient, _) = sys.consent_provider("wallet_2").await;
     sys.register_provider("wallet_3").await;
     let (provider_token, patient_token) = (sys.sign_in("wallet_3").await, sys.sign_in("wallet_1").await);
-    let a =
-        sys.send("POST", "/v1/share/codes", &patient_token, Some(json!({ "data_types": ["lab-results"] })), None).await;
+    let a = sys.make_share(&patient_token, json!({ "data_types": ["lab-results"] })).await;
     let code = a.body["code"].as_str().expect("code").to_string();
     (sys, patient.to_string(), code, provider_token, patient_token, offset)
 }
@@ -499,17 +445,17 @@ async fn parallel_guesses_over_http_never_pass_the_caps() {
     );
     // Even the right code is refused while locked; new codes too, until
     // the patient unlocks.
-    let a = sys.send("POST", "/v1/share/redeem", &token, Some(json!({ "patient": patient, "code": code })), None).await;
+    let a = sys.redeem(&token, patient, &code).await;
     assert_eq!(
         (a.status, a.body["code"].as_str(), a.body["remaining_attempts"].as_u64()),
         (401, Some("access-codes-locked"), Some(0))
     );
     let make = json!({ "data_types": ["lab-results"] });
-    let a = sys.send("POST", "/v1/share/codes", &patient_token, Some(make.clone()), None).await;
+    let a = sys.make_share(&patient_token, make.clone()).await;
     assert_eq!((a.status, a.body["code"].as_str()), (409, Some("access-codes-locked")));
     let a = sys.send("POST", "/v1/share/unlock", &patient_token, None, None).await;
     assert_eq!((a.body["locked"].as_bool(), a.body["lifetime_failures"].as_u64()), (Some(false), Some(10)));
-    let a = sys.send("POST", "/v1/share/codes", &patient_token, Some(make), None).await;
+    let a = sys.make_share(&patient_token, make).await;
     assert_eq!(a.status, 201);
     let history = sys.send("GET", "/v1/audit/entries?limit=1000", &patient_token, None, None).await;
     let denied = history.body["entries"]
