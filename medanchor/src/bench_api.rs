@@ -182,12 +182,12 @@ pub struct Met {
 }
 
 /// The running system and the signed-in provider.
-struct System {
+pub(crate) struct System {
     node: Node,
-    api: String,
+    pub(crate) api: String,
     rpc: String,
     accounts: Vec<DevnetAccount>,
-    state: AppState,
+    pub(crate) state: AppState,
     reader: IndexReader,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
@@ -198,7 +198,7 @@ impl System {
         Ok(&self.accounts.iter().find(|a| a.name == name).with_context(|| format!("no devnet account {name}"))?.key)
     }
 
-    fn principal(&self, name: &str) -> anyhow::Result<medanchor_contracts::principal::Principal> {
+    pub(crate) fn principal(&self, name: &str) -> anyhow::Result<medanchor_contracts::principal::Principal> {
         self.key(name)?.address(TESTNET_SINGLESIG).to_string().parse().map_err(|e| anyhow::anyhow!("{e:?}"))
     }
 
@@ -216,7 +216,7 @@ impl System {
     }
 
     /// Sends `call` signed by `name`, mines it and checks it succeeded.
-    async fn tx(&self, name: &str, call: ContractCall) -> anyhow::Result<()> {
+    pub(crate) async fn tx(&self, name: &str, call: ContractCall) -> anyhow::Result<()> {
         let wallet = Wallet::connect(self.key(name)?.clone(), RpcClient::new(&self.rpc)?, DEPLOYER_ADDRESS).await?;
         let sent = wallet.submit(&call, None).await?;
         self.mine().await?;
@@ -226,13 +226,18 @@ impl System {
     }
 
     /// Signs in as `name` the way a Stacks wallet does; returns the token.
-    async fn sign_in(&self, name: &str) -> anyhow::Result<String> {
+    pub(crate) async fn sign_in(&self, name: &str) -> anyhow::Result<String> {
         crate::client::sign_in(&self.http, &self.api, self.key(name)?).await
     }
 }
 
 /// Starts node, indexer and API on loopback, as the API's e2e tests do.
 async fn start() -> anyhow::Result<System> {
+    start_with(|_| {}).await
+}
+
+/// [`start`] with the API's configuration adjusted.
+pub(crate) async fn start_with(configure: impl FnOnce(&mut ApiConfig)) -> anyhow::Result<System> {
     let dir = tempfile::tempdir()?;
     let accounts = parse_accounts(DEFAULT_DEVNET_TOML, "Devnet.toml")?;
     let index = Indexer::open(&dir.path().join("index"), IndexerConfig::for_deployer(DEPLOYER_ADDRESS))?;
@@ -253,7 +258,8 @@ async fn start() -> anyhow::Result<System> {
     let blobs: Arc<dyn BlobStore> = Arc::new(LocalDir::open(&dir.path().join("blobs"))?);
     let mut custody = Custody::default();
     custody.insert(accounts.iter().find(|a| a.name == "wallet_2").context("no wallet_2")?.key.clone());
-    let api_config = ApiConfig::new("bench", DEPLOYER_ADDRESS);
+    let mut api_config = ApiConfig::new("bench", DEPLOYER_ADDRESS);
+    configure(&mut api_config);
     let mut secret = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut secret);
     let state = AppState::new(

@@ -9,8 +9,10 @@
 //! constant time, the grant or the failure counts written in one synced
 //! batch). Patients hold 9 live codes each — near the limit of 10, the
 //! most a redemption has to compare and, when wrong, to update. Not
-//! measured: HTTP, sign-in and the audit append (`bench api` covers those
-//! on the read path).
+//! measured there: HTTP, sign-in and the audit append — the HTTP phase
+//! then redeems codes through `POST /v1/share/redeem` of the real API
+//! (devnet node, indexer and API in one process on loopback, the provider
+//! registered on-chain), every attempt audited before its answer.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,6 +41,9 @@ pub struct ShareBenchArgs {
     /// Samples per measured operation.
     #[arg(long, default_value_t = 2_000)]
     pub samples: usize,
+    /// Skip the HTTP phase.
+    #[arg(long)]
+    pub no_http: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -61,6 +66,11 @@ pub struct ShareReport {
     pub redeem_wrong_ms: Latency,
     /// Checking a grant (every read through it).
     pub check_grant_ms: Latency,
+    /// Redeeming the right code over HTTP (with the audit entry), among
+    /// as many active codes; absent with `--no-http`.
+    pub http_redeem_ms: Option<Latency>,
+    /// Redeeming a wrong code over HTTP.
+    pub http_redeem_wrong_ms: Option<Latency>,
     /// Baseline: one synced write of a small value to the same RocksDB.
     pub synced_write_ms: Latency,
     /// The target, p99 ms.
@@ -75,7 +85,13 @@ pub struct ShareReport {
 pub fn run(args: ShareBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!((1..=9).contains(&args.per_patient), "--per-patient must be 1 to 9");
     anyhow::ensure!(args.samples > 0 && args.codes > 0, "--codes and --samples must be positive");
-    let report = bench(&args)?;
+    let mut report = bench(&args)?;
+    if !args.no_http {
+        let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+        let (right, wrong) = runtime.block_on(http_phase(&args))?;
+        report.http_redeem_ms = Some(right);
+        report.http_redeem_wrong_ms = Some(wrong);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -84,8 +100,96 @@ pub fn run(args: ShareBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A synthetic patient principal (valid c32; no key behind it).
 fn patient(i: usize) -> String {
-    format!("ST{i:038}")
+    let mut hash160 = [0u8; 20];
+    hash160[..8].copy_from_slice(&(i as u64).to_be_bytes());
+    medanchor_contracts::principal::Principal::Standard(medanchor_contracts::principal::StandardPrincipal {
+        version: medanchor_wallet::keys::TESTNET_SINGLESIG,
+        hash160,
+    })
+    .to_string()
+}
+
+/// Redemptions through the real API: `codes` active codes in its store,
+/// `wallet_2` registered on-chain as the provider, rate limits opened so
+/// they measure nothing.
+async fn http_phase(args: &ShareBenchArgs) -> anyhow::Result<(Latency, Latency)> {
+    use medanchor_api::share::limits::{Rate, RateLimits};
+    let open = Rate { burst: u32::MAX, per_minute: u32::MAX };
+    let sys = crate::bench_api::start_with(|c| {
+        c.share_limits = RateLimits { per_ip: open, per_principal: open, global: open };
+    })
+    .await?;
+    let provider = sys.principal("wallet_2")?;
+    sys.tx(
+        "deployer",
+        medanchor_wallet::ContractCall {
+            contract: medanchor_contracts::ContractName::RecordManagement,
+            function: "register-provider",
+            args: vec![
+                medanchor_contracts::ClarityValue::Principal(provider),
+                medanchor_contracts::ClarityValue::Buffer(vec![2; 32]),
+            ],
+        },
+    )
+    .await?;
+    let token = sys.sign_in("wallet_2").await?;
+    let store = sys.state.shares();
+    let now = sys.state.now_ms();
+    let req = NewShare {
+        data_types: vec![DataType::LabResults],
+        duration: ShareDuration::OneDay,
+        single_use: false,
+        max_uses: None,
+        link: None,
+    };
+    let patients = args.codes.div_ceil(args.per_patient);
+    let mut codes = Vec::with_capacity(args.codes);
+    for i in 0..args.codes {
+        let p = patient(i % patients);
+        let c = store.create(&p, &req, now, &|_| Vec::new()).context("populating")?;
+        codes.push((p, c.code));
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    codes.shuffle(&mut rng);
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/share/redeem", sys.api);
+    let time = |p: &str, code: &str, expect: u16| {
+        let (http, url, token) = (http.clone(), url.clone(), token.clone());
+        let body = serde_json::json!({ "patient": p, "code": code });
+        async move {
+            let t = Instant::now();
+            let r = http.post(url).bearer_auth(token).json(&body).send().await?;
+            let status = r.status().as_u16();
+            let _ = r.bytes().await?;
+            anyhow::ensure!(status == expect, "redeem answered {status}, expected {expect}");
+            Ok::<_, anyhow::Error>(t.elapsed())
+        }
+    };
+    let mut right = Vec::new();
+    for (p, code) in codes.iter().take(args.samples) {
+        right.push(time(p, code, 200).await?);
+    }
+    // One wrong guess per patient, on patients not used above.
+    let mut wrong = Vec::new();
+    let used: std::collections::HashSet<&String> = codes.iter().take(args.samples).map(|(p, _)| p).collect();
+    let mut seen = std::collections::HashSet::new();
+    for (p, code) in codes.iter().skip(args.samples) {
+        if wrong.len() >= args.samples {
+            break;
+        }
+        if used.contains(p) || !seen.insert(p) {
+            continue;
+        }
+        let guess = format!("{:06}", (code.parse::<u32>()? + 1) % 1_000_000);
+        match time(p, &guess, 401).await {
+            Ok(d) => wrong.push(d),
+            // The guess was another of the patient's live codes.
+            Err(_) => continue,
+        }
+    }
+    Ok((latency(right), latency(wrong)))
 }
 
 fn bench(args: &ShareBenchArgs) -> anyhow::Result<ShareReport> {
@@ -176,6 +280,8 @@ fn bench(args: &ShareBenchArgs) -> anyhow::Result<ShareReport> {
         redeem_wrong_ms: latency(wrong),
         check_grant_ms: latency(check),
         synced_write_ms,
+        http_redeem_ms: None,
+        http_redeem_wrong_ms: None,
         target_p99_ms: 5.0,
     })
 }
@@ -202,6 +308,10 @@ fn print(r: &ShareReport) {
     line("redeem (right code)", &r.redeem_ms, true);
     line("redeem (wrong code)", &r.redeem_wrong_ms, true);
     line("check a grant", &r.check_grant_ms, false);
+    if let (Some(right), Some(wrong)) = (&r.http_redeem_ms, &r.http_redeem_wrong_ms) {
+        line("HTTP redeem (right code)", right, true);
+        line("HTTP redeem (wrong code)", wrong, true);
+    }
     line("baseline: synced write", &r.synced_write_ms, false);
     println!(
         "  p99 vs one synced RocksDB write: generate {:.2}x, redeem {:.2}x",
