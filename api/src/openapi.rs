@@ -609,6 +609,9 @@ pub struct CreatedShare {
     pub share: crate::share::ShareView,
     /// When `qr` was asked for.
     pub qr: Option<ShareQr>,
+    /// Set when making this code lifted a lock-out: the failed attempts
+    /// that had locked redemption (they are in your access history).
+    pub unlocked_after_failures: Option<u32>,
 }
 
 /// `GET /v1/share/codes`'s answer.
@@ -678,7 +681,7 @@ pub struct LinkGrantView {
     #[serde(flatten)]
     pub grant: GrantView,
     /// Compact JWE (`alg: dir`, `enc: A256GCM`) under the QR's key: the
-    /// share's scope and the record ids, types, versions and hashes.
+    /// share id, the patient, the data types, the expiry and the issuer.
     pub release: String,
 }
 

@@ -287,20 +287,14 @@ async fn dispatch(command: ShareCommand) -> anyhow::Result<()> {
             grant["release"] = serde_json::from_slice(&release).context("the release is not JSON")?;
             let out = with_records(&s, grant).await?;
             print(json, &out, |o| {
-                print_grant(o);
                 println!(
-                    "released  {} record(s) listed in the link:",
-                    o["release"]["records"].as_array().map_or(0, Vec::len)
+                    "release   share {} of {}: {} until {} (unix ms), decrypted with the QR's key",
+                    o["release"]["share_id"].as_str().unwrap_or(""),
+                    o["release"]["patient"].as_str().unwrap_or(""),
+                    o["release"]["data_types"],
+                    o["release"]["expires_ms"]
                 );
-                for r in o["release"]["records"].as_array().into_iter().flatten() {
-                    println!(
-                        "  {}  {}  v{}  {}",
-                        r["record_id"].as_str().unwrap_or(""),
-                        r["record_type"].as_str().unwrap_or(""),
-                        r["version"],
-                        r["data_hash"].as_str().unwrap_or("")
-                    );
-                }
+                print_grant(o);
             });
         }
         ShareCommand::Read { signer, grant, record } => {

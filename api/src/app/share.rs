@@ -33,9 +33,6 @@ use crate::share::{qr, Grant, Share, ShareDuration, ShareError};
 /// The header that carries a grant token on record reads.
 pub const GRANT_HEADER: &str = "x-share-grant";
 
-/// Records listed in a QR link's release document, at most.
-const RELEASE_RECORDS: usize = 100;
-
 impl From<ShareError> for ApiError {
     fn from(e: ShareError) -> Self {
         match e {
@@ -117,33 +114,26 @@ pub(crate) struct CreateShareRequest {
 }
 
 /// The release document of a QR link: what the scanner learns, encrypted
-/// under the QR's key. Opaque ids and hashes only.
-fn release_document(s: &AppState, patient: &Principal, share: &Share) -> Vec<u8> {
-    let page = medanchor_indexer::query::PageRequest { cursor: None, limit: Some(RELEASE_RECORDS) };
-    let records: Vec<Value> = s
-        .chain
-        .records(patient, &Default::default(), &page)
-        .map(|p| p.items)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| r.data_type.parse::<DataType>().is_ok_and(|d| share.data_types.iter().any(|g| g.covers(d))))
-        .map(|r| {
-            json!({
-                "record_id": r.record_id, "record_type": r.record_type, "data_type": r.data_type,
-                "version": r.version, "data_hash": r.data_hash,
-            })
-        })
-        .collect();
+/// under the QR's key — whose data, which types, until when, from which
+/// node. Opaque ids only, and no record list: records are listed through
+/// the grant, where the chain's rules apply at the time of reading.
+fn release_document(s: &AppState, share: &Share) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "v": 1,
         "share_id": share.id,
         "patient": share.patient,
         "data_types": share.data_types,
         "expires_ms": share.expires_ms,
-        "issuer": s.config.public_url,
-        "records": records,
+        "issuer": s.config.public_url.trim_end_matches('/'),
     }))
     .expect("json")
+}
+
+/// Marks a response that carries a secret (a code, a grant, a QR key) as
+/// not to be stored by any cache.
+fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    response
 }
 
 /// The signed link of a created share.
@@ -177,7 +167,7 @@ fn link_payload(s: &AppState, created: &Created, capability: &str, key: &[u8; 32
         crate::openapi::errors::InvalidInput,
         crate::openapi::errors::NoSession,
         (status = 403, description = "Not a registered patient", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Too many active codes, or redemption is locked", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Too many active codes", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::errors::ServerFault,
     )
 )]
@@ -211,24 +201,25 @@ pub(crate) async fn create_share(
     };
     let now = s.now_ms();
     let patient = who.to_string();
-    let created = match s.shares.create(&patient, &new, now, &|share| release_document(&s, &who, share)) {
-        Ok(c) => c,
-        Err(ShareError::Locked(n)) => {
-            return Err(ApiError::State {
-                code: "access-codes-locked",
-                detail: format!(
-                    "redemption of your codes is locked after {n} failed attempts; review them in your access \
-                     history, then POST /v1/share/unlock"
-                ),
-            })
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (s2, p2) = (s.clone(), patient.clone());
+    let created =
+        tokio::task::spawn_blocking(move || s2.shares.create(&p2, &new, now, &|share| release_document(&s2, share)))
+            .await
+            .map_err(ApiError::internal)??;
+    if let Some(failures) = created.unlocked {
+        let mut entry = caller.entry("patient", "share.unlock");
+        entry.patient = Some(patient.clone());
+        entry.reason = Some(format!("lifted by a new code after {failures} failed attempts"));
+        s.audit.append(entry).await.map_err(ApiError::internal)?;
+    }
     let mut entry = caller.entry("patient", "share.create");
     entry.patient = Some(patient);
     entry.share_id = Some(created.share.id.clone());
     s.audit.append(entry).await.map_err(ApiError::internal)?;
     let mut body = json!({ "code": created.code, "share": created.share.view(now) });
+    if let Some(failures) = created.unlocked {
+        body["unlocked_after_failures"] = json!(failures);
+    }
     if let Some((capability, key)) = &created.link {
         let content = link_payload(&s, &created, capability, key).encode();
         let png = qr::png(&content).map_err(ApiError::internal)?;
@@ -239,7 +230,7 @@ pub(crate) async fn create_share(
             "svg": qr::svg(&content).map_err(ApiError::internal)?,
         });
     }
-    Ok(with_request_id((StatusCode::CREATED, Json(body)).into_response(), &caller.request_id))
+    Ok(with_request_id(no_store((StatusCode::CREATED, Json(body)).into_response()), &caller.request_id))
 }
 
 /// List your shares.
@@ -296,7 +287,9 @@ pub(crate) async fn revoke_share(
     let caller = Caller::from(&s, &headers, Some(addr));
     let who = caller.require(&headers)?.to_string();
     let now = s.now_ms();
-    let share = s.shares.revoke(&who, &id, now)?;
+    let (s2, w2) = (s.clone(), who.clone());
+    let share =
+        tokio::task::spawn_blocking(move || s2.shares.revoke(&w2, &id, now)).await.map_err(ApiError::internal)??;
     let mut entry = caller.entry("patient", "share.revoke");
     entry.patient = Some(who);
     entry.share_id = Some(share.id.clone());
@@ -324,7 +317,8 @@ pub(crate) async fn unlock_shares(
 ) -> ApiResult<Json<Value>> {
     let caller = Caller::from(&s, &headers, Some(addr));
     let who = caller.require(&headers)?.to_string();
-    let guard = s.shares.unlock(&who)?;
+    let (s2, w2) = (s.clone(), who.clone());
+    let guard = tokio::task::spawn_blocking(move || s2.shares.unlock(&w2)).await.map_err(ApiError::internal)??;
     let mut entry = caller.entry("patient", "share.unlock");
     entry.patient = Some(who);
     s.audit.append(entry).await.map_err(ApiError::internal)?;
@@ -422,10 +416,13 @@ pub(crate) async fn redeem_code(
 ) -> ApiResult<Response> {
     let caller = Caller::from(&s, &headers, Some(addr));
     let who = caller.require(&headers)?.clone();
-    let patient = principal_arg(&req.patient, "patient")?;
     let mut entry = caller.entry(role_of(&s, &who)?, "share.redeem");
-    entry.patient = Some(patient.to_string());
     entry.method = Some("access_code".into());
+    let patient = match principal_arg(&req.patient, "patient") {
+        Ok(p) => p,
+        Err(e) => return Err(audit_refusal(&s, entry, e).await),
+    };
+    entry.patient = Some(patient.to_string());
     if let Err(e) = require_provider(&s, &who) {
         return Err(audit_refusal(&s, entry, e).await);
     }
@@ -439,7 +436,7 @@ pub(crate) async fn redeem_code(
         Ok(r) => {
             entry.share_id = Some(r.grant.share_id.clone());
             s.audit.append(entry).await.map_err(ApiError::internal)?;
-            Ok(with_request_id(Json(redeemed_body(&s, &r, &who)?).into_response(), &caller.request_id))
+            Ok(with_request_id(no_store(Json(redeemed_body(&s, &r, &who)?).into_response()), &caller.request_id))
         }
         Err(e) => Err(audit_refusal(&s, entry, e.into()).await),
     }
@@ -512,7 +509,7 @@ pub(crate) async fn redeem_link(
             s.audit.append(entry).await.map_err(ApiError::internal)?;
             let mut body = redeemed_body(&s, &r, &who)?;
             body["release"] = json!(release);
-            Ok(with_request_id(Json(body).into_response(), &caller.request_id))
+            Ok(with_request_id(no_store(Json(body).into_response()), &caller.request_id))
         }
         Err(e) => Err(audit_refusal(&s, entry, e.into()).await),
     }

@@ -110,6 +110,12 @@ fn bucket<'a>(map: &'a mut HashMap<String, Bucket>, key: &str, rate: Rate, now_m
             b.refill(rate, now_ms);
             b.tokens < f64::from(rate.burst)
         });
+        // Still full: whoever can present this many distinct keys at once
+        // gains nothing from their buckets; start over rather than scan on
+        // every new key (the scan stays amortized O(1)).
+        if map.len() >= MAX_KEYS / 2 {
+            map.clear();
+        }
     }
     let b = map.entry(key.to_string()).or_insert(Bucket { tokens: f64::from(rate.burst), at_ms: now_ms });
     b.refill(rate, now_ms);
@@ -123,8 +129,11 @@ impl Limiter {
     }
 
     /// Takes one attempt from all three buckets, or none: `Err` names the
-    /// limit that refused and how long until it would allow one (ms).
+    /// limit that refused and how long until it would allow one (ms). An
+    /// IPv6 client is limited by its /64 (one host's usual allocation).
     pub fn attempt(&self, ip: Option<&str>, principal: &str, now_ms: u64) -> Result<(), (Scope, u64)> {
+        let network = ip.map(ip_key);
+        let ip = network.as_deref();
         let l = self.limits;
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let st = &mut *guard;
@@ -153,6 +162,18 @@ impl Limiter {
             b.tokens -= 1.0;
         }
         Ok(())
+    }
+}
+
+/// The per-IP key: the address, or an IPv6 address's /64.
+fn ip_key(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or_else(|| ip.to_string(), |v4| v4.to_string()),
+        _ => ip.to_string(),
     }
 }
 
@@ -205,5 +226,17 @@ mod tests {
         for _ in 0..3 {
             l.attempt(Some("b"), "q", 0).expect("q still has its burst");
         }
+    }
+
+    #[test]
+    fn an_ipv6_network_shares_one_bucket() {
+        let l = Limiter::new(RateLimits { per_ip: SLOW, per_principal: OPEN, global: OPEN });
+        for host in ["2001:db8::1", "2001:db8::2", "2001:db8:0:0:ffff::3"] {
+            l.attempt(Some(host), "p", 0).expect("within the /64's burst");
+        }
+        assert!(l.attempt(Some("2001:db8::4"), "p", 0).is_err(), "same /64");
+        l.attempt(Some("2001:db8:0:1::1"), "p", 0).expect("another /64");
+        assert_eq!(ip_key("::ffff:10.0.0.1"), "10.0.0.1");
+        assert_eq!(ip_key("10.0.0.1"), "10.0.0.1");
     }
 }

@@ -128,8 +128,13 @@ pub fn parse_issuer_key(s: &str) -> Result<VerifyingKey, String> {
     VerifyingKey::from_bytes(&bytes).map_err(|_| "the issuer key is not an Ed25519 public key".to_string())
 }
 
-/// The link's payload. Field order is the canonical (signed) order.
+/// The link's payload. The signed bytes are its JSON without `sig`: the
+/// fields in this order, no whitespace, every string printable ASCII
+/// without `"` or `\` (so no escaping) — reproducible byte for byte in
+/// any language (`JSON.stringify` of the parsed object minus `sig`).
+/// Unknown fields are refused, so nothing unsigned rides along.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LinkPayload {
     /// Where the capability is redeemed: `{iss}/v1/share/links/{capability}`.
     pub url: String,
@@ -172,7 +177,14 @@ impl LinkPayload {
         let at = content.find(SHLINK_PREFIX).ok_or(LinkError::Malformed("no shlink:/ prefix"))?;
         let b64 = &content[at + SHLINK_PREFIX.len()..];
         let json = B64URL.decode(b64).map_err(|_| LinkError::Malformed("the payload is not base64url"))?;
-        serde_json::from_slice(&json).map_err(|_| LinkError::Malformed("the payload is not a link's JSON"))
+        let payload: LinkPayload =
+            serde_json::from_slice(&json).map_err(|_| LinkError::Malformed("the payload is not a link's JSON"))?;
+        let plain = |s: &str| s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+        let strings = [&payload.url, &payload.key, &payload.label, &payload.iss, &payload.kid];
+        if !strings.into_iter().chain(payload.flag.as_ref()).chain(payload.sig.as_ref()).all(|s| plain(s)) {
+            return Err(LinkError::Malformed("a field is not plain ASCII"));
+        }
+        Ok(payload)
     }
 
     /// The capability: the last segment of `url`.
@@ -248,6 +260,9 @@ pub fn jwe_decrypt(key: &[u8; 32], jwe: &str) -> Result<Vec<u8>, LinkError> {
         .ok_or(LinkError::Decrypt("malformed header"))?;
     if h["alg"] != "dir" || h["enc"] != "A256GCM" {
         return Err(LinkError::Decrypt("not alg dir / enc A256GCM"));
+    }
+    if h.get("zip").is_some() || h.get("crit").is_some() {
+        return Err(LinkError::Decrypt("zip and crit are not supported"));
     }
     if !encrypted_key.is_empty() {
         return Err(LinkError::Decrypt("alg dir has no encrypted key"));
@@ -329,7 +344,13 @@ mod tests {
             alter(&mut q);
             assert_eq!(verify(&q.encode(), &keys.issuer_key(), 0), Err(LinkError::BadSignature), "{what}");
         }
-        for bad in ["", "shlink:/", "shlink:/!!!", "https://x/#shlink:/e30"] {
+        // An unsigned extra field, or a field that would need escaping.
+        let mut extra: serde_json::Value = serde_json::to_value(&p).expect("json");
+        extra["note"] = "unsigned".into();
+        let extra = format!("shlink:/{}", B64URL.encode(extra.to_string()));
+        let mut quoted = p.clone();
+        quoted.label = "a \"quoted\" label".into();
+        for bad in ["", "shlink:/", "shlink:/!!!", "https://x/#shlink:/e30", &extra, &quoted.encode()] {
             assert!(matches!(verify(bad, &keys.issuer_key(), 0), Err(LinkError::Malformed(_))), "{bad:?}");
         }
     }

@@ -11,11 +11,17 @@
 //! that patient and those types; every read through it is audited with
 //! method `access_code` or `qr_code` and the share's id.
 //!
+//! A wrong guess is answered with the attempts left before the patient
+//! locks — never with anything about the patient's codes, so guessing
+//! tells nobody whether a patient has a live code. (A QR passcode's holder
+//! already knows its share, and is told the share's own count too.)
+//!
 //! What the node stores ([`store`]): the code only as
 //! `HMAC-SHA256(node key, patient ‖ code)`, compared in constant time; the
 //! capability only as its SHA-256; grants only by the SHA-256 of their
-//! token; the QR's release document only encrypted (JWE `dir`/`A256GCM`)
-//! under a key that exists only in the QR.
+//! token; the QR's release document (share id, patient, scope, expiry,
+//! issuer) only encrypted (JWE `dir`/`A256GCM`) under a key that exists
+//! only in the QR.
 //!
 //! # Brute force: the bound
 //!
@@ -29,8 +35,8 @@
 //!    patient's live codes; a code with F_c failures is burned;
 //! 2. the patient's failures since their last unlock are capped at F_p,
 //!    after which every live code is burned and redemption is locked until
-//!    the patient unlocks it (a deliberate act, after seeing the failures in
-//!    their access history);
+//!    the patient unlocks it or makes a new code (deliberate acts, with the
+//!    failures in their access history; a guesser cannot end a cycle);
 //! 3. at most A codes are live per patient, and codes are drawn uniformly
 //!    (no modulo bias) from a CSPRNG, distinct among the patient's live
 //!    codes.

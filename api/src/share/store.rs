@@ -71,8 +71,8 @@ impl Policy {
 /// Largest `max_uses`.
 pub const MAX_USES_LIMIT: u32 = 1_000;
 
-/// A share as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A share as stored. (Its `Debug` leaves out the code's MAC.)
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Share {
     /// Random id (hex, 16 bytes).
     pub id: String,
@@ -103,6 +103,19 @@ pub struct Share {
     code_mac: String,
     /// The QR link, if one was made.
     pub link: Option<LinkState>,
+}
+
+impl std::fmt::Debug for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Share")
+            .field("id", &self.id)
+            .field("patient", &self.patient)
+            .field("data_types", &self.data_types)
+            .field("expires_ms", &self.expires_ms)
+            .field("uses", &self.uses)
+            .field("failures", &self.failures)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A share's QR link as stored.
@@ -312,7 +325,6 @@ pub struct NewShare {
 }
 
 /// A created share with its secrets, shown to the patient once.
-#[derive(Debug)]
 pub struct Created {
     /// The share.
     pub share: Share,
@@ -320,10 +332,11 @@ pub struct Created {
     pub code: String,
     /// The link's capability (base64url) and release key, when made.
     pub link: Option<(String, [u8; 32])>,
+    /// Set when making it lifted a lock-out: the failures that had locked.
+    pub unlocked: Option<u32>,
 }
 
 /// A successful redemption.
-#[derive(Debug)]
 pub struct Redeemed {
     /// The grant token (shown once; stored only hashed).
     pub token: String,
@@ -331,6 +344,19 @@ pub struct Redeemed {
     pub grant: Grant,
     /// The share after this use.
     pub share: Share,
+}
+
+// Secrets never reach a Debug string (logs, panics).
+impl std::fmt::Debug for Created {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Created").field("share", &self.share.id).field("code", &"<redacted>").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Redeemed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redeemed").field("grant", &self.grant).field("token", &"<redacted>").finish_non_exhaustive()
+    }
 }
 
 /// Builds the release document of a new share's QR link.
@@ -463,16 +489,23 @@ impl ShareStore {
             _ => {}
         }
         let _guard = self.lock(patient);
-        let guard = self.guard(patient)?;
-        if guard.locked {
-            return Err(ShareError::Locked(guard.failures));
-        }
+        // Making a code is the patient's own act and ends a lock-out, as
+        // `unlock` does (the bound counts per code made; a guesser cannot
+        // start a new cycle): a lock-out by a stranger costs the patient
+        // their live codes, never the ability to share.
+        let mut guard = self.guard(patient)?;
+        let unlocked = guard.locked.then_some(guard.failures);
+        guard.failures = 0;
+        guard.locked = false;
         let live: Vec<Share> =
             self.shares_of(patient)?.into_iter().filter(|s| s.state(now_ms) == ShareState::Active).collect();
         if live.len() >= self.policy.max_active {
             return Err(ShareError::TooManyActive(self.policy.max_active));
         }
         let space = 10u32.pow(self.policy.digits);
+        if live.len() as u64 >= u64::from(space) {
+            return Err(ShareError::Invalid("no distinct code is left in this code space".into()));
+        }
         let mut rng = rand::rngs::OsRng;
         // Distinct among the patient's live codes, so one guess can match
         // at most one code.
@@ -518,8 +551,9 @@ impl ShareStore {
         }
         self.put_share(&mut batch, &share)?;
         batch.put_cf(self.db.cf(Cf::ShareIndex), Self::index_key(patient, &id), []);
+        batch.put_cf(self.db.cf(Cf::ShareGuards), patient.as_bytes(), serde_json::to_vec(&guard).expect("json"));
         self.db.write(batch)?;
-        Ok(Created { share, code, link })
+        Ok(Created { share, code, link, unlocked })
     }
 
     /// The patient's shares: all stored (the sweeper removes dead ones).
@@ -566,8 +600,10 @@ impl ShareStore {
 
     /// Counts one failure against `patient` and against `targets` (the
     /// live shares the guess could have matched), burning and locking at
-    /// the caps; returns the attempts left. Caller holds the lock.
-    fn fail(&self, patient: &str, targets: Vec<Share>, now_ms: u64) -> Result<u32, ShareError> {
+    /// the caps. Returns the attempts left before the patient locks and,
+    /// when there were targets, before the first of them burns. Caller
+    /// holds the lock.
+    fn fail(&self, patient: &str, targets: Vec<Share>, now_ms: u64) -> Result<(u32, Option<u32>), ShareError> {
         let p = self.policy;
         let mut guard = self.guard(patient)?;
         guard.failures = guard.failures.saturating_add(1);
@@ -576,27 +612,25 @@ impl ShareStore {
             guard.locked = true;
         }
         let mut batch = self.db.batch();
-        let mut least = u32::MAX;
+        let mut least: Option<u32> = None;
         // A lock burns every live code, not only the targets.
         let targets = if guard.locked {
             self.shares_of(patient)?.into_iter().filter(|s| s.state(now_ms) == ShareState::Active).collect()
         } else {
             targets
         };
-        let mut any = false;
         for mut s in targets {
             s.failures = s.failures.saturating_add(1);
             if s.failures >= p.code_max_failures || guard.locked {
                 s.burned = true;
             }
-            least = least.min(p.code_max_failures.saturating_sub(s.failures));
-            any = true;
+            let left = p.code_max_failures.saturating_sub(s.failures);
+            least = Some(least.map_or(left, |l| l.min(left)));
             self.put_share(&mut batch, &s)?;
         }
         batch.put_cf(self.db.cf(Cf::ShareGuards), patient.as_bytes(), serde_json::to_vec(&guard).expect("json"));
         self.db.write(batch)?;
-        let patient_left = p.patient_max_failures.saturating_sub(guard.failures);
-        Ok(if any { least.min(patient_left) } else { 0 })
+        Ok((p.patient_max_failures.saturating_sub(guard.failures), least))
     }
 
     /// Issues a grant for `share` to `provider` and records the use.
@@ -646,10 +680,12 @@ impl ShareStore {
                 self.grant(share, provider, "access_code", now_ms)
             }
             None => {
-                let remaining = self.fail(patient, live, now_ms)?;
-                let guard = self.guard(patient)?;
-                if guard.locked {
-                    return Err(ShareError::Locked(guard.failures));
+                // Only the patient-level count is told: whether (or how
+                // many) live codes the patient has stays unknown to a
+                // guesser.
+                let (remaining, _) = self.fail(patient, live, now_ms)?;
+                if remaining == 0 {
+                    return Err(ShareError::Locked(self.policy.patient_max_failures));
                 }
                 Err(ShareError::WrongCode { remaining })
             }
@@ -704,11 +740,13 @@ impl ShareStore {
             let Some(passcode) = passcode else { return Err(ShareError::PasscodeRequired { remaining }) };
             let stored = hex::decode(&share.code_mac).map_err(|_| corrupt("code mac"))?;
             if !bool::from(stored.ct_eq(&self.mac(&patient, passcode)[..])) {
-                let remaining = self.fail(&patient, vec![share], now_ms)?;
-                if self.guard(&patient)?.locked {
+                // The link's holder knows the share exists: it is told the
+                // share's own count too.
+                let (patient_left, code_left) = self.fail(&patient, vec![share], now_ms)?;
+                if patient_left == 0 {
                     return Err(ShareError::Locked(self.policy.patient_max_failures));
                 }
-                return Err(ShareError::WrongCode { remaining });
+                return Err(ShareError::WrongCode { remaining: code_left.unwrap_or(0).min(patient_left) });
             }
         }
         let redeemed = self.grant(share, provider, "qr_code", now_ms)?;
@@ -749,37 +787,56 @@ impl ShareStore {
     /// refer to them, their index and link rows, and expired grants.
     /// Returns (shares, grants) deleted.
     pub fn sweep(&self, now_ms: u64) -> Result<(usize, usize), ShareError> {
-        // No lock: a share that can no longer be redeemed never becomes
-        // redeemable again, and the only write to one (a revocation) leaves
-        // it for the next sweep.
-        let shares = self.delete_where(Cf::Shares, |key, value, batch| {
-            let s: Share = serde_json::from_slice(value).map_err(|_| corrupt("share"))?;
+        let dead = |s: &Share| {
             let state = s.state(now_ms);
-            let grants_dead = matches!(state, ShareState::Revoked | ShareState::Burned) || now_ms >= s.grants_until_ms;
-            if state == ShareState::Active || !grants_dead {
-                return Ok(false);
+            state != ShareState::Active
+                && (matches!(state, ShareState::Revoked | ShareState::Burned) || now_ms >= s.grants_until_ms)
+        };
+        // Candidates from a scan; each deleted under its patient's lock
+        // after a re-read, so a redemption in flight never writes back a
+        // share the sweeper just removed.
+        let mut candidates = Vec::new();
+        let mut start = Vec::new();
+        loop {
+            let page = self.db.scan_page(Cf::Shares, &start, 1_000)?;
+            let Some((last, _)) = page.last() else { break };
+            start = last.clone();
+            start.push(0);
+            for (_, v) in &page {
+                let s: Share = serde_json::from_slice(v).map_err(|_| corrupt("share"))?;
+                if dead(&s) {
+                    candidates.push((s.patient, s.id));
+                }
             }
-            batch.delete_cf(self.db.cf(Cf::ShareIndex), Self::index_key(&s.patient, key));
+        }
+        let mut shares = 0;
+        for (patient, id) in candidates {
+            let _guard = self.lock(&patient);
+            let Some(s) = self.share(&id)?.filter(|s| dead(s)) else { continue };
+            let key = hex::decode(&s.id).map_err(|_| corrupt("share id"))?;
+            let mut batch = self.db.batch();
+            batch.delete_cf(self.db.cf(Cf::Shares), &key);
+            batch.delete_cf(self.db.cf(Cf::ShareIndex), Self::index_key(&s.patient, &key));
             if let Some(l) = &s.link {
                 let hash = hex::decode(&l.capability_hash).map_err(|_| corrupt("capability hash"))?;
                 batch.delete_cf(self.db.cf(Cf::ShareLinks), hash);
             }
-            Ok(true)
-        })?;
-        let grants = self.delete_where(Cf::ShareGrants, |_, value, _| {
+            self.db.write(batch)?;
+            shares += 1;
+        }
+        let grants = self.delete_where(Cf::ShareGrants, |_, value| {
             let g: Grant = serde_json::from_slice(value).map_err(|_| corrupt("grant"))?;
             Ok(now_ms >= g.expires_ms)
         })?;
         Ok((shares, grants))
     }
 
-    /// Walks `cf` a page at a time and deletes the rows `dead` picks (it may
-    /// add deletions of related rows to the page's batch); one synced batch
-    /// per page. Returns how many rows of `cf` were deleted.
+    /// Walks `cf` a page at a time and deletes the rows `dead` picks; one
+    /// synced batch per page. Returns how many were deleted.
     fn delete_where(
         &self,
         cf: Cf,
-        mut dead: impl FnMut(&[u8], &[u8], &mut rocksdb::WriteBatch) -> Result<bool, ShareError>,
+        mut dead: impl FnMut(&[u8], &[u8]) -> Result<bool, ShareError>,
     ) -> Result<usize, ShareError> {
         let (mut deleted, mut start) = (0, Vec::new());
         loop {
@@ -789,7 +846,7 @@ impl ShareStore {
             start.push(0);
             let mut batch = self.db.batch();
             for (k, v) in &page {
-                if dead(k, v, &mut batch)? {
+                if dead(k, v)? {
                     batch.delete_cf(self.db.cf(cf), k);
                     deleted += 1;
                 }

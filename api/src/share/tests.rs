@@ -186,7 +186,7 @@ fn codes_are_bound_to_their_patient_and_malformed_codes_are_not_attempts() {
     let (_dir, s) = store();
     let c = s.create(PATIENT, &new(&[DataType::LabResults], ShareDuration::OneHour), T0, &no_release).expect("c");
     // The same digits for another patient are not this patient's code.
-    assert!(matches!(s.redeem_code(PROVIDER, &c.code, PROVIDER, T0), Err(ShareError::WrongCode { remaining: 0 })));
+    assert!(matches!(s.redeem_code(PROVIDER, &c.code, PROVIDER, T0), Err(ShareError::WrongCode { remaining: 9 })));
     for bad in ["12345", "1234567", "12a456", " 123456", ""] {
         assert!(matches!(s.redeem_code(PATIENT, bad, PROVIDER, T0), Err(ShareError::Invalid(_))), "{bad:?}");
     }
@@ -206,15 +206,16 @@ fn codes_are_bound_to_their_patient_and_malformed_codes_are_not_attempts() {
 }
 
 #[test]
-fn failure_caps_survive_a_restart_and_lock_until_the_patient_unlocks() {
+fn failure_caps_survive_a_restart_and_lock_until_the_patient_acts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = Policy::default();
     let code = {
         let s = open(dir.path(), p);
         let c = s.create(PATIENT, &new(&[DataType::LabResults], ShareDuration::OneDay), T0, &no_release).expect("c");
         for i in 0..p.code_max_failures - 1 {
+            // A guesser is told only the patient-level count.
             match s.redeem_code(PATIENT, &other(&c.code), PROVIDER, T0) {
-                Err(ShareError::WrongCode { remaining }) => assert_eq!(remaining, p.code_max_failures - 1 - i),
+                Err(ShareError::WrongCode { remaining }) => assert_eq!(remaining, p.patient_max_failures - 1 - i),
                 other => panic!("{other:?}"),
             }
         }
@@ -223,7 +224,7 @@ fn failure_caps_survive_a_restart_and_lock_until_the_patient_unlocks() {
     // Restart: the counters are where they were.
     let s = open(dir.path(), p);
     assert_eq!(s.list(PATIENT, T0).expect("list")[0].failures, p.code_max_failures - 1);
-    assert!(matches!(s.redeem_code(PATIENT, &other(&code), PROVIDER, T0), Err(ShareError::WrongCode { remaining: 0 })));
+    assert!(matches!(s.redeem_code(PATIENT, &other(&code), PROVIDER, T0), Err(ShareError::WrongCode { remaining: 5 })));
     // Burned: the right code no longer works.
     assert!(matches!(s.redeem_code(PATIENT, &code, PROVIDER, T0), Err(ShareError::WrongCode { .. })));
     assert_eq!(s.list(PATIENT, T0).expect("list")[0].state, ShareState::Burned);
@@ -237,18 +238,24 @@ fn failure_caps_survive_a_restart_and_lock_until_the_patient_unlocks() {
     drop(s);
     let s = open(dir.path(), p);
     assert!(matches!(s.redeem_code(PATIENT, "000000", PROVIDER, T0), Err(ShareError::Locked(10))));
-    assert!(matches!(
-        s.create(PATIENT, &new(&[DataType::LabResults], ShareDuration::OneDay), T0, &no_release),
-        Err(ShareError::Locked(10))
-    ));
     // Locked: even a right code of a fresh share is not evaluated, and the
     // counter no longer moves.
     assert!(matches!(s.redeem_code(PATIENT, "123456", PROVIDER, T0), Err(ShareError::Locked(10))));
     assert_eq!(s.guard(PATIENT).expect("guard").failures, 10);
     let g = s.unlock(PATIENT).expect("unlock");
     assert_eq!((g.failures, g.locked, g.lifetime_failures), (0, false, 10));
+    // Locked again (no live code: the guesses still count, so a guesser
+    // cannot tell); the patient's next code lifts the lock and works.
+    for _ in 0..p.patient_max_failures {
+        let _ = s.redeem_code(PATIENT, "000000", PROVIDER, T0);
+    }
+    assert!(s.guard(PATIENT).expect("guard").locked);
     let c = s.create(PATIENT, &new(&[DataType::LabResults], ShareDuration::OneDay), T0, &no_release).expect("c");
+    assert_eq!(c.unlocked, Some(10));
+    assert_eq!(s.guard(PATIENT).expect("guard").lifetime_failures, 20);
     s.redeem_code(PATIENT, &c.code, PROVIDER, T0).expect("works again");
+    let again = s.create(PATIENT, &new(&[DataType::LabResults], ShareDuration::OneDay), T0, &no_release).expect("c");
+    assert_eq!(again.unlocked, None);
 }
 
 #[test]

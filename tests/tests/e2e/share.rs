@@ -166,7 +166,7 @@ async fn a_patient_shares_by_code_and_qr_and_sees_every_use() {
     let a = sys.redeem(&reader_token, &patient, wrong).await;
     assert_eq!(
         (a.status, a.body["code"].as_str(), a.body["remaining_attempts"].as_u64()),
-        (401, Some("access-code-invalid"), Some(4))
+        (401, Some("access-code-invalid"), Some(9))
     );
     let a = sys.redeem(&writer_token, "nobody", &code).await;
     assert_eq!((a.status, a.body["code"].as_str()), (400, Some("invalid-principal")));
@@ -234,11 +234,17 @@ async fn a_patient_shares_by_code_and_qr_and_sees_every_use() {
     let release = link::jwe_decrypt(&payload.release_key().expect("key"), a.body["release"].as_str().expect("jwe"))
         .expect("decrypts only with the QR's key");
     let release: Value = serde_json::from_slice(&release).expect("json");
-    let released: Vec<&str> =
-        release["records"].as_array().expect("records").iter().map(|r| r["record_id"].as_str().expect("id")).collect();
-    assert_eq!(released, vec![format!("0x{lab}")], "the scope, not the enhanced record");
-    assert_eq!(release["share_id"], qr_share);
+    assert_eq!(
+        (&release["share_id"], &release["patient"], &release["data_types"]),
+        (&json!(qr_share), &json!(patient.to_string()), &json!(["lab-results"]))
+    );
+    assert!(release.get("records").is_none(), "records are listed through the grant, under the chain's rules");
     let qr_grant = a.body["grant"].as_str().expect("grant").to_string();
+    let listed =
+        sys.send("GET", &format!("/v1/patients/{patient}/records"), &reader_token, None, Some(&qr_grant)).await;
+    let ids: Vec<&str> =
+        listed.body["items"].as_array().expect("items").iter().map(|r| r["record_id"].as_str().expect("id")).collect();
+    assert_eq!(ids, vec![format!("0x{lab}")], "the scope, not the enhanced record");
     let a = sys.send("GET", &format!("/v1/records/{lab}"), &reader_token, None, Some(&qr_grant)).await;
     assert_eq!(a.status, 200);
     // Single use: the link is used up.
@@ -381,7 +387,7 @@ async fn rate_limits_answer_429_with_retry_after_and_are_audited() {
         one_code(RateLimits { per_ip: OPEN, per_principal: tight, global: OPEN }).await;
     let guess = json!({ "patient": patient, "code": wrong_code(&code, 0) });
     // Three attempts a burst, six a minute, for this principal.
-    for remaining in [4, 3, 2] {
+    for remaining in [9, 8, 7] {
         let a = sys.send("POST", "/v1/share/redeem", &token, Some(guess.clone()), None).await;
         assert_eq!((a.status, a.body["remaining_attempts"].as_u64()), (401, Some(remaining)), "{}", a.body);
     }
@@ -390,7 +396,7 @@ async fn rate_limits_answer_429_with_retry_after_and_are_audited() {
     assert_eq!(a.body["retry_after"], 10);
     offset.store(10_000, Ordering::SeqCst);
     let a = sys.send("POST", "/v1/share/redeem", &token, Some(guess.clone()), None).await;
-    assert_eq!((a.status, a.body["remaining_attempts"].as_u64()), (401, Some(1)), "refilled after Retry-After");
+    assert_eq!((a.status, a.body["remaining_attempts"].as_u64()), (401, Some(6)), "refilled after Retry-After");
     // The global limit refuses everyone alike.
     let (sys2, patient2, code2, token2, _, _) =
         one_code(RateLimits { per_ip: OPEN, per_principal: OPEN, global: Rate { burst: 1, per_minute: 1 } }).await;
@@ -443,20 +449,19 @@ async fn parallel_guesses_over_http_never_pass_the_caps() {
         (list.body["items"][0]["state"].as_str(), list.body["items"][0]["failures"].as_u64()),
         (Some("burned"), Some(5))
     );
-    // Even the right code is refused while locked; new codes too, until
-    // the patient unlocks.
-    let a = sys.redeem(&token, patient, &code).await;
+    // Even the right code is refused while locked. The patient's next code
+    // lifts the lock (and says so); `unlock` does it without a new code.
+    let a = sys.redeem(&token, &patient, &code).await;
     assert_eq!(
         (a.status, a.body["code"].as_str(), a.body["remaining_attempts"].as_u64()),
         (401, Some("access-codes-locked"), Some(0))
     );
-    let make = json!({ "data_types": ["lab-results"] });
-    let a = sys.make_share(&patient_token, make.clone()).await;
-    assert_eq!((a.status, a.body["code"].as_str()), (409, Some("access-codes-locked")));
+    let a = sys.make_share(&patient_token, json!({ "data_types": ["lab-results"] })).await;
+    assert_eq!((a.status, a.body["unlocked_after_failures"].as_u64()), (201, Some(10)), "{}", a.body);
+    let fresh = a.body["code"].as_str().expect("code").to_string();
+    assert_eq!(sys.redeem(&token, &patient, &fresh).await.status, 200);
     let a = sys.send("POST", "/v1/share/unlock", &patient_token, None, None).await;
     assert_eq!((a.body["locked"].as_bool(), a.body["lifetime_failures"].as_u64()), (Some(false), Some(10)));
-    let a = sys.make_share(&patient_token, make).await;
-    assert_eq!(a.status, 201);
     let history = sys.send("GET", "/v1/audit/entries?limit=1000", &patient_token, None, None).await;
     let denied = history.body["entries"]
         .as_array()
