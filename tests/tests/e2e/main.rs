@@ -208,6 +208,7 @@ async fn provider_writes_reads_is_refused_after_revocation_and_everything_is_aud
     let r = sys.http.get(format!("{}/v1/me", sys.api)).send().await.expect("get");
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
     let (status, me) = sys.get("/v1/me", &provider_token).await;
     assert_eq!((status, me["role"].as_str()), (200, Some("provider")));
 

@@ -49,8 +49,9 @@ impl System {
         }
         let r = r.send().await.expect("request");
         let status = r.status().as_u16();
-        let retry_after = r.headers().get("retry-after").map(|v| v.to_str().expect("ascii").to_string());
-        Answer { status, retry_after, body: r.json().await.unwrap_or(Value::Null) }
+        let header = |name: &str| r.headers().get(name).map(|v| v.to_str().expect("ascii").to_string());
+        let (retry_after, www_authenticate) = (header("retry-after"), header("www-authenticate"));
+        Answer { status, retry_after, www_authenticate, body: r.json().await.unwrap_or(Value::Null) }
     }
 
     /// `POST /v1/share/codes` (as a patient).
@@ -98,6 +99,7 @@ impl System {
 struct Answer {
     status: u16,
     retry_after: Option<String>,
+    www_authenticate: Option<String>,
     body: Value,
 }
 
@@ -168,6 +170,7 @@ async fn a_patient_shares_by_code_and_qr_and_sees_every_use() {
         (a.status, a.body["code"].as_str(), a.body["remaining_attempts"].as_u64()),
         (401, Some("access-code-invalid"), Some(9))
     );
+    assert_eq!(a.www_authenticate.as_deref(), Some("AccessCode realm=\"medanchor\""));
     let a = sys.redeem(&writer_token, "nobody", &code).await;
     assert_eq!((a.status, a.body["code"].as_str()), (400, Some("invalid-principal")));
     let a = sys.redeem(&patient_token, &patient, &code).await;
