@@ -111,6 +111,30 @@ fn patient(i: usize) -> String {
     .to_string()
 }
 
+/// The share every sample makes.
+fn lab_results_for_a_day() -> NewShare {
+    NewShare {
+        data_types: vec![DataType::LabResults],
+        duration: ShareDuration::OneDay,
+        single_use: false,
+        max_uses: None,
+        link: None,
+    }
+}
+
+/// `codes` live codes in `store`, `per_patient` each: (patient, code).
+fn populate(store: &ShareStore, args: &ShareBenchArgs, now: u64) -> anyhow::Result<Vec<(String, String)>> {
+    let patients = args.codes.div_ceil(args.per_patient);
+    let req = lab_results_for_a_day();
+    (0..args.codes)
+        .map(|i| {
+            let p = patient(i % patients);
+            let c = store.create(&p, &req, now, &|_| Vec::new()).context("populating")?;
+            Ok((p, c.code))
+        })
+        .collect()
+}
+
 /// Redemptions through the real API: `codes` active codes in its store,
 /// `wallet_2` registered on-chain as the provider, rate limits opened so
 /// they measure nothing.
@@ -137,20 +161,7 @@ async fn http_phase(args: &ShareBenchArgs) -> anyhow::Result<(Latency, Latency)>
     let token = sys.sign_in("wallet_2").await?;
     let store = sys.state.shares();
     let now = sys.state.now_ms();
-    let req = NewShare {
-        data_types: vec![DataType::LabResults],
-        duration: ShareDuration::OneDay,
-        single_use: false,
-        max_uses: None,
-        link: None,
-    };
-    let patients = args.codes.div_ceil(args.per_patient);
-    let mut codes = Vec::with_capacity(args.codes);
-    for i in 0..args.codes {
-        let p = patient(i % patients);
-        let c = store.create(&p, &req, now, &|_| Vec::new()).context("populating")?;
-        codes.push((p, c.code));
-    }
+    let mut codes = populate(store, args, now)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     codes.shuffle(&mut rng);
     let http = reqwest::Client::new();
@@ -197,24 +208,10 @@ fn bench(args: &ShareBenchArgs) -> anyhow::Result<ShareReport> {
     let db = Arc::new(ApiDb::open(&dir.path().join("db")).map_err(|e| anyhow::anyhow!("{e}"))?);
     let store = ShareStore::new(db.clone(), ShareKeys::derive(&[7; 32]), Policy::default());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
-    let req = NewShare {
-        data_types: vec![DataType::LabResults],
-        duration: ShareDuration::OneDay,
-        single_use: false,
-        max_uses: None,
-        link: None,
-    };
-    let none = |_: &medanchor_api::share::Share| Vec::new();
-
-    // Population: `codes` live codes, `per_patient` each.
+    let (req, none) = (lab_results_for_a_day(), |_: &medanchor_api::share::Share| Vec::new());
     let patients = args.codes.div_ceil(args.per_patient);
     let started = Instant::now();
-    let mut codes: Vec<(String, String)> = Vec::with_capacity(args.codes);
-    for i in 0..args.codes {
-        let p = patient(i % patients);
-        let c = store.create(&p, &req, now, &none).context("populating")?;
-        codes.push((p, c.code));
-    }
+    let mut codes = populate(&store, args, now)?;
     let populate_seconds = started.elapsed().as_secs_f64();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
 
