@@ -243,7 +243,10 @@ async fn demo(d: &Demo) -> anyhow::Result<()> {
     })
     .await?;
     let token = grant["grant"].as_str().context("no grant")?;
-    println!("   wallet_3 {clinic}: redeemed, grant until {} (unix ms)", grant["expires_ms"]);
+    println!(
+        "   wallet_3 {clinic}: redeemed, grant until {}",
+        crate::client::utc(grant["expires_ms"].as_u64().unwrap_or(0))
+    );
     let read = clinic_session
         .send(&format!("/v1/records/{id}"), None, &[(medanchor_api::app::GRANT_HEADER, token)])
         .await?

@@ -220,7 +220,7 @@ async fn dispatch(command: ShareCommand) -> anyhow::Result<()> {
                 println!("code      {}  (read it out; shown once)", o["code"].as_str().unwrap_or(""));
                 println!("share     {}", o["share"]["id"].as_str().unwrap_or(""));
                 println!("covers    {}", o["share"]["data_types"]);
-                println!("expires   {} (unix ms)", o["share"]["expires_ms"]);
+                println!("expires   {}", crate::client::utc(o["share"]["expires_ms"].as_u64().unwrap_or(0)));
                 if let Some(c) = o["qr_content"].as_str() {
                     println!("qr        {c}");
                 }
@@ -242,7 +242,7 @@ async fn dispatch(command: ShareCommand) -> anyhow::Result<()> {
                         i["state"].as_str().unwrap_or(""),
                         i["uses"],
                         i["failures"],
-                        i["expires_ms"],
+                        crate::client::utc(i["expires_ms"].as_u64().unwrap_or(0)),
                         i["data_types"]
                     );
                 }
@@ -288,11 +288,11 @@ async fn dispatch(command: ShareCommand) -> anyhow::Result<()> {
             let out = with_records(&s, grant).await?;
             print(json, &out, |o| {
                 println!(
-                    "release   share {} of {}: {} until {} (unix ms), decrypted with the QR's key",
+                    "release   share {} of {}: {} until {}, decrypted with the QR's key",
                     o["release"]["share_id"].as_str().unwrap_or(""),
                     o["release"]["patient"].as_str().unwrap_or(""),
                     o["release"]["data_types"],
-                    o["release"]["expires_ms"]
+                    crate::client::utc(o["release"]["expires_ms"].as_u64().unwrap_or(0))
                 );
                 print_grant(o);
             });
@@ -314,10 +314,10 @@ async fn dispatch(command: ShareCommand) -> anyhow::Result<()> {
             });
             print(json, &out, |o| {
                 println!(
-                    "VALID: issued by {} (key {}), unaltered, expires {} (unix s){}",
+                    "VALID: issued by {} (key {}), unaltered, expires {}{}",
                     o["iss"].as_str().unwrap_or(""),
                     o["kid"].as_str().unwrap_or(""),
-                    o["exp"],
+                    crate::client::utc(o["exp"].as_u64().unwrap_or(0) * 1000),
                     if payload.needs_passcode() { "; needs the 6-digit code" } else { "" }
                 );
             });
@@ -356,7 +356,7 @@ fn print_grant(o: &Value) {
     println!("grant     {}  (send as X-Share-Grant; `share read --grant …`)", o["grant"].as_str().unwrap_or(""));
     println!("patient   {}", o["patient"].as_str().unwrap_or(""));
     println!("method    {}", o["method"].as_str().unwrap_or(""));
-    println!("expires   {} (unix ms)", o["expires_ms"]);
+    println!("expires   {}", crate::client::utc(o["expires_ms"].as_u64().unwrap_or(0)));
     for a in o["access"].as_array().into_iter().flatten() {
         let why = a["reason"].as_str().map(|r| format!(" ({r})")).unwrap_or_default();
         println!(
