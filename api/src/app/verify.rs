@@ -25,7 +25,8 @@ use medanchor_contracts::ContractName;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::{hash32, latest, record_id_arg, role_of, with_request_id, AppState, Caller, VersionQuery};
+use super::records::{hash32, latest, VersionQuery};
+use super::{record_id_arg, role_of, with_request_id, AppState, Caller};
 use crate::blob::BlobError;
 use crate::db::{AnchorStatus, RecordMeta};
 use crate::error::{ApiError, ApiResult};

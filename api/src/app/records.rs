@@ -1,0 +1,1054 @@
+//! Record routes: create, read (consent- or grant-gated), update with
+//! `If-Match`, versions, a patient's list, and the lifecycle calls
+//! (finalize, unlock, archive) sent to the chain.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use medanchor_contracts::principal::Principal;
+use medanchor_contracts::types::RecordType;
+use medanchor_contracts::ContractError;
+use medanchor_wallet::{ContractCall, Wallet};
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{now_ms, optional_number, principal_arg, record_id_arg, role_of, share, with_request_id, AppState, Caller};
+use crate::db::{AnchorStatus, RecordMeta};
+use crate::envelope::{Binding, Sealed};
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Deserialize)]
+pub(crate) struct RecordBody {
+    record_type: String,
+    /// Base64 bytes, or any JSON value (stored as its JSON text).
+    content: Value,
+    #[serde(default)]
+    content_encoding: Option<String>,
+    #[serde(default)]
+    content_type: Option<String>,
+    #[serde(default)]
+    confidentiality: Option<u8>,
+    /// `custodial` (the node signs with the provider's key it holds) or
+    /// `wallet` (the provider signs; the API returns the call to sign).
+    #[serde(default)]
+    signing: Option<String>,
+}
+
+impl RecordBody {
+    fn bytes(&self, limit: usize) -> ApiResult<(Vec<u8>, String)> {
+        let (bytes, ty) = match (self.content_encoding.as_deref(), &self.content) {
+            (Some("base64"), Value::String(s)) => (
+                B64.decode(s).map_err(|_| ApiError::bad("invalid-content", "content is not valid base64"))?,
+                self.content_type.clone().unwrap_or_else(|| "application/octet-stream".into()),
+            ),
+            (Some("base64"), _) => return Err(ApiError::bad("invalid-content", "base64 content must be a string")),
+            (Some(other), _) => {
+                return Err(ApiError::bad("invalid-content", format!("content_encoding {other:?} is not `base64`")))
+            }
+            (None, v) => (serde_json::to_vec(v).map_err(ApiError::internal)?, "application/json".to_string()),
+        };
+        if bytes.len() > limit {
+            return Err(ApiError::TooLarge(limit));
+        }
+        Ok((bytes, ty))
+    }
+}
+
+/// Whether a record body is the raw payload (`Content-Type:
+/// application/octet-stream`) rather than the JSON form.
+pub(crate) fn is_binary(headers: &HeaderMap) -> bool {
+    headers
+        .get("content-type")
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|t| t.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/octet-stream")))
+}
+
+impl RecordBody {
+    /// The binary form's fields, from the query string: `record_type`
+    /// (required), `content_type` (default `application/octet-stream`),
+    /// `confidentiality`, `signing`.
+    fn from_query(q: &HashMap<String, String>) -> ApiResult<RecordBody> {
+        let record_type = q
+            .get("record_type")
+            .cloned()
+            .ok_or_else(|| ApiError::bad("missing-parameter", "record_type is required with a binary body"))?;
+        let confidentiality = q
+            .get("confidentiality")
+            .map(|c| c.parse().map_err(|_| ApiError::bad("invalid-confidentiality", "confidentiality must be 0 to 3")))
+            .transpose()?;
+        Ok(RecordBody {
+            record_type,
+            content: Value::Null,
+            content_encoding: None,
+            content_type: q.get("content_type").cloned(),
+            confidentiality,
+            signing: q.get("signing").cloned(),
+        })
+    }
+
+    /// The binary body as the payload, without copying it.
+    fn binary<'b>(&self, body: &'b [u8], limit: usize) -> ApiResult<(std::borrow::Cow<'b, [u8]>, String)> {
+        if body.len() > limit {
+            return Err(ApiError::TooLarge(limit));
+        }
+        let ty = self.content_type.clone().unwrap_or_else(|| "application/octet-stream".into());
+        Ok((std::borrow::Cow::Borrowed(body), ty))
+    }
+}
+
+pub(crate) fn parse_record_type(s: &str) -> ApiResult<RecordType> {
+    s.parse::<RecordType>().map_err(|_| {
+        let names: Vec<&str> = RecordType::ALL.iter().map(|t| t.name()).collect();
+        ApiError::bad("invalid-record-type", format!("record_type {s:?} is not one of {}", names.join(", ")))
+    })
+}
+
+/// May `caller` write `data_type` records of `patient`? Mirrors the
+/// contract's `authorize` (consent, active provider, WRITE level or an
+/// emergency override) so refusals are precise before anything is
+/// encrypted; the contract checks again.
+pub(crate) fn check_write(
+    state: &AppState,
+    patient: &Principal,
+    caller: &Principal,
+    data_type: u8,
+) -> ApiResult<String> {
+    let check = state.chain.check_consent(patient, caller, data_type).map_err(ApiError::internal)?;
+    let method = match (check.method, &check.error) {
+        (Some(m), _) => m,
+        (None, Some(e)) => {
+            return Err(ApiError::Forbidden {
+                code: "consent-denied",
+                detail: format!("{}: {}", e.name, e.message),
+                reason: Some(json!(e)),
+            })
+        }
+        (None, None) => return Err(ApiError::internal("check-consent gave neither method nor error")),
+    };
+    if method == "self" {
+        return Err(ApiError::Forbidden {
+            code: "patients-cannot-write",
+            detail: "patients read their records; providers write them".into(),
+            reason: None,
+        });
+    }
+    let provider = state.chain.provider(caller).map_err(ApiError::internal)?;
+    match provider {
+        None => return Err(forbidden_contract(ContractError::from_code(201))),
+        Some(p) if !p.active => return Err(forbidden_contract(ContractError::from_code(203))),
+        Some(_) => {}
+    }
+    if method == "consent" {
+        let access = state.chain.provider_access(patient, caller).map_err(ApiError::internal)?;
+        match access {
+            None => return Err(forbidden_contract(ContractError::from_code(205))),
+            Some(a) if !a.active => return Err(forbidden_contract(ContractError::from_code(206))),
+            Some(a) if a.level == "read" => return Err(forbidden_contract(ContractError::from_code(207))),
+            Some(_) => {}
+        }
+    }
+    Ok(method.to_string())
+}
+
+pub(crate) fn forbidden_contract(e: Option<ContractError>) -> ApiError {
+    match e {
+        Some(e) => ApiError::Forbidden {
+            code: "access-denied",
+            detail: format!("{}: {}", e.constant(), e.message()),
+            reason: Some(json!({ "code": e.code(), "name": e.constant(), "message": e.message() })),
+        },
+        None => ApiError::internal("unknown contract error code"),
+    }
+}
+
+/// `POST /v1/patients/{patient}/records`: the JSON form (`RecordBody`,
+/// content as JSON or base64), or the binary form — `Content-Type:
+/// application/octet-stream`, the raw payload as the body and the other
+/// fields as query parameters (`record_type`, `content_type`,
+/// `confidentiality`, `signing`) — which spares large uploads the base64
+/// inflation and the JSON parse.
+#[utoipa::path(
+    post,
+    path = "/v1/patients/{patient}/records",
+    tag = "records",
+    summary = "Write a new record (encrypted, then anchored)",
+    params(
+        ("patient" = String, Path, description = "The patient's Stacks principal"),
+        ("record_type" = Option<String>, Query, description = "Binary form only (required there): the record type"),
+        ("content_type" = Option<String>, Query, description = "Binary form only: the payload's media type"),
+        ("confidentiality" = Option<u8>, Query, description = "Binary form only: 0 to 3 (default 1)"),
+        ("signing" = Option<String>, Query, description = "Binary form only: `custodial` (default) or `wallet`"),
+    ),
+    request_body(content((crate::openapi::RecordRequest = "application/json"), (crate::openapi::Binary = "application/octet-stream")), description = "The JSON form, or the raw payload with its fields in the query"),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Stored; anchoring pending (or the call to sign)", body = crate::openapi::RecordView),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::NotPermitted,
+        crate::openapi::errors::TooLarge,
+        crate::openapi::errors::NodeUnavailable,
+        crate::openapi::errors::ServerFault,
+    )
+)]
+pub(crate) async fn create_record(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(patient): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let who = caller.require(&headers)?.clone();
+    let patient = principal_arg(&patient, "patient")?;
+    let binary = is_binary(&headers);
+    let req: RecordBody = if binary {
+        RecordBody::from_query(&q)?
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad("invalid-body", format!("request body: {e}")))?
+    };
+    let record_type = parse_record_type(&req.record_type)?;
+    let (plaintext, content_type) = if binary {
+        req.binary(&body, s.config.max_record_bytes)?
+    } else {
+        let (bytes, ty) = req.bytes(s.config.max_record_bytes)?;
+        (std::borrow::Cow::Owned(bytes), ty)
+    };
+    let signing = req.signing.clone().unwrap_or_else(|| "custodial".into());
+    if signing != "custodial" && signing != "wallet" {
+        return Err(ApiError::bad("invalid-signing", "signing must be `custodial` or `wallet`"));
+    }
+    if signing == "custodial" && !s.custody.holds(&who.to_string()) {
+        return Err(ApiError::bad("no-custodial-key", "this node holds no key for you; use \"signing\": \"wallet\""));
+    }
+    let confidentiality = req.confidentiality.unwrap_or(1);
+    if confidentiality > 3 {
+        return Err(ApiError::bad("invalid-confidentiality", "confidentiality must be 0 to 3"));
+    }
+    let data_type = record_type.data_type();
+    let mut entry = caller.entry("provider", "record.create");
+    entry.patient = Some(patient.to_string());
+    let (s2, p2, w2) = (s.clone(), patient.clone(), who.clone());
+    let allowed = tokio::task::spawn_blocking(move || check_write(&s2, &p2, &w2, data_type.code()))
+        .await
+        .map_err(ApiError::internal)?;
+    let method = match allowed {
+        Ok(m) => m,
+        Err(e) => {
+            entry.outcome = "denied".into();
+            entry.reason = Some(e.to_string());
+            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            return Err(e);
+        }
+    };
+    let mut id = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut id);
+    let meta = store_version(&s, &id, 1, &patient, &who, record_type, &content_type, &plaintext)?;
+    entry.record_id = Some(meta.record_id.clone());
+    entry.version = Some(1);
+    entry.method = Some(method);
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    let call = ContractCall::create_record(id, &patient, record_type, hash32(&meta.data_hash)?, None, confidentiality)
+        .map_err(|e| ApiError::bad("invalid-record", e.to_string()))?;
+    let meta = anchor(&s, &who, &id, meta, &call, &signing).await?;
+    let body = record_json(&meta, None, &signing, Some((&call, &s.config.contracts)));
+    Ok(with_request_id((StatusCode::ACCEPTED, Json(body)).into_response(), &caller.request_id))
+}
+
+pub(crate) fn hash32(hex_str: &str) -> ApiResult<[u8; 32]> {
+    hex::decode(hex_str).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| ApiError::internal("stored hash"))
+}
+
+/// Encrypts and stores a version, and records it as pending — before any
+/// transaction is sent, so a crash leaves a pending version the tracker
+/// can settle, never an anchor without its payload.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn store_version(
+    s: &AppState,
+    id: &[u8; 16],
+    version: u64,
+    patient: &Principal,
+    author: &Principal,
+    record_type: RecordType,
+    content_type: &str,
+    plaintext: &[u8],
+) -> ApiResult<RecordMeta> {
+    let patient_s = patient.to_string();
+    let binding = Binding { tenant: &s.config.tenant, patient: &patient_s, record_id: id, version };
+    let sealed =
+        s.keyring.read().unwrap_or_else(|p| p.into_inner()).seal(&binding, plaintext).map_err(ApiError::internal)?;
+    let hash = s.blobs.put(&sealed.blob).map_err(ApiError::internal)?;
+    let meta = RecordMeta {
+        record_id: hex::encode(id),
+        version,
+        patient: patient_s,
+        record_type: record_type.name().into(),
+        data_type: record_type.data_type().name().into(),
+        author: author.to_string(),
+        content_type: content_type.into(),
+        size: plaintext.len() as u64,
+        data_hash: hex::encode(hash),
+        wrapped_key: hex::encode(&sealed.wrapped_key),
+        kek_version: sealed.kek_version,
+        created_ms: now_ms(),
+        status: AnchorStatus::Pending,
+        txid: None,
+        block_height: None,
+        index_block_hash: None,
+        failure: None,
+    };
+    s.db.put_record(&meta, id).map_err(ApiError::internal)?;
+    Ok(meta)
+}
+
+/// Sends the anchoring transaction (custodial) or leaves it to the
+/// provider's wallet.
+pub(crate) async fn anchor(
+    s: &AppState,
+    who: &Principal,
+    id: &[u8; 16],
+    mut meta: RecordMeta,
+    call: &ContractCall,
+    signing: &str,
+) -> ApiResult<RecordMeta> {
+    if signing != "custodial" {
+        return Ok(meta);
+    }
+    let Some((key, lock)) = s.custody.keys.get(&who.to_string()) else {
+        return Err(ApiError::bad("no-custodial-key", "this node holds no key for you"));
+    };
+    let _in_order = lock.lock().await;
+    let wallet = Wallet::connect(key.clone(), s.node.clone(), &s.config.contracts)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the node is unreachable: {e}")))?;
+    match wallet.submit(call, None).await {
+        Ok(sent) => meta.txid = Some(sent.txid),
+        // The node said no: this transaction will never be mined.
+        Err(e @ medanchor_wallet::Error::Rejected { .. }) => {
+            meta.status = AnchorStatus::Failed;
+            meta.failure = Some(e.to_string());
+        }
+        // Unknown whether it left (a timeout after sending): stay pending
+        // and let the tracker settle it from what the chain shows.
+        Err(e) => meta.failure = Some(format!("broadcast unconfirmed: {e}")),
+    }
+    s.db.put_record(&meta, id).map_err(ApiError::internal)?;
+    Ok(meta)
+}
+
+/// The record's JSON view; `call` (with the contracts' deployer address)
+/// is the transaction for the provider's wallet when `signing` is `wallet`.
+pub(crate) fn record_json(
+    meta: &RecordMeta,
+    content: Option<(&[u8], &str)>,
+    signing: &str,
+    call: Option<(&ContractCall, &str)>,
+) -> Value {
+    let mut v = json!({
+        "record_id": meta.record_id,
+        "version": meta.version,
+        "patient": meta.patient,
+        "record_type": meta.record_type,
+        "data_type": meta.data_type,
+        "author": meta.author,
+        "content_type": meta.content_type,
+        "size": meta.size,
+        "anchor": {
+            "status": meta.status,
+            "data_hash": format!("0x{}", meta.data_hash),
+            "hashed": "SHA-256 of the stored ciphertext blob (nonce ‖ AES-256-GCM ciphertext ‖ tag)",
+            "txid": meta.txid,
+            "block_height": meta.block_height,
+            "index_block_hash": meta.index_block_hash,
+            "failure": meta.failure,
+        },
+    });
+    if let Some((bytes, encoding)) = content {
+        v["content"] = if encoding == "json" {
+            serde_json::from_slice(bytes).unwrap_or(Value::Null)
+        } else {
+            Value::String(B64.encode(bytes))
+        };
+        v["content_encoding"] = json!(if encoding == "json" { "json" } else { "base64" });
+    }
+    if signing == "wallet" {
+        if let Some((call, contracts)) = call {
+            v["sign_and_broadcast"] = json!({
+                "contract": format!("{contracts}.{}", call.contract.name()),
+                "function": call.function,
+                "args": call.args.iter().map(|a| format!("0x{}", a.to_hex().trim_start_matches("0x"))).collect::<Vec<_>>(),
+            });
+        }
+    }
+    v
+}
+
+/// `body` (a JSON object) with `content_encoding: "base64"` and `content`
+/// (`plaintext` in base64) added, as a response. The base64 text is
+/// appended straight into the serialized object rather than run through the
+/// JSON serializer: the alphabet needs no escaping, and scanning 22 KB per
+/// read for escapes was a measurable share of the read path.
+pub(crate) fn with_base64_content(body: &Value, plaintext: &[u8]) -> ApiResult<Response> {
+    let head = serde_json::to_string(body).map_err(ApiError::internal)?;
+    let Some(head) = head.strip_suffix('}') else {
+        return Err(ApiError::internal("record JSON is not an object"));
+    };
+    let mut out = String::with_capacity(head.len() + plaintext.len() * 4 / 3 + 64);
+    out.push_str(head);
+    if head.len() > 1 {
+        out.push(',');
+    }
+    out.push_str(r#""content_encoding":"base64","content":""#);
+    B64.encode_string(plaintext, &mut out);
+    out.push_str("\"}");
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+/// The audit reason of a refused read: the contract's error name when the
+/// chain refused, else the problem code.
+pub(crate) fn denial_reason(e: &ApiError) -> String {
+    match e {
+        ApiError::Forbidden { reason: Some(r), .. } => r["name"].as_str().unwrap_or("consent-denied").to_string(),
+        other => other.status_code().1.to_string(),
+    }
+}
+
+pub(crate) fn latest(s: &AppState, id: &[u8; 16]) -> ApiResult<RecordMeta> {
+    s.db.versions(id)
+        .map_err(ApiError::internal)?
+        .pop()
+        .ok_or_else(|| ApiError::NotFound(format!("record 0x{}", hex::encode(id))))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct VersionQuery {
+    pub(crate) version: Option<u64>,
+}
+
+/// Read (decrypt) a record version.
+#[utoipa::path(
+    get,
+    path = "/v1/records/{id}",
+    tag = "records",
+    summary = "Read (decrypt) a record version",
+    params(
+        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
+        ("version" = Option<u64>, Query, description = "A version (default: the latest)"),
+        ("X-Share-Grant" = Option<String>, Header, description = "A grant from redeeming a share: read through it instead of on-chain consent"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The record with its content and anchor; `ETag` is the version", body = crate::openapi::RecordView, headers(("etag" = String, description = "The version, quoted"))),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::NotPermitted,
+        crate::openapi::errors::NotFound,
+        crate::openapi::errors::ServerFault,
+    )
+)]
+pub(crate) async fn read_record(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Query(q): Query<VersionQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let who = caller.require(&headers)?.clone();
+    let id = record_id_arg(&id)?;
+    let meta = match q.version {
+        Some(v) => {
+            s.db.record(&id, v)
+                .map_err(ApiError::internal)?
+                .ok_or_else(|| ApiError::NotFound(format!("version {v}")))?
+        }
+        None => latest(&s, &id)?,
+    };
+    let patient = principal_arg(&meta.patient, "patient")?;
+    let data_type: medanchor_contracts::types::DataType =
+        meta.data_type.parse().map_err(|_| ApiError::internal("stored data type"))?;
+    let mut entry = caller.entry("reader", "record.read");
+    entry.patient = Some(meta.patient.clone());
+    entry.record_id = Some(meta.record_id.clone());
+    entry.version = Some(meta.version);
+    // Point reads of the indexer's RocksDB (memtable and block cache), a few
+    // microseconds: done inline, as the blob read below is; a hop through
+    // the blocking pool cost more than the reads on the hot read path.
+    entry.role = role_of(&s, &who)?.into();
+    let access = match share::grant_token(&headers) {
+        Some(token) => share::through_grant(&s, token, &who, &patient, data_type)?,
+        None => {
+            let check = s.chain.check_consent(&patient, &who, data_type.code()).map_err(ApiError::internal)?;
+            match (check.method, check.error) {
+                (Some(method), _) => Ok((method.to_string(), None)),
+                (None, Some(e)) => Err((
+                    ApiError::Forbidden {
+                        code: "consent-denied",
+                        detail: format!("{}: {}", e.name, e.message),
+                        reason: Some(json!(e)),
+                    },
+                    None,
+                )),
+                (None, None) => return Err(ApiError::internal("check-consent gave neither method nor error")),
+            }
+        }
+    };
+    match access {
+        Ok((method, share_id)) => {
+            entry.method = Some(method);
+            entry.share_id = share_id;
+        }
+        Err((e, share_id)) => {
+            entry.outcome = "denied".into();
+            entry.reason = Some(denial_reason(&e));
+            entry.share_id = share_id;
+            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            return Err(e);
+        }
+    }
+    let hash = hash32(&meta.data_hash)?;
+    let blob = match s.blobs.get(&hash) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Err(ApiError::internal(format!("blob {} is missing", meta.data_hash))),
+        Err(e) => {
+            entry.outcome = "error".into();
+            entry.reason = Some(e.to_string());
+            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            return Err(ApiError::internal(e));
+        }
+    };
+    let sealed = Sealed {
+        blob,
+        wrapped_key: hex::decode(&meta.wrapped_key).map_err(ApiError::internal)?,
+        kek_version: meta.kek_version,
+    };
+    let binding = Binding { tenant: &s.config.tenant, patient: &meta.patient, record_id: &id, version: meta.version };
+    let plaintext = s
+        .keyring
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .open_sealed(&binding, &sealed)
+        .map_err(ApiError::internal)?;
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    let json_content = meta.content_type == "application/json";
+    // Base64 content is spliced in at the end (`with_base64_content`).
+    let mut body = record_json(&meta, json_content.then_some((&plaintext[..], "json")), "", None);
+    // The record's lifecycle as the chain has it (absent until anchored).
+    if let Some(r) = s.chain.record(&id).map_err(ApiError::internal)? {
+        body["status"] = json!(r.status);
+        body["finalized"] = json!(r.finalized);
+    }
+    let mut response = if json_content { Json(body).into_response() } else { with_base64_content(&body, &plaintext)? };
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", meta.version)) {
+        response.headers_mut().insert("etag", v);
+    }
+    Ok(with_request_id(response, &caller.request_id))
+}
+
+/// Write a new version (If-Match: the version read).
+#[utoipa::path(
+    put,
+    path = "/v1/records/{id}",
+    tag = "records",
+    summary = "Write a new version (If-Match: the version read)",
+    params(
+        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
+        ("If-Match" = String, Header, description = "The version the update is based on, e.g. `\"1\"`"),
+    ),
+    request_body(content = crate::openapi::RecordRequest, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Stored; anchoring pending (or the call to sign)", body = crate::openapi::RecordView),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::NotPermitted,
+        crate::openapi::errors::NotFound,
+        (status = 409, description = "Stale version (`current_version` says which is current)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::TooLarge,
+        crate::openapi::errors::NodeUnavailable,
+        crate::openapi::errors::ServerFault,
+    )
+)]
+pub(crate) async fn update_record(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let who = caller.require(&headers)?.clone();
+    let id = record_id_arg(&id)?;
+    let expected: u64 = headers
+        .get("if-match")
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.trim().trim_matches('"').trim_start_matches("W/").trim_matches('"'))
+        .ok_or_else(|| ApiError::bad("if-match-required", "send If-Match with the version you read"))?
+        .parse()
+        .map_err(|_| ApiError::bad("invalid-if-match", "If-Match must be a version number"))?;
+    let req: RecordBody =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad("invalid-body", format!("request body: {e}")))?;
+    let (plaintext, content_type) = req.bytes(s.config.max_record_bytes)?;
+    let signing = req.signing.clone().unwrap_or_else(|| "custodial".into());
+    // One writer per record at a time: the loser of a race sees the
+    // winner's version and gets 409.
+    let lock = s.record_locks.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone();
+    let _guard = lock.lock().await;
+    let current = latest(&s, &id)?;
+    let mut entry = caller.entry("provider", "record.update");
+    entry.patient = Some(current.patient.clone());
+    entry.record_id = Some(current.record_id.clone());
+    entry.version = Some(current.version + 1);
+    if expected != current.version {
+        entry.outcome = "denied".into();
+        entry.reason = Some(format!("stale version {expected}, current {}", current.version));
+        s.audit.append(entry).await.map_err(ApiError::internal)?;
+        return Err(ApiError::Conflict {
+            status: StatusCode::CONFLICT,
+            detail: format!("version {expected} is not the current version"),
+            current_version: current.version,
+        });
+    }
+    let record_type = parse_record_type(&current.record_type)?;
+    let patient = principal_arg(&current.patient, "patient")?;
+    let (s2, p2, w2) = (s.clone(), patient.clone(), who.clone());
+    // The contract refuses a finalized or archived record after consent
+    // and access; so do we, before anything is encrypted or stored.
+    let allowed = tokio::task::spawn_blocking(move || {
+        check_write(&s2, &p2, &w2, record_type.data_type().code()).and_then(|m| check_writable(&s2, &id).map(|()| m))
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let method = match allowed {
+        Ok(m) => m,
+        Err(e) => {
+            entry.outcome = "denied".into();
+            entry.reason = Some(e.to_string());
+            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            return Err(e);
+        }
+    };
+    let version = current.version + 1;
+    let meta = store_version(&s, &id, version, &patient, &who, record_type, &content_type, &plaintext)?;
+    entry.method = Some(method);
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    let call = ContractCall::update_record(id, current.version, hash32(&meta.data_hash)?, None);
+    let meta = anchor(&s, &who, &id, meta, &call, &signing).await?;
+    Ok(with_request_id(
+        (StatusCode::ACCEPTED, Json(record_json(&meta, None, &signing, Some((&call, &s.config.contracts)))))
+            .into_response(),
+        &caller.request_id,
+    ))
+}
+
+/// A record's version history.
+#[utoipa::path(
+    get,
+    path = "/v1/records/{id}/versions",
+    tag = "records",
+    summary = "A record's version history",
+    params(
+        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every version, oldest first", body = Vec<crate::openapi::RecordView>),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::NotPermitted,
+        crate::openapi::errors::NotFound,
+        crate::openapi::errors::ServerFault,
+    )
+)]
+pub(crate) async fn record_versions(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let who = caller.require(&headers)?.clone();
+    let id = record_id_arg(&id)?;
+    let versions = s.db.versions(&id).map_err(ApiError::internal)?;
+    let first = versions.first().ok_or_else(|| ApiError::NotFound(format!("record 0x{}", hex::encode(id))))?;
+    let patient = principal_arg(&first.patient, "patient")?;
+    let data_type = medanchor_contracts::types::DataType::ALL
+        .iter()
+        .find(|d| d.name() == first.data_type)
+        .map(|d| d.code())
+        .unwrap_or(0);
+    let check = s.chain.check_consent(&patient, &who, data_type).map_err(ApiError::internal)?;
+    let mut entry = caller.entry("reader", "record.versions");
+    entry.patient = Some(first.patient.clone());
+    entry.record_id = Some(first.record_id.clone());
+    if check.method.is_none() {
+        entry.outcome = "denied".into();
+        entry.reason = check.error.as_ref().map(|e| e.name.to_string());
+        s.audit.append(entry).await.map_err(ApiError::internal)?;
+        return Err(ApiError::Forbidden {
+            code: "consent-denied",
+            detail: "no consent for this record's data type".into(),
+            reason: check.error.map(|e| json!(e)),
+        });
+    }
+    entry.method = check.method.map(str::to_string);
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    Ok(Json(json!(versions.iter().map(|m| record_json(m, None, "", None)).collect::<Vec<_>>())))
+}
+
+/// A patient's records the caller may read.
+#[utoipa::path(
+    get,
+    path = "/v1/patients/{patient}/records",
+    tag = "records",
+    summary = "A patient's records the caller may read",
+    params(
+        ("patient" = String, Path, description = "The patient's Stacks principal"),
+        ("type" = Option<String>, Query, description = "Only this record type"),
+        ("provider" = Option<String>, Query, description = "Only this provider's records"),
+        ("cursor" = Option<String>, Query, description = "The page to read"),
+        ("limit" = Option<u32>, Query, description = "Page size"),
+        ("X-Share-Grant" = Option<String>, Header, description = "A grant from redeeming a share: list the types it covers"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page", body = crate::openapi::RecordPage),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::ServerFault,
+    )
+)]
+pub(crate) async fn list_records(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(patient): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let caller = Caller::from(&s, &headers, Some(addr));
+    let who = caller.require(&headers)?.clone();
+    let patient = principal_arg(&patient, "patient")?;
+    let filter = medanchor_indexer::query::RecordFilter {
+        record_type: q.get("type").map(|t| parse_record_type(t)).transpose()?,
+        provider: q.get("provider").map(|p| principal_arg(p, "provider")).transpose()?,
+        from_height: optional_number(&q, "from_height")?,
+        to_height: optional_number(&q, "to_height")?,
+        from_time: optional_number(&q, "from_time")?,
+        to_time: optional_number(&q, "to_time")?,
+    };
+    let page = medanchor_indexer::query::PageRequest {
+        cursor: q.get("cursor").cloned(),
+        limit: q
+            .get("limit")
+            .map(|l| l.parse().map_err(|_| ApiError::bad("invalid-limit", "limit must be a number")))
+            .transpose()?,
+    };
+    let mut entry = caller.entry("reader", "record.list");
+    entry.patient = Some(patient.to_string());
+    // Through a grant: only the types it covers, within the chain's rules.
+    let grant = share::grant_token(&headers).map(str::to_string);
+    if let Some(token) = &grant {
+        match s.shares.check_grant(token, &who.to_string(), s.now_ms()) {
+            Ok(g) if g.patient == patient.to_string() => {
+                entry.method = Some(g.method);
+                entry.share_id = Some(g.share_id);
+            }
+            refused => {
+                let e = match refused {
+                    Ok(g) => {
+                        entry.share_id = Some(g.share_id);
+                        ApiError::Forbidden {
+                            code: "grant-other-patient",
+                            detail: "the grant is for another patient".into(),
+                            reason: None,
+                        }
+                    }
+                    Err(e) => e.into(),
+                };
+                entry.outcome = "denied".into();
+                entry.reason = Some(denial_reason(&e));
+                s.audit.append(entry).await.map_err(ApiError::internal)?;
+                return Err(e);
+            }
+        }
+    }
+    let (s2, p2, w2) = (s.clone(), patient.clone(), who.clone());
+    let (items, next) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+        let page = s2.chain.records(&p2, &filter, &page).map_err(|e| match e {
+            medanchor_indexer::Error::BadRequest(m) => ApiError::bad("invalid-query", m),
+            other => ApiError::internal(other),
+        })?;
+        // Only the records whose data type the caller may read.
+        let mut allowed = HashMap::new();
+        let mut items = Vec::new();
+        for r in page.items {
+            let Ok(dt) = r.data_type.parse::<medanchor_contracts::types::DataType>() else { continue };
+            let ok = match allowed.get(&dt) {
+                Some(ok) => *ok,
+                None => {
+                    let ok = match &grant {
+                        Some(token) => share::through_grant(&s2, token, &w2, &p2, dt)?.is_ok(),
+                        None => s2.chain.check_consent(&p2, &w2, dt.code()).map_err(ApiError::internal)?.allowed,
+                    };
+                    allowed.insert(dt, ok);
+                    ok
+                }
+            };
+            if ok {
+                items.push(r);
+            }
+        }
+        Ok((items, page.next_cursor))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    Ok(Json(json!({ "items": items, "next_cursor": next })))
+}
+
+/// Refuses a write to a record the chain shows archived
+/// (ERR-RECORD-NOT-ACTIVE) or finalized (ERR-RECORD-FINALIZED), as
+/// `write-version` does.
+pub(crate) fn check_writable(state: &AppState, id: &[u8; 16]) -> ApiResult<()> {
+    match state.chain.record(id).map_err(ApiError::internal)? {
+        Some(r) if r.status != "active" => Err(forbidden_contract(ContractError::from_code(215))),
+        Some(r) if r.finalized => Err(forbidden_contract(ContractError::from_code(213))),
+        _ => Ok(()),
+    }
+}
+
+/// A record lifecycle transition of record-management.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lifecycle {
+    /// `finalize-record` (WRITE): no more updates until unlocked.
+    Finalize,
+    /// `unlock-record` (ADMIN): updates allowed again.
+    Unlock,
+    /// `archive-record` (ADMIN): the record leaves active use.
+    Archive,
+}
+
+impl Lifecycle {
+    fn function(self) -> &'static str {
+        match self {
+            Lifecycle::Finalize => "finalize-record",
+            Lifecycle::Unlock => "unlock-record",
+            Lifecycle::Archive => "archive-record",
+        }
+    }
+
+    fn action(self) -> &'static str {
+        match self {
+            Lifecycle::Finalize => "record.finalize",
+            Lifecycle::Unlock => "record.unlock",
+            Lifecycle::Archive => "record.archive",
+        }
+    }
+
+    /// Mirrors the contract: `authorize-record` with emergency overrides
+    /// refused, the level the function asks for, then its status asserts.
+    fn check(self, state: &AppState, id: &[u8; 16], caller: &Principal) -> ApiResult<String> {
+        let record =
+            state.chain.record(id).map_err(ApiError::internal)?.ok_or_else(|| {
+                ApiError::NotFound(format!("record 0x{} on-chain (not anchored yet?)", hex::encode(id)))
+            })?;
+        let patient = principal_arg(&record.patient, "patient")?;
+        let data_type = medanchor_contracts::types::DataType::ALL
+            .iter()
+            .find(|d| d.name() == record.data_type)
+            .map(|d| d.code())
+            .ok_or_else(|| ApiError::internal("indexed data type"))?;
+        let method = check_write(state, &patient, caller, data_type)?;
+        if method == "emergency" {
+            return Err(forbidden_contract(ContractError::from_code(217)));
+        }
+        if self != Lifecycle::Finalize {
+            let level = state.chain.provider_access(&patient, caller).map_err(ApiError::internal)?;
+            if level.map(|a| a.level) != Some("admin") {
+                return Err(forbidden_contract(ContractError::from_code(207)));
+            }
+        }
+        if record.status != "active" {
+            return Err(forbidden_contract(ContractError::from_code(215)));
+        }
+        match (self, record.finalized) {
+            (Lifecycle::Finalize, true) => Err(forbidden_contract(ContractError::from_code(213))),
+            (Lifecycle::Unlock, false) => Err(forbidden_contract(ContractError::from_code(214))),
+            _ => Ok(method),
+        }
+    }
+}
+
+/// `POST /v1/records/{id}/finalize`.
+#[utoipa::path(
+    post,
+    path = "/v1/records/{id}/finalize",
+    tag = "records",
+    summary = "Finalize a record (WRITE access)",
+    params(
+        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
+        ("signing" = Option<String>, Query, description = "`custodial` (default) or `wallet`"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Sent (txid) or returned to sign", body = crate::openapi::LifecycleResponse),
+        crate::openapi::errors::ChainCall,
+    )
+)]
+pub(crate) async fn finalize_record(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    lifecycle(s, addr, &id, &q, &headers, Lifecycle::Finalize).await
+}
+
+/// `POST /v1/records/{id}/unlock` (ADMIN access).
+#[utoipa::path(
+    post,
+    path = "/v1/records/{id}/unlock",
+    tag = "records",
+    summary = "Unlock a finalized record (ADMIN access)",
+    params(
+        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
+        ("signing" = Option<String>, Query, description = "`custodial` (default) or `wallet`"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Sent (txid) or returned to sign", body = crate::openapi::LifecycleResponse),
+        crate::openapi::errors::ChainCall,
+    )
+)]
+pub(crate) async fn unlock_record(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    lifecycle(s, addr, &id, &q, &headers, Lifecycle::Unlock).await
+}
+
+/// `POST /v1/records/{id}/archive` (ADMIN access).
+#[utoipa::path(
+    post,
+    path = "/v1/records/{id}/archive",
+    tag = "records",
+    summary = "Archive a record (ADMIN access)",
+    params(
+        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
+        ("signing" = Option<String>, Query, description = "`custodial` (default) or `wallet`"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Sent (txid) or returned to sign", body = crate::openapi::LifecycleResponse),
+        crate::openapi::errors::ChainCall,
+    )
+)]
+pub(crate) async fn archive_record(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    lifecycle(s, addr, &id, &q, &headers, Lifecycle::Archive).await
+}
+
+/// Checks, audits and sends one lifecycle transaction: signed with the
+/// caller's custodial key (202 with the txid), or with `?signing=wallet`
+/// returned for the caller's wallet to sign.
+pub(crate) async fn lifecycle(
+    s: AppState,
+    addr: SocketAddr,
+    id: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    op: Lifecycle,
+) -> ApiResult<Response> {
+    let caller = Caller::from(&s, headers, Some(addr));
+    let who = caller.require(headers)?.clone();
+    let id = record_id_arg(id)?;
+    let signing = q.get("signing").cloned().unwrap_or_else(|| "custodial".into());
+    if signing != "custodial" && signing != "wallet" {
+        return Err(ApiError::bad("invalid-signing", "signing must be `custodial` or `wallet`"));
+    }
+    if signing == "custodial" && !s.custody.holds(&who.to_string()) {
+        return Err(ApiError::bad("no-custodial-key", "this node holds no key for you; use ?signing=wallet"));
+    }
+    // Serialized with updates of the same record, so a check and its
+    // transaction see the same state as far as this node can tell.
+    let lock = s.record_locks.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone();
+    let _guard = lock.lock().await;
+    let mut entry = caller.entry("provider", op.action());
+    entry.record_id = Some(hex::encode(id));
+    if let Some(current) = s.db.versions(&id).map_err(ApiError::internal)?.pop() {
+        entry.patient = Some(current.patient.clone());
+        entry.version = Some(current.version);
+    }
+    let (s2, w2) = (s.clone(), who.clone());
+    let checked = tokio::task::spawn_blocking(move || op.check(&s2, &id, &w2)).await.map_err(ApiError::internal)?;
+    let method = match checked {
+        Ok(m) => m,
+        Err(e) => {
+            entry.outcome = "denied".into();
+            entry.reason = Some(e.to_string());
+            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            return Err(e);
+        }
+    };
+    entry.method = Some(method);
+    let call = ContractCall {
+        contract: medanchor_contracts::ContractName::RecordManagement,
+        function: op.function(),
+        args: vec![medanchor_contracts::ClarityValue::Buffer(id.to_vec())],
+    };
+    let mut body = json!({ "record_id": hex::encode(id), "action": op.action(), "function": op.function() });
+    if signing == "wallet" {
+        s.audit.append(entry).await.map_err(ApiError::internal)?;
+        body["sign_and_broadcast"] = json!({
+            "contract": format!("{}.{}", s.config.contracts, call.contract.name()),
+            "function": call.function,
+            "args": call.args.iter().map(|a| format!("0x{}", a.to_hex().trim_start_matches("0x"))).collect::<Vec<_>>(),
+        });
+        return Ok(with_request_id((StatusCode::ACCEPTED, Json(body)).into_response(), &caller.request_id));
+    }
+    let sent = match custodial_submit(&s, &who, &call).await {
+        Ok(txid) => txid,
+        Err(e) => {
+            // Nothing was sent: the audit says so.
+            entry.outcome = "error".into();
+            entry.reason = Some(e.to_string());
+            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            return Err(e);
+        }
+    };
+    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    body["txid"] = json!(sent);
+    body["status"] = json!("pending");
+    Ok(with_request_id((StatusCode::ACCEPTED, Json(body)).into_response(), &caller.request_id))
+}
+
+/// Signs and broadcasts `call` with `who`'s custodial key; the txid.
+pub(crate) async fn custodial_submit(s: &AppState, who: &Principal, call: &ContractCall) -> ApiResult<String> {
+    let Some((key, lock)) = s.custody.keys.get(&who.to_string()) else {
+        return Err(ApiError::bad("no-custodial-key", "this node holds no key for you"));
+    };
+    let _in_order = lock.lock().await;
+    let wallet = Wallet::connect(key.clone(), s.node.clone(), &s.config.contracts)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the node is unreachable: {e}")))?;
+    let sent = wallet.submit(call, None).await.map_err(|e| ApiError::Unavailable(format!("broadcast failed: {e}")))?;
+    Ok(sent.txid)
+}
