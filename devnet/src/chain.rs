@@ -196,6 +196,7 @@ pub enum RejectReason {
     /// Coinbase and other miner-only payloads.
     NoCoinbaseViaMempool,
     /// Transfer to oneself.
+    #[serde(rename = "TransferRecipientCannotEqualSender")]
     TransferRecipientIsSender,
     /// Zero transfer.
     TransferAmountMustBePositive,
@@ -205,6 +206,8 @@ pub enum RejectReason {
     TooMuchChaining,
     /// The node's database failed while checking.
     ServerFailureDatabase,
+    /// Invalid for another reason (stacks-node's catch-all, with a message).
+    ServerFailureOther,
 }
 
 /// A refused transaction with details.
@@ -428,6 +431,15 @@ impl Chain {
         }
         match &tx.payload {
             TransactionPayload::TokenTransfer(recipient, amount, _) => {
+                // As Stacks: a transfer moves exactly what it says, so
+                // post-conditions make it invalid (and the post-condition
+                // mode does not apply to it).
+                if !tx.post_conditions.is_empty() {
+                    return Err(Rejection::new(
+                        RejectReason::ServerFailureOther,
+                        "Invalid Stacks transaction: TokenTransfer transactions do not support post-conditions",
+                    ));
+                }
                 if *recipient == origin {
                     return Err(Rejection::new(RejectReason::TransferRecipientIsSender, "recipient is the sender"));
                 }
@@ -768,6 +780,14 @@ fn apply(
     let fee = tx.get_tx_fee();
     let nonce = tx.get_origin_nonce();
 
+    if matches!(tx.payload, TransactionPayload::TokenTransfer(..)) && !tx.post_conditions.is_empty() {
+        // Refused at admission; never mined (as Stacks).
+        return Ok(Applied::Dropped(Rejection::new(
+            RejectReason::ServerFailureOther,
+            "Invalid Stacks transaction: TokenTransfer transactions do not support post-conditions",
+        )));
+    }
+
     // Deploys are parsed and type-checked before execution (as Stacks does);
     // a contract that fails analysis is mined as a failed transaction.
     let mut deploy: Option<(QualifiedContractIdentifier, ClarityVersion, String, std::result::Result<_, String>)> =
@@ -901,7 +921,8 @@ fn apply(
             (TxStatus::AbortByResponse, Value::err_none(), Vec::new(), Some(e.to_string()))
         }
         Ok((value, assets, events)) => {
-            if !post_conditions_hold(tx, &origin, &assets) {
+            let checked = !matches!(tx.payload, TransactionPayload::TokenTransfer(..));
+            if checked && !post_conditions_hold(tx, &origin, &assets) {
                 db.roll_back();
                 (TxStatus::AbortByPostCondition, value, Vec::new(), None)
             } else {

@@ -1,8 +1,11 @@
-//! Building and signing Stacks transactions (SIP-005), single-sig P2PKH —
-//! what a wallet does. Used by the devnet's genesis, the wallet and tests.
+//! Building and signing Stacks transactions (SIP-005) — single-sig P2PKH,
+//! what a wallet does, and M-of-N multi-sig P2SH. Used by the devnet's
+//! genesis, the wallet and tests.
 
+use clarity_repl::clarity::address::AddressHashMode;
 use clarity_repl::clarity::codec::StacksMessageCodec;
 use clarity_repl::clarity::stacks_common::types::chainstate::StacksAddress;
+use clarity_repl::clarity::util::secp256k1::Secp256k1PublicKey;
 use clarity_repl::clarity::vm::types::PrincipalData;
 use clarity_repl::clarity::vm::{ClarityName, ClarityVersion, ContractName, Value};
 use clarity_repl::codec::{
@@ -77,6 +80,63 @@ impl TxOptions {
 
 /// Builds and signs a single-sig transaction.
 pub fn sign(key: &StacksKey, payload: Payload, options: &TxOptions) -> Result<StacksTransaction> {
+    let auth = TransactionAuth::from_p2pkh(&key.to_private_key())
+        .ok_or_else(|| Error::Transaction("cannot build a spending condition for this key".into()))?;
+    let mut signer = StacksTransactionSigner::new(&unsigned(auth, payload, options)?);
+    signer.sign_origin(&key.to_private_key()).map_err(|e| Error::Transaction(format!("signing failed: {e}")))?;
+    signer.get_tx().ok_or_else(|| Error::Transaction("signature incomplete".into()))
+}
+
+/// The P2SH address of an M-of-N multi-sig account (keys in order).
+pub fn multisig_address(keys: &[StacksKey], required: u16, version: u8) -> Result<StacksAddress> {
+    StacksAddress::from_public_keys(
+        version,
+        &AddressHashMode::SerializeP2SH,
+        usize::from(required),
+        &public_keys(keys)?,
+    )
+    .ok_or_else(|| Error::Transaction("not a valid multi-sig key set".into()))
+}
+
+fn public_keys(keys: &[StacksKey]) -> Result<Vec<Secp256k1PublicKey>> {
+    keys.iter()
+        .map(|k| {
+            Secp256k1PublicKey::from_slice(&k.public_key())
+                .map_err(|e| Error::Transaction(format!("invalid public key: {e}")))
+        })
+        .collect()
+}
+
+/// Builds an M-of-N multi-sig P2SH transaction from `keys` (in the
+/// account's order), signed by those whose `signs` entry is true and
+/// carrying the others' public keys, as Stacks multi-sig wallets do.
+/// Stacks accepts it only with exactly `required` signatures.
+pub fn sign_multisig(
+    keys: &[StacksKey],
+    signs: &[bool],
+    required: u16,
+    payload: Payload,
+    options: &TxOptions,
+) -> Result<StacksTransaction> {
+    if keys.len() != signs.len() {
+        return Err(Error::Transaction("one signing flag per key".into()));
+    }
+    let pubkeys = public_keys(keys)?;
+    let condition = clarity_repl::codec::TransactionSpendingCondition::new_multisig_p2sh(required, pubkeys.clone())
+        .ok_or_else(|| Error::Transaction("not a valid multi-sig key set".into()))?;
+    let mut signer = StacksTransactionSigner::new(&unsigned(TransactionAuth::Standard(condition), payload, options)?);
+    // The protocol checks the count itself; a wallet may build a short
+    // transaction (for the node to refuse).
+    signer.disable_checks();
+    for ((key, pubkey), signs) in keys.iter().zip(&pubkeys).zip(signs) {
+        if *signs { signer.sign_origin(&key.to_private_key()) } else { signer.append_origin(pubkey) }
+            .map_err(|e| Error::Transaction(format!("signing failed: {e}")))?;
+    }
+    Ok(signer.tx.clone())
+}
+
+/// The transaction before any signature.
+fn unsigned(auth: TransactionAuth, payload: Payload, options: &TxOptions) -> Result<StacksTransaction> {
     let payload = match payload {
         Payload::ContractCall { address, contract, function, args } => {
             TransactionPayload::ContractCall(TransactionContractCall {
@@ -101,8 +161,6 @@ pub fn sign(key: &StacksKey, payload: Payload, options: &TxOptions) -> Result<St
             TransactionPayload::TokenTransfer(recipient, amount, TokenTransferMemo([0; 34]))
         }
     };
-    let auth = TransactionAuth::from_p2pkh(&key.to_private_key())
-        .ok_or_else(|| Error::Transaction("cannot build a spending condition for this key".into()))?;
     let version = if options.chain_id == 1 { TransactionVersion::Mainnet } else { TransactionVersion::Testnet };
     let mut tx = StacksTransaction::new(version, auth, payload);
     tx.chain_id = options.chain_id;
@@ -111,9 +169,7 @@ pub fn sign(key: &StacksKey, payload: Payload, options: &TxOptions) -> Result<St
     tx.post_conditions = options.post_conditions.clone();
     tx.set_origin_nonce(options.nonce);
     tx.set_tx_fee(options.fee);
-    let mut signer = StacksTransactionSigner::new(&tx);
-    signer.sign_origin(&key.to_private_key()).map_err(|e| Error::Transaction(format!("signing failed: {e}")))?;
-    signer.get_tx().ok_or_else(|| Error::Transaction("signature incomplete".into()))
+    Ok(tx)
 }
 
 /// The consensus serialization of a transaction.

@@ -11,7 +11,7 @@ use medanchor_devnet::chain::{Candidate, Chain, RejectReason, TxStatus};
 use medanchor_devnet::genesis::chain_config;
 use medanchor_wallet::accounts::{parse_accounts, DevnetAccount, DEFAULT_DEVNET_TOML};
 use medanchor_wallet::keys::TESTNET_SINGLESIG;
-use medanchor_wallet::txbuild::{serialize, sign, Payload, TxOptions};
+use medanchor_wallet::txbuild::{multisig_address, serialize, sign, sign_multisig, Payload, TxOptions};
 
 struct Node {
     dir: tempfile::TempDir,
@@ -151,13 +151,64 @@ fn an_err_response_is_mined_as_abort_by_response_with_fee_and_no_events() {
     assert_eq!(node.chain.account(&node.principal("wallet_1")).expect("a").0, 100_000_000_000_000 - 400);
 }
 
+/// Post-conditions as Stacks evaluates them: on a contract call that moves
+/// STX, Deny mode aborts any unlisted transfer and a failing condition
+/// aborts in either mode; an STX transfer payload moves exactly what it
+/// says, so the mode does not apply to it and post-conditions make it
+/// invalid (refused, never mined).
 #[test]
-fn deny_mode_aborts_an_unexpected_stx_transfer_and_allow_mode_permits_it() {
+fn post_conditions_guard_contract_calls_in_both_modes_and_never_apply_to_plain_transfers() {
     let mut node = Node::new();
     let recipient = node.principal("wallet_2");
-    let transfer = |node: &Node, mode, post_conditions| {
+    let deploy = sign(
+        &node.account("deployer").key,
+        Payload::Deploy {
+            name: "pay".into(),
+            source: "(define-public (pay (to principal) (amount uint)) (stx-transfer? amount tx-sender to))".into(),
+        },
+        &TxOptions::new(node.nonce("deployer"), 10_000),
+    )
+    .expect("sign");
+    let deployed = node.mine(vec![Candidate::decode(&serialize(&deploy)).expect("decode")]);
+    assert_eq!(deployed.block.receipts[0].status, TxStatus::Success);
+    let deployer = node.account("deployer").key.address(TESTNET_SINGLESIG);
+    let pay = |node: &Node, mode, post_conditions| {
         let mut opts = TxOptions::new(node.nonce("wallet_1"), 300);
         opts.mode = mode;
+        opts.post_conditions = post_conditions;
+        let payload = Payload::ContractCall {
+            address: deployer,
+            contract: "pay".into(),
+            function: "pay".into(),
+            args: vec![Value::Principal(recipient.clone()), Value::UInt(1000)],
+        };
+        Candidate::decode(&serialize(&sign(&node.account("wallet_1").key, payload, &opts).expect("sign")))
+            .expect("decode")
+    };
+    let sends = |code, amount| vec![TransactionPostCondition::STX(PostConditionPrincipal::Origin, code, amount)];
+    let before = node.chain.account(&recipient).expect("a").0;
+    // (mode, post-conditions, outcome)
+    let cases = [
+        (TransactionPostConditionMode::Deny, sends(FungibleConditionCode::SentLe, 10), TxStatus::AbortByPostCondition),
+        (TransactionPostConditionMode::Allow, sends(FungibleConditionCode::SentLe, 10), TxStatus::AbortByPostCondition),
+        (TransactionPostConditionMode::Deny, sends(FungibleConditionCode::SentEq, 1000), TxStatus::Success),
+        (TransactionPostConditionMode::Allow, vec![], TxStatus::Success),
+        (TransactionPostConditionMode::Deny, vec![], TxStatus::AbortByPostCondition),
+    ];
+    let mut paid = 0;
+    for (mode, pcs, outcome) in cases {
+        let r = node.mine(vec![pay(&node, mode, pcs.clone())]).block.receipts[0].clone();
+        assert_eq!(r.status, outcome, "{mode:?} {pcs:?}");
+        if outcome == TxStatus::Success {
+            paid += 1000;
+        }
+    }
+    assert_eq!(node.chain.account(&recipient).expect("a").0, before + paid);
+
+    // A plain transfer: Deny mode without post-conditions moves the STX;
+    // with a post-condition it is refused at admission.
+    let transfer = |node: &Node, post_conditions| {
+        let mut opts = TxOptions::new(node.nonce("wallet_1"), 300);
         opts.post_conditions = post_conditions;
         let tx = sign(
             &node.account("wallet_1").key,
@@ -167,21 +218,12 @@ fn deny_mode_aborts_an_unexpected_stx_transfer_and_allow_mode_permits_it() {
         .expect("sign");
         Candidate::decode(&serialize(&tx)).expect("decode")
     };
-    // A post-condition that says "sends at most 10" fails.
-    let too_tight =
-        vec![TransactionPostCondition::STX(PostConditionPrincipal::Origin, FungibleConditionCode::SentLe, 10)];
-    let tx = transfer(&node, TransactionPostConditionMode::Deny, too_tight);
-    let r = node.mine(vec![tx]).block.receipts[0].clone();
-    assert_eq!(r.status, TxStatus::AbortByPostCondition);
-    let exact =
-        vec![TransactionPostCondition::STX(PostConditionPrincipal::Origin, FungibleConditionCode::SentEq, 1000)];
-    let tx = transfer(&node, TransactionPostConditionMode::Deny, exact);
-    assert_eq!(node.mine(vec![tx]).block.receipts[0].status, TxStatus::Success);
-    let tx = transfer(&node, TransactionPostConditionMode::Allow, vec![]);
-    assert_eq!(node.mine(vec![tx]).block.receipts[0].status, TxStatus::Success);
-    let tx = transfer(&node, TransactionPostConditionMode::Deny, vec![]);
-    assert_eq!(node.mine(vec![tx]).block.receipts[0].status, TxStatus::AbortByPostCondition);
-    assert_eq!(node.chain.account(&recipient).expect("a").0, 100_000_000_000_000 + 2000);
+    let r = node.mine(vec![transfer(&node, vec![])]).block.receipts[0].clone();
+    assert_eq!(r.status, TxStatus::Success, "Deny mode does not apply to a transfer payload");
+    assert_eq!(node.chain.account(&recipient).expect("a").0, before + paid + 1000);
+    let refused = node.chain.validate(&transfer(&node, sends(FungibleConditionCode::SentEq, 1000))).expect_err("pcs");
+    assert_eq!(refused.reason, RejectReason::ServerFailureOther);
+    assert!(refused.detail.contains("do not support post-conditions"), "{refused:?}");
 }
 
 #[test]
@@ -233,6 +275,54 @@ fn rejections_name_stacks_node_reasons() {
     opts.chain_id = 1;
     let wrong = node.call_with("wallet_1", ContractName::PatientConsent, "pause", vec![], opts);
     assert_eq!(node.chain.validate(&wrong).expect_err("chain").reason, RejectReason::BadTransactionVersion);
+}
+
+/// A 2-of-3 multi-sig (P2SH) account: funded, then spending with exactly
+/// two signatures (the third key's public key carried along); one
+/// signature, or three, is refused as stacks-node refuses it.
+#[test]
+fn a_two_of_three_multisig_account_spends_with_exactly_two_signatures() {
+    let mut node = Node::new();
+    let keys: Vec<_> = ["wallet_1", "wallet_2", "wallet_3"].iter().map(|n| node.account(n).key.clone()).collect();
+    let address = multisig_address(&keys, 2, 21).expect("address");
+    let multisig = PrincipalData::from(address);
+    assert!(multisig.to_string().starts_with("SN"), "a testnet P2SH address: {multisig}");
+    let fund = sign(
+        &node.account("faucet").key,
+        Payload::Transfer { recipient: multisig.clone(), amount: 5_000_000 },
+        &TxOptions::new(node.nonce("faucet"), 1_000),
+    )
+    .expect("sign");
+    let funded = node.mine(vec![Candidate::decode(&serialize(&fund)).expect("decodes")]);
+    assert_eq!(funded.block.receipts[0].status, TxStatus::Success, "{:?}", funded.block.receipts[0]);
+    assert_eq!(node.chain.account(&multisig).expect("account"), (5_000_000, 0));
+
+    let recipient = node.principal("deployer");
+    let before = node.chain.account(&recipient).expect("account").0;
+    let spend = |signs: &[bool]| {
+        let tx = sign_multisig(
+            &keys,
+            signs,
+            2,
+            Payload::Transfer { recipient: recipient.clone(), amount: 1_000_000 },
+            &TxOptions::new(0, 2_000),
+        )
+        .expect("build");
+        Candidate::decode(&serialize(&tx))
+    };
+    // The wire format itself carries the count: a short or over-signed
+    // transaction does not even decode (stacks-node answers the same).
+    for signs in [[true, false, false], [true, true, true]] {
+        let refused = spend(&signs).expect_err("wrong signature count");
+        assert_eq!(refused.reason, RejectReason::Deserialization, "{signs:?}");
+        assert!(refused.detail.contains("sigs, expected 2"), "{refused:?}");
+    }
+    let good = spend(&[true, false, true]).expect("decodes");
+    node.chain.validate(&good).expect("two valid signatures");
+    let mined = node.mine(vec![good]);
+    assert_eq!(mined.block.receipts[0].status, TxStatus::Success);
+    assert_eq!(node.chain.account(&multisig).expect("account"), (5_000_000 - 1_000_000 - 2_000, 1));
+    assert_eq!(node.chain.account(&recipient).expect("account").0, before + 1_000_000);
 }
 
 #[test]
