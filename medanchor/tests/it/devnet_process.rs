@@ -129,7 +129,8 @@ fn kill_9_loses_no_block_that_was_reported_mined() {
 }
 
 /// stacks.js v7 (what browser wallets build on), against our RPC, fee and
-/// nonce fetched by the library: accepted, mined, readable.
+/// nonce fetched by the library: a contract call accepted, mined, readable;
+/// an STX transfer mined and paid.
 #[test]
 fn stacks_js_builds_signs_broadcasts_and_reads_against_the_devnet() {
     let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/js");
@@ -155,4 +156,11 @@ fn stacks_js_builds_signs_broadcasts_and_reads_against_the_devnet() {
     assert_eq!(result["tx_status"], "success", "{result}");
     assert_eq!(result["history_length"], "1", "{result}");
     assert!(result["fee"].as_str().expect("fee").parse::<u64>().expect("number") > 0);
+    // An STX transfer with the library's defaults (Deny mode, no
+    // post-conditions) moves the STX, as on Stacks.
+    assert_eq!(
+        (&result["transfer_status"], &result["received"]),
+        (&serde_json::json!("success"), &serde_json::json!("12345")),
+        "{result}"
+    );
 }
