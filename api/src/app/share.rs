@@ -205,7 +205,15 @@ pub(crate) async fn create_share(
     let created =
         tokio::task::spawn_blocking(move || s2.shares.create(&p2, &new, now, &|share| release_document(&s2, share)))
             .await
-            .map_err(ApiError::internal)??;
+            .map_err(ApiError::internal)?;
+    let created = match created {
+        Ok(c) => c,
+        Err(e) => {
+            let mut entry = caller.entry("patient", "share.create");
+            entry.patient = Some(patient);
+            return Err(audit_refusal(&s, entry, e.into()).await);
+        }
+    };
     if let Some(failures) = created.unlocked {
         let mut entry = caller.entry("patient", "share.unlock");
         entry.patient = Some(patient.clone());
@@ -288,10 +296,14 @@ pub(crate) async fn revoke_share(
     let who = caller.require(&headers)?.to_string();
     let now = s.now_ms();
     let (s2, w2) = (s.clone(), who.clone());
-    let share =
-        tokio::task::spawn_blocking(move || s2.shares.revoke(&w2, &id, now)).await.map_err(ApiError::internal)??;
+    let revoked =
+        tokio::task::spawn_blocking(move || s2.shares.revoke(&w2, &id, now)).await.map_err(ApiError::internal)?;
     let mut entry = caller.entry("patient", "share.revoke");
     entry.patient = Some(who);
+    let share = match revoked {
+        Ok(share) => share,
+        Err(e) => return Err(audit_refusal(&s, entry, e.into()).await),
+    };
     entry.share_id = Some(share.id.clone());
     s.audit.append(entry).await.map_err(ApiError::internal)?;
     Ok(with_request_id(Json(share.view(now)).into_response(), &caller.request_id))

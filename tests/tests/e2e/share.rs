@@ -332,6 +332,7 @@ async fn a_patient_shares_by_code_and_qr_and_sees_every_use() {
         ("share.redeem", "allowed", Some("qr_code"), None),
         ("record.read", "allowed", Some("qr_code"), None),
         ("share.revoke", "allowed", None, None),
+        ("share.create", "denied", None, Some("invalid-share")),
         ("record.read", "denied", None, Some("ERR-CONSENT-REVOKED")),
         ("record.read", "denied", None, Some("grant-refused")),
     ];
