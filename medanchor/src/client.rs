@@ -3,30 +3,12 @@
 //! problem answers become errors with the server's message.
 
 use anyhow::Context;
-use medanchor_wallet::keys::{StacksKey, TESTNET_SINGLESIG};
-use serde_json::{json, Value};
+use medanchor_wallet::keys::StacksKey;
+use serde_json::Value;
 
 /// Signs in to the API at `api` with `key`; returns the session token.
 pub async fn sign_in(http: &reqwest::Client, api: &str, key: &StacksKey) -> anyhow::Result<String> {
-    let principal = key.address(TESTNET_SINGLESIG).to_string();
-    let c: Value = http
-        .post(format!("{api}/v1/auth/challenge"))
-        .json(&json!({ "principal": principal }))
-        .send()
-        .await
-        .with_context(|| format!("reaching the API at {api}"))?
-        .json()
-        .await?;
-    let message = c["message"].as_str().with_context(|| format!("the challenge has no message: {c}"))?;
-    let signature = key.sign_message(message.as_bytes());
-    let r: Value = http
-        .post(format!("{api}/v1/auth/verify"))
-        .json(&json!({ "nonce": c["nonce"], "signature": signature }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(r["token"].as_str().with_context(|| format!("sign-in as {principal} failed: {r}"))?.to_string())
+    Ok(medanchor_wallet::sign_in(http, api, key).await?)
 }
 
 /// A signed-in session.

@@ -6,7 +6,8 @@
 //! sign SIP-005 transactions) → [`keyfile`] (a key encrypted under a
 //! passphrase) → [`actions`] (typed contract calls, durations, names) →
 //! [`client`] (the public RPC) → [`Wallet`] (nonce, fee, sign, broadcast,
-//! wait) and [`Reader`] (read-only calls).
+//! wait) and [`Reader`] (read-only calls); [`sign_in`] signs in to a
+//! medanchor API with the key.
 //!
 //! The wallet knows the chain only through stacks-node's RPC and the two
 //! Hiro routes wallets poll, so it works against our devnet and a testnet
@@ -21,6 +22,7 @@ pub mod actions;
 pub mod client;
 pub mod keyfile;
 pub mod keys;
+pub mod sign_in;
 pub mod txbuild;
 
 use std::time::Duration;
@@ -36,6 +38,7 @@ use crate::txbuild::{serialize, sign, TxOptions};
 pub use actions::{ContractCall, GrantDuration};
 pub use client::{RpcClient, TxOutcome};
 pub use keyfile::{KdfParams, KeyFile};
+pub use sign_in::sign_in;
 
 /// Errors of the wallet crate. No message ever includes key material or a
 /// passphrase.

@@ -422,6 +422,18 @@ pub(crate) fn denial_reason(e: &ApiError) -> String {
     }
 }
 
+/// A record version's metadata: `version`, or the latest.
+pub(crate) fn version_or_latest(s: &AppState, id: &[u8; 16], version: Option<u64>) -> ApiResult<RecordMeta> {
+    match version {
+        Some(v) => {
+            s.db.record(id, v)
+                .map_err(ApiError::internal)?
+                .ok_or_else(|| ApiError::NotFound(format!("record 0x{} version {v}", hex::encode(id))))
+        }
+        None => latest(s, id),
+    }
+}
+
 pub(crate) fn latest(s: &AppState, id: &[u8; 16]) -> ApiResult<RecordMeta> {
     s.db.versions(id)
         .map_err(ApiError::internal)?
@@ -465,14 +477,7 @@ pub(crate) async fn read_record(
     let caller = Caller::from(&s, &headers, Some(addr));
     let who = caller.require(&headers)?.clone();
     let id = record_id_arg(&id)?;
-    let meta = match q.version {
-        Some(v) => {
-            s.db.record(&id, v)
-                .map_err(ApiError::internal)?
-                .ok_or_else(|| ApiError::NotFound(format!("version {v}")))?
-        }
-        None => latest(&s, &id)?,
-    };
+    let meta = version_or_latest(&s, &id, q.version)?;
     let patient = principal_arg(&meta.patient, "patient")?;
     let data_type: medanchor_contracts::types::DataType =
         meta.data_type.parse().map_err(|_| ApiError::internal("stored data type"))?;

@@ -25,7 +25,7 @@ use medanchor_contracts::ContractName;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::records::{hash32, latest, VersionQuery};
+use super::records::{hash32, version_or_latest, VersionQuery};
 use super::{record_id_arg, role_of, with_request_id, AppState, Caller};
 use crate::blob::BlobError;
 use crate::db::{AnchorStatus, RecordMeta};
@@ -69,15 +69,21 @@ async fn audit(
     Ok(())
 }
 
-/// The version asked for, or the latest.
-fn lookup(s: &AppState, id: &[u8; 16], version: Option<u64>) -> ApiResult<RecordMeta> {
-    match version {
-        Some(v) => {
-            s.db.record(id, v)
-                .map_err(ApiError::internal)?
-                .ok_or_else(|| ApiError::NotFound(format!("record 0x{} version {v}", hex::encode(id))))
+/// The version asked for (or the latest); a miss is audited under
+/// `action` before it is answered.
+async fn lookup(
+    s: &AppState,
+    caller: &Caller,
+    action: &str,
+    id: &[u8; 16],
+    version: Option<u64>,
+) -> ApiResult<RecordMeta> {
+    match version_or_latest(s, id, version) {
+        Ok(m) => Ok(m),
+        Err(e) => {
+            audit(s, caller, action, Some((id, version)), None, Some(e.to_string())).await?;
+            Err(e)
         }
-        None => latest(s, id),
     }
 }
 
@@ -132,13 +138,7 @@ pub(super) async fn verify_record(
 ) -> ApiResult<Response> {
     let caller = Caller::from(&s, &headers, Some(addr));
     let id = record_id_arg(&id)?;
-    let meta = match lookup(&s, &id, q.version) {
-        Ok(m) => m,
-        Err(e) => {
-            audit(&s, &caller, "verify.record", Some((&id, q.version)), None, Some(e.to_string())).await?;
-            return Err(e);
-        }
-    };
+    let meta = lookup(&s, &caller, "verify.record", &id, q.version).await?;
     let (s2, m2) = (s.clone(), meta.clone());
     let (blob, blob_ok, onchain, anchors) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
         let hash = hash32(&m2.data_hash)?;
@@ -282,13 +282,7 @@ pub(super) async fn record_blob(
 ) -> ApiResult<Response> {
     let caller = Caller::from(&s, &headers, Some(addr));
     let id = record_id_arg(&id)?;
-    let meta = match lookup(&s, &id, q.version) {
-        Ok(m) => m,
-        Err(e) => {
-            audit(&s, &caller, "verify.blob", Some((&id, q.version)), None, Some(e.to_string())).await?;
-            return Err(e);
-        }
-    };
+    let meta = lookup(&s, &caller, "verify.blob", &id, q.version).await?;
     let hash = hash32(&meta.data_hash)?;
     let s2 = s.clone();
     let read = tokio::task::spawn_blocking(move || s2.blobs.get(&hash)).await.map_err(ApiError::internal)?;

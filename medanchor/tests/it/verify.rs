@@ -121,28 +121,7 @@ async fn tx(rpc: &str, name: &str, call: ContractCall) {
 
 /// Signs in to the API as `name`, the way a Stacks wallet does.
 async fn sign_in(api: &str, name: &str) -> String {
-    let http = reqwest::Client::new();
-    let c: Value = http
-        .post(format!("{api}/v1/auth/challenge"))
-        .json(&json!({ "principal": address(name) }))
-        .send()
-        .await
-        .expect("challenge")
-        .json()
-        .await
-        .expect("json");
-    let message = c["message"].as_str().expect("message");
-    let signature = key(name).sign_message(message.as_bytes());
-    let r: Value = http
-        .post(format!("{api}/v1/auth/verify"))
-        .json(&json!({ "nonce": c["nonce"], "signature": signature }))
-        .send()
-        .await
-        .expect("verify")
-        .json()
-        .await
-        .expect("json");
-    r["token"].as_str().unwrap_or_else(|| panic!("sign-in failed: {r}")).to_string()
+    medanchor_wallet::sign_in(&reqwest::Client::new(), api, &key(name)).await.expect("sign-in")
 }
 
 /// Runs `medanchor verify ARGS…` (with `token` in the environment).

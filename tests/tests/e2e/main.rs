@@ -103,29 +103,7 @@ impl System {
 
     /// Signs in as `name` the way a Stacks wallet does; returns the token.
     async fn sign_in(&self, name: &str) -> String {
-        let c: Value = self
-            .http
-            .post(format!("{}/v1/auth/challenge", self.api))
-            .json(&json!({ "principal": self.principal(name).to_string() }))
-            .send()
-            .await
-            .expect("challenge")
-            .json()
-            .await
-            .expect("json");
-        let message = c["message"].as_str().expect("message");
-        let signature = self.key(name).sign_message(message.as_bytes());
-        let r: Value = self
-            .http
-            .post(format!("{}/v1/auth/verify", self.api))
-            .json(&json!({ "nonce": c["nonce"], "signature": signature }))
-            .send()
-            .await
-            .expect("verify")
-            .json()
-            .await
-            .expect("json");
-        r["token"].as_str().unwrap_or_else(|| panic!("sign-in failed: {r}")).to_string()
+        medanchor_wallet::sign_in(&self.http, &self.api, self.key(name)).await.expect("sign-in")
     }
 
     async fn get(&self, path: &str, token: &str) -> (u16, Value) {

@@ -65,21 +65,12 @@ impl System {
         self.send("POST", "/v1/share/redeem", token, Some(body), None).await
     }
 
+    /// A record of `record_type` for wallet_1, written and anchored.
     async fn write_record(&self, token: &str, record_type: &str) -> String {
-        let patient = self.principal("wallet_1");
-        let a = self
-            .send(
-                "POST",
-                &format!("/v1/patients/{patient}/records"),
-                token,
-                Some(json!({ "record_type": record_type, "content": { "note": record_type } })),
-                None,
-            )
-            .await;
-        assert_eq!(a.status, 202, "{}", a.body);
+        let id = super::branches::create(self, token, &self.principal("wallet_1"), record_type).await;
         self.mine().await;
         app::track_once(&self.state).expect("track");
-        a.body["record_id"].as_str().expect("id").to_string()
+        id
     }
 
     async fn register_provider(&self, name: &str) {
