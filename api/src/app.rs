@@ -23,7 +23,7 @@ use axum::routing::{get, post, put, MethodRouter};
 use axum::{Json, Router};
 use medanchor_contracts::principal::Principal;
 use medanchor_contracts::ContractError;
-use medanchor_indexer::{ChainReader, ConsentReader, RecordReader};
+use medanchor_indexer::{AccessReader, ChainReader, ConsentReader, RecordReader};
 use medanchor_wallet::keys::StacksKey;
 use medanchor_wallet::RpcClient;
 use rand::RngCore;
@@ -45,8 +45,8 @@ pub(crate) mod verify;
 pub use share::{spawn_share_sweeper, GRANT_HEADER};
 
 /// The indexer's read traits, as one object.
-pub trait ChainView: ChainReader + ConsentReader + RecordReader + Send + Sync {}
-impl<T: ChainReader + ConsentReader + RecordReader + Send + Sync> ChainView for T {}
+pub trait ChainView: AccessReader + ChainReader + ConsentReader + RecordReader + Send + Sync {}
+impl<T: AccessReader + ChainReader + ConsentReader + RecordReader + Send + Sync> ChainView for T {}
 
 /// How the API runs.
 #[derive(Debug, Clone)]
@@ -133,6 +133,11 @@ pub struct AppState {
     blobs: Arc<dyn BlobStore>,
     keyring: Arc<RwLock<Keyring>>,
     session: Arc<SessionKey>,
+    /// Signs the audit log's checkpoints: the node's secret itself.
+    checkpoint: Arc<ed25519_dalek::SigningKey>,
+    challenges: Arc<crate::auth::ChallengeKey>,
+    /// Keys the audit log's client-address hashes.
+    ip_key: Arc<[u8; 32]>,
     chain: Arc<dyn ChainView>,
     audit: AuditLog,
     node: RpcClient,
@@ -169,15 +174,27 @@ impl AppState {
         let audit = AuditLog::start(db.clone());
         // The sharing keys derive from the node's secret, separated from
         // its session and checkpoint signatures by domain.
-        let share_keys = crate::share::link::ShareKeys::derive(&session.signing_key().to_bytes());
+        // The node's secret signs audit checkpoints directly (the log's
+        // long-term identity, which auditors pin); every other use gets a
+        // key derived from it under its own label, so a session token can
+        // never pass for a checkpoint signature or the other way round.
+        let root = session.signing_key().to_bytes();
+        let checkpoint = Arc::new(session.signing_key().clone());
+        let session = SessionKey::for_node(&root);
+        let share_keys = crate::share::link::ShareKeys::derive(&root);
         let shares = Arc::new(crate::share::ShareStore::new(db.clone(), share_keys, config.share_policy));
         let limiter = Arc::new(crate::share::limits::Limiter::new(config.share_limits));
+        let challenges = Arc::new(crate::auth::ChallengeKey::derive(&root));
+        let ip_key = Arc::new(crate::auth::derive_key(&root, b"medanchor audit ip-hash v1"));
         AppState {
             config: Arc::new(config),
             db,
             blobs,
             keyring: Arc::new(RwLock::new(keyring)),
             session: Arc::new(session),
+            checkpoint,
+            challenges,
+            ip_key,
             chain,
             audit,
             node,
@@ -199,6 +216,28 @@ impl AppState {
     /// Now, on this state's clock (unix ms).
     pub fn now_ms(&self) -> u64 {
         (self.clock)()
+    }
+
+    /// The audit log's keyed hash of a client address.
+    fn ip_hash(&self, ip: std::net::IpAddr) -> String {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.ip_key[..]).expect("any key length");
+        mac.update(ip.to_string().as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// Sweeps used sign-in challenges past their expiry (returns how many)
+    /// and drops the per-record locks no request holds, so neither grows
+    /// with the number of sign-ins or records ever touched.
+    pub fn housekeeping(&self) -> Result<usize, crate::db::DbError> {
+        self.record_locks.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, lock| Arc::strong_count(lock) > 1);
+        // Challenges run on the system clock, as sessions do.
+        self.db.sweep_challenges(now_ms() / 1000)
+    }
+
+    /// Locks held right now per record (for tests of the pruning).
+    pub fn record_lock_count(&self) -> usize {
+        self.record_locks.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// The share store.
@@ -308,14 +347,68 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
 
 /// The routes.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.config.max_record_bytes * 4 / 3 + 64 * 1024;
+    // A record body may hold a payload (base64 inflates it by a third);
+    // nothing else the API takes is larger than a few hundred bytes.
+    let payload_limit = state.config.max_record_bytes * 4 / 3 + 64 * 1024;
     routes()
         .into_iter()
-        .fold(Router::new(), |r, (_, path, handler)| r.route(path, handler))
+        .fold(Router::new(), |r, (verb, path, handler)| {
+            let handler = if carries_payload(verb, path) {
+                // The session is checked before the body is read: an
+                // anonymous caller cannot make the node buffer a payload.
+                handler
+                    .layer(DefaultBodyLimit::max(payload_limit))
+                    .layer(axum::middleware::from_fn_with_state(state.clone(), session_first))
+            } else {
+                handler.layer(DefaultBodyLimit::max(SMALL_BODY))
+            };
+            r.route(path, handler)
+        })
         .fallback(|| async { ApiError::NotFound("route".into()) })
-        .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::map_response(problem_for_rejections))
+        .layer(axum::middleware::from_fn(request_context))
         .with_state(state)
+}
+
+/// Gives every request an id — in `X-Request-Id` on every response, errors
+/// and rejections included, in its audit entries, and on every log line of
+/// its handling (a tracing span). A client's own `X-Request-Id` is
+/// replaced: audit entries carry only ids the node made. The span names
+/// the route's template, never the path (a share link's path is a secret).
+async fn request_context(mut request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
+    let id = random_hex(8);
+    let value = HeaderValue::from_str(&id).expect("hex is a valid header value");
+    request.headers_mut().insert(REQUEST_ID, value.clone());
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("-", |m| m.as_str()).to_string();
+    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route = %route);
+    let mut response = next.run(request).instrument(span).await;
+    response.headers_mut().insert(REQUEST_ID, value);
+    response
+}
+
+/// The request-id header.
+const REQUEST_ID: &str = "x-request-id";
+
+/// The body limit of every route that takes no record payload.
+pub const SMALL_BODY: usize = 16 * 1024;
+
+/// Routes whose body is a record payload (create, update).
+fn carries_payload(verb: Verb, path: &str) -> bool {
+    matches!((verb, path), (Verb::Post, "/v1/patients/{patient}/records") | (Verb::Put, "/v1/records/{id}"))
+}
+
+/// Refuses a request without a valid session before its body is read.
+async fn session_first(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let caller = Caller::from(&state, request.headers(), None);
+    match caller.require(request.headers()) {
+        Ok(_) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// axum's own extractor rejections (malformed JSON, an oversized body, a
@@ -463,6 +556,8 @@ struct Caller {
     request_id: String,
     ip: Option<String>,
     user_agent: Option<String>,
+    /// The keyed hash of `ip` the audit log keeps.
+    ip_hash: Option<String>,
 }
 
 impl Caller {
@@ -475,9 +570,21 @@ impl Caller {
             .and_then(|c| c.sub.parse().ok());
         Caller {
             principal,
-            request_id: random_hex(8),
+            // Set by `request_context` for every routed request.
+            request_id: headers
+                .get(REQUEST_ID)
+                .and_then(|h| h.to_str().ok())
+                .map_or_else(|| random_hex(8), str::to_string),
             ip: addr.map(|a| a.ip().to_string()),
-            user_agent: headers.get("user-agent").and_then(|h| h.to_str().ok()).map(str::to_string),
+            ip_hash: addr.map(|a| state.ip_hash(a.ip())),
+            user_agent: headers.get("user-agent").and_then(|h| h.to_str().ok()).map(|ua| {
+                // Bounded before it is copied anywhere (audit entries keep it).
+                let mut cut = ua.len().min(crate::audit::MAX_FIELD);
+                while !ua.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                ua[..cut].to_string()
+            }),
         }
     }
 
@@ -504,8 +611,9 @@ impl Caller {
             share_id: None,
             outcome: "allowed".into(),
             reason: None,
-            client_ip: self.ip.clone(),
+            client_ip: None,
             user_agent: self.user_agent.clone(),
+            ip_hash: self.ip_hash.clone(),
             request_id: self.request_id.clone(),
         }
     }
@@ -536,14 +644,15 @@ fn with_request_id(mut response: Response, id: &str) -> Response {
 }
 
 fn principal_arg(s: &str, what: &str) -> ApiResult<Principal> {
-    s.parse().map_err(|_| ApiError::bad("invalid-principal", format!("{what} {s:?} is not a Stacks principal")))
+    s.parse().map_err(|_| {
+        ApiError::bad("invalid-principal", format!("{what} {} is not a Stacks principal", crate::error::echo(s)))
+    })
 }
 
 fn record_id_arg(s: &str) -> ApiResult<[u8; 16]> {
-    hex::decode(s.trim_start_matches("0x"))
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| ApiError::bad("invalid-record-id", format!("record id {s:?} is not 16 bytes of hex")))
+    hex::decode(s.trim_start_matches("0x")).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| {
+        ApiError::bad("invalid-record-id", format!("record id {} is not 16 bytes of hex", crate::error::echo(s)))
+    })
 }
 
 /// An optional non-negative integer query parameter.

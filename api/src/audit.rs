@@ -21,6 +21,19 @@ use tokio::sync::{mpsc, oneshot};
 use crate::db::{ApiDb, Cf, DbError};
 use crate::merkle::{self, Hash, NodeStore};
 
+/// The most bytes a client-influenced field of an entry keeps.
+pub const MAX_FIELD: usize = 256;
+
+fn truncate(v: &mut String, max: usize) {
+    if v.len() > max {
+        let mut cut = max;
+        while !v.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        v.truncate(cut);
+    }
+}
+
 /// One access attempt. Field order is the canonical JSON order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
@@ -50,10 +63,18 @@ pub struct AuditEntry {
     pub outcome: String,
     /// Why refused (e.g. `ERR-CONSENT-REVOKED`), when refused.
     pub reason: Option<String>,
-    /// The client's address.
+    /// The client's address, in entries written before `ip_hash` (new
+    /// entries leave it empty: an address is personal data, and the log
+    /// can never forget).
     pub client_ip: Option<String>,
-    /// The client's user agent.
+    /// The client's user agent, at most [`MAX_FIELD`] bytes.
     pub user_agent: Option<String>,
+    /// A keyed hash of the client's address (HMAC-SHA256 under a key of
+    /// the node's, 16 bytes hex): the same client links its entries, and
+    /// without the key nobody learns the address. Absent from the leaf
+    /// when `None`, so earlier entries keep their leaf bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_hash: Option<String>,
     /// The request id (also in the response headers).
     pub request_id: String,
 }
@@ -124,6 +145,46 @@ fn size_of(db: &ApiDb) -> Result<u64, DbError> {
         .unwrap_or(0))
 }
 
+/// `meta` key: how many entries (from index 0) `audit_by_patient` covers.
+const INDEXED: &[u8] = b"audit_indexed";
+
+/// `audit_by_patient` key: the patient's principal, a 0 byte (principals
+/// never hold one), the entry's index.
+fn patient_key(patient: &str, index: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(patient.len() + 9);
+    k.extend_from_slice(patient.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// Indexes the entries a log written before `audit_by_patient` existed
+/// holds (once; a crash part-way resumes where the last batch ended).
+fn index_patients(db: &ApiDb) -> Result<(), AuditError> {
+    let size = size_of(db)?;
+    let mut done = db
+        .get(Cf::Meta, INDEXED)?
+        .map(|v| v.try_into().map(u64::from_be_bytes).map_err(|_| DbError::Corrupt("audit indexed".into())))
+        .transpose()?
+        .unwrap_or(0);
+    while done < size {
+        let end = size.min(done + 10_000);
+        let mut batch = db.batch();
+        for i in done..end {
+            if let Some(b) = db.get(Cf::AuditEntries, &i.to_be_bytes())? {
+                let e: AuditEntry = serde_json::from_slice(&b).map_err(|e| DbError::Corrupt(e.to_string()))?;
+                if let Some(patient) = &e.patient {
+                    batch.put_cf(db.cf(Cf::AuditByPatient), patient_key(patient, i), []);
+                }
+            }
+        }
+        batch.put_cf(db.cf(Cf::Meta), INDEXED, end.to_be_bytes());
+        db.write(batch)?;
+        done = end;
+    }
+    Ok(())
+}
+
 /// Appends `entries` after `size` in one synced batch; returns their indices.
 fn commit(db: &ApiDb, entries: &[AuditEntry]) -> Result<Vec<u64>, AuditError> {
     let mut size = size_of(db)?;
@@ -139,17 +200,26 @@ fn commit(db: &ApiDb, entries: &[AuditEntry]) -> Result<Vec<u64>, AuditError> {
             store.pending.insert((level, index), hash);
         }
         batch.put_cf(db.cf(Cf::AuditEntries), size.to_be_bytes(), &leaf);
+        if let Some(patient) = &entry.patient {
+            batch.put_cf(db.cf(Cf::AuditByPatient), patient_key(patient, size), []);
+        }
         indices.push(size);
         size += 1;
     }
     batch.put_cf(db.cf(Cf::Meta), b"audit_size", size.to_be_bytes());
+    batch.put_cf(db.cf(Cf::Meta), INDEXED, size.to_be_bytes());
     db.write(batch)?;
     Ok(indices)
 }
 
 impl AuditLog {
-    /// Starts the log's writer on the current tokio runtime.
+    /// Starts the log's writer on the current tokio runtime (after
+    /// indexing by patient what an older log holds).
     pub fn start(db: Arc<ApiDb>) -> AuditLog {
+        if let Err(e) = index_patients(&db) {
+            // Reads by patient then miss older entries; appends still work.
+            tracing::error!(error = %e, "indexing the audit log by patient failed");
+        }
         let (tx, mut rx) = mpsc::channel::<Job>(4096);
         let writer_db = db.clone();
         let writer = tokio::spawn(async move {
@@ -196,7 +266,13 @@ impl AuditLog {
     }
 
     /// Appends an entry; returns its index once it is durable.
-    pub async fn append(&self, entry: AuditEntry) -> Result<u64, AuditError> {
+    pub async fn append(&self, mut entry: AuditEntry) -> Result<u64, AuditError> {
+        // Entries are kept for ever and some fields come from the client:
+        // none may grow an entry without bound.
+        let fields = [&mut entry.user_agent, &mut entry.reason, &mut entry.patient, &mut entry.record_id];
+        for v in fields.into_iter().flatten() {
+            truncate(v, MAX_FIELD);
+        }
         let (tx, rx) = oneshot::channel();
         self.queue.send((entry, tx)).await.map_err(|_| AuditError::Stopped)?;
         rx.await.map_err(|_| AuditError::Stopped)?.map_err(AuditError::Tree)
@@ -222,6 +298,34 @@ impl AuditLog {
         for i in from..size.min(from.saturating_add(limit)) {
             if let Some(e) = self.entry(i)? {
                 out.push((i, e));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The entries about `patient` with index at least `from`, in log
+    /// order, at most `limit`, below `size` — a range read of the
+    /// per-patient index, whatever the log's size.
+    pub fn patient_entries(
+        &self,
+        patient: &str,
+        from: u64,
+        limit: usize,
+        size: u64,
+    ) -> Result<Vec<(u64, AuditEntry)>, AuditError> {
+        let start = patient_key(patient, from);
+        let prefix = &start[..patient.len() + 1];
+        let mut out = Vec::new();
+        for (k, _) in self.db.scan_page(Cf::AuditByPatient, &start, limit)? {
+            if !k.starts_with(prefix) || k.len() != prefix.len() + 8 {
+                break;
+            }
+            let index = u64::from_be_bytes(k[prefix.len()..].try_into().map_err(|_| DbError::Corrupt("key".into()))?);
+            if index >= size {
+                break;
+            }
+            if let Some(e) = self.entry(index)? {
+                out.push((index, e));
             }
         }
         Ok(out)
@@ -266,6 +370,7 @@ mod tests {
             reason: (i % 3 == 0).then(|| "ERR-CONSENT-REVOKED".into()),
             client_ip: Some("127.0.0.1".into()),
             user_agent: None,
+            ip_hash: None,
             request_id: format!("req-{i}"),
         }
     }
@@ -313,5 +418,48 @@ mod tests {
         merkle::verify_consistency(20, 50, &log.root(20).expect("root"), &log.root(50).expect("root"), &proof)
             .expect("consistent");
         assert!(log.inclusion_proof(50, 50).is_err());
+    }
+
+    /// Entries are found by patient with range reads; a log written before
+    /// the index existed is indexed when it is opened; fields a client
+    /// controls are cut to [`MAX_FIELD`].
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_by_patient_are_range_reads_and_old_logs_get_indexed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let about = |i: u64| if i % 4 == 0 { "ST3" } else { "ST2" };
+        {
+            let db = Arc::new(ApiDb::open(dir.path()).expect("open"));
+            let log = AuditLog::start(db.clone());
+            for i in 0..40 {
+                let mut e = entry(i);
+                e.patient = Some(about(i).into());
+                e.user_agent = Some("x".repeat(10_000));
+                log.append(e).await.expect("append");
+            }
+            let size = log.size().expect("size");
+            let mine: Vec<u64> =
+                log.patient_entries("ST3", 0, 100, size).expect("read").iter().map(|(i, _)| *i).collect();
+            assert_eq!(mine, (0..40).filter(|i| i % 4 == 0).collect::<Vec<_>>());
+            let page: Vec<u64> =
+                log.patient_entries("ST2", 10, 3, size).expect("read").iter().map(|(i, _)| *i).collect();
+            assert_eq!(page, vec![10, 11, 13], "from an index, at most a limit");
+            assert!(log.patient_entries("ST", 0, 100, size).expect("read").is_empty(), "no prefix matches");
+            let stored = log.entry(1).expect("read").expect("entry");
+            assert_eq!(stored.user_agent.map(|u| u.len()), Some(MAX_FIELD));
+            // Forget the index, as a log written before it existed.
+            let mut batch = db.batch();
+            for (k, _) in db.scan(Cf::AuditByPatient, &[]).expect("scan") {
+                batch.delete_cf(db.cf(Cf::AuditByPatient), k);
+            }
+            batch.delete_cf(db.cf(Cf::Meta), INDEXED);
+            db.write(batch).expect("write");
+            assert!(log.patient_entries("ST3", 0, 100, size).expect("read").is_empty());
+            log.close().await;
+        }
+        let db = Arc::new(ApiDb::open(dir.path()).expect("reopen"));
+        let log = AuditLog::start(db);
+        let size = log.size().expect("size");
+        assert_eq!(log.patient_entries("ST3", 0, 100, size).expect("read").len(), 10, "indexed at start");
+        assert_eq!(log.patient_entries("ST2", 0, 100, size).expect("read").len(), 30);
     }
 }

@@ -40,6 +40,9 @@ pub enum AuthError {
         /// The recovered one.
         actual: String,
     },
+    /// The nonce is not one this node issued (or was altered).
+    #[error("unknown challenge")]
+    UnknownChallenge,
     /// The token is malformed, forged or expired.
     #[error("session token is {0}")]
     BadToken(&'static str),
@@ -104,6 +107,104 @@ impl Challenge {
     }
 }
 
+/// The label of the session-token key ([`SessionKey::for_node`]).
+const SESSION_LABEL: &[u8] = b"medanchor session tokens v1";
+
+/// A key for one purpose, derived from the node's secret and separated
+/// from every other use of it by `label` (HMAC-SHA256).
+pub fn derive_key(secret: &[u8; 32], label: &[u8]) -> [u8; 32] {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(secret).expect("any key length");
+    mac.update(label);
+    mac.finalize().into_bytes().into()
+}
+
+/// Issues sign-in challenges without storing them. An unauthenticated
+/// caller asks for a challenge; were it stored, anyone could grow the
+/// database at will. The nonce carries its own id, times and principal
+/// under a MAC of the node's, so the node stores only the ids of
+/// challenges that were *used* by a valid signature (single use), and only
+/// until they expire.
+///
+/// Nonce: `hex(id[16] ‖ issued_at u64 ‖ expires_at u64 ‖ tag[16])` then
+/// the principal; `tag` = HMAC-SHA256(key, domain ‖ 0 ‖ principal ‖ 0 ‖ id
+/// ‖ issued_at ‖ expires_at), first 16 bytes.
+pub struct ChallengeKey {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for ChallengeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChallengeKey(..)")
+    }
+}
+
+/// Hex digits before the principal in a nonce.
+const NONCE_HEX: usize = 2 * (16 + 8 + 8 + 16);
+
+impl ChallengeKey {
+    /// The key derived from the node's secret, apart from every other use
+    /// of it by its label.
+    pub fn derive(secret: &[u8; 32]) -> Self {
+        ChallengeKey { key: derive_key(secret, b"medanchor sign-in challenge v1") }
+    }
+
+    fn tag(&self, domain: &str, principal: &str, id: &[u8; 16], issued_at: u64, expires_at: u64) -> [u8; 16] {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("any key length");
+        for part in [domain.as_bytes(), &[0], principal.as_bytes(), &[0], id] {
+            mac.update(part);
+        }
+        mac.update(&issued_at.to_be_bytes());
+        mac.update(&expires_at.to_be_bytes());
+        let full = mac.finalize().into_bytes();
+        let mut tag = [0; 16];
+        tag.copy_from_slice(&full[..16]);
+        tag
+    }
+
+    /// A challenge for `principal` with the random `id`.
+    pub fn issue(&self, domain: &str, principal: &Principal, id: [u8; 16], issued_at: u64, ttl_s: u64) -> Challenge {
+        let principal = principal.to_string();
+        let expires_at = issued_at + ttl_s;
+        let tag = self.tag(domain, &principal, &id, issued_at, expires_at);
+        let mut raw = Vec::with_capacity(NONCE_HEX / 2);
+        raw.extend_from_slice(&id);
+        raw.extend_from_slice(&issued_at.to_be_bytes());
+        raw.extend_from_slice(&expires_at.to_be_bytes());
+        raw.extend_from_slice(&tag);
+        let nonce = format!("{}{principal}", hex::encode(raw));
+        Challenge { domain: domain.into(), principal, nonce, issued_at, expires_at }
+    }
+
+    /// The challenge a nonce stands for, with its id, if this node issued
+    /// it for `domain` (expiry is the caller's to check: an expired
+    /// challenge is reported as such).
+    pub fn open(&self, domain: &str, nonce: &str) -> Result<([u8; 16], Challenge), AuthError> {
+        let unknown = AuthError::UnknownChallenge;
+        if nonce.len() <= NONCE_HEX || nonce.len() > NONCE_HEX + 200 || !nonce.is_char_boundary(NONCE_HEX) {
+            return Err(unknown);
+        }
+        let (digits, principal) = nonce.split_at(NONCE_HEX);
+        let raw = hex::decode(digits).map_err(|_| AuthError::UnknownChallenge)?;
+        let id: [u8; 16] = raw[..16].try_into().map_err(|_| AuthError::UnknownChallenge)?;
+        let number = |r: &[u8]| r.try_into().map(u64::from_be_bytes).map_err(|_| AuthError::UnknownChallenge);
+        let (issued_at, expires_at) = (number(&raw[16..24])?, number(&raw[24..32])?);
+        let expected = self.tag(domain, principal, &id, issued_at, expires_at);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &raw[32..48])) {
+            return Err(unknown);
+        }
+        let challenge = Challenge {
+            domain: domain.into(),
+            principal: principal.into(),
+            nonce: nonce.into(),
+            issued_at,
+            expires_at,
+        };
+        Ok((id, challenge))
+    }
+}
+
 /// What a session token asserts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -148,8 +249,13 @@ impl SessionKey {
         SessionKey { public: key.verifying_key(), key, verified: Default::default() }
     }
 
-    /// The public half (published so anyone can check tokens and
-    /// checkpoints).
+    /// The session key of a node whose secret is `root`: derived from it
+    /// under its own label, apart from the checkpoint key (the root itself).
+    pub fn for_node(root: &[u8; 32]) -> Self {
+        SessionKey::from_bytes(&derive_key(root, SESSION_LABEL))
+    }
+
+    /// The public half.
     pub fn verifying_key(&self) -> VerifyingKey {
         self.public
     }
@@ -275,5 +381,18 @@ mod tests {
         assert_eq!(key.verify(&forged, 150), Err(AuthError::BadToken("not signed by this node")));
         assert_eq!(key.verify("garbage", 150), Err(AuthError::BadToken("malformed")));
         assert!(!format!("{key:?}").contains(&hex::encode([1u8; 32])));
+    }
+
+    #[test]
+    fn session_tokens_and_checkpoints_never_share_a_key() {
+        let root = [9u8; 32];
+        let session = SessionKey::for_node(&root);
+        let checkpoint = SigningKey::from_bytes(&root).verifying_key();
+        assert_ne!(session.verifying_key(), checkpoint);
+        // A token's signature does not verify under the checkpoint key.
+        let claims = Claims { sub: "ST1".into(), iat: 1, exp: 2, jti: "j".into() };
+        let token = session.issue(&claims);
+        assert!(SessionKey::from_bytes(&root).verify(&token, 1).is_err(), "the root key rejects a session token");
+        assert!(session.verify(&token, 1).is_ok());
     }
 }

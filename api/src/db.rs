@@ -6,9 +6,10 @@
 //! |---|---|---|---|
 //! | `records` | record id (16) ‖ version (u64 BE) | [`RecordMeta`] JSON | written before the anchoring transaction is sent |
 //! | `pending` | record id ‖ version | empty | versions not yet anchored or failed; the tracker's work list |
-//! | `challenges` | nonce (hex) | [`crate::auth::Challenge`] JSON | deleted when used; expired ones refused |
+//! | `challenges` | challenge id (16) | its expiry (u64 BE, unix s) | a challenge used by a valid signature; swept once expired ([`crate::auth::ChallengeKey`]: issuing stores nothing) |
 //! | `audit_entries` | index (u64 BE) | entry bytes (the Merkle leaf) | indices 0..size, append-only |
 //! | `audit_nodes` | level (u8) ‖ index (u64 BE) | hash | complete aligned subtrees of the audit tree |
+//! | `audit_by_patient` | patient principal ‖ 0 ‖ index (u64 BE) | empty | one key per entry about that patient, written in the entry's batch (`meta.audit_indexed` = entries covered; older logs are indexed at start) |
 //! | `shares`, `share_index`, `share_links`, `share_grants`, `share_guards` | see [`crate::share::store`] | | |
 //! | `meta` | name | bytes | `schema`, `audit_size`, `audit_anchor` ([`crate::anchoring::AnchorRecord`] JSON) |
 //!
@@ -31,6 +32,7 @@ pub enum Cf {
     Challenges,
     AuditEntries,
     AuditNodes,
+    AuditByPatient,
     Shares,
     ShareIndex,
     ShareLinks,
@@ -40,12 +42,13 @@ pub enum Cf {
 }
 
 impl Cf {
-    const ALL: [Cf; 11] = [
+    const ALL: [Cf; 12] = [
         Cf::Records,
         Cf::Pending,
         Cf::Challenges,
         Cf::AuditEntries,
         Cf::AuditNodes,
+        Cf::AuditByPatient,
         Cf::Shares,
         Cf::ShareIndex,
         Cf::ShareLinks,
@@ -61,6 +64,7 @@ impl Cf {
             Cf::Challenges => "challenges",
             Cf::AuditEntries => "audit_entries",
             Cf::AuditNodes => "audit_nodes",
+            Cf::AuditByPatient => "audit_by_patient",
             Cf::Shares => "shares",
             Cf::ShareIndex => "share_index",
             Cf::ShareLinks => "share_links",
@@ -149,6 +153,8 @@ pub type KeyValue = (Vec<u8>, Vec<u8>);
 /// The API database.
 pub struct ApiDb {
     db: DB,
+    /// Makes "used yet? then mark it" one step for sign-in challenges.
+    challenge_lock: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for ApiDb {
@@ -171,7 +177,7 @@ impl ApiDb {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         let families = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
-        let db = ApiDb { db: DB::open_cf_descriptors(&opts, path, families)? };
+        let db = ApiDb { db: DB::open_cf_descriptors(&opts, path, families)?, challenge_lock: Default::default() };
         match db.get(Cf::Meta, b"schema")? {
             None => {
                 let mut batch = db.batch();
@@ -182,6 +188,39 @@ impl ApiDb {
             Some(v) => return Err(DbError::Schema(String::from_utf8_lossy(&v).into_owned())),
         }
         Ok(db)
+    }
+
+    /// Marks the sign-in challenge `id` used (until `expires_at`); false
+    /// when it already was. Check and mark are one step, so one challenge
+    /// never yields two sessions.
+    pub fn use_challenge(&self, id: &[u8; 16], expires_at: u64) -> Result<bool, DbError> {
+        let _one_at_a_time = self.challenge_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if self.get(Cf::Challenges, id)?.is_some() {
+            return Ok(false);
+        }
+        let mut batch = self.batch();
+        batch.put_cf(self.cf(Cf::Challenges), id, expires_at.to_be_bytes());
+        self.write(batch)?;
+        Ok(true)
+    }
+
+    /// Forgets used challenges that have expired (and entries of the
+    /// earlier, stored-challenge format); returns how many.
+    pub fn sweep_challenges(&self, now_s: u64) -> Result<usize, DbError> {
+        let mut batch = self.batch();
+        let mut n = 0;
+        for item in self.db.iterator_cf(self.cf(Cf::Challenges), rocksdb::IteratorMode::Start) {
+            let (k, v) = item?;
+            let expired = <[u8; 8]>::try_from(&v[..]).map_or(true, |b| u64::from_be_bytes(b) <= now_s);
+            if expired || k.len() != 16 {
+                batch.delete_cf(self.cf(Cf::Challenges), k);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.write(batch)?;
+        }
+        Ok(n)
     }
 
     /// A column family handle.

@@ -66,21 +66,32 @@ pub struct ReportRequest {
     pub format: Format,
 }
 
+/// The last second of year 9999 (the largest `from` / `to`).
+pub const MAX_SECONDS: u64 = 253_402_300_799;
+
 impl ReportRequest {
     /// Reads `patient` (default: the caller), `from` / `to` (Unix seconds;
     /// default: the six years up to now) and `format` (`json` | `csv`).
     pub fn parse(q: &HashMap<String, String>, caller: &Principal, now_s: u64) -> ApiResult<ReportRequest> {
         let patient = match q.get("patient") {
-            Some(p) => p
-                .parse()
-                .map_err(|_| ApiError::bad("invalid-principal", format!("patient {p:?} is not a Stacks principal")))?,
+            Some(p) => p.parse().map_err(|_| {
+                ApiError::bad(
+                    "invalid-principal",
+                    format!("patient {} is not a Stacks principal", crate::error::echo(p)),
+                )
+            })?,
             None => caller.clone(),
         };
+        // Up to the end of year 9999: the dates are printed as ISO 8601
+        // and compared in milliseconds, neither of which may overflow.
         let seconds = |k: &str| -> ApiResult<Option<u64>> {
             q.get(k)
-                .map(|v| v.parse::<u64>())
+                .map(|v| v.parse::<u64>().ok().filter(|s| *s <= MAX_SECONDS))
+                .map(|v| v.ok_or(()))
                 .transpose()
-                .map_err(|_| ApiError::bad("invalid-parameter", format!("{k} must be Unix seconds")))
+                .map_err(|_| {
+                    ApiError::bad("invalid-parameter", format!("{k} must be Unix seconds, at most {MAX_SECONDS}"))
+                })
         };
         let to_s = seconds("to")?.unwrap_or(now_s);
         let from_s = match seconds("from")? {
@@ -94,7 +105,10 @@ impl ReportRequest {
             None | Some("json") => Format::Json,
             Some("csv") => Format::Csv,
             Some(other) => {
-                return Err(ApiError::bad("invalid-format", format!("format {other:?} is not `json` or `csv`")))
+                return Err(ApiError::bad(
+                    "invalid-format",
+                    format!("format {} is not `json` or `csv`", crate::error::echo(other)),
+                ))
             }
         };
         Ok(ReportRequest { patient, from_s, to_s, format })
@@ -239,26 +253,27 @@ pub struct Report {
     pub rows: Vec<Disclosure>,
 }
 
-/// Builds the report from the log and the record metadata.
-///
-/// A linear scan of the whole log: the log is append-only by index and
-/// has no per-patient index yet, so this is O(log size) per request —
-/// acceptable while reports are rare and logs small. When that stops
-/// being true, add a `patient ‖ index` family written in the same batch
-/// as the entry, and this becomes a prefix scan.
+/// Builds the report from the log and the record metadata: a range read
+/// of the log's per-patient index (`audit_by_patient`), so its cost grows
+/// with the patient's entries, not with the log.
 pub fn scan(log: &AuditLog, db: &ApiDb, req: &ReportRequest) -> ApiResult<Report> {
     let size = log.size().map_err(ApiError::internal)?;
     let patient = req.patient.to_string();
     let mut hits = Vec::new();
-    let mut at = 0;
-    while at < size {
-        let step = SCAN_PAGE.min(size - at);
-        for (i, e) in log.entries(at, step).map_err(ApiError::internal)? {
+    let mut from = 0;
+    loop {
+        let page = log.patient_entries(&patient, from, SCAN_PAGE as usize, size).map_err(ApiError::internal)?;
+        let Some((last, _)) = page.last() else { break };
+        from = last + 1;
+        let full = page.len() == SCAN_PAGE as usize;
+        for (i, e) in page {
             if is_disclosure(&e, &patient) && req.contains(e.time_ms) {
                 hits.push((i, e));
             }
         }
-        at += step;
+        if !full {
+            break;
+        }
     }
     let mut kinds = HashMap::new();
     for id in hits.iter().filter_map(|(_, e)| e.record_id.as_ref()) {
@@ -425,6 +440,7 @@ mod tests {
             reason: None,
             client_ip: Some("10.0.0.1".into()),
             user_agent: Some("secret-agent".into()),
+            ip_hash: None,
             request_id: "r".into(),
         }
     }
@@ -518,6 +534,8 @@ mod tests {
             (vec![("format", "xml")], "invalid-format"),
             (vec![("from", "-1")], "invalid-parameter"),
             (vec![("to", "yesterday")], "invalid-parameter"),
+            (vec![("to", "9223372036854775807")], "invalid-parameter"),
+            (vec![("from", "253402300800")], "invalid-parameter"),
         ] {
             let e = ReportRequest::parse(&q(&pairs), &caller, now).expect_err("refused");
             assert_eq!(e.status_code(), (axum::http::StatusCode::BAD_REQUEST, code), "{pairs:?}");

@@ -133,7 +133,10 @@ impl IntoResponse for ApiError {
                 tracing::error!(%detail, "request failed");
                 "the server failed; the error was logged".to_string()
             }
-            other => other.to_string(),
+            // The last guard of "never echo unbounded input": messages
+            // built from a library's error (a JSON parser quoting the
+            // body) are cut too.
+            other => bounded(other.to_string()),
         };
         let mut body = json!({
             "type": format!("https://medanchor.dev/problems/{code}"),
@@ -172,3 +175,43 @@ impl IntoResponse for ApiError {
 
 /// Result with [`ApiError`].
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A problem's `detail`, at most [`MAX_DETAIL`] bytes.
+fn bounded(mut detail: String) -> String {
+    if detail.len() > MAX_DETAIL {
+        let mut cut = MAX_DETAIL;
+        while !detail.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        detail.truncate(cut);
+        detail.push('…');
+    }
+    detail
+}
+
+/// The longest `detail` an answer carries.
+pub const MAX_DETAIL: usize = 1024;
+
+/// Client input quoted in an error message, cut to 64 characters: an
+/// answer never grows with what a caller sent (a 10 MiB principal gets a
+/// short 400, not a 10 MiB one).
+pub fn echo(input: &str) -> String {
+    const MAX: usize = 64;
+    match input.char_indices().nth(MAX) {
+        None => format!("{input:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &input[..cut], input.len()),
+    }
+}
+
+#[cfg(test)]
+mod echo_tests {
+    #[test]
+    fn echoes_are_bounded() {
+        assert_eq!(super::echo("ST1"), "\"ST1\"");
+        let long = "x".repeat(10 << 20);
+        let e = super::echo(&long);
+        assert!(e.len() < 100 && e.ends_with("(10485760 bytes)"), "{e}");
+        // Cut on a character boundary.
+        assert!(super::echo(&"é".repeat(100)).starts_with("\"éé"));
+    }
+}

@@ -24,6 +24,7 @@ pub mod anchoring;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod authz;
 pub mod blob;
 pub mod db;
 pub mod disclosures;

@@ -416,6 +416,23 @@ impl Chain {
             }));
             return Err(r);
         }
+        // A sponsored transaction spends the sponsor's nonce too; without
+        // this check one sponsor signature could be replayed (and the
+        // sponsor's nonce moved back).
+        if let (Some(sponsor), Some(sponsor_nonce)) = (tx.sponsor_address(), tx.auth.get_sponsor_nonce()) {
+            let sponsor = PrincipalData::from(sponsor);
+            let (_, next) = self.account(&sponsor)?;
+            if sponsor_nonce < next {
+                let mut r = Rejection::new(
+                    RejectReason::BadNonce,
+                    format!("sponsor nonce {sponsor_nonce} already used; next is {next}"),
+                );
+                r.data = Some(serde_json::json!({
+                    "expected": next, "actual": sponsor_nonce, "principal": sponsor.to_string(), "is_origin": false
+                }));
+                return Err(r);
+            }
+        }
         let (balance, _) = self.account(&payer)?;
         let spend = u128::from(tx.get_tx_fee())
             + match &tx.payload {
@@ -602,6 +619,36 @@ impl Chain {
         function: &str,
         args: &[Value],
     ) -> Result<std::result::Result<Value, String>> {
+        self.execute_at_tip(sender, id, function, args, true)
+    }
+
+    // The VM's error type is large and not ours to box.
+    #[allow(clippy::result_large_err)]
+    /// What a transaction from `sender` calling the public `function` would
+    /// return if it ran on the tip's state now — at the tip's burn height,
+    /// as read-only calls see it — with every change discarded. Not a
+    /// stacks-node route: the contract's own answer for tests that compare
+    /// the API's authorization with it (Clarinet's simnet offers the same).
+    pub fn simulate_public(
+        &self,
+        sender: &PrincipalData,
+        id: &QualifiedContractIdentifier,
+        function: &str,
+        args: &[Value],
+    ) -> Result<std::result::Result<Value, String>> {
+        self.execute_at_tip(sender, id, function, args, false)
+    }
+
+    // The VM's error type is large and not ours to box.
+    #[allow(clippy::result_large_err)]
+    fn execute_at_tip(
+        &self,
+        sender: &PrincipalData,
+        id: &QualifiedContractIdentifier,
+        function: &str,
+        args: &[Value],
+        read_only: bool,
+    ) -> Result<std::result::Result<Value, String>> {
         self.read(|store| {
             let mut db = ClarityDatabase::new(store, &self.headers, &self.headers);
             let tracker = match LimitedCostTracker::new(false, self.config.chain_id, BLOCK_LIMIT, &mut db, EPOCH) {
@@ -610,7 +657,7 @@ impl Chain {
             };
             let mut env = OwnedEnvironment::new_cost_limited(false, self.config.chain_id, db, tracker, EPOCH);
             let args: Vec<SymbolicExpression> = args.iter().cloned().map(SymbolicExpression::atom_value).collect();
-            env.execute_in_env(sender.clone(), None, None, |e| e.execute_contract(id, function, &args, true))
+            env.execute_in_env(sender.clone(), None, None, |e| e.execute_contract(id, function, &args, read_only))
                 .map(|(v, _, _)| v)
                 .map_err(|e| e.to_string())
         })
@@ -848,6 +895,22 @@ fn apply(
             RejectReason::BadNonce,
             format!("nonce {nonce} already used; next is {expected}"),
         )));
+    }
+    // The sponsor's nonce, as the origin's: a later one waits, a used one
+    // is dropped.
+    if let (Some(sponsor), Some(sponsor_nonce)) = (tx.sponsor_address(), tx.auth.get_sponsor_nonce()) {
+        let next = db.get_account_nonce(&PrincipalData::from(sponsor));
+        if sponsor_nonce > next {
+            db.roll_back();
+            return Ok(Applied::Deferred);
+        }
+        if sponsor_nonce < next {
+            db.roll_back();
+            return Ok(Applied::Dropped(Rejection::new(
+                RejectReason::BadNonce,
+                format!("sponsor nonce {sponsor_nonce} already used; next is {next}"),
+            )));
+        }
     }
     let available = db.get_stx_balance_snapshot(&payer).get_available_balance();
     if available < u128::from(fee) {

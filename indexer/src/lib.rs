@@ -27,7 +27,7 @@ pub mod store;
 pub mod synth;
 
 pub use ingest::{Indexer, IndexerConfig, Outcome};
-pub use query::{ChainReader, ConsentReader, RecordReader};
+pub use query::{AccessFacts, AccessReader, ChainReader, ConsentReader, ProviderAccess, RecordReader, RecordState};
 
 /// Errors of the indexer.
 #[derive(Debug, thiserror::Error)]

@@ -345,6 +345,61 @@ pub struct RecordFilter {
     pub to_time: Option<u64>,
 }
 
+/// A provider's access level for a patient, as `access-level-of` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProviderAccess {
+    /// The level's contract code (`AccessLevel::code`): compared as the
+    /// contract compares its uints.
+    pub level: u8,
+    /// Past its expiry at the tip (`ERR-PROVIDER-ACCESS-EXPIRED`).
+    pub expired: bool,
+}
+
+/// What record-management's `authorize` reads about one actor acting on
+/// one patient's data type, from one snapshot at the tip: the decision is
+/// made from these by the API's one authorization rule, so no answer mixes
+/// two blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessFacts {
+    /// The tip's burn height ("now").
+    pub burn_block_height: u64,
+    /// `check-consent`'s answer.
+    pub consent: std::result::Result<AccessMethod, ContractError>,
+    /// `consent-status` alone — the direct consent, ignoring emergency
+    /// overrides — for a concrete type and an actor other than the
+    /// patient: `check-consent` reports an expired override or enhanced
+    /// protection in its place, which would hide an explicit revocation.
+    pub direct: Option<std::result::Result<(), ContractError>>,
+    /// The actor as a registered provider: `Some(active)`, or None.
+    pub provider_active: Option<bool>,
+    /// The access level the patient gave the actor, if any.
+    pub access: Option<ProviderAccess>,
+}
+
+/// A record as `authorize-record` and the lifecycle asserts see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordState {
+    /// Whose record.
+    pub patient: Principal,
+    /// Its record type (`data-type-of` gives the consent type).
+    pub record_type: RecordType,
+    /// The current version on-chain.
+    pub version: u64,
+    /// Active, archived or purged.
+    pub status: RecordStatus,
+    /// Finalized (no updates until unlocked).
+    pub finalized: bool,
+}
+
+/// The facts authorization decisions are made from.
+pub trait AccessReader {
+    /// [`AccessFacts`] for `actor` on `patient`'s `data_type`, at the tip.
+    fn access_facts(&self, patient: &Principal, actor: &Principal, data_type: DataType) -> Result<AccessFacts>;
+    /// A record's on-chain state with the [`AccessFacts`] of `actor` on it,
+    /// from one snapshot; None when the chain has no such record.
+    fn record_access(&self, record_id: &[u8; 16], actor: &Principal) -> Result<Option<(RecordState, AccessFacts)>>;
+}
+
 /// Chain-level reads.
 pub trait ChainReader {
     /// Where the index stands.
@@ -478,20 +533,7 @@ impl View<'_> {
         if patient == accessor {
             return Ok(Ok(AccessMethod::SelfAccess));
         }
-        let specific = self.row::<ConsentRow>(Cf::Consents, &key::consent(patient, accessor, dt))?;
-        let specific = Self::entry_status(specific.as_ref(), now);
-        let direct = if specific.is_ok() || data_type.is_enhanced() {
-            specific
-        } else {
-            let broad =
-                self.row::<ConsentRow>(Cf::Consents, &key::consent(patient, accessor, DataType::AllStandard.code()))?;
-            let broad = Self::entry_status(broad.as_ref(), now);
-            if broad.is_ok() || specific == Err(ContractError::NoConsent) {
-                broad
-            } else {
-                specific
-            }
-        };
+        let direct = self.consent_status(patient, accessor, data_type, now)?;
         if direct.is_ok() {
             return Ok(Ok(AccessMethod::Consent));
         }
@@ -505,6 +547,50 @@ impl View<'_> {
             || (data_type == DataType::MentalHealth && profile.emergency_mental_health)
             || (data_type == DataType::Genetic && profile.emergency_genetic);
         Ok(if allowed { Ok(AccessMethod::Emergency) } else { Err(ContractError::EnhancedProtection) })
+    }
+
+    /// `consent-status`: the direct consent alone (the grant for this data
+    /// type, or for a standard type the broad grant), with the most
+    /// specific reason when neither allows.
+    fn consent_status(
+        &self,
+        patient: &Principal,
+        accessor: &Principal,
+        data_type: DataType,
+        now: u64,
+    ) -> Result<std::result::Result<(), ContractError>> {
+        let specific = self.row::<ConsentRow>(Cf::Consents, &key::consent(patient, accessor, data_type.code()))?;
+        let specific = Self::entry_status(specific.as_ref(), now);
+        Ok(if specific.is_ok() || data_type.is_enhanced() {
+            specific
+        } else {
+            let broad =
+                self.row::<ConsentRow>(Cf::Consents, &key::consent(patient, accessor, DataType::AllStandard.code()))?;
+            let broad = Self::entry_status(broad.as_ref(), now);
+            if broad.is_ok() || specific == Err(ContractError::NoConsent) {
+                broad
+            } else {
+                specific
+            }
+        })
+    }
+
+    /// Everything record-management's `authorize` reads about `actor`
+    /// acting on `patient`'s `data_type`.
+    fn access_facts(&self, patient: &Principal, actor: &Principal, data_type: DataType) -> Result<AccessFacts> {
+        let now = self.now()?;
+        let consent = self.check(patient, actor, data_type.code())?;
+        let direct = if data_type == DataType::AllStandard || patient == actor {
+            None
+        } else {
+            Some(self.consent_status(patient, actor, data_type, now)?)
+        };
+        let k = principal_key(actor);
+        let provider = self.row::<ProviderRow>(Cf::Providers, &k)?.map(|p| p.active);
+        let access = self
+            .row::<AccessRow>(Cf::Access, &key::pair(patient, actor))?
+            .map(|a| ProviderAccess { level: a.level, expired: a.expires_at.is_some_and(|e| now >= e) });
+        Ok(AccessFacts { burn_block_height: now, consent, direct, provider_active: provider, access })
     }
 
     fn scan(&self, cf: Cf, prefix: &[u8], start: &[u8]) -> impl Iterator<Item = Result<KeyValue>> + '_ {
@@ -542,6 +628,28 @@ fn record_view(id: &[u8], r: RecordRow) -> RecordView {
         status: RecordStatus::from_code(u128::from(r.status)).map_or("unknown", |s| s.name()),
         finalized: r.finalized,
         retention_until: r.retention_until,
+    }
+}
+
+impl AccessReader for IndexReader {
+    fn access_facts(&self, patient: &Principal, actor: &Principal, data_type: DataType) -> Result<AccessFacts> {
+        self.view().access_facts(patient, actor, data_type)
+    }
+
+    fn record_access(&self, record_id: &[u8; 16], actor: &Principal) -> Result<Option<(RecordState, AccessFacts)>> {
+        let v = self.view();
+        let Some(r) = v.row::<RecordRow>(Cf::Records, record_id)? else { return Ok(None) };
+        let corrupt = |what: &str| Error::Corrupt(format!("record {}: {what}", h(record_id)));
+        let record_type = RecordType::from_code(u128::from(r.record_type)).ok_or_else(|| corrupt("record type"))?;
+        let state = RecordState {
+            patient: r.patient,
+            record_type,
+            version: r.version,
+            status: RecordStatus::from_code(u128::from(r.status)).ok_or_else(|| corrupt("status"))?,
+            finalized: r.finalized,
+        };
+        let facts = v.access_facts(&state.patient, actor, record_type.data_type())?;
+        Ok(Some((state, facts)))
     }
 }
 

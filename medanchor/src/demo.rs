@@ -196,14 +196,15 @@ async fn demo(d: &Demo) -> anyhow::Result<()> {
     }
 
     println!("\n6. An auditor verifies the record against the chain (the API supplies only bytes)");
-    match crate::verify::record(crate::verify::record_args(&id, &d.api, &d.node)).await? {
+    let auditor = crate::client::sign_in(&d.http, &d.api, d.key("faucet")?).await?;
+    match crate::verify::record(crate::verify::record_args(&id, &d.api, &d.node, &auditor)).await? {
         Ok(verdict) => println!("   VERIFIED: {verdict}"),
         Err(verdict) => bail!("verification failed: {verdict}"),
     }
 
     println!("\n7. A tampered copy of the ciphertext is detected");
     let url = format!("{}/v1/verify/record/{id}/blob", d.api);
-    let mut blob = d.http.get(&url).send().await?.error_for_status()?.bytes().await?.to_vec();
+    let mut blob = d.http.get(&url).bearer_auth(&auditor).send().await?.error_for_status()?.bytes().await?.to_vec();
     let last = blob.last_mut().context("empty ciphertext")?;
     *last ^= 1;
     let raw: [u8; 16] =

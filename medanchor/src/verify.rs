@@ -77,6 +77,11 @@ pub struct RecordArgs {
     api: String,
     #[command(flatten)]
     chain: ChainArgs,
+    /// The session token the API releases the ciphertext to (an auditor's,
+    /// the patient's or a reader's): `MEDANCHOR_API_TOKEN`, never an
+    /// argument.
+    #[arg(skip)]
+    token: Option<String>,
 }
 
 /// Options of `verify audit`. A session token for reading the entry comes
@@ -316,12 +321,13 @@ fn excerpt(body: &[u8]) -> String {
 
 /// `verify record` arguments for `id` against `api` and `node` (the
 /// devnet's deployer), for `medanchor demo`.
-pub(crate) fn record_args(id: &str, api: &str, node: &str) -> RecordArgs {
+pub(crate) fn record_args(id: &str, api: &str, node: &str, token: &str) -> RecordArgs {
     RecordArgs {
         id: id.into(),
         version: None,
         api: api.into(),
         chain: ChainArgs { node: node.into(), contracts: medanchor_contracts::DEPLOYER_ADDRESS.into() },
+        token: Some(token.into()),
     }
 }
 
@@ -342,7 +348,13 @@ pub(crate) async fn record(args: RecordArgs) -> anyhow::Result<Verdict> {
     if let Some(v) = args.version {
         url.push_str(&format!("?version={v}"));
     }
-    let response = http()?.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+    let token = args.token.clone().or_else(|| std::env::var("MEDANCHOR_API_TOKEN").ok()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the API releases a record's ciphertext only to a session (an auditor's, the patient's or a reader's): \
+             set MEDANCHOR_API_TOKEN (`medanchor wallet login` prints one), or check a local copy with `verify file`"
+        )
+    })?;
+    let response = http()?.get(&url).bearer_auth(token).send().await.with_context(|| format!("GET {url}"))?;
     let status = response.status();
     let claimed = |name: &str| response.headers().get(name).and_then(|h| h.to_str().ok()).map(str::to_string);
     let (claimed_version, claimed_hash) = (claimed("x-record-version"), claimed("x-data-hash"));

@@ -60,6 +60,20 @@ pub enum WalletCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Signs in to a medanchor API with the key and prints the session
+    /// token, for `curl -H "Authorization: Bearer …"` or
+    /// `MEDANCHOR_API_TOKEN` (a secret until it expires: keep it out of
+    /// shell history and logs).
+    Login {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// The API to sign in to.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+        /// Print JSON (token, principal).
+        #[arg(long)]
+        json: bool,
+    },
     /// Prints the balance and nonce of the key file's address.
     Balance {
         #[command(flatten)]
@@ -351,6 +365,19 @@ pub fn run(command: WalletCommand) -> anyhow::Result<()> {
             Ok(())
         }
         WalletCommand::Balance { key, node } => balance(&key, &node),
+        WalletCommand::Login { key, api, json } => {
+            let signer = unlock(&key)?;
+            let http = reqwest::Client::new();
+            let token = runtime()?
+                .block_on(medanchor_wallet::sign_in(&http, api.trim_end_matches('/'), &signer))
+                .with_context(|| format!("signing in to {api}"))?;
+            if json {
+                println!("{}", json!({ "token": token, "principal": testnet_address(&signer) }));
+            } else {
+                println!("{token}");
+            }
+            Ok(())
+        }
         WalletCommand::Register { tx, patient_id, emergency_contact, primary_physician } => {
             let (id, generated) = match patient_id {
                 Some(h) => (parse_hash32(&h, "patient id")?, false),

@@ -87,6 +87,37 @@ pub fn sign(key: &StacksKey, payload: Payload, options: &TxOptions) -> Result<St
     signer.get_tx().ok_or_else(|| Error::Transaction("signature incomplete".into()))
 }
 
+/// Builds a sponsored single-sig transaction: `origin` signs what it does,
+/// `sponsor` pays the fee (`options.fee`) with its own nonce
+/// (`sponsor_nonce`), as Stacks sponsored transactions work (the origin
+/// signs first over an empty sponsor condition, then the sponsor).
+pub fn sign_sponsored(
+    origin: &StacksKey,
+    sponsor: &StacksKey,
+    sponsor_nonce: u64,
+    payload: Payload,
+    options: &TxOptions,
+) -> Result<StacksTransaction> {
+    let condition = |key: &StacksKey| -> Result<clarity_repl::codec::TransactionSpendingCondition> {
+        let pubkey = public_keys(std::slice::from_ref(key))?.remove(0);
+        clarity_repl::codec::TransactionSpendingCondition::new_singlesig_p2pkh(pubkey)
+            .ok_or_else(|| Error::Transaction("cannot build a spending condition for this key".into()))
+    };
+    let auth = TransactionAuth::Sponsored(
+        condition(origin)?,
+        clarity_repl::codec::TransactionSpendingCondition::new_initial_sighash(),
+    );
+    let mut signer = StacksTransactionSigner::new(&unsigned(auth, payload, options)?);
+    signer.sign_origin(&origin.to_private_key()).map_err(|e| Error::Transaction(format!("signing failed: {e}")))?;
+    let mut paying = condition(sponsor)?;
+    paying.set_nonce(sponsor_nonce);
+    paying.set_tx_fee(options.fee);
+    let mut signer = StacksTransactionSigner::new_sponsor(&signer.get_tx_incomplete(), paying)
+        .map_err(|e| Error::Transaction(format!("sponsoring failed: {e}")))?;
+    signer.sign_sponsor(&sponsor.to_private_key()).map_err(|e| Error::Transaction(format!("signing failed: {e}")))?;
+    signer.get_tx().ok_or_else(|| Error::Transaction("signature incomplete".into()))
+}
+
 /// The P2SH address of an M-of-N multi-sig account (keys in order).
 pub fn multisig_address(keys: &[StacksKey], required: u16, version: u8) -> Result<StacksAddress> {
     StacksAddress::from_public_keys(

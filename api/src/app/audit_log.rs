@@ -53,14 +53,17 @@ pub(crate) async fn audit_entries(
         .min(1000);
     let me = who.to_string();
     let all = s.config.auditors.contains(&me) || s.config.admins.contains(&me);
-    let entries = s.audit.entries(from, limit).map_err(ApiError::internal)?;
-    // Patients see the entries about their own data; auditors and admins all.
+    // Patients see the entries about their own data (from index `from`,
+    // read from the per-patient index); auditors and admins all.
+    let size = s.audit.size().map_err(ApiError::internal)?;
+    let entries =
+        if all { s.audit.entries(from, limit) } else { s.audit.patient_entries(&me, from, limit as usize, size) }
+            .map_err(ApiError::internal)?;
     let visible: Vec<Value> = entries
         .into_iter()
-        .filter(|(_, e)| all || e.patient.as_deref() == Some(me.as_str()))
         .map(|(i, e)| json!({ "index": i, "entry": e, "leaf": String::from_utf8_lossy(&e.leaf()) }))
         .collect();
-    Ok(Json(json!({ "entries": visible, "size": s.audit.size().map_err(ApiError::internal)? })))
+    Ok(Json(json!({ "entries": visible, "size": size })))
 }
 
 /// `GET /v1/audit/disclosures`: the HIPAA §164.528 accounting of
@@ -132,7 +135,7 @@ pub(crate) async fn audit_checkpoint(State(s): State<AppState>) -> ApiResult<Res
     let size = s.audit.size().map_err(ApiError::internal)?;
     let root = s.audit.root(size).map_err(ApiError::internal)?;
     let cp = crate::merkle::Checkpoint { origin: format!("{}/audit", s.config.domain), size, root };
-    let note = crate::merkle::sign(&cp, &s.config.domain, s.session.signing_key()).map_err(ApiError::internal)?;
+    let note = crate::merkle::sign(&cp, &s.config.domain, &s.checkpoint).map_err(ApiError::internal)?;
     Ok(([("content-type", "text/plain; charset=utf-8")], note).into_response())
 }
 

@@ -13,7 +13,7 @@ use axum::Json;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use medanchor_contracts::principal::Principal;
-use medanchor_contracts::types::RecordType;
+use medanchor_contracts::types::{AccessMethod, DataType, RecordType};
 use medanchor_contracts::ContractError;
 use medanchor_wallet::{ContractCall, Wallet};
 use rand::RngCore;
@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{now_ms, optional_number, principal_arg, record_id_arg, role_of, share, with_request_id, AppState, Caller};
+use crate::authz::{self, Operation};
 use crate::db::{AnchorStatus, RecordMeta};
 use crate::envelope::{Binding, Sealed};
 use crate::error::{ApiError, ApiResult};
@@ -28,8 +29,9 @@ use crate::error::{ApiError, ApiResult};
 #[derive(Deserialize)]
 pub(crate) struct RecordBody {
     record_type: String,
-    /// Base64 bytes, or any JSON value (stored as its JSON text).
-    content: Value,
+    /// Base64 bytes, or any JSON value (stored as the JSON text sent). Kept
+    /// as text, never parsed into a tree: a tree costs ~30× the body.
+    content: Option<Box<serde_json::value::RawValue>>,
     #[serde(default)]
     content_encoding: Option<String>,
     #[serde(default)]
@@ -44,16 +46,25 @@ pub(crate) struct RecordBody {
 
 impl RecordBody {
     fn bytes(&self, limit: usize) -> ApiResult<(Vec<u8>, String)> {
-        let (bytes, ty) = match (self.content_encoding.as_deref(), &self.content) {
-            (Some("base64"), Value::String(s)) => (
-                B64.decode(s).map_err(|_| ApiError::bad("invalid-content", "content is not valid base64"))?,
-                self.content_type.clone().unwrap_or_else(|| "application/octet-stream".into()),
-            ),
-            (Some("base64"), _) => return Err(ApiError::bad("invalid-content", "base64 content must be a string")),
-            (Some(other), _) => {
-                return Err(ApiError::bad("invalid-content", format!("content_encoding {other:?} is not `base64`")))
+        let Some(content) = &self.content else {
+            return Err(ApiError::bad("missing-content", "content is required"));
+        };
+        let (bytes, ty) = match self.content_encoding.as_deref() {
+            Some("base64") => {
+                let text: &str = serde_json::from_str(content.get())
+                    .map_err(|_| ApiError::bad("invalid-content", "base64 content must be a string"))?;
+                (
+                    B64.decode(text).map_err(|_| ApiError::bad("invalid-content", "content is not valid base64"))?,
+                    self.content_type.clone().unwrap_or_else(|| "application/octet-stream".into()),
+                )
             }
-            (None, v) => (serde_json::to_vec(v).map_err(ApiError::internal)?, "application/json".to_string()),
+            Some(other) => {
+                return Err(ApiError::bad(
+                    "invalid-content",
+                    format!("content_encoding {} is not `base64`", crate::error::echo(other)),
+                ))
+            }
+            None => (content.get().as_bytes().to_vec(), "application/json".to_string()),
         };
         if bytes.len() > limit {
             return Err(ApiError::TooLarge(limit));
@@ -86,7 +97,7 @@ impl RecordBody {
             .transpose()?;
         Ok(RecordBody {
             record_type,
-            content: Value::Null,
+            content: None,
             content_encoding: None,
             content_type: q.get("content_type").cloned(),
             confidentiality,
@@ -107,65 +118,57 @@ impl RecordBody {
 pub(crate) fn parse_record_type(s: &str) -> ApiResult<RecordType> {
     s.parse::<RecordType>().map_err(|_| {
         let names: Vec<&str> = RecordType::ALL.iter().map(|t| t.name()).collect();
-        ApiError::bad("invalid-record-type", format!("record_type {s:?} is not one of {}", names.join(", ")))
+        ApiError::bad(
+            "invalid-record-type",
+            format!("record_type {} is not one of {}", crate::error::echo(s), names.join(", ")),
+        )
     })
 }
 
-/// May `caller` write `data_type` records of `patient`? Mirrors the
-/// contract's `authorize` (consent, active provider, WRITE level or an
-/// emergency override) so refusals are precise before anything is
-/// encrypted; the contract checks again.
-pub(crate) fn check_write(
+/// The one authorization rule (`crate::authz::authorize`) for `caller`
+/// doing `op` on `patient`'s `data_type`, from the indexer's facts at the
+/// tip: the method that allows it, or the contract's own refusal as a 403.
+/// Before anything is encrypted or sent; the contract checks again.
+pub(crate) fn authorize_at(
     state: &AppState,
+    op: Operation,
     patient: &Principal,
     caller: &Principal,
-    data_type: u8,
-) -> ApiResult<String> {
-    let check = state.chain.check_consent(patient, caller, data_type).map_err(ApiError::internal)?;
-    let method = match (check.method, &check.error) {
-        (Some(m), _) => m,
-        (None, Some(e)) => {
-            return Err(ApiError::Forbidden {
-                code: "consent-denied",
-                detail: format!("{}: {}", e.name, e.message),
-                reason: Some(json!(e)),
-            })
-        }
-        (None, None) => return Err(ApiError::internal("check-consent gave neither method nor error")),
-    };
-    if method == "self" {
-        return Err(ApiError::Forbidden {
-            code: "patients-cannot-write",
-            detail: "patients read their records; providers write them".into(),
-            reason: None,
-        });
-    }
-    let provider = state.chain.provider(caller).map_err(ApiError::internal)?;
-    match provider {
-        None => return Err(forbidden_contract(ContractError::from_code(201))),
-        Some(p) if !p.active => return Err(forbidden_contract(ContractError::from_code(203))),
-        Some(_) => {}
-    }
-    if method == "consent" {
-        let access = state.chain.provider_access(patient, caller).map_err(ApiError::internal)?;
-        match access {
-            None => return Err(forbidden_contract(ContractError::from_code(205))),
-            Some(a) if !a.active => return Err(forbidden_contract(ContractError::from_code(206))),
-            Some(a) if a.level == "read" => return Err(forbidden_contract(ContractError::from_code(207))),
-            Some(_) => {}
-        }
-    }
-    Ok(method.to_string())
+    data_type: DataType,
+) -> ApiResult<AccessMethod> {
+    let facts = state.chain.access_facts(patient, caller, data_type).map_err(ApiError::internal)?;
+    authz::authorize(op, &facts).map_err(denied)
 }
 
-pub(crate) fn forbidden_contract(e: Option<ContractError>) -> ApiError {
-    match e {
-        Some(e) => ApiError::Forbidden {
-            code: "access-denied",
-            detail: format!("{}: {}", e.constant(), e.message()),
-            reason: Some(json!({ "code": e.code(), "name": e.constant(), "message": e.message() })),
-        },
-        None => ApiError::internal("unknown contract error code"),
+/// [`authorize_at`] on a record: with the chain's record state when the
+/// record is anchored (its status asserts apply), else — a record whose
+/// creation is not mined yet — on our own metadata's patient and type,
+/// which are what the creating transaction names.
+pub(crate) fn authorize_on_record(
+    state: &AppState,
+    op: Operation,
+    id: &[u8; 16],
+    meta: &RecordMeta,
+    caller: &Principal,
+) -> ApiResult<AccessMethod> {
+    match state.chain.record_access(id, caller).map_err(ApiError::internal)? {
+        Some((record, facts)) => authz::authorize_record(op, &record, &facts).map_err(denied),
+        None => {
+            let patient = principal_arg(&meta.patient, "patient")?;
+            let data_type: DataType = meta.data_type.parse().map_err(|_| ApiError::internal("stored data type"))?;
+            authorize_at(state, op, &patient, caller, data_type)
+        }
+    }
+}
+
+/// A refusal of the chain's rules as a 403 naming the contract's error:
+/// `consent-denied` for patient-consent's errors, `access-denied` for
+/// record-management's.
+pub(crate) fn denied(e: ContractError) -> ApiError {
+    ApiError::Forbidden {
+        code: if e.code() < 200 { "consent-denied" } else { "access-denied" },
+        detail: format!("{}: {}", e.constant(), e.message()),
+        reason: Some(json!({ "code": e.code(), "name": e.constant(), "message": e.message() })),
     }
 }
 
@@ -223,26 +226,20 @@ pub(crate) async fn create_record(
         let (bytes, ty) = req.bytes(s.config.max_record_bytes)?;
         (std::borrow::Cow::Owned(bytes), ty)
     };
-    let signing = req.signing.clone().unwrap_or_else(|| "custodial".into());
-    if signing != "custodial" && signing != "wallet" {
-        return Err(ApiError::bad("invalid-signing", "signing must be `custodial` or `wallet`"));
-    }
-    if signing == "custodial" && !s.custody.holds(&who.to_string()) {
-        return Err(ApiError::bad("no-custodial-key", "this node holds no key for you; use \"signing\": \"wallet\""));
-    }
+    let signing = signing_mode(&s, &who, req.signing.as_deref())?;
     let confidentiality = req.confidentiality.unwrap_or(1);
     if confidentiality > 3 {
         return Err(ApiError::bad("invalid-confidentiality", "confidentiality must be 0 to 3"));
     }
     let data_type = record_type.data_type();
-    let mut entry = caller.entry("provider", "record.create");
+    let mut entry = caller.entry(role_of(&s, &who)?, "record.create");
     entry.patient = Some(patient.to_string());
     let (s2, p2, w2) = (s.clone(), patient.clone(), who.clone());
-    let allowed = tokio::task::spawn_blocking(move || check_write(&s2, &p2, &w2, data_type.code()))
+    let allowed = tokio::task::spawn_blocking(move || authorize_at(&s2, Operation::Create, &p2, &w2, data_type))
         .await
         .map_err(ApiError::internal)?;
     let method = match allowed {
-        Ok(m) => m,
+        Ok(m) => m.name().to_string(),
         Err(e) => {
             entry.outcome = "denied".into();
             entry.reason = Some(e.to_string());
@@ -260,8 +257,22 @@ pub(crate) async fn create_record(
     let call = ContractCall::create_record(id, &patient, record_type, hash32(&meta.data_hash)?, None, confidentiality)
         .map_err(|e| ApiError::bad("invalid-record", e.to_string()))?;
     let meta = anchor(&s, &who, &id, meta, &call, &signing).await?;
-    let body = record_json(&meta, None, &signing, Some((&call, &s.config.contracts)));
+    let body = record_json(&meta, &signing, Some((&call, &s.config.contracts)));
     Ok(with_request_id((StatusCode::ACCEPTED, Json(body)).into_response(), &caller.request_id))
+}
+
+/// How a write's transaction is signed: `custodial` (the default; this
+/// node must hold the caller's key) or `wallet` (returned to the caller).
+pub(crate) fn signing_mode(s: &AppState, who: &Principal, asked: Option<&str>) -> ApiResult<String> {
+    match asked.unwrap_or("custodial") {
+        "wallet" => Ok("wallet".into()),
+        "custodial" if s.custody.holds(&who.to_string()) => Ok("custodial".into()),
+        "custodial" => Err(ApiError::bad(
+            "no-custodial-key",
+            "this node holds no key for you; sign with your wallet (signing: wallet)",
+        )),
+        _ => Err(ApiError::bad("invalid-signing", "signing must be `custodial` or `wallet`")),
+    }
 }
 
 pub(crate) fn hash32(hex_str: &str) -> ApiResult<[u8; 32]> {
@@ -347,12 +358,7 @@ pub(crate) async fn anchor(
 
 /// The record's JSON view; `call` (with the contracts' deployer address)
 /// is the transaction for the provider's wallet when `signing` is `wallet`.
-pub(crate) fn record_json(
-    meta: &RecordMeta,
-    content: Option<(&[u8], &str)>,
-    signing: &str,
-    call: Option<(&ContractCall, &str)>,
-) -> Value {
+pub(crate) fn record_json(meta: &RecordMeta, signing: &str, call: Option<(&ContractCall, &str)>) -> Value {
     let mut v = json!({
         "record_id": meta.record_id,
         "version": meta.version,
@@ -372,14 +378,6 @@ pub(crate) fn record_json(
             "failure": meta.failure,
         },
     });
-    if let Some((bytes, encoding)) = content {
-        v["content"] = if encoding == "json" {
-            serde_json::from_slice(bytes).unwrap_or(Value::Null)
-        } else {
-            Value::String(B64.encode(bytes))
-        };
-        v["content_encoding"] = json!(if encoding == "json" { "json" } else { "base64" });
-    }
     if signing == "wallet" {
         if let Some((call, contracts)) = call {
             v["sign_and_broadcast"] = json!({
@@ -392,12 +390,14 @@ pub(crate) fn record_json(
     v
 }
 
-/// `body` (a JSON object) with `content_encoding: "base64"` and `content`
-/// (`plaintext` in base64) added, as a response. The base64 text is
-/// appended straight into the serialized object rather than run through the
-/// JSON serializer: the alphabet needs no escaping, and scanning 22 KB per
-/// read for escapes was a measurable share of the read path.
-pub(crate) fn with_base64_content(body: &Value, plaintext: &[u8]) -> ApiResult<Response> {
+/// `body` (a JSON object) with the record's content added, as a response:
+/// JSON content as the JSON text itself (`content_encoding: "json"`), any
+/// other as base64. The content is appended straight into the serialized
+/// object rather than run through the JSON serializer: parsing JSON
+/// content into a tree costs ~30× its size, and the base64 alphabet needs
+/// no escaping (scanning 22 KB per read for escapes was a measurable share
+/// of the read path).
+pub(crate) fn with_content(body: &Value, plaintext: &[u8], json_content: bool) -> ApiResult<Response> {
     let head = serde_json::to_string(body).map_err(ApiError::internal)?;
     let Some(head) = head.strip_suffix('}') else {
         return Err(ApiError::internal("record JSON is not an object"));
@@ -407,9 +407,19 @@ pub(crate) fn with_base64_content(body: &Value, plaintext: &[u8]) -> ApiResult<R
     if head.len() > 1 {
         out.push(',');
     }
-    out.push_str(r#""content_encoding":"base64","content":""#);
-    B64.encode_string(plaintext, &mut out);
-    out.push_str("\"}");
+    if json_content {
+        // Validated without building a tree: only JSON is ever spliced.
+        serde_json::from_slice::<serde::de::IgnoredAny>(plaintext)
+            .map_err(|e| ApiError::internal(format!("stored JSON content: {e}")))?;
+        let text = std::str::from_utf8(plaintext).map_err(ApiError::internal)?;
+        out.push_str(r#""content_encoding":"json","content":"#);
+        out.push_str(text);
+        out.push('}');
+    } else {
+        out.push_str(r#""content_encoding":"base64","content":""#);
+        B64.encode_string(plaintext, &mut out);
+        out.push_str("\"}");
+    }
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
@@ -491,21 +501,11 @@ pub(crate) async fn read_record(
     entry.role = role_of(&s, &who)?.into();
     let access = match share::grant_token(&headers) {
         Some(token) => share::through_grant(&s, token, &who, &patient, data_type)?,
-        None => {
-            let check = s.chain.check_consent(&patient, &who, data_type.code()).map_err(ApiError::internal)?;
-            match (check.method, check.error) {
-                (Some(method), _) => Ok((method.to_string(), None)),
-                (None, Some(e)) => Err((
-                    ApiError::Forbidden {
-                        code: "consent-denied",
-                        detail: format!("{}: {}", e.name, e.message),
-                        reason: Some(json!(e)),
-                    },
-                    None,
-                )),
-                (None, None) => return Err(ApiError::internal("check-consent gave neither method nor error")),
-            }
-        }
+        None => match authorize_on_record(&s, Operation::Read, &id, &meta, &who) {
+            Ok(method) => Ok((method.name().to_string(), None)),
+            Err(e @ ApiError::Forbidden { .. }) => Err((e, None)),
+            Err(e) => return Err(e),
+        },
     };
     match access {
         Ok((method, share_id)) => {
@@ -545,14 +545,14 @@ pub(crate) async fn read_record(
         .map_err(ApiError::internal)?;
     s.audit.append(entry).await.map_err(ApiError::internal)?;
     let json_content = meta.content_type == "application/json";
-    // Base64 content is spliced in at the end (`with_base64_content`).
-    let mut body = record_json(&meta, json_content.then_some((&plaintext[..], "json")), "", None);
+    // The content is spliced in at the end (`with_content`).
+    let mut body = record_json(&meta, "", None);
     // The record's lifecycle as the chain has it (absent until anchored).
     if let Some(r) = s.chain.record(&id).map_err(ApiError::internal)? {
         body["status"] = json!(r.status);
         body["finalized"] = json!(r.finalized);
     }
-    let mut response = if json_content { Json(body).into_response() } else { with_base64_content(&body, &plaintext)? };
+    let mut response = with_content(&body, &plaintext, json_content)?;
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", meta.version)) {
         response.headers_mut().insert("etag", v);
     }
@@ -603,13 +603,15 @@ pub(crate) async fn update_record(
     let req: RecordBody =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad("invalid-body", format!("request body: {e}")))?;
     let (plaintext, content_type) = req.bytes(s.config.max_record_bytes)?;
-    let signing = req.signing.clone().unwrap_or_else(|| "custodial".into());
+    // Refused before anything is stored: a version nobody can sign would
+    // stay pending for ever.
+    let signing = signing_mode(&s, &who, req.signing.as_deref())?;
     // One writer per record at a time: the loser of a race sees the
     // winner's version and gets 409.
     let lock = s.record_locks.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone();
     let _guard = lock.lock().await;
     let current = latest(&s, &id)?;
-    let mut entry = caller.entry("provider", "record.update");
+    let mut entry = caller.entry(role_of(&s, &who)?, "record.update");
     entry.patient = Some(current.patient.clone());
     entry.record_id = Some(current.record_id.clone());
     entry.version = Some(current.version + 1);
@@ -625,16 +627,14 @@ pub(crate) async fn update_record(
     }
     let record_type = parse_record_type(&current.record_type)?;
     let patient = principal_arg(&current.patient, "patient")?;
-    let (s2, p2, w2) = (s.clone(), patient.clone(), who.clone());
+    let (s2, w2, current2) = (s.clone(), who.clone(), current.clone());
     // The contract refuses a finalized or archived record after consent
     // and access; so do we, before anything is encrypted or stored.
-    let allowed = tokio::task::spawn_blocking(move || {
-        check_write(&s2, &p2, &w2, record_type.data_type().code()).and_then(|m| check_writable(&s2, &id).map(|()| m))
-    })
-    .await
-    .map_err(ApiError::internal)?;
+    let allowed = tokio::task::spawn_blocking(move || authorize_on_record(&s2, Operation::Update, &id, &current2, &w2))
+        .await
+        .map_err(ApiError::internal)?;
     let method = match allowed {
-        Ok(m) => m,
+        Ok(m) => m.name().to_string(),
         Err(e) => {
             entry.outcome = "denied".into();
             entry.reason = Some(e.to_string());
@@ -649,8 +649,7 @@ pub(crate) async fn update_record(
     let call = ContractCall::update_record(id, current.version, hash32(&meta.data_hash)?, None);
     let meta = anchor(&s, &who, &id, meta, &call, &signing).await?;
     Ok(with_request_id(
-        (StatusCode::ACCEPTED, Json(record_json(&meta, None, &signing, Some((&call, &s.config.contracts)))))
-            .into_response(),
+        (StatusCode::ACCEPTED, Json(record_json(&meta, &signing, Some((&call, &s.config.contracts))))).into_response(),
         &caller.request_id,
     ))
 }
@@ -685,29 +684,21 @@ pub(crate) async fn record_versions(
     let id = record_id_arg(&id)?;
     let versions = s.db.versions(&id).map_err(ApiError::internal)?;
     let first = versions.first().ok_or_else(|| ApiError::NotFound(format!("record 0x{}", hex::encode(id))))?;
-    let patient = principal_arg(&first.patient, "patient")?;
-    let data_type = medanchor_contracts::types::DataType::ALL
-        .iter()
-        .find(|d| d.name() == first.data_type)
-        .map(|d| d.code())
-        .unwrap_or(0);
-    let check = s.chain.check_consent(&patient, &who, data_type).map_err(ApiError::internal)?;
-    let mut entry = caller.entry("reader", "record.versions");
+    let mut entry = caller.entry(role_of(&s, &who)?, "record.versions");
     entry.patient = Some(first.patient.clone());
     entry.record_id = Some(first.record_id.clone());
-    if check.method.is_none() {
-        entry.outcome = "denied".into();
-        entry.reason = check.error.as_ref().map(|e| e.name.to_string());
-        s.audit.append(entry).await.map_err(ApiError::internal)?;
-        return Err(ApiError::Forbidden {
-            code: "consent-denied",
-            detail: "no consent for this record's data type".into(),
-            reason: check.error.map(|e| json!(e)),
-        });
+    match authorize_on_record(&s, Operation::Read, &id, first, &who) {
+        Ok(method) => entry.method = Some(method.name().to_string()),
+        Err(e @ ApiError::Forbidden { .. }) => {
+            entry.outcome = "denied".into();
+            entry.reason = Some(denial_reason(&e));
+            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
     }
-    entry.method = check.method.map(str::to_string);
     s.audit.append(entry).await.map_err(ApiError::internal)?;
-    Ok(Json(json!(versions.iter().map(|m| record_json(m, None, "", None)).collect::<Vec<_>>())))
+    Ok(Json(json!(versions.iter().map(|m| record_json(m, "", None)).collect::<Vec<_>>())))
 }
 
 /// A patient's records the caller may read.
@@ -757,7 +748,7 @@ pub(crate) async fn list_records(
             .map(|l| l.parse().map_err(|_| ApiError::bad("invalid-limit", "limit must be a number")))
             .transpose()?,
     };
-    let mut entry = caller.entry("reader", "record.list");
+    let mut entry = caller.entry(role_of(&s, &who)?, "record.list");
     entry.patient = Some(patient.to_string());
     // Through a grant: only the types it covers, within the chain's rules.
     let grant = share::grant_token(&headers).map(str::to_string);
@@ -802,7 +793,11 @@ pub(crate) async fn list_records(
                 None => {
                     let ok = match &grant {
                         Some(token) => share::through_grant(&s2, token, &w2, &p2, dt)?.is_ok(),
-                        None => s2.chain.check_consent(&p2, &w2, dt.code()).map_err(ApiError::internal)?.allowed,
+                        None => match authorize_at(&s2, Operation::Read, &p2, &w2, dt) {
+                            Ok(_) => true,
+                            Err(ApiError::Forbidden { .. }) => false,
+                            Err(e) => return Err(e),
+                        },
                     };
                     allowed.insert(dt, ok);
                     ok
@@ -818,17 +813,6 @@ pub(crate) async fn list_records(
     .map_err(ApiError::internal)??;
     s.audit.append(entry).await.map_err(ApiError::internal)?;
     Ok(Json(json!({ "items": items, "next_cursor": next })))
-}
-
-/// Refuses a write to a record the chain shows archived
-/// (ERR-RECORD-NOT-ACTIVE) or finalized (ERR-RECORD-FINALIZED), as
-/// `write-version` does.
-pub(crate) fn check_writable(state: &AppState, id: &[u8; 16]) -> ApiResult<()> {
-    match state.chain.record(id).map_err(ApiError::internal)? {
-        Some(r) if r.status != "active" => Err(forbidden_contract(ContractError::from_code(215))),
-        Some(r) if r.finalized => Err(forbidden_contract(ContractError::from_code(213))),
-        _ => Ok(()),
-    }
 }
 
 /// A record lifecycle transition of record-management.
@@ -859,37 +843,21 @@ impl Lifecycle {
         }
     }
 
-    /// Mirrors the contract: `authorize-record` with emergency overrides
-    /// refused, the level the function asks for, then its status asserts.
+    fn operation(self) -> Operation {
+        match self {
+            Lifecycle::Finalize => Operation::Finalize,
+            Lifecycle::Unlock => Operation::Unlock,
+            Lifecycle::Archive => Operation::Archive,
+        }
+    }
+
+    /// The one rule on the anchored record (a transition needs it on-chain).
     fn check(self, state: &AppState, id: &[u8; 16], caller: &Principal) -> ApiResult<String> {
-        let record =
-            state.chain.record(id).map_err(ApiError::internal)?.ok_or_else(|| {
+        let (record, facts) =
+            state.chain.record_access(id, caller).map_err(ApiError::internal)?.ok_or_else(|| {
                 ApiError::NotFound(format!("record 0x{} on-chain (not anchored yet?)", hex::encode(id)))
             })?;
-        let patient = principal_arg(&record.patient, "patient")?;
-        let data_type = medanchor_contracts::types::DataType::ALL
-            .iter()
-            .find(|d| d.name() == record.data_type)
-            .map(|d| d.code())
-            .ok_or_else(|| ApiError::internal("indexed data type"))?;
-        let method = check_write(state, &patient, caller, data_type)?;
-        if method == "emergency" {
-            return Err(forbidden_contract(ContractError::from_code(217)));
-        }
-        if self != Lifecycle::Finalize {
-            let level = state.chain.provider_access(&patient, caller).map_err(ApiError::internal)?;
-            if level.map(|a| a.level) != Some("admin") {
-                return Err(forbidden_contract(ContractError::from_code(207)));
-            }
-        }
-        if record.status != "active" {
-            return Err(forbidden_contract(ContractError::from_code(215)));
-        }
-        match (self, record.finalized) {
-            (Lifecycle::Finalize, true) => Err(forbidden_contract(ContractError::from_code(213))),
-            (Lifecycle::Unlock, false) => Err(forbidden_contract(ContractError::from_code(214))),
-            _ => Ok(method),
-        }
+        authz::authorize_record(self.operation(), &record, &facts).map(|m| m.name().to_string()).map_err(denied)
     }
 }
 
@@ -985,18 +953,12 @@ pub(crate) async fn lifecycle(
     let caller = Caller::from(&s, headers, Some(addr));
     let who = caller.require(headers)?.clone();
     let id = record_id_arg(id)?;
-    let signing = q.get("signing").cloned().unwrap_or_else(|| "custodial".into());
-    if signing != "custodial" && signing != "wallet" {
-        return Err(ApiError::bad("invalid-signing", "signing must be `custodial` or `wallet`"));
-    }
-    if signing == "custodial" && !s.custody.holds(&who.to_string()) {
-        return Err(ApiError::bad("no-custodial-key", "this node holds no key for you; use ?signing=wallet"));
-    }
+    let signing = signing_mode(&s, &who, q.get("signing").map(String::as_str))?;
     // Serialized with updates of the same record, so a check and its
     // transaction see the same state as far as this node can tell.
     let lock = s.record_locks.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone();
     let _guard = lock.lock().await;
-    let mut entry = caller.entry("provider", op.action());
+    let mut entry = caller.entry(role_of(&s, &who)?, op.action());
     entry.record_id = Some(hex::encode(id));
     if let Some(current) = s.db.versions(&id).map_err(ApiError::internal)?.pop() {
         entry.patient = Some(current.patient.clone());

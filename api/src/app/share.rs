@@ -365,11 +365,11 @@ fn effective_access(s: &AppState, grant: &Grant, provider: &Principal) -> ApiRes
     let covered = DataType::ALL.iter().filter(|d| **d != DataType::AllStandard && grant.covers(**d));
     let mut out = Vec::new();
     for d in covered {
-        let refusal = chain_refusal(s, &patient, provider, *d)?;
+        let refusal = grant_refusal(s, &patient, provider, *d)?;
         out.push(json!({
             "data_type": d,
             "allowed": refusal.is_none(),
-            "reason": refusal.map(|e| e.name),
+            "reason": refusal.map(|e| e.constant()),
         }));
     }
     Ok(out)
@@ -545,25 +545,16 @@ pub(crate) async fn issuer(State(s): State<AppState>) -> Json<Value> {
 }
 
 /// The chain's refusal of `provider` reading `patient`'s `data_type`
-/// through a grant, if the chain's rules refuse it (see the module doc):
-/// `check-consent`'s errors that are not merely "no consent".
-pub(super) fn chain_refusal(
+/// through a grant, if the chain's rules refuse it: the one rule for grant
+/// reads, [`crate::authz::authorize_grant`].
+pub(super) fn grant_refusal(
     s: &AppState,
     patient: &Principal,
     provider: &Principal,
     data_type: DataType,
-) -> ApiResult<Option<medanchor_indexer::query::ErrorView>> {
-    let check = s.chain.check_consent(patient, provider, data_type.code()).map_err(ApiError::internal)?;
-    Ok(check.error.filter(|e| {
-        matches!(
-            e.name,
-            "ERR-PATIENT-NOT-FOUND"
-                | "ERR-PAUSED"
-                | "ERR-PATIENT-DECEASED"
-                | "ERR-CONSENT-REVOKED"
-                | "ERR-INVALID-DATA-TYPE"
-        )
-    }))
+) -> ApiResult<Option<medanchor_contracts::ContractError>> {
+    let facts = s.chain.access_facts(patient, provider, data_type).map_err(ApiError::internal)?;
+    Ok(crate::authz::authorize_grant(&facts).err())
 }
 
 /// The grant a request presents, if any.
@@ -601,12 +592,8 @@ pub(super) fn through_grant(
         );
         return Ok(Err((forbidden("outside-share-scope", detail, None), share)));
     }
-    if let Err(e) = require_provider(s, who) {
-        return Ok(Err((e, share)));
-    }
-    if let Some(e) = chain_refusal(s, patient, who, data_type)? {
-        let detail = format!("{}: {}", e.name, e.message);
-        return Ok(Err((forbidden("consent-denied", detail, Some(json!(e))), share)));
+    if let Some(e) = grant_refusal(s, patient, who, data_type)? {
+        return Ok(Err((super::records::denied(e), share)));
     }
     Ok(Ok((grant.method, Some(grant.share_id))))
 }
@@ -618,11 +605,20 @@ pub fn spawn_share_sweeper(state: AppState, every: std::time::Duration) -> tokio
         loop {
             tick.tick().await;
             let s = state.clone();
+            let s2 = s.clone();
             match tokio::task::spawn_blocking(move || s.shares.sweep(s.now_ms())).await {
                 Ok(Ok((0, 0))) => {}
                 Ok(Ok((shares, grants))) => tracing::info!(shares, grants, "swept dead shares and expired grants"),
                 Ok(Err(e)) => tracing::error!(error = %e, "share sweeper failed"),
                 Err(e) => tracing::error!(error = %e, "share sweeper panicked"),
+            }
+            // The node's other leftovers: used sign-in challenges past
+            // their expiry, and per-record locks nobody holds.
+            match tokio::task::spawn_blocking(move || s2.housekeeping()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::debug!(challenges = n, "swept used sign-in challenges"),
+                Ok(Err(e)) => tracing::error!(error = %e, "challenge sweeper failed"),
+                Err(e) => tracing::error!(error = %e, "challenge sweeper panicked"),
             }
         }
     })

@@ -8,12 +8,12 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use medanchor_contracts::principal::Principal;
+use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{now_ms, principal_arg, random_hex, role_of, with_request_id, AppState, Caller};
-use crate::auth::{verify_signature, Challenge, Claims};
-use crate::db::Cf;
+use crate::auth::{verify_signature, Claims};
 use crate::error::{ApiError, ApiResult};
 
 /// `POST /v1/auth/challenge`'s body.
@@ -42,17 +42,11 @@ pub(crate) async fn challenge(State(s): State<AppState>, Json(req): Json<Challen
     if matches!(principal, Principal::Contract(..)) {
         return Err(ApiError::bad("invalid-principal", "contracts cannot sign in"));
     }
-    let now = now_ms() / 1000;
-    let c = Challenge {
-        domain: s.config.domain.clone(),
-        principal: principal.to_string(),
-        nonce: random_hex(16),
-        issued_at: now,
-        expires_at: now + s.config.challenge_ttl.as_secs(),
-    };
-    let mut batch = s.db.batch();
-    batch.put_cf(s.db.cf(Cf::Challenges), c.nonce.as_bytes(), serde_json::to_vec(&c).map_err(ApiError::internal)?);
-    s.db.write(batch).map_err(ApiError::internal)?;
+    let mut id = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut id);
+    // Nothing is stored: the nonce carries the challenge under the node's
+    // MAC (anonymous callers cannot grow the database).
+    let c = s.challenges.issue(&s.config.domain, &principal, id, now_ms() / 1000, s.config.challenge_ttl.as_secs());
     Ok(Json(json!({ "nonce": c.nonce, "message": c.message(), "expires_at": c.expires_at })))
 }
 
@@ -86,15 +80,10 @@ pub(crate) async fn sign_in(
     Json(req): Json<SignInRequest>,
 ) -> ApiResult<Response> {
     let caller = Caller::from(&s, &headers, Some(addr));
-    let stored = s.db.get(Cf::Challenges, req.nonce.as_bytes()).map_err(ApiError::internal)?;
-    let Some(stored) = stored else {
-        return Err(ApiError::Unauthorized("unknown or already used challenge".into()));
-    };
-    // Single use, whatever the outcome.
-    let mut batch = s.db.batch();
-    batch.delete_cf(s.db.cf(Cf::Challenges), req.nonce.as_bytes());
-    s.db.write(batch).map_err(ApiError::internal)?;
-    let c: Challenge = serde_json::from_slice(&stored).map_err(ApiError::internal)?;
+    let (id, c) = s
+        .challenges
+        .open(&s.config.domain, &req.nonce)
+        .map_err(|_| ApiError::Unauthorized("unknown or already used challenge".into()))?;
     let now = now_ms() / 1000;
     let principal: Principal = c.principal.parse().map_err(ApiError::internal)?;
     let mut entry = caller.entry("anonymous", "auth.sign-in");
@@ -104,6 +93,15 @@ pub(crate) async fn sign_in(
     } else {
         verify_signature(c.message().as_bytes(), &req.signature, &principal)
             .map_err(|e| ApiError::Unauthorized(e.to_string()))
+    };
+    // Single use: only a valid signature uses the challenge up, so a
+    // stranger's bad guesses neither store anything nor burn it.
+    let verdict = match verdict {
+        Ok(()) => match s.db.use_challenge(&id, c.expires_at).map_err(ApiError::internal)? {
+            true => Ok(()),
+            false => Err(ApiError::Unauthorized("unknown or already used challenge".into())),
+        },
+        Err(e) => Err(e),
     };
     if let Err(e) = &verdict {
         entry.outcome = "denied".into();

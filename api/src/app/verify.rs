@@ -10,10 +10,13 @@
 //! `GET /v1/verify/record/{id}/blob`, hashes it itself and reads the
 //! anchor from a node of its choice.
 //!
-//! None of these routes needs a session or consent: they reveal hashes, ids
-//! and ciphertext, which is not readable without keys the API never gives
-//! out. Every call is still appended to the audit log (as `verify.record`,
-//! `verify.hash`, `verify.blob`), with the caller when signed in.
+//! The two views need no session: they reveal hashes, ids and what the
+//! chain already shows. A signed-in caller's calls are appended to the
+//! audit log (`verify.record`, `verify.hash`); anonymous ones are not — an
+//! anonymous caller must not be able to grow a log that can never be
+//! pruned. The ciphertext (`verify.blob`) needs a session and is released
+//! only to auditors, admins, the patient and whoever may read the record
+//! under the one authorization rule; every attempt is audited.
 
 use std::net::SocketAddr;
 
@@ -27,6 +30,7 @@ use sha2::{Digest, Sha256};
 
 use super::records::{hash32, version_or_latest, VersionQuery};
 use super::{record_id_arg, role_of, with_request_id, AppState, Caller};
+use crate::authz::Operation;
 use crate::blob::BlobError;
 use crate::db::{AnchorStatus, RecordMeta};
 use crate::error::{ApiError, ApiResult};
@@ -52,6 +56,9 @@ async fn audit(
     meta: Option<&RecordMeta>,
     failure: Option<String>,
 ) -> ApiResult<()> {
+    if caller.principal.is_none() {
+        return Ok(());
+    }
     let role = role(s, caller).await?;
     let mut entry = caller.entry(&role, action);
     entry.record_id = record.map(|(id, _)| hex::encode(id));
@@ -213,10 +220,10 @@ pub(super) async fn verify_hash(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let caller = Caller::from(&s, &headers, Some(addr));
-    let hash: [u8; 32] = hex::decode(hash.trim_start_matches("0x"))
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| ApiError::bad("invalid-hash", format!("{hash:?} is not a SHA-256 (32 bytes of hex)")))?;
+    let hash: [u8; 32] =
+        hex::decode(hash.trim_start_matches("0x")).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| {
+            ApiError::bad("invalid-hash", format!("{} is not a SHA-256 (32 bytes of hex)", crate::error::echo(&hash)))
+        })?;
     let s2 = s.clone();
     let (anchors, held) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
         let anchors = s2.chain.anchors(&hash).map_err(ApiError::internal)?;
@@ -260,7 +267,8 @@ pub(super) async fn verify_hash(
     get,
     path = "/v1/verify/record/{id}/blob",
     tag = "verify",
-    security((), ("bearer" = [])),
+    description = "Auditors, admins, the patient, and callers the chain lets read the record.",
+    security(("bearer" = [])),
     summary = "The raw ciphertext, to hash independently",
     params(
         ("id" = String, Path, description = "Record id, 16 bytes of hex"),
@@ -269,6 +277,8 @@ pub(super) async fn verify_hash(
     responses(
         (status = 200, description = "The stored ciphertext blob", body = crate::openapi::Binary, content_type = "application/octet-stream", headers(("x-record-id" = String), ("x-record-version" = u64), ("x-data-hash" = String))),
         crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::NotPermitted,
         crate::openapi::errors::NotFound,
         crate::openapi::errors::ServerFault,
     )
@@ -281,8 +291,30 @@ pub(super) async fn record_blob(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let caller = Caller::from(&s, &headers, Some(addr));
+    let who = caller.require(&headers)?.clone();
     let id = record_id_arg(&id)?;
     let meta = lookup(&s, &caller, "verify.blob", &id, q.version).await?;
+    let (s2, w2, m2) = (s.clone(), who.clone(), meta.clone());
+    let allowed = tokio::task::spawn_blocking(move || -> ApiResult<()> {
+        if matches!(role_of(&s2, &w2)?, "auditor" | "admin") {
+            return Ok(());
+        }
+        super::records::authorize_on_record(&s2, Operation::Read, &id, &m2, &w2).map(|_| ())
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    if let Err(e) = allowed {
+        if matches!(e, ApiError::Forbidden { .. }) {
+            let mut entry = caller.entry(role_of(&s, &who)?, "verify.blob");
+            entry.patient = Some(meta.patient.clone());
+            entry.record_id = Some(meta.record_id.clone());
+            entry.version = Some(meta.version);
+            entry.outcome = "denied".into();
+            entry.reason = Some(super::records::denial_reason(&e));
+            s.audit.append(entry).await.map_err(ApiError::internal)?;
+        }
+        return Err(e);
+    }
     let hash = hash32(&meta.data_hash)?;
     let s2 = s.clone();
     let read = tokio::task::spawn_blocking(move || s2.blobs.get(&hash)).await.map_err(ApiError::internal)?;
@@ -333,7 +365,7 @@ pub(super) async fn audit_anchor(State(s): State<AppState>) -> ApiResult<Json<Va
     let checkpoint = json!({
         "origin": format!("{}/audit", s.config.domain),
         "key_name": s.config.domain,
-        "public_key": hex::encode(s.session.verifying_key().as_bytes()),
+        "public_key": hex::encode(s.checkpoint.verifying_key().as_bytes()),
         "algorithm": "Ed25519 (C2SP signed-note)",
         "url": "/v1/audit/checkpoint",
     });

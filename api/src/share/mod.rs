@@ -117,6 +117,6 @@ impl std::str::FromStr for ShareDuration {
         ShareDuration::ALL
             .into_iter()
             .find(|d| d.name() == s)
-            .ok_or_else(|| format!("duration {s:?} is not one of 1h, 6h, 24h, 7d"))
+            .ok_or_else(|| format!("duration {} is not one of 1h, 6h, 24h, 7d", crate::error::echo(s)))
     }
 }

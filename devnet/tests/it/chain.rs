@@ -11,7 +11,7 @@ use medanchor_devnet::chain::{Candidate, Chain, RejectReason, TxStatus};
 use medanchor_devnet::genesis::chain_config;
 use medanchor_wallet::accounts::{parse_accounts, DevnetAccount, DEFAULT_DEVNET_TOML};
 use medanchor_wallet::keys::TESTNET_SINGLESIG;
-use medanchor_wallet::txbuild::{multisig_address, serialize, sign, sign_multisig, Payload, TxOptions};
+use medanchor_wallet::txbuild::{multisig_address, serialize, sign, sign_multisig, sign_sponsored, Payload, TxOptions};
 
 struct Node {
     dir: tempfile::TempDir,
@@ -323,6 +323,61 @@ fn a_two_of_three_multisig_account_spends_with_exactly_two_signatures() {
     assert_eq!(mined.block.receipts[0].status, TxStatus::Success);
     assert_eq!(node.chain.account(&multisig).expect("account"), (5_000_000 - 1_000_000 - 2_000, 1));
     assert_eq!(node.chain.account(&recipient).expect("account").0, before + 1_000_000);
+}
+
+/// A sponsored transaction: the origin acts, the sponsor pays with its own
+/// nonce — which is checked as the origin's is: a used sponsor nonce is
+/// refused at admission and dropped if it reaches a block, a later one
+/// waits, so one sponsor signature cannot be replayed nor the sponsor's
+/// nonce moved back.
+#[test]
+fn sponsored_transactions_spend_the_sponsors_fee_and_nonce_exactly_once() {
+    let mut node = Node::new();
+    let (origin, sponsor) = (node.account("wallet_1").key.clone(), node.account("faucet").key.clone());
+    let deployer = node.account("deployer").key.address(TESTNET_SINGLESIG);
+    let register = |origin_nonce, sponsor_nonce, id: u8| {
+        let payload = Payload::ContractCall {
+            address: deployer,
+            contract: ContractName::PatientConsent.name().into(),
+            function: "register-patient".into(),
+            args: vec![buff(&[id; 32]), Value::none(), Value::none()],
+        };
+        let tx = sign_sponsored(&origin, &sponsor, sponsor_nonce, payload, &TxOptions::new(origin_nonce, 3_000))
+            .expect("sign");
+        Candidate::decode(&serialize(&tx)).expect("decodes")
+    };
+    let (origin_balance, origin_nonce) = node.chain.account(&node.principal("wallet_1")).expect("account");
+    let (sponsor_balance, sponsor_nonce) = node.chain.account(&node.principal("faucet")).expect("account");
+    let mined = node.mine(vec![register(origin_nonce, sponsor_nonce, 9)]);
+    assert_eq!(mined.block.receipts[0].status, TxStatus::Success, "{:?}", mined.block.receipts[0]);
+    assert_eq!(
+        node.chain.account(&node.principal("wallet_1")).expect("account"),
+        (origin_balance, origin_nonce + 1),
+        "the origin pays nothing and uses its nonce"
+    );
+    assert_eq!(
+        node.chain.account(&node.principal("faucet")).expect("account"),
+        (sponsor_balance - 3_000, sponsor_nonce + 1),
+        "the sponsor pays the fee with its nonce"
+    );
+
+    // The sponsor's used nonce again (a fresh origin nonce): refused at
+    // admission, and dropped if it is put in a block anyway.
+    let replay = register(origin_nonce + 1, sponsor_nonce, 10);
+    let refused = node.chain.validate(&replay).expect_err("a used sponsor nonce");
+    assert_eq!(refused.reason, RejectReason::BadNonce, "{refused:?}");
+    assert_eq!(refused.data.as_ref().map(|d| d["is_origin"].clone()), Some(serde_json::json!(false)));
+    node.now += 1;
+    let mined = node.chain.mine_block(vec![replay], 1, node.now).expect("mine");
+    assert!(mined.block.receipts.is_empty(), "never mined: {:?}", mined.block.receipts);
+    assert_eq!(mined.dropped.len(), 1, "dropped with its reason");
+    assert_eq!(node.chain.account(&node.principal("faucet")).expect("account").1, sponsor_nonce + 1);
+
+    // A sponsor nonce ahead of the account's waits for its predecessor.
+    node.now += 1;
+    let ahead = register(origin_nonce + 1, sponsor_nonce + 2, 11);
+    let mined = node.chain.mine_block(vec![ahead], 1, node.now).expect("mine");
+    assert!(mined.block.receipts.is_empty() && mined.deferred.len() == 1, "deferred, not mined");
 }
 
 #[test]

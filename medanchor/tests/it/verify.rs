@@ -52,6 +52,7 @@ impl Up {
             .args(["--keys-dir", &root.join("keys").display().to_string()])
             .args(["--rpc-bind", &format!("127.0.0.1:{}", ports.rpc)])
             .args(["--indexer-bind", &format!("127.0.0.1:{}", ports.indexer)])
+            .args(["--indexer-query-bind", "127.0.0.1:0"])
             .args(["--api-bind", &format!("127.0.0.1:{}", ports.api)])
             .args(["--block-time-ms", "200"])
             .env("RUST_LOG", "info")
@@ -211,7 +212,10 @@ fn verify_checks_records_and_the_audit_log_against_the_chain_and_catches_tamperi
     let chain = ["--node", rpc.as_str()];
 
     // The record, fetched from the API and checked against the node.
+    // The ciphertext goes only to a session the chain lets read it.
     let out = verify(&[&["record", id.as_str(), "--api", api.as_str()][..], &chain].concat(), None);
+    assert!(!out.status.success() && text(&out).contains("MEDANCHOR_API_TOKEN"), "{}", text(&out));
+    let out = verify(&[&["record", id.as_str(), "--api", api.as_str()][..], &chain].concat(), Some(&patient_token));
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("VERIFIED") && stdout.contains(&format!("record 0x{id} version 1")), "{stdout}");
@@ -287,7 +291,7 @@ fn verify_checks_records_and_the_audit_log_against_the_chain_and_catches_tamperi
     let mut altered = original.clone();
     altered[0] ^= 1;
     std::fs::write(&stored, &altered).expect("tamper");
-    let out = verify(&[&["record", id.as_str(), "--api", api.as_str()][..], &chain].concat(), None);
+    let out = verify(&[&["record", id.as_str(), "--api", api.as_str()][..], &chain].concat(), Some(&patient_token));
     assert!(!out.status.success(), "an altered blob verified: {}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAILED"), "{}", text(&out));
     std::fs::write(&stored, &original).expect("restore");
@@ -312,6 +316,6 @@ fn verify_checks_records_and_the_audit_log_against_the_chain_and_catches_tamperi
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&format!("FAILED: entry {index} is not in the log anchored on-chain")), "{}", text(&out));
     // The record itself still verifies.
-    let out = verify(&[&["record", id.as_str(), "--api", api.as_str()][..], &chain].concat(), None);
+    let out = verify(&[&["record", id.as_str(), "--api", api.as_str()][..], &chain].concat(), Some(&patient_token));
     assert!(out.status.success(), "{}", text(&out));
 }

@@ -55,6 +55,24 @@ async fn last_audit(sys: &System, auditor: &str) -> Value {
     all["entries"].as_array().expect("entries").last().expect("an entry")["entry"].clone()
 }
 
+/// `register-provider` by the owner.
+fn register(provider: &Principal) -> ContractCall {
+    owner_call(
+        ContractName::RecordManagement,
+        "register-provider",
+        vec![ClarityValue::Principal(provider.clone()), ClarityValue::Buffer(vec![4; 32])],
+    )
+}
+
+/// `set-provider-active` by the owner.
+fn set_active(provider: &Principal, active: bool) -> ContractCall {
+    owner_call(
+        ContractName::RecordManagement,
+        "set-provider-active",
+        vec![ClarityValue::Principal(provider.clone()), ClarityValue::Bool(active)],
+    )
+}
+
 /// What changes before a row's read.
 enum Setup {
     Nothing,
@@ -157,7 +175,10 @@ async fn read_authorization_branches_are_precise_and_audited() {
             method: None,
         },
         Row {
-            name: "emergency override active",
+            // The contract's `authorize` wants a registered, active
+            // provider even under an override: a responder who is not one
+            // reads nothing (the API used to let it read).
+            name: "emergency override, responder not a registered provider",
             setup: Setup::Txs(vec![
                 (
                     deployer,
@@ -173,6 +194,15 @@ async fn read_authorization_branches_are_precise_and_audited() {
                 ),
                 ("wallet_3", ContractCall::emergency_override(&patient, 1).expect("call")),
             ]),
+            reader: "wallet_3",
+            record: "lab",
+            status: 403,
+            error: Some("ERR-PROVIDER-NOT-FOUND"),
+            method: None,
+        },
+        Row {
+            name: "emergency override active",
+            setup: Setup::Tx(deployer, register(&responder)),
             reader: "wallet_3",
             record: "lab",
             status: 200,
@@ -197,6 +227,82 @@ async fn read_authorization_branches_are_precise_and_audited() {
             record: "lab",
             status: 403,
             error: Some("ERR-EMERGENCY-EXPIRED"),
+            method: None,
+        },
+        Row {
+            name: "consent but no access level (revoked)",
+            setup: Setup::Tx("wallet_1", ContractCall::revoke_provider_access(&provider)),
+            reader: "wallet_2",
+            record: "lab",
+            status: 403,
+            error: Some("ERR-NO-PROVIDER-ACCESS"),
+            method: None,
+        },
+        Row {
+            name: "read access for two burn blocks",
+            setup: Setup::Txs(vec![(
+                "wallet_1",
+                ContractCall::grant_provider_access(
+                    &provider,
+                    AccessLevel::Read,
+                    GrantDuration::blocks(2).expect("duration"),
+                )
+                .expect("call"),
+            )]),
+            reader: "wallet_2",
+            record: "lab",
+            status: 200,
+            error: None,
+            method: Some("consent"),
+        },
+        Row {
+            name: "access level expired by burn height",
+            setup: Setup::Burn(3),
+            reader: "wallet_2",
+            record: "lab",
+            status: 403,
+            error: Some("ERR-PROVIDER-ACCESS-EXPIRED"),
+            method: None,
+        },
+        Row {
+            name: "deactivated provider",
+            setup: Setup::Txs(vec![
+                (
+                    "wallet_1",
+                    ContractCall::grant_provider_access(&provider, AccessLevel::Read, GrantDuration::UntilRevoked)
+                        .expect("call"),
+                ),
+                (deployer, set_active(&provider, false)),
+            ]),
+            reader: "wallet_2",
+            record: "lab",
+            status: 403,
+            error: Some("ERR-PROVIDER-INACTIVE"),
+            method: None,
+        },
+        Row {
+            name: "reactivated, read access",
+            setup: Setup::Tx(deployer, set_active(&provider, true)),
+            reader: "wallet_2",
+            record: "lab",
+            status: 200,
+            error: None,
+            method: Some("consent"),
+        },
+        Row {
+            name: "consent to someone who is not a provider",
+            setup: Setup::Tx(
+                "wallet_1",
+                ContractCall::grant_consent(
+                    &sys.principal("faucet"),
+                    DataType::LabResults,
+                    GrantDuration::UntilRevoked,
+                ),
+            ),
+            reader: "faucet",
+            record: "lab",
+            status: 403,
+            error: Some("ERR-PROVIDER-NOT-FOUND"),
             method: None,
         },
         Row {
@@ -238,6 +344,7 @@ async fn read_authorization_branches_are_precise_and_audited() {
         },
     ];
 
+    let patient_path = format!("/v1/patients/{patient}/records");
     for row in table {
         match row.setup {
             Setup::Nothing => {}
@@ -262,5 +369,13 @@ async fn read_authorization_branches_are_precise_and_audited() {
         assert_eq!(entry["outcome"], outcome, "{}: {entry}", row.name);
         assert_eq!(entry["method"].as_str(), row.method, "{}: {entry}", row.name);
         assert_eq!(entry["reason"].as_str(), row.error, "{}: {entry}", row.name);
+        // The version history and the patient's list follow the same rule.
+        let (status, body) = sys.get(&format!("/v1/records/{id}/versions"), &token).await;
+        assert_eq!(status, row.status, "{} (versions): {body}", row.name);
+        assert_eq!(body["reason"]["name"].as_str(), row.error, "{} (versions): {body}", row.name);
+        let (status, list) = sys.get(&patient_path, &token).await;
+        assert_eq!(status, 200, "{} (list): {list}", row.name);
+        let listed = list["items"].as_array().expect("items").iter().any(|r| r["record_id"] == format!("0x{id}"));
+        assert_eq!(listed, row.status == 200, "{} (list): {list}", row.name);
     }
 }

@@ -25,9 +25,11 @@ use medanchor_wallet::keys::{StacksKey, TESTNET_SINGLESIG};
 use medanchor_wallet::{ContractCall, GrantDuration, RpcClient, Wallet};
 use serde_json::{json, Value};
 
+mod authz;
 mod branches;
 mod conventions;
 mod lifecycle;
+mod limits;
 mod share;
 mod signing;
 mod verify;

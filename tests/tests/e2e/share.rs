@@ -34,7 +34,14 @@ fn manual_clock() -> (app::Clock, Arc<AtomicU64>) {
 }
 
 impl System {
-    async fn send(&self, method: &str, path: &str, token: &str, body: Option<Value>, grant: Option<&str>) -> Answer {
+    pub(super) async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+        grant: Option<&str>,
+    ) -> Answer {
         let url = format!("{}{path}", self.api);
         let mut r = match method {
             "GET" => self.http.get(url),
@@ -55,25 +62,30 @@ impl System {
     }
 
     /// `POST /v1/share/codes` (as a patient).
-    async fn make_share(&self, token: &str, body: Value) -> Answer {
+    pub(super) async fn make_share(&self, token: &str, body: Value) -> Answer {
         self.send("POST", "/v1/share/codes", token, Some(body), None).await
     }
 
     /// `POST /v1/share/redeem` (as a provider).
-    async fn redeem(&self, token: &str, patient: impl std::fmt::Display, code: impl std::fmt::Display) -> Answer {
+    pub(super) async fn redeem(
+        &self,
+        token: &str,
+        patient: impl std::fmt::Display,
+        code: impl std::fmt::Display,
+    ) -> Answer {
         let body = json!({ "patient": patient.to_string(), "code": code.to_string() });
         self.send("POST", "/v1/share/redeem", token, Some(body), None).await
     }
 
     /// A record of `record_type` for wallet_1, written and anchored.
-    async fn write_record(&self, token: &str, record_type: &str) -> String {
+    pub(super) async fn write_record(&self, token: &str, record_type: &str) -> String {
         let id = super::branches::create(self, token, &self.principal("wallet_1"), record_type).await;
         self.mine().await;
         app::track_once(&self.state).expect("track");
         id
     }
 
-    async fn register_provider(&self, name: &str) {
+    pub(super) async fn register_provider(&self, name: &str) {
         self.tx(
             "deployer",
             ContractCall {
@@ -87,11 +99,11 @@ impl System {
 }
 
 #[derive(Debug)]
-struct Answer {
-    status: u16,
+pub(super) struct Answer {
+    pub(super) status: u16,
     retry_after: Option<String>,
     www_authenticate: Option<String>,
-    body: Value,
+    pub(super) body: Value,
 }
 
 /// Decodes a PNG with zbarimg (Debian `zbar-tools`, installed by the test

@@ -171,7 +171,7 @@ async fn a_version_the_node_refuses_is_failed_and_stays_failed() {
     // A session as the node itself issues them (same session key).
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
     let claims = Claims { sub: poor_principal.to_string(), iat: now, exp: now + 600, jti: "t".into() };
-    let token = SessionKey::from_bytes(&[5; 32]).issue(&claims);
+    let token = SessionKey::for_node(&[5; 32]).issue(&claims);
 
     let r = sys
         .http

@@ -72,14 +72,14 @@ async fn audit_roots_are_anchored_and_records_verify_against_the_chain() {
     assert_eq!(medanchor_api::app::track_once(&sys.state).expect("track"), 1);
 
     // The trust-us views (no session needed), and the raw ciphertext.
-    let (status, v) = get(&sys, &format!("/v1/verify/record/{id}")).await;
+    let (status, v) = sys.get(&format!("/v1/verify/record/{id}"), &auditor_token).await;
     assert_eq!((status, v["verdict"].as_str()), (200, Some("anchored")), "{v}");
     assert!(v["trust"].as_str().expect("trust").starts_with("trust-us"));
     assert_eq!((v["blob"]["matches"].as_bool(), &v["blob"]["sha256"]), (Some(true), &json!(hash)), "{v}");
     assert_eq!(v["chain"]["version"]["data_hash"], json!(hash));
     let txid = |v: &Value| v.as_str().map(|t| t.trim_start_matches("0x").to_string());
     assert_eq!(txid(&v["chain"]["version"]["txid"]), txid(&record["anchor"]["txid"]), "{v}");
-    let (status, h) = get(&sys, &format!("/v1/verify/hash/{hash}")).await;
+    let (status, h) = sys.get(&format!("/v1/verify/hash/{hash}"), &auditor_token).await;
     assert_eq!((status, h["verdict"].as_str()), (200, Some("anchored")), "{h}");
     assert_eq!(h["anchors"][0]["record_id"], json!(format!("0x{id}")));
     assert_eq!(h["anchors"][0]["version"], 1);
@@ -88,7 +88,21 @@ async fn audit_roots_are_anchored_and_records_verify_against_the_chain() {
     assert_eq!((status, none["verdict"].as_str()), (200, Some("not-anchored")), "{none}");
     assert_eq!(get(&sys, &format!("/v1/verify/hash/{}", "00".repeat(3))).await.0, 400);
     assert_eq!(get(&sys, &format!("/v1/verify/record/{}", "ab".repeat(16))).await.0, 404);
-    let blob = sys.http.get(format!("{}/v1/verify/record/{id}/blob?version=1", sys.api)).send().await.expect("blob");
+    // The ciphertext: a session first, then the chain's rule (or an
+    // auditor's role); refusals are audited.
+    let blob_url = format!("{}/v1/verify/record/{id}/blob?version=1", sys.api);
+    assert_eq!(sys.http.get(&blob_url).send().await.expect("blob").status(), 401);
+    let stranger = sys.sign_in("wallet_3").await;
+    let refused = sys.http.get(&blob_url).bearer_auth(&stranger).send().await.expect("blob");
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["reason"]["name"], "ERR-NO-CONSENT", "{body}");
+    let (_, entries) = sys.get("/v1/audit/entries?limit=1000", &auditor_token).await;
+    let last = &entries["entries"].as_array().expect("entries").last().expect("entry")["entry"];
+    assert_eq!((last["action"].as_str(), last["outcome"].as_str()), (Some("verify.blob"), Some("denied")), "{last}");
+    let patient_token = sys.sign_in("wallet_1").await;
+    assert_eq!(sys.http.get(&blob_url).bearer_auth(&patient_token).send().await.expect("blob").status(), 200);
+    let blob = sys.http.get(&blob_url).bearer_auth(&auditor_token).send().await.expect("blob");
     assert_eq!(blob.status(), 200);
     assert_eq!(blob.headers()["x-record-version"], "1");
     let bytes = blob.bytes().await.expect("bytes");
@@ -136,9 +150,16 @@ async fn audit_roots_are_anchored_and_records_verify_against_the_chain() {
     let root: [u8; 32] = head.root_bytes().expect("root");
     merkle::verify_inclusion(&leaf, size - 1, size, &proof, &root).expect("included under the on-chain root");
 
-    // The log grows (verification calls are audited); the next anchor
+    // Anonymous verification calls leave no entry (nobody can grow the log
+    // without signing in); a signed-in caller's do, and the next anchor
     // follows with the larger size.
-    assert_eq!(get(&sys, &format!("/v1/verify/record/{id}")).await.0, 200);
+    let before_anonymous = sys.state.audit().size().expect("size");
+    for _ in 0..20 {
+        assert_eq!(get(&sys, &format!("/v1/verify/record/{id}")).await.0, 200);
+        assert_eq!(get(&sys, &format!("/v1/verify/hash/{hash}")).await.0, 200);
+    }
+    assert_eq!(sys.state.audit().size().expect("size"), before_anonymous, "anonymous calls are not logged");
+    assert_eq!(sys.get(&format!("/v1/verify/record/{id}"), &auditor_token).await.0, 200);
     let grown = sys.state.audit().size().expect("size");
     assert!(grown > size, "the calls above were audited");
     let next = anchored_at(&sys, &node, &log, grown).await;
@@ -171,5 +192,5 @@ async fn audit_roots_are_anchored_and_records_verify_against_the_chain() {
         (status, v["verdict"].as_str(), v["blob"]["matches"].as_bool()),
         (200, Some("blob-corrupt"), Some(false))
     );
-    assert_eq!(get(&sys, &format!("/v1/verify/record/{id}/blob")).await.0, 500);
+    assert_eq!(sys.get(&format!("/v1/verify/record/{id}/blob"), &auditor_token).await.0, 500);
 }
