@@ -4,17 +4,35 @@
 //! Rules, in the order [`Indexer::ingest`] applies them:
 //! 1. A block already known (connected or buffered) changes nothing:
 //!    delivery is at least once, the effect is exactly once.
-//! 2. The first block an empty index receives is its root.
-//! 3. A block whose parent is unknown is buffered in `orphans` (durably,
+//! 2. A block that names itself as its parent is refused (a payload error:
+//!    HTTP 400).
+//! 3. The first block an empty index receives is its root.
+//! 4. A block whose parent is known links only at the parent's height + 1;
+//!    any other height is refused with a payload error and changes nothing.
+//!    A stacks-node never sends such a block, and applying one would leave
+//!    a hole in the canonical chain that no later block could re-org past.
+//! 5. A block whose parent is unknown is buffered in `orphans` (durably,
 //!    with a warning) and connected when the parent arrives — never applied
 //!    on a guess. The one exception is not a guess: a height-1 block is a
 //!    child of the genesis the index holds, whatever id it names (stacks-node
-//!    announces the genesis under a sentinel id).
-//! 4. A block whose parent is known becomes the tip: the node sends a block
+//!    announces the genesis under a sentinel id). The buffer is bounded: a
+//!    block more than `undo_depth` above the tip is refused (payload error),
+//!    and when `max_orphans` are waiting, blocks that can no longer connect
+//!    (more than `undo_depth` below the tip) are dropped and, if it is still
+//!    full, the block is refused with [`Error::BufferFull`] (HTTP 503: the
+//!    node retries). When the parent arrives, each buffered child is checked
+//!    again as in rule 4: one that does not link (or fails to connect) is
+//!    dropped with what was buffered on it, and never blocks its parent.
+//! 6. A block whose parent is known becomes the tip: the node sends a block
 //!    once it considers it canonical (Hiro's API treats it the same way).
 //!    If the parent is not the tip, the canonical chain is rolled back to
 //!    the fork point with the undo logs and the new branch is applied from
 //!    the stored blocks; all of it in one synced `WriteBatch`.
+//!
+//! These rules keep the index consistent with what it is sent; they do not
+//! make a sender trustworthy. A block that links is applied whatever it
+//! says, so the observer endpoint must be reachable only by the node (see
+//! [`crate::server`]).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -28,6 +46,11 @@ use crate::schema::{self, BlockHeader, BlockRow, Cf, EventEntry, EventRow, TxEnt
 use crate::store::{IndexDb, KeyValue, Stage, Write};
 use crate::{Error, Result};
 
+/// A block id as the node writes it, for messages.
+fn id_hex(id: &[u8; 32]) -> String {
+    format!("0x{}", hex::encode(id))
+}
+
 /// What the indexer indexes and how much history it can undo.
 #[derive(Debug, Clone)]
 pub struct IndexerConfig {
@@ -36,17 +59,22 @@ pub struct IndexerConfig {
     /// `address.record-management`.
     pub records_contract: String,
     /// Blocks below the tip whose undo logs are kept: the deepest re-org
-    /// the index can follow.
+    /// the index can follow. Also how far above the tip a block with an
+    /// unknown parent may be and still be buffered.
     pub undo_depth: u64,
+    /// Blocks with unknown parents kept at most (`orphans`).
+    pub max_orphans: usize,
 }
 
 impl IndexerConfig {
-    /// Both contracts deployed by `deployer`, undo depth 10,000 blocks.
+    /// Both contracts deployed by `deployer`, undo depth 10,000 blocks, at
+    /// most 1,000 blocks buffered.
     pub fn for_deployer(deployer: &str) -> Self {
         IndexerConfig {
             consent_contract: format!("{deployer}.{}", ContractName::PatientConsent.name()),
             records_contract: format!("{deployer}.{}", ContractName::RecordManagement.name()),
             undo_depth: 10_000,
+            max_orphans: 1_000,
         }
     }
 }
@@ -206,7 +234,7 @@ impl Indexer {
 
     /// [`Indexer::ingest`], also returning the writes of every block it
     /// connected: one list per synced batch, exactly as committed
-    /// (buffering an orphan writes outside these batches and is not
+    /// (buffering or dropping an orphan writes outside these batches and is not
     /// included). For replaying the same writes elsewhere, as the raw-RocksDB
     /// baseline of `medanchor bench indexer` does.
     pub fn ingest_recorded(&self, row: BlockRow) -> Result<(Outcome, Vec<Vec<Write>>)> {
@@ -222,10 +250,17 @@ impl Indexer {
         if self.db.get(Cf::Blocks, &row.id)?.is_some() || self.is_buffered(&row)? {
             return Ok(Outcome::Duplicate);
         }
+        if row.id == row.parent {
+            return Err(Error::Payload(format!(
+                "block {} at height {} names itself as its parent",
+                id_hex(&row.id),
+                row.height
+            )));
+        }
         let tip = self.db.get(Cf::Meta, schema::meta::TIP)?;
         let mut row = row;
-        let mut parent_known = self.db.get(Cf::Blocks, &row.parent)?.is_some();
-        if !parent_known && row.height == 1 {
+        let mut parent = self.header(&row.parent)?;
+        if parent.is_none() && row.height == 1 {
             // stacks-node 3.x announces the genesis under the boot sentinel
             // (index hash 0x55c9…, parent 0xff…ff), while height-1 blocks
             // may name the network's real genesis id as their parent (the
@@ -235,35 +270,143 @@ impl Indexer {
             // forever. Stored with that parent, later re-orgs walk to it.
             if let Some(genesis) = self.db.get(Cf::Canonical, &0u64.to_be_bytes())? {
                 row.parent = genesis.try_into().map_err(|_| Error::Corrupt("canonical genesis id".into()))?;
-                parent_known = true;
+                parent = self.header(&row.parent)?;
             }
         }
-        if tip.is_some() && !parent_known {
-            tracing::warn!(
-                height = row.height,
-                block = %hex::encode(row.id),
-                parent = %hex::encode(row.parent),
-                "block with an unknown parent: buffered until the parent arrives"
-            );
-            let mut batch = WriteBatch::default();
-            batch.put_cf(self.db.cf(Cf::Orphans), orphan_key(&row.parent, &row.id), schema::encode(&row));
-            self.db.write(batch)?;
-            return Ok(Outcome::Buffered);
+        match (&tip, &parent) {
+            (_, Some(parent)) => check_link(&row, parent)?,
+            (Some(_), None) => return self.buffer(row),
+            // The root.
+            (None, None) => {}
         }
         let (height, reorg_depth) = self.connect(row.clone(), tip, None, on_commit)?;
         // Blocks that were waiting for this one (and their descendants).
         let mut connected = 0;
-        let mut waiting = vec![row.id];
+        let mut waiting = vec![BlockHeader::from(&row)];
         while let Some(parent) = waiting.pop() {
-            for (key, child) in self.buffered_children(&parent)? {
-                let id = child.id;
+            for (key, child) in self.buffered_children(&parent.id)? {
+                if let Err(e) = check_link(&child, &parent) {
+                    tracing::warn!(error = %e, "a buffered block does not link to its parent: dropped");
+                    self.drop_buffered(key, &child)?;
+                    continue;
+                }
+                let header = BlockHeader::from(&child);
                 let tip = self.db.get(Cf::Meta, schema::meta::TIP)?;
-                self.connect(child, tip, Some(key), on_commit)?;
-                connected += 1;
-                waiting.push(id);
+                match self.connect(child.clone(), tip, Some(key.clone()), on_commit) {
+                    Ok(_) => {
+                        connected += 1;
+                        waiting.push(header);
+                    }
+                    // The disk failed: so does this delivery (5xx). The
+                    // child stays buffered.
+                    Err(e @ Error::Storage(_)) => return Err(e),
+                    // Nothing of it was written: it can never connect, and
+                    // must not hold up its parent.
+                    Err(e) => {
+                        tracing::error!(
+                            height = child.height,
+                            block = %id_hex(&child.id),
+                            error = %e,
+                            "a buffered block failed to connect: dropped"
+                        );
+                        self.drop_buffered(key, &child)?;
+                    }
+                }
             }
         }
         Ok(Outcome::Applied { height, reorg_depth, connected })
+    }
+
+    /// The leading fields of a stored block, if it is stored.
+    fn header(&self, id: &[u8; 32]) -> Result<Option<BlockHeader>> {
+        self.db.get(Cf::Blocks, id)?.map(|bytes| schema::decode::<BlockHeader>("block", &bytes)).transpose()
+    }
+
+    /// Buffers `row`, whose parent is unknown, within the buffer's bounds.
+    fn buffer(&self, row: BlockRow) -> Result<Outcome> {
+        let tip: BlockHeader = self
+            .db
+            .get(Cf::Meta, schema::meta::TIP_HEADER)?
+            .map(|bytes| schema::decode("tip header", &bytes))
+            .transpose()?
+            .ok_or_else(|| Error::Corrupt("a tip without its header".into()))?;
+        let undo_depth = self.config.undo_depth;
+        if row.height > tip.height.saturating_add(undo_depth) {
+            return Err(Error::Payload(format!(
+                "block {} at height {} has an unknown parent {} and is more than {undo_depth} blocks above the \
+                 tip (height {}): refused, not buffered",
+                id_hex(&row.id),
+                row.height,
+                id_hex(&row.parent),
+                tip.height
+            )));
+        }
+        let mut batch = WriteBatch::default();
+        let buffered = self.buffered()?;
+        if buffered.len() >= self.config.max_orphans {
+            // Blocks too far below the tip to connect without a re-org
+            // deeper than the undo kept make room first.
+            let stale: Vec<&(Vec<u8>, BlockHeader)> =
+                buffered.iter().filter(|(_, h)| h.height.saturating_add(undo_depth) < tip.height).collect();
+            if buffered.len() - stale.len() >= self.config.max_orphans {
+                tracing::warn!(
+                    height = row.height,
+                    block = %id_hex(&row.id),
+                    buffered = buffered.len(),
+                    "the orphan buffer is full: block refused"
+                );
+                return Err(Error::BufferFull { kept: buffered.len() });
+            }
+            for (key, header) in stale {
+                tracing::warn!(
+                    height = header.height,
+                    block = %id_hex(&header.id),
+                    "a buffered block too far below the tip to connect: dropped"
+                );
+                batch.delete_cf(self.db.cf(Cf::Orphans), key);
+            }
+        }
+        tracing::warn!(
+            height = row.height,
+            block = %id_hex(&row.id),
+            parent = %id_hex(&row.parent),
+            "block with an unknown parent: buffered until the parent arrives"
+        );
+        batch.put_cf(self.db.cf(Cf::Orphans), orphan_key(&row.parent, &row.id), schema::encode(&row));
+        self.db.write(batch)?;
+        Ok(Outcome::Buffered)
+    }
+
+    /// Every buffered block's key and header.
+    fn buffered(&self) -> Result<Vec<(Vec<u8>, BlockHeader)>> {
+        let snapshot = self.db.snapshot();
+        self.db
+            .scan_prefix(&snapshot, Cf::Orphans, Vec::new(), &[])
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((k.to_vec(), schema::decode::<BlockHeader>("orphan", &v)?))
+            })
+            .collect()
+    }
+
+    /// Removes a buffered block, and whatever was buffered on it, from the
+    /// buffer: none of them can connect any more.
+    fn drop_buffered(&self, key: Vec<u8>, row: &BlockRow) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.db.cf(Cf::Orphans), key);
+        let mut below = vec![row.id];
+        while let Some(id) = below.pop() {
+            for (key, child) in self.buffered_children(&id)? {
+                tracing::warn!(
+                    height = child.height,
+                    block = %id_hex(&child.id),
+                    "a buffered block whose parent was dropped: dropped"
+                );
+                batch.delete_cf(self.db.cf(Cf::Orphans), key);
+                below.push(child.id);
+            }
+        }
+        self.db.write(batch)
     }
 
     fn is_buffered(&self, row: &BlockRow) -> Result<bool> {
@@ -320,13 +463,20 @@ impl Indexer {
     /// branch ending in `new_parent`, then applies that branch. Returns the
     /// number of blocks rolled back.
     fn reorg(&self, stage: &mut Stage<'_>, tip: [u8; 32], new_parent: [u8; 32]) -> Result<u64> {
-        // The new branch, newest first, down to a block on the canonical chain.
+        // The new branch, newest first, down to a block on the canonical
+        // chain. Heights fall strictly along parents (blocks link at their
+        // parent's height + 1), so the walk ends.
         let mut branch = Vec::new();
         let mut cursor = new_parent;
+        let mut below = u64::MAX;
         let fork_height = loop {
             let row: BlockRow = stage.row(Cf::Blocks, &cursor)?.ok_or_else(|| {
                 Error::Invariant(format!("ancestor {} of a connected block is missing", hex::encode(cursor)))
             })?;
+            if row.height >= below {
+                return Err(Error::Corrupt(format!("block {} is not below its child", id_hex(&cursor))));
+            }
+            below = row.height;
             let canonical = stage.get(Cf::Canonical, &row.height.to_be_bytes())?;
             if canonical.as_deref() == Some(&cursor[..]) {
                 break row.height;
@@ -334,17 +484,26 @@ impl Indexer {
             cursor = row.parent;
             branch.push(row);
         };
-        let tip_row: BlockRow =
+        let fork = cursor;
+        let tip_header: BlockHeader =
             stage.row(Cf::Blocks, &tip)?.ok_or_else(|| Error::Corrupt("tip block is not stored".into()))?;
-        let depth = tip_row.height.saturating_sub(fork_height);
-        for height in (fork_height + 1..=tip_row.height).rev() {
-            let id = stage
-                .get(Cf::Canonical, &height.to_be_bytes())?
-                .ok_or_else(|| Error::Corrupt(format!("canonical chain has no block at {height}")))?;
+        let depth = tip_header.height.saturating_sub(fork_height);
+        // Roll back from the tip along parents down to the fork point.
+        let mut cursor = tip_header;
+        while cursor.id != fork {
+            if cursor.height <= fork_height {
+                return Err(Error::Corrupt(format!(
+                    "the canonical chain from the tip does not lead back to block {} at height {fork_height}",
+                    id_hex(&fork)
+                )));
+            }
             let log: UndoLog =
-                stage.row(Cf::Undo, &id)?.ok_or(Error::ReorgTooDeep { depth, kept: self.config.undo_depth })?;
+                stage.row(Cf::Undo, &cursor.id)?.ok_or(Error::ReorgTooDeep { depth, kept: self.config.undo_depth })?;
             stage.restore(&log)?;
-            stage.delete(Cf::Undo, id)?;
+            stage.delete(Cf::Undo, cursor.id.to_vec())?;
+            cursor = stage
+                .row(Cf::Blocks, &cursor.parent)?
+                .ok_or_else(|| Error::Corrupt(format!("canonical block {} is not stored", id_hex(&cursor.parent))))?;
         }
         for row in branch.iter().rev() {
             self.apply_block(stage, row)?;
@@ -408,6 +567,20 @@ impl Indexer {
         }
         Ok(())
     }
+}
+
+/// Rule 4: `row` links to `parent` only at the parent's height + 1.
+fn check_link(row: &BlockRow, parent: &BlockHeader) -> Result<()> {
+    if parent.height.checked_add(1) == Some(row.height) {
+        return Ok(());
+    }
+    Err(Error::Payload(format!(
+        "block {} claims height {} but its parent {} is at height {}: a block is at its parent's height + 1",
+        id_hex(&row.id),
+        row.height,
+        id_hex(&row.parent),
+        parent.height
+    )))
 }
 
 fn orphan_key(parent: &[u8; 32], id: &[u8; 32]) -> Vec<u8> {

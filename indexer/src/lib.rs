@@ -47,6 +47,13 @@ pub enum Error {
     /// The event stream contradicts the index (a gap or a bug).
     #[error("invariant violated: {0}")]
     Invariant(String),
+    /// The buffer of blocks waiting for their parents is full (HTTP 503:
+    /// worth retrying once they connect).
+    #[error("{kept} blocks are already waiting for their parents; retry once they connect")]
+    BufferFull {
+        /// Blocks buffered.
+        kept: usize,
+    },
     /// A re-org deeper than the undo logs kept.
     #[error("re-org of depth {depth} is deeper than the {kept} blocks of undo kept; rebuild with `medanchor indexer replay`")]
     ReorgTooDeep {

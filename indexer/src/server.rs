@@ -1,5 +1,13 @@
-//! HTTP: the event-observer endpoints a stacks-node POSTs to, and the
-//! query routes (`/v1/…`) over the read traits.
+//! HTTP, on two listeners that never share routes:
+//!
+//! - [`observer_router`]: the event-observer endpoints a stacks-node POSTs
+//!   to. This is trusted input — a block that links is applied whatever it
+//!   says (a forged `consent-granted` print is a grant) — so it has no
+//!   authentication of its own and must be reachable only by the node:
+//!   loopback, or a private network ([`observer_bind_allowed`]), as
+//!   stacks-node's observers are meant to be.
+//! - [`query_router`]: the read-only query routes (`/v1/…`) over the read
+//!   traits; nothing there writes.
 //!
 //! Observer replies follow the node's retry contract: 200 only once the
 //! block is durably committed, 400 for a payload that can never be
@@ -7,6 +15,8 @@
 //! place indexer errors become HTTP statuses.
 
 use std::collections::HashMap;
+use std::future::{Future, IntoFuture};
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -27,9 +37,9 @@ use crate::{Error, Indexer, Outcome};
 /// Bodies up to 500 MB: a genesis block is ~80 MB, Hiro allows 500 MB.
 pub const MAX_BODY: usize = 500 * 1024 * 1024;
 
+/// The state of the query routes: a reader, never the writer.
 #[derive(Clone)]
 struct AppState {
-    indexer: Indexer,
     reader: IndexReader,
     node_rpc: Option<String>,
     http: reqwest::Client,
@@ -39,6 +49,7 @@ struct AppState {
 pub fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::Payload(_) | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+        Error::BufferFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Storage(_)
         | Error::Corrupt(_)
         | Error::Invariant(_)
@@ -68,12 +79,10 @@ impl IntoResponse for HttpError {
 
 type HttpResult<T> = Result<T, HttpError>;
 
-/// The routes. `node_rpc` (a stacks-node RPC base URL) lets `/v1/status`
-/// report how far the index lags behind the node.
-pub fn router(indexer: Indexer, node_rpc: Option<String>) -> Router {
-    let reader = IndexReader::new(indexer.db().clone());
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap_or_default();
-    let state = AppState { indexer, reader, node_rpc, http };
+/// The event-observer routes, for the node alone: `/new_block`,
+/// `/new_burn_block`, and the notifications the index ignores. No query
+/// route is served here.
+pub fn observer_router(indexer: Indexer) -> Router {
     Router::new()
         .route("/new_block", post(new_block))
         .route("/new_burn_block", post(new_burn_block))
@@ -81,6 +90,17 @@ pub fn router(indexer: Indexer, node_rpc: Option<String>) -> Router {
         .route("/drop_mempool_tx", post(accepted))
         .route("/new_microblocks", post(accepted))
         .route("/attachments/new", post(accepted))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(indexer)
+}
+
+/// The read-only query routes (`/v1/…`). `node_rpc` (a stacks-node RPC
+/// base URL) lets `/v1/status` report how far the index lags behind the
+/// node.
+pub fn query_router(reader: IndexReader, node_rpc: Option<String>) -> Router {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap_or_default();
+    let state = AppState { reader, node_rpc, http };
+    Router::new()
         .route("/v1/status", get(status))
         .route("/v1/txs/{txid}", get(transaction))
         .route("/v1/consent/check", get(check_consent))
@@ -96,18 +116,70 @@ pub fn router(indexer: Indexer, node_rpc: Option<String>) -> Router {
         .route("/v1/batches/{root}", get(batch))
         .route("/v1/providers/{provider}", get(provider))
         .route("/v1/providers/{provider}/activity", get(activity))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves.
+/// Whether the observer endpoints may listen on `ip` without
+/// `--observer-allow-public`: loopback, or a private network (IPv4
+/// 10/8, 172.16/12, 192.168/16; IPv6 unique-local fc00::/7). Not the
+/// unspecified address (every interface, public ones included) and not
+/// link-local or shared (CGNAT) space, which are not networks you control.
+pub fn observer_bind_allowed(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local(),
+    }
+}
+
+/// Serves the observer routes on `observer` and the query routes on
+/// `query` until `shutdown` resolves.
+pub async fn serve(
+    indexer: Indexer,
+    node_rpc: Option<String>,
+    observer: tokio::net::TcpListener,
+    query: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let when_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let reader = IndexReader::new(indexer.db().clone());
+    let observing = axum::serve(observer, observer_router(indexer))
+        .with_graceful_shutdown(when_stopped(stopped.clone()))
+        .into_future();
+    let answering =
+        axum::serve(query, query_router(reader, node_rpc)).with_graceful_shutdown(when_stopped(stopped)).into_future();
+    let signal = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
+    let ((), observed, answered) = tokio::join!(signal, observing, answering);
+    observed.and(answered)
+}
+
+/// Serves the observer routes alone on `listener` until `shutdown`
+/// resolves (when the index is read in-process, not over HTTP).
+pub async fn serve_observer(
+    indexer: Indexer,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, observer_router(indexer)).with_graceful_shutdown(shutdown).await
+}
+
+/// [`serve_observer`] under the signature of the one-port server this
+/// replaced, for callers that only ever posted blocks to it; `node_rpc` is
+/// unused (it served `/v1/status`, which needs its own listener now: see
+/// [`serve`]).
 pub async fn run(
     indexer: Indexer,
     node_rpc: Option<String>,
     listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(indexer, node_rpc)).with_graceful_shutdown(shutdown).await
+    let _ = node_rpc;
+    serve_observer(indexer, listener, shutdown).await
 }
 
 async fn accepted() -> StatusCode {
@@ -121,8 +193,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crate::Result<T> + Send
         .map_err(HttpError)
 }
 
-async fn new_block(State(s): State<AppState>, body: Bytes) -> HttpResult<Json<serde_json::Value>> {
-    let indexer = s.indexer.clone();
+async fn new_block(State(indexer): State<Indexer>, body: Bytes) -> HttpResult<Json<serde_json::Value>> {
     let outcome = blocking(move || indexer.ingest_json(&body)).await?;
     Ok(Json(match outcome {
         Outcome::Applied { height, reorg_depth, connected } => {
@@ -133,8 +204,7 @@ async fn new_block(State(s): State<AppState>, body: Bytes) -> HttpResult<Json<se
     }))
 }
 
-async fn new_burn_block(State(s): State<AppState>, body: Bytes) -> HttpResult<StatusCode> {
-    let indexer = s.indexer.clone();
+async fn new_burn_block(State(indexer): State<Indexer>, body: Bytes) -> HttpResult<StatusCode> {
     blocking(move || indexer.ingest_burn_block(&body)).await?;
     Ok(StatusCode::OK)
 }

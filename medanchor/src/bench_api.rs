@@ -243,7 +243,7 @@ pub(crate) async fn start_with(configure: impl FnOnce(&mut ApiConfig)) -> anyhow
     let index = Indexer::open(&dir.path().join("index"), IndexerConfig::for_deployer(DEPLOYER_ADDRESS))?;
     let observer = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let observer_addr = observer.local_addr()?.to_string();
-    tokio::spawn(medanchor_indexer::server::run(index.clone(), None, observer, std::future::pending()));
+    tokio::spawn(medanchor_indexer::server::serve_observer(index.clone(), observer, std::future::pending()));
 
     let mut config = NodeConfig::new(dir.path().join("devnet"), accounts.clone());
     config.block_interval = None;

@@ -236,7 +236,7 @@ pub fn run(args: IndexerBenchArgs) -> anyhow::Result<()> {
     let (mut http_latencies, mut raw_latencies) = (Vec::new(), Vec::new());
     for (round, (bodies, batches)) in bodies.chunks(ROUND).zip(batches.chunks(ROUND)).enumerate() {
         let start = Instant::now();
-        runtime.block_on(post_blocks(&client, &server.url, round * ROUND, bodies, &mut http_latencies))?;
+        runtime.block_on(post_blocks(&client, &server.observer, round * ROUND, bodies, &mut http_latencies))?;
         http_time += start.elapsed();
         let start = Instant::now();
         for batch in batches {
@@ -367,22 +367,26 @@ fn print_report(r: &IndexerBenchReport) {
     }
 }
 
-/// The indexer's HTTP server, on a loopback port.
+/// The indexer's HTTP servers, on loopback ports: the observer endpoints
+/// and the query routes.
 struct Server {
-    url: String,
+    observer: String,
+    query: String,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Server {
     async fn start(indexer: Indexer) -> anyhow::Result<Server> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
+        let observer = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let query = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let (observer_url, query_url) =
+            (format!("http://{}", observer.local_addr()?), format!("http://{}", query.local_addr()?));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(medanchor_indexer::server::run(indexer, None, listener, async move {
+        let task = tokio::spawn(medanchor_indexer::server::serve(indexer, None, observer, query, async move {
             let _ = stopped.await;
         }));
-        Ok(Server { url, stop, task })
+        Ok(Server { observer: observer_url, query: query_url, stop, task })
     }
 
     async fn stop(self) -> anyhow::Result<()> {
@@ -991,7 +995,7 @@ async fn http_queries(
     records: &[(Principal, RecordFilter)],
 ) -> anyhow::Result<(Latency, Latency)> {
     let server = Server::start(indexer).await?;
-    let base = server.url.clone();
+    let base = server.query.clone();
     let result = async {
         let client = reqwest::Client::new();
         let get = |url: String| {

@@ -12,10 +12,19 @@ pub struct IndexerArgs {
     /// Where the index lives.
     #[arg(long, default_value = ".medanchor/indexer")]
     pub data_dir: PathBuf,
-    /// The event-observer address stacks-node POSTs to (Hiro's event port;
-    /// loopback by default). The query routes are served here too.
+    /// The event-observer address stacks-node POSTs to (Hiro's event port).
+    /// Trusted input, without authentication: loopback or a private
+    /// network only, unless `--observer-allow-public`.
     #[arg(long, default_value = "127.0.0.1:3700")]
     pub observer_bind: std::net::SocketAddr,
+    /// The read-only query address (`/v1/…`).
+    #[arg(long, default_value = "127.0.0.1:3999")]
+    pub query_bind: std::net::SocketAddr,
+    /// Let the observer listen on an address that is neither loopback nor
+    /// private. Whoever can reach it can write the index: put something
+    /// in front of it that only lets the node through.
+    #[arg(long)]
+    pub observer_allow_public: bool,
     /// The node's RPC, for `/v1/status` to report the lag (optional).
     #[arg(long)]
     pub node_rpc: Option<String>,
@@ -56,22 +65,61 @@ pub fn open(data_dir: &Path, deployer: &str, undo_depth: u64) -> anyhow::Result<
     Indexer::open(data_dir, config).with_context(|| format!("opening the index in {}", data_dir.display()))
 }
 
+/// Refuses an observer address anyone could reach (see
+/// [`medanchor_indexer::server::observer_bind_allowed`]) unless
+/// `allow_public`, and an observer address equal to the query address.
+/// `flag` names the override in the error.
+pub fn check_binds(
+    observer: std::net::SocketAddr,
+    query: std::net::SocketAddr,
+    allow_public: bool,
+    flag: &str,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        allow_public || medanchor_indexer::server::observer_bind_allowed(observer.ip()),
+        "the observer address {observer} is neither loopback nor private: whoever can reach it can write the index \
+         (a forged block is applied like the node's). Bind it to loopback or a private network the node shares, \
+         or pass {flag} if something in front of it lets only the node through"
+    );
+    anyhow::ensure!(
+        observer != query || observer.port() == 0,
+        "the observer and query addresses are both {observer}: they must differ (the observer is trusted input, \
+         the queries are public)"
+    );
+    Ok(())
+}
+
+/// Binds the observer and query listeners.
+pub async fn bind(
+    observer: std::net::SocketAddr,
+    query: std::net::SocketAddr,
+) -> anyhow::Result<(tokio::net::TcpListener, tokio::net::TcpListener)> {
+    let observer_listener = tokio::net::TcpListener::bind(observer)
+        .await
+        .with_context(|| format!("binding the indexer's observer address {observer}"))?;
+    let query_listener = tokio::net::TcpListener::bind(query)
+        .await
+        .with_context(|| format!("binding the indexer's query address {query}"))?;
+    Ok((observer_listener, query_listener))
+}
+
 /// Runs the indexer alone until Ctrl-C.
 pub fn run(args: IndexerArgs) -> anyhow::Result<()> {
+    check_binds(args.observer_bind, args.query_bind, args.observer_allow_public, "--observer-allow-public")?;
     let indexer = open(&args.data_dir, &args.deployer, args.undo_depth)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.observer_bind)
-            .await
-            .with_context(|| format!("binding the observer address {}", args.observer_bind))?;
-        let addr = listener.local_addr()?;
-        println!("medanchor indexer: observer on http://{addr} (point stacks-node's [[events_observer]] here)");
-        println!("  queries: http://{addr}/v1/status, data in {}", args.data_dir.display());
+        let (observer, query) = bind(args.observer_bind, args.query_bind).await?;
+        let (at, query_at) = (observer.local_addr()?, query.local_addr()?);
+        println!("medanchor indexer: observer on http://{at} (point stacks-node's [[events_observer]] here)");
+        println!("  queries: http://{query_at}/v1/status, data in {}", args.data_dir.display());
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
             println!("shutting down");
         };
-        medanchor_indexer::server::run(indexer, args.node_rpc, listener, shutdown).await.context("indexer server")
+        medanchor_indexer::server::serve(indexer, args.node_rpc, observer, query, shutdown)
+            .await
+            .context("indexer server")
     })
 }
 

@@ -100,9 +100,18 @@ enum IndexerCommand {
 struct UpArgs {
     #[command(flatten)]
     devnet: DevnetArgs,
-    /// The indexer's event-observer and query address.
-    #[arg(long, default_value = "127.0.0.1:3700")]
-    indexer_bind: std::net::SocketAddr,
+    /// The indexer's event-observer address, where the devnet posts its
+    /// blocks: trusted input, loopback or a private network only (unless
+    /// `--indexer-observer-allow-public`). `--indexer-bind` is an alias.
+    #[arg(long, alias = "indexer-bind", default_value = "127.0.0.1:3700")]
+    indexer_observer_bind: std::net::SocketAddr,
+    /// The indexer's read-only query address (`/v1/…`).
+    #[arg(long, default_value = "127.0.0.1:3999")]
+    indexer_query_bind: std::net::SocketAddr,
+    /// Let the indexer's observer listen on an address that is neither
+    /// loopback nor private (whoever reaches it can write the index).
+    #[arg(long)]
+    indexer_observer_allow_public: bool,
     /// Where the index lives.
     #[arg(long, default_value = ".medanchor/indexer")]
     indexer_data_dir: std::path::PathBuf,
@@ -120,6 +129,13 @@ struct UpArgs {
     /// (custodial providers, for hospital systems).
     #[arg(long = "custodial", default_values_t = ["wallet_2".to_string(), "wallet_3".to_string()])]
     custodial: Vec<String>,
+}
+
+/// The indexer part of `medanchor up`.
+struct IndexerUp {
+    observer_bind: std::net::SocketAddr,
+    query_bind: std::net::SocketAddr,
+    data_dir: std::path::PathBuf,
 }
 
 /// The API part of `medanchor up`.
@@ -198,13 +214,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Contracts { command: ContractsCommand::Costs { json } } => costs(json),
         Command::Up(args) => {
+            indexer::check_binds(
+                args.indexer_observer_bind,
+                args.indexer_query_bind,
+                args.indexer_observer_allow_public,
+                "--indexer-observer-allow-public",
+            )?;
+            let index = IndexerUp {
+                observer_bind: args.indexer_observer_bind,
+                query_bind: args.indexer_query_bind,
+                data_dir: args.indexer_data_dir,
+            };
             let api = ApiArgs {
                 bind: args.api_bind,
                 data_dir: args.api_data_dir,
                 keys_dir: args.keys_dir,
                 custodial: args.custodial,
             };
-            devnet(args.devnet, Some((args.indexer_bind, args.indexer_data_dir, api)))
+            devnet(args.devnet, Some((index, api)))
         }
         Command::Devnet(args) => devnet(args, None),
         Command::Indexer { command: None, args } => indexer::run(args),
@@ -253,12 +280,9 @@ fn costs(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the devnet; with `indexer` (bind address, data dir) also the
-/// indexer, subscribed to the devnet as an event observer (`medanchor up`).
-fn devnet(
-    args: DevnetArgs,
-    indexer: Option<(std::net::SocketAddr, std::path::PathBuf, ApiArgs)>,
-) -> anyhow::Result<()> {
+/// Runs the devnet; with `indexer` also the indexer, subscribed to the
+/// devnet as an event observer, and the API (`medanchor up`).
+fn devnet(args: DevnetArgs, indexer: Option<(IndexerUp, ApiArgs)>) -> anyhow::Result<()> {
     use medanchor_devnet::node::{Node, NodeConfig};
     use medanchor_wallet::accounts::{load_accounts, parse_accounts, DEFAULT_DEVNET_TOML};
 
@@ -275,19 +299,17 @@ fn devnet(
         config.observers = args.observers.clone();
         let (indexer, api) = match indexer {
             None => (None, None),
-            Some((bind, dir, api)) => {
-                let index = indexer::open(&dir, deployer, 10_000)?;
-                let listener = tokio::net::TcpListener::bind(bind)
-                    .await
-                    .with_context(|| format!("binding the indexer address {bind}"))?;
-                config.observers.push(listener.local_addr()?.to_string());
-                (Some((index, listener, dir)), Some(api))
+            Some((up, api)) => {
+                let (observer, query) = indexer::bind(up.observer_bind, up.query_bind).await?;
+                config.observers.push(observer.local_addr()?.to_string());
+                (Some((observer, query, up.data_dir)), Some(api))
             }
         };
         let node = Node::open(config).with_context(|| format!("opening the chain in {}", args.data_dir.display()))?;
-        if let Some((index, _, dir)) = &indexer {
-            catch_up(&node, index, dir)?;
-        }
+        let indexer = match indexer {
+            None => None,
+            Some((observer, query, dir)) => Some((catch_up(&node, &dir, deployer)?, observer, query, dir)),
+        };
         let listener = tokio::net::TcpListener::bind(args.rpc_bind)
             .await
             .with_context(|| format!("binding the RPC address {}", args.rpc_bind))?;
@@ -317,10 +339,11 @@ fn devnet(
         let mut api_task = None;
         let indexer_task = match indexer {
             None => None,
-            Some((index, listener, dir)) => {
-                let at = listener.local_addr()?;
+            Some((index, observer, query, dir)) => {
+                let (at, query_at) = (observer.local_addr()?, query.local_addr()?);
                 println!(
-                    "medanchor indexer: observer and queries on http://{at} (e.g. http://{at}/v1/status), data in {}",
+                    "medanchor indexer: queries on http://{query_at} (e.g. http://{query_at}/v1/status), \
+                     the devnet's events on http://{at}, data in {}",
                     dir.display()
                 );
                 if let Some(api) = &api {
@@ -355,7 +378,7 @@ fn devnet(
                     );
                 }
                 let rpc = Some(format!("http://{addr}"));
-                Some(tokio::spawn(medanchor_indexer::server::run(index, rpc, listener, stopped())))
+                Some(tokio::spawn(medanchor_indexer::server::serve(index, rpc, observer, query, stopped())))
             }
         };
         if indexer_task.is_some() {
@@ -382,32 +405,80 @@ fn devnet(
     })
 }
 
-/// Brings an index up to the devnet before the node starts delivering:
-/// an empty index is rebuilt from the stored blocks (the node's delivery
-/// cursor may already be past them), and an index built from another
-/// chain is refused rather than silently mixed.
+/// Opens the index in `dir` and brings it up to the devnet before the node
+/// starts delivering. An empty index is built from the stored blocks (the
+/// node's delivery cursor may already be past them) and one behind the
+/// devnet catches up from them. An index that is not the devnet's — its
+/// tip is not the devnet's block at that height (built from another chain,
+/// or left on a forged block), or written by an incompatible version — is
+/// moved aside, with a warning, and rebuilt from the stored blocks: `up`
+/// always starts, and nothing is deleted.
 fn catch_up(
     node: &medanchor_devnet::node::Node,
-    index: &medanchor_indexer::Indexer,
     dir: &std::path::Path,
-) -> anyhow::Result<()> {
+    deployer: &str,
+) -> anyhow::Result<medanchor_indexer::Indexer> {
     use medanchor_indexer::ChainReader;
-    let status = medanchor_indexer::query::IndexReader::new(index.db().clone()).status()?;
     let state = node.lock();
-    match (status.tip_height, status.tip_index_block_hash) {
-        (None, _) => {
-            let applied = indexer::replay_devnet(index, &state.chain, 0)?;
-            tracing::info!(blocks = applied, "index built from the devnet's stored blocks");
+    let reason = match indexer::open(dir, deployer, 10_000) {
+        Ok(index) => {
+            let status = medanchor_indexer::query::IndexReader::new(index.db().clone()).status()?;
+            let reason = match (status.tip_height, status.tip_index_block_hash) {
+                (None, _) => {
+                    let applied = indexer::replay_devnet(&index, &state.chain, 0)?;
+                    tracing::info!(blocks = applied, "index built from the devnet's stored blocks");
+                    return Ok(index);
+                }
+                (Some(height), Some(hash)) => {
+                    let ours =
+                        state.chain.block(height)?.map(|b| format!("0x{}", hex::encode(b.header.index_block_hash)));
+                    if ours.as_deref() == Some(hash.as_str()) {
+                        if height < state.chain.tip().height {
+                            let applied = indexer::replay_devnet(&index, &state.chain, height + 1)?;
+                            tracing::info!(blocks = applied, "index caught up from the devnet's stored blocks");
+                        }
+                        return Ok(index);
+                    }
+                    format!("its block {height} ({hash}) is not this devnet's")
+                }
+                (Some(height), None) => format!("its tip at height {height} has no hash"),
+            };
+            // Closes the database before it is moved.
+            drop(index);
+            reason
         }
-        (Some(height), Some(hash)) => {
-            let ours = state.chain.block(height)?.map(|b| format!("0x{}", hex::encode(b.header.index_block_hash)));
-            anyhow::ensure!(
-                ours.as_deref() == Some(hash.as_str()),
-                "the index in {} was built from another chain (its block {height} is not this devnet's); remove it to rebuild",
-                dir.display()
-            );
-        }
-        _ => {}
+        Err(e) => match e.downcast_ref::<medanchor_indexer::Error>() {
+            Some(schema @ medanchor_indexer::Error::Schema { .. }) => schema.to_string(),
+            _ => return Err(e),
+        },
+    };
+    let aside = aside_path(dir);
+    std::fs::rename(dir, &aside).with_context(|| format!("moving {} aside to {}", dir.display(), aside.display()))?;
+    tracing::warn!(
+        index = %dir.display(),
+        moved_to = %aside.display(),
+        "the index is not this devnet's ({reason}): built from another chain, left on a block the devnet does not \
+         have, or by an incompatible version. Moved aside and rebuilt from the devnet's stored blocks"
+    );
+    let index = indexer::open(dir, deployer, 10_000)?;
+    let applied = indexer::replay_devnet(&index, &state.chain, 0)?;
+    tracing::info!(blocks = applied, "index rebuilt from the devnet's stored blocks");
+    Ok(index)
+}
+
+/// `{dir}.aside-{UTC time}`, not yet used.
+fn aside_path(dir: &std::path::Path) -> std::path::PathBuf {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let stamp = client::utc(ms).replace(" UTC", "Z").replace(['-', ':'], "").replace(' ', "T");
+    let name = dir.file_name().map_or_else(|| "indexer".into(), |n| n.to_string_lossy().into_owned());
+    let base = dir.with_file_name(format!("{name}.aside-{stamp}"));
+    let mut candidate = base.clone();
+    let mut n = 1;
+    while candidate.exists() {
+        n += 1;
+        candidate = std::path::PathBuf::from(format!("{}-{n}", base.display()));
     }
-    Ok(())
+    candidate
 }

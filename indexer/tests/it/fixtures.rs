@@ -35,6 +35,7 @@ fn foreign_config() -> IndexerConfig {
         consent_contract: "ST000000000000000000002AMW42H.pox-4".into(),
         records_contract: "SP000000000000000000002Q6VF78.bns".into(),
         undo_depth: 10_000,
+        max_orphans: 1_000,
     }
 }
 

@@ -163,6 +163,8 @@ async fn new_block_answers_200_with_the_outcome_and_400_for_malformed_bodies() {
     let valid: Value = chain.block("A5").to_json();
     let mut bad_hash = valid.clone();
     bad_hash["index_block_hash"] = json!("0x1234");
+    let mut bad_parent = valid.clone();
+    bad_parent["parent_index_block_hash"] = json!(format!("0x{}", "zz".repeat(32)));
     let mut missing = valid.clone();
     missing.as_object_mut().expect("object").remove("burn_block_height");
     let mut bad_txid = valid.clone();
@@ -173,6 +175,11 @@ async fn new_block_answers_200_with_the_outcome_and_400_for_malformed_bodies() {
         ("/new_block", b"[]".to_vec(), "bad payload: /new_block"),
         ("/new_block", serde_json::to_vec(&missing).expect("json"), "burn_block_height"),
         ("/new_block", serde_json::to_vec(&bad_hash).expect("json"), "index_block_hash must be 32 bytes of hex"),
+        (
+            "/new_block",
+            serde_json::to_vec(&bad_parent).expect("json"),
+            "parent_index_block_hash must be 32 bytes of hex",
+        ),
         ("/new_block", serde_json::to_vec(&bad_txid).expect("json"), "txid must be 32 bytes of hex"),
         ("/new_burn_block", b"{\"burn_block_height\": 5}".to_vec(), "bad payload: /new_burn_block"),
         ("/new_burn_block", b"{\"burn_block_hash\": \"0x00\", \"burn_block_height\": 5}".to_vec(), "burn_block_hash"),
@@ -458,4 +465,63 @@ async fn bad_input_gets_precise_400s_and_unknown_ids_404() {
     // The cursors themselves work where they were issued.
     let (status, _) = server.get(&format!("/v1/patients/{p}/history?cursor={history_cursor}")).await;
     assert_eq!(status, 200);
+}
+
+/// The observer endpoints and the query routes never share a port: a
+/// query client cannot post blocks, and the node's endpoint answers no
+/// queries.
+#[tokio::test]
+async fn the_observer_and_query_ports_serve_only_their_own_routes() {
+    let (_index, server, _) = served().await;
+    let (chain, _) = chain();
+    let observer_paths = [
+        "/new_block",
+        "/new_burn_block",
+        "/new_mempool_tx",
+        "/drop_mempool_tx",
+        "/new_microblocks",
+        "/attachments/new",
+    ];
+    for path in observer_paths {
+        let (status, got) = server.post_to(&server.query, path, chain.block("A5").to_bytes()).await;
+        assert!(status == 404 || status == 405, "POST {path} on the query port: {status} {got}");
+        let (status, _) = server.post_to(&server.observer, path, b"{}".to_vec()).await;
+        assert!(status == 200 || status == 400, "POST {path} on the observer port: {status}");
+    }
+    let p = patient();
+    for path in ["/v1/status".to_string(), format!("/v1/patients/{p}"), format!("/v1/patients/{p}/consents")] {
+        let (status, got) = server.get_from(&server.observer, &path).await;
+        assert!(status == 404 || status == 405, "GET {path} on the observer port: {status} {got}");
+        let (status, _) = server.get_from(&server.query, &path).await;
+        assert_eq!(status, 200, "GET {path} on the query port");
+    }
+}
+
+#[test]
+fn the_observer_may_listen_on_loopback_and_private_networks_only() {
+    let table = [
+        ("127.0.0.1", true),
+        ("127.8.9.10", true),
+        ("::1", true),
+        ("10.0.0.5", true),
+        ("172.16.0.1", true),
+        ("172.31.255.254", true),
+        ("192.168.1.20", true),
+        ("fd12:3456::1", true),
+        ("::ffff:10.1.2.3", true),
+        ("::ffff:127.0.0.1", true),
+        ("0.0.0.0", false),
+        ("::", false),
+        ("172.32.0.1", false),
+        ("100.64.0.1", false),
+        ("169.254.169.254", false),
+        ("8.8.8.8", false),
+        ("fe80::1", false),
+        ("2001:db8::1", false),
+        ("::ffff:8.8.8.8", false),
+    ];
+    for (ip, allowed) in table {
+        let addr: std::net::IpAddr = ip.parse().expect("ip");
+        assert_eq!(medanchor_indexer::server::observer_bind_allowed(addr), allowed, "{ip}");
+    }
 }

@@ -252,7 +252,7 @@ async fn workload(seed: u64) -> BTreeMap<Result<u8, u32>, usize> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let server = tokio::spawn(medanchor_indexer::server::run(index.clone(), None, observer, stopped()));
+    let server = tokio::spawn(medanchor_indexer::server::serve_observer(index.clone(), observer, stopped()));
 
     let mut accounts = parse_accounts(DEFAULT_DEVNET_TOML, "Devnet.toml").expect("accounts");
     let deployer_key = accounts.iter().find(|a| a.name == "deployer").expect("deployer").key.clone();

@@ -3,6 +3,7 @@
 mod consent;
 mod fixtures;
 mod http;
+mod linkage;
 mod live;
 mod scenarios;
 mod support;

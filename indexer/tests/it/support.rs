@@ -608,6 +608,21 @@ impl Chain {
         self.insert(label, parent_id, height, burn, ledger, build);
     }
 
+    /// Adds `label` on `parent` claiming height `height` whatever the
+    /// parent's is: a forged or broken block (one burn block later, the
+    /// parent's ledger, so `build` may grant and revoke as on the parent).
+    pub fn add_claiming(&mut self, label: &str, parent: &str, height: u64, build: impl FnOnce(&mut BlockBuilder)) {
+        let (p, ledger) = self.blocks.get(parent).unwrap_or_else(|| panic!("no block {parent}"));
+        let (parent_id, burn, ledger) = (p.id, p.burn_block_height + 1, ledger.clone());
+        self.insert(label, parent_id, height, burn, ledger, build);
+    }
+
+    /// Adds `label`, without transactions, on a parent id no block of the
+    /// chain has, at `height`: an orphan whose parent never arrives.
+    pub fn add_unlinked(&mut self, label: &str, parent: [u8; 32], height: u64) {
+        self.insert(label, parent, height, BURN_BASE + height, Ledger::default(), |_| {});
+    }
+
     /// Adds a branch: `count` blocks named `{name}{height}`, the first on
     /// `from`, each carrying a realistic mix of events.
     pub fn branch(&mut self, name: &str, from: &str, count: u64) {
@@ -665,31 +680,41 @@ impl Chain {
     }
 }
 
-/// The indexer's HTTP server on a loopback port, for the duration of a test.
+/// The indexer's HTTP servers on two loopback ports, for the duration of a
+/// test: the observer endpoints and the query routes.
 pub struct Server {
-    /// `http://127.0.0.1:port`.
-    pub base: String,
-    /// A client for it.
+    /// The observer endpoints, `http://127.0.0.1:port`.
+    pub observer: String,
+    /// The query routes, `http://127.0.0.1:port`.
+    pub query: String,
+    /// A client for them.
     pub client: reqwest::Client,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
-    /// Serves `server::router(indexer)` on `127.0.0.1:0`.
+    /// Serves `server::serve(indexer)` on two `127.0.0.1:0` listeners.
     pub async fn start(indexer: Indexer) -> Server {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-        let base = format!("http://{}", listener.local_addr().expect("local address"));
-        let app = medanchor_indexer::server::router(indexer, None);
-        let task = tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-        Server { base, client: reqwest::Client::new(), task }
+        let observer = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let query = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let base = |l: &tokio::net::TcpListener| format!("http://{}", l.local_addr().expect("local address"));
+        let (observer_base, query_base) = (base(&observer), base(&query));
+        let serve = medanchor_indexer::server::serve(indexer, None, observer, query, std::future::pending());
+        let task = tokio::spawn(async move { serve.await.expect("serve") });
+        Server { observer: observer_base, query: query_base, client: reqwest::Client::new(), task }
     }
 
-    /// POSTs `body` to `path`; returns the status and the body as JSON
-    /// (`Null` when it is empty or not JSON).
+    /// POSTs `body` to `path` on the observer port; returns the status and
+    /// the body as JSON (`Null` when it is empty or not JSON).
     pub async fn post(&self, path: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+        self.post_to(&self.observer, path, body).await
+    }
+
+    /// POSTs `body` to `path` on `base`.
+    pub async fn post_to(&self, base: &str, path: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
         let response = self
             .client
-            .post(format!("{}{path}", self.base))
+            .post(format!("{base}{path}"))
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -698,9 +723,15 @@ impl Server {
         Self::read(response).await
     }
 
-    /// GETs `path_and_query`; returns the status and the JSON body.
+    /// GETs `path_and_query` on the query port; returns the status and the
+    /// JSON body.
     pub async fn get(&self, path_and_query: &str) -> (u16, serde_json::Value) {
-        let response = self.client.get(format!("{}{path_and_query}", self.base)).send().await.expect("GET");
+        self.get_from(&self.query, path_and_query).await
+    }
+
+    /// GETs `path_and_query` on `base`.
+    pub async fn get_from(&self, base: &str, path_and_query: &str) -> (u16, serde_json::Value) {
+        let response = self.client.get(format!("{base}{path_and_query}")).send().await.expect("GET");
         Self::read(response).await
     }
 

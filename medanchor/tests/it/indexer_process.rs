@@ -76,21 +76,25 @@ fn chain(len: u64) -> Vec<SynthBlock> {
 
 struct Process {
     child: Child,
+    /// The observer endpoints.
     base: String,
+    /// The query routes.
+    query: String,
 }
 
 impl Process {
     fn start(dir: &Path) -> Process {
-        let port = free_port();
+        let (port, query) = (free_port(), free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_medanchor"))
             .args(["indexer", "--data-dir"])
             .arg(dir)
             .args(["--observer-bind", &format!("127.0.0.1:{port}")])
+            .args(["--query-bind", &format!("127.0.0.1:{query}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn medanchor indexer");
-        Process { child, base: format!("http://127.0.0.1:{port}") }
+        Process { child, base: format!("http://127.0.0.1:{port}"), query: format!("http://127.0.0.1:{query}") }
     }
 }
 
@@ -127,7 +131,7 @@ fn kill_9_during_delivery_loses_no_acknowledged_block_and_redelivery_changes_not
     let mut kills = 0;
     for cycle in 0..5 {
         let mut process = Process::start(&dir);
-        let status_url = format!("{}/v1/status", process.base);
+        let status_url = format!("{}/v1/status", process.query);
         let deadline = Instant::now() + Duration::from_secs(30);
         let status: serde_json::Value = loop {
             if let Ok(r) = rt.block_on(http.get(&status_url).send()) {
@@ -176,4 +180,48 @@ fn kill_9_during_delivery_loses_no_acknowledged_block_and_redelivery_changes_not
     assert!(kills >= 3, "only {kills} kills happened");
     let survived = Indexer::open(&dir, config).expect("reopen");
     assert_eq!(derived(&survived), derived(&reference), "the crashed index differs from an uninterrupted one");
+}
+
+/// The observer endpoint is trusted input: `medanchor indexer` refuses to
+/// serve it on an address anyone could reach unless told to, and never on
+/// the query address.
+#[test]
+fn the_indexer_refuses_a_public_observer_address_and_a_shared_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().display().to_string();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_medanchor"))
+            .args(["indexer", "--data-dir", &data])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run medanchor indexer")
+    };
+    let cases: [(&[&str], &str); 3] = [
+        (&["--observer-bind", "0.0.0.0:0", "--query-bind", "127.0.0.1:0"], "--observer-allow-public"),
+        (&["--observer-bind", "[::]:0", "--query-bind", "127.0.0.1:0"], "neither loopback nor private"),
+        (&["--observer-bind", "127.0.0.1:3999"], "must differ"),
+    ];
+    for (args, message) in cases {
+        let out = run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(message), "{args:?}: {stderr}");
+    }
+    // Allowed when asked for (the process then serves until killed).
+    let (observer, query) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medanchor"))
+        .args(["indexer", "--data-dir", &data, "--observer-allow-public"])
+        .args(["--observer-bind", &format!("0.0.0.0:{observer}"), "--query-bind", &format!("127.0.0.1:{query}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn medanchor indexer");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", query)).is_err() {
+        assert!(child.try_wait().expect("try_wait").is_none(), "--observer-allow-public did not start it");
+        assert!(Instant::now() < deadline, "the indexer did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -7,5 +7,6 @@ mod devnet_process;
 mod indexer_process;
 mod keys;
 mod share_js;
+mod up_index;
 mod verify;
 mod wallet;
