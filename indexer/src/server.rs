@@ -168,20 +168,6 @@ pub async fn serve_observer(
     axum::serve(listener, observer_router(indexer)).with_graceful_shutdown(shutdown).await
 }
 
-/// [`serve_observer`] under the signature of the one-port server this
-/// replaced, for callers that only ever posted blocks to it; `node_rpc` is
-/// unused (it served `/v1/status`, which needs its own listener now: see
-/// [`serve`]).
-pub async fn run(
-    indexer: Indexer,
-    node_rpc: Option<String>,
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let _ = node_rpc;
-    serve_observer(indexer, listener, shutdown).await
-}
-
 async fn accepted() -> StatusCode {
     StatusCode::OK
 }

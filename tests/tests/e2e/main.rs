@@ -126,7 +126,7 @@ async fn start_with(configure: impl FnOnce(&mut ApiConfig), clock: Option<app::C
     let index = Indexer::open(&dir.path().join("index"), IndexerConfig::for_deployer(DEPLOYER_ADDRESS)).expect("index");
     let observer = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let observer_addr = observer.local_addr().expect("addr").to_string();
-    tokio::spawn(medanchor_indexer::server::run(index.clone(), None, observer, std::future::pending()));
+    tokio::spawn(medanchor_indexer::server::serve_observer(index.clone(), observer, std::future::pending()));
 
     let mut config = NodeConfig::new(dir.path().join("devnet"), accounts.clone());
     config.block_interval = None;
