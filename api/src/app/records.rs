@@ -440,15 +440,42 @@ pub(crate) fn version_or_latest(s: &AppState, id: &[u8; 16], version: Option<u64
                 .map_err(ApiError::internal)?
                 .ok_or_else(|| ApiError::NotFound(format!("record 0x{} version {v}", hex::encode(id))))
         }
-        None => latest(s, id),
+        None => current(s, id),
     }
 }
 
-pub(crate) fn latest(s: &AppState, id: &[u8; 16]) -> ApiResult<RecordMeta> {
-    s.db.versions(id)
-        .map_err(ApiError::internal)?
-        .pop()
-        .ok_or_else(|| ApiError::NotFound(format!("record 0x{}", hex::encode(id))))
+/// The version a record is at: its latest anchored version — a pending or
+/// failed version above it is visible by number, never served as current.
+/// Before any version is anchored, the latest stored one, whose anchor
+/// status says where it stands.
+pub(crate) fn current(s: &AppState, id: &[u8; 16]) -> ApiResult<RecordMeta> {
+    let mut versions = s.db.versions(id).map_err(ApiError::internal)?;
+    match versions.iter().rposition(|m| m.status == AnchorStatus::Anchored) {
+        Some(i) => Ok(versions.swap_remove(i)),
+        None => versions.pop().ok_or_else(|| ApiError::NotFound(format!("record 0x{}", hex::encode(id)))),
+    }
+}
+
+/// What an update builds on: the version the chain has (`on_chain`, from
+/// the indexer) and the number the new version gets, `on_chain + 1`. The
+/// version numbers must be the chain's, so a version the chain refused
+/// leaves no gap (its slot is reused: it never existed on-chain), and a
+/// version still being anchored makes the next update wait (409) instead
+/// of building on something the chain may refuse.
+fn update_base(versions: &[RecordMeta], on_chain: Option<u64>) -> ApiResult<u64> {
+    let Some(on_chain) = on_chain else {
+        return Err(ApiError::State {
+            code: "record-not-anchored",
+            detail: "the record's creation is not on-chain yet (or was refused): update it once it is".into(),
+        });
+    };
+    if let Some(pending) = versions.iter().find(|m| m.version > on_chain && m.status == AnchorStatus::Pending) {
+        return Err(ApiError::State {
+            code: "version-pending",
+            detail: format!("version {} is still being anchored; update again once it is", pending.version),
+        });
+    }
+    Ok(on_chain)
 }
 
 #[derive(Deserialize)]
@@ -610,19 +637,31 @@ pub(crate) async fn update_record(
     // winner's version and gets 409.
     let lock = s.record_locks.lock().unwrap_or_else(|p| p.into_inner()).entry(id).or_default().clone();
     let _guard = lock.lock().await;
-    let current = latest(&s, &id)?;
+    let versions = s.db.versions(&id).map_err(ApiError::internal)?;
+    let current =
+        versions.last().cloned().ok_or_else(|| ApiError::NotFound(format!("record 0x{}", hex::encode(id))))?;
     let mut entry = caller.entry(role_of(&s, &who)?, "record.update");
     entry.patient = Some(current.patient.clone());
     entry.record_id = Some(current.record_id.clone());
-    entry.version = Some(current.version + 1);
-    if expected != current.version {
+    let on_chain = s.chain.record_access(&id, &who).map_err(ApiError::internal)?.map(|(r, _)| r.version);
+    let base = match update_base(&versions, on_chain) {
+        Ok(base) => base,
+        Err(e) => {
+            entry.outcome = "denied".into();
+            entry.reason = Some(e.status_code().1.into());
+            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            return Err(e);
+        }
+    };
+    entry.version = Some(base + 1);
+    if expected != base {
         entry.outcome = "denied".into();
-        entry.reason = Some(format!("stale version {expected}, current {}", current.version));
+        entry.reason = Some(format!("stale version {expected}, current {base}"));
         s.audit.append(entry).await.map_err(ApiError::internal)?;
         return Err(ApiError::Conflict {
             status: StatusCode::CONFLICT,
             detail: format!("version {expected} is not the current version"),
-            current_version: current.version,
+            current_version: base,
         });
     }
     let record_type = parse_record_type(&current.record_type)?;
@@ -642,11 +681,15 @@ pub(crate) async fn update_record(
             return Err(e);
         }
     };
-    let version = current.version + 1;
+    let version = base + 1;
+    if let Some(refused) = versions.iter().find(|m| m.version == version) {
+        // The chain refused that version: its slot is this one's now.
+        tracing::info!(record = %current.record_id, version, failure = ?refused.failure, "replacing a refused version");
+    }
     let meta = store_version(&s, &id, version, &patient, &who, record_type, &content_type, &plaintext)?;
     entry.method = Some(method);
     s.audit.append(entry).await.map_err(ApiError::internal)?;
-    let call = ContractCall::update_record(id, current.version, hash32(&meta.data_hash)?, None);
+    let call = ContractCall::update_record(id, base, hash32(&meta.data_hash)?, None);
     let meta = anchor(&s, &who, &id, meta, &call, &signing).await?;
     Ok(with_request_id(
         (StatusCode::ACCEPTED, Json(record_json(&meta, &signing, Some((&call, &s.config.contracts))))).into_response(),

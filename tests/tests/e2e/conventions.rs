@@ -12,6 +12,21 @@ async fn one_of_two_concurrent_writers_wins_and_every_error_is_a_problem() {
     let (patient, _) = sys.consent_provider("wallet_2").await;
     let token = sys.sign_in("wallet_2").await;
     let id = create(&sys, &token, &patient, "lab-results").await;
+    // Versions build on what the chain has: none before the creation is
+    // mined.
+    let early = sys
+        .http
+        .put(format!("{}/v1/records/{id}", sys.api))
+        .bearer_auth(&token)
+        .header("if-match", "\"1\"")
+        .json(&json!({ "record_type": "lab-results", "content": { "value": 0 } }))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(early.status(), 409);
+    let body: Value = early.json().await.expect("json");
+    assert_eq!(body["code"], "record-not-anchored", "{body}");
+    sys.mine().await;
 
     // Two writers who both read version 1.
     let put = |value: u64| {
@@ -75,4 +90,73 @@ async fn one_of_two_concurrent_writers_wins_and_every_error_is_a_problem() {
     assert_eq!(list("from_time=0".into()).await, 1);
     assert_eq!(list("to_time=1".into()).await, 0);
     assert_eq!(list("from_height=100000".into()).await, 0);
+}
+
+/// A version the chain refuses leaves the record updatable: the next
+/// update builds on the chain's version and takes the refused one's slot
+/// (before, every later update was sent with a version the chain never
+/// had, and aborted with ERR-VERSION-CONFLICT for ever); a version still in
+/// flight makes the next update wait; reads serve the anchored version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_version_leaves_the_record_updatable() {
+    use medanchor_contracts::types::AccessLevel;
+    use medanchor_contracts::DEPLOYER_ADDRESS;
+    use medanchor_wallet::{ContractCall, GrantDuration, RpcClient, Wallet};
+
+    let sys = super::start().await;
+    let (patient, provider) = sys.consent_provider("wallet_2").await;
+    let token = sys.sign_in("wallet_2").await;
+    let id = create(&sys, &token, &patient, "lab-results").await;
+    sys.mine().await;
+    medanchor_api::app::track_once(&sys.state).expect("track");
+    let put = |version: u64, value: u64| {
+        sys.http
+            .put(format!("{}/v1/records/{id}", sys.api))
+            .bearer_auth(&token)
+            .header("if-match", format!("\"{version}\""))
+            .json(&json!({ "record_type": "lab-results", "content": { "value": value } }))
+            .send()
+    };
+
+    // The patient revokes the provider's access in the block that mines
+    // the update (a higher fee puts it first): the chain refuses version 2.
+    let patient_wallet =
+        Wallet::connect(sys.key("wallet_1").clone(), RpcClient::new(&sys.rpc).expect("rpc"), DEPLOYER_ADDRESS)
+            .await
+            .expect("wallet");
+    patient_wallet.submit(&ContractCall::revoke_provider_access(&provider), Some(50_000)).await.expect("revoke");
+    let r = put(1, 2).await.expect("put");
+    assert_eq!(r.status(), 202);
+    // Still in flight: the next update waits.
+    let r = put(1, 3).await.expect("put");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["code"], "version-pending", "{body}");
+    sys.mine().await;
+    medanchor_api::app::track_once(&sys.state).expect("track");
+    // The patient reads (the provider has no access level now).
+    let patient_token = sys.sign_in("wallet_1").await;
+    let (_, v2) = sys.get(&format!("/v1/records/{id}?version=2"), &patient_token).await;
+    assert_eq!(v2["anchor"]["status"], "failed", "{v2}");
+    let (_, current) = sys.get(&format!("/v1/records/{id}"), &patient_token).await;
+    assert_eq!((current["version"].as_u64(), &current["content"]), (Some(1), &json!({ "note": "lab-results" })));
+
+    // Access back: the next update is version 2 again, on the chain's 1.
+    sys.tx(
+        "wallet_1",
+        ContractCall::grant_provider_access(&provider, AccessLevel::Write, GrantDuration::UntilRevoked).expect("call"),
+    )
+    .await;
+    let r = put(2, 4).await.expect("put");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!((body["code"].as_str(), body["current_version"].as_u64()), (Some("version-conflict"), Some(1)));
+    let r = put(1, 4).await.expect("put");
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["version"], 2, "{body}");
+    sys.mine().await;
+    medanchor_api::app::track_once(&sys.state).expect("track");
+    let (status, read) = sys.get(&format!("/v1/records/{id}"), &token).await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!((read["version"].as_u64(), &read["anchor"]["status"]), (Some(2), &json!("anchored")), "{read}");
+    assert_eq!(read["content"], json!({ "value": 4 }));
 }
