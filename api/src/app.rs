@@ -472,8 +472,85 @@ pub fn spawn_tracker(state: AppState, every: Duration) -> tokio::task::JoinHandl
             {
                 tracing::error!(error = %e, "anchor tracker failed");
             }
+            match resend_once(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sent = n, "sent pending versions again"),
+                Err(e) => tracing::error!(error = %e, "anchor resender failed"),
+            }
         }
     })
+}
+
+/// How long after a broadcast the resender asks the node about it again.
+pub const RESEND_AFTER: Duration = Duration::from_secs(10);
+/// How long a version the node refused for now (no txid) waits.
+pub const RETRY_QUEUED_AFTER: Duration = Duration::from_secs(1);
+
+/// One pass of the resender, run after [`track_once`] by the tracker task.
+///
+/// A pending version this node signs for (its author's key is in custody)
+/// whose transaction the node does not have — never sent (a crash, an
+/// unreachable node), refused for now (the sender's chain of pending
+/// transactions at the node's limit), or lost (a restarted node forgets its
+/// mempool) — is signed again with the next nonce and sent. Sending twice
+/// is harmless: the tracker settles a version from what the chain shows
+/// (this version with our hash → anchored), and whichever copy is mined
+/// second aborts. A version refused for good is `failed`. Returns how many
+/// were sent.
+pub async fn resend_once(state: &AppState) -> ApiResult<usize> {
+    let now = now_ms();
+    let mut sent = 0;
+    let mut full: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for (id, version) in state.db.pending().map_err(ApiError::internal)? {
+        let Some(mut meta) = state.db.record(&id, version).map_err(ApiError::internal)? else { continue };
+        let ours = meta.custodial.unwrap_or(meta.txid.is_some());
+        if meta.status != AnchorStatus::Pending
+            || !ours
+            || !state.custody.holds(&meta.author)
+            || full.contains(&meta.author)
+        {
+            continue;
+        }
+        // A version refused for now is retried soon; one sent (or being
+        // sent by its request right now) gets time to reach the node.
+        let (since, wait) = match (meta.sent_ms, &meta.txid) {
+            (Some(t), None) => (t, RETRY_QUEUED_AFTER),
+            (Some(t), Some(_)) => (t, RESEND_AFTER),
+            (None, _) => (meta.created_ms, RESEND_AFTER),
+        };
+        if now.saturating_sub(since) < wait.as_millis() as u64 {
+            continue;
+        }
+        if let Some(txid) = &meta.txid {
+            match state.node.tx_status(txid).await {
+                // Known to the node (in its mempool or mined): the tracker
+                // settles it.
+                Ok(Some(tx)) if !tx.status.starts_with("dropped") => {
+                    meta.sent_ms = Some(now);
+                    state.db.put_record(&meta, &id).map_err(ApiError::internal)?;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "asking the node about a pending transaction");
+                    continue;
+                }
+            }
+        }
+        let author: Principal = meta.author.parse().map_err(ApiError::internal)?;
+        let call = records::anchoring_call(&meta)?;
+        let outcome = records::broadcast(state, &author, &call).await;
+        match &outcome {
+            records::Sent::Accepted(_) => sent += 1,
+            records::Sent::Later(_) | records::Sent::Unreachable(_) => {
+                full.insert(meta.author.clone());
+            }
+            _ => {}
+        }
+        records::settle_broadcast(&mut meta, outcome);
+        state.db.put_record(&meta, &id).map_err(ApiError::internal)?;
+    }
+    Ok(sent)
 }
 
 /// One pass of the tracker.

@@ -143,8 +143,21 @@ pub struct RecordMeta {
     /// Index block hash, once anchored.
     pub index_block_hash: Option<String>,
     /// Why it failed, if it did (the contract's error name, or the node's
-    /// rejection reason).
+    /// rejection reason); while pending, why it is waiting.
     pub failure: Option<String>,
+    /// The confidentiality level a creation was sent with (to send it
+    /// again exactly); absent in versions stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidentiality: Option<u8>,
+    /// When this node last broadcast (or tried to) the version's
+    /// transaction, unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_ms: Option<u64>,
+    /// Whether this node signs the version's transaction (custodial) —
+    /// only then may it send it again; absent in versions stored before it
+    /// was kept (a txid then says this node sent it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custodial: Option<bool>,
 }
 
 /// A key and its value.

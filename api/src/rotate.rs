@@ -121,6 +121,9 @@ mod tests {
             block_height: None,
             index_block_hash: None,
             failure: None,
+            confidentiality: None,
+            sent_ms: None,
+            custodial: None,
         };
         db.put_record(&meta, &id).expect("put");
         sealed.blob

@@ -316,6 +316,9 @@ pub(crate) fn store_version(
         block_height: None,
         index_block_hash: None,
         failure: None,
+        confidentiality: None,
+        sent_ms: None,
+        custodial: None,
     };
     s.db.put_record(&meta, id).map_err(ApiError::internal)?;
     Ok(meta)
@@ -332,28 +335,133 @@ pub(crate) async fn anchor(
     signing: &str,
 ) -> ApiResult<RecordMeta> {
     if signing != "custodial" {
+        meta.custodial = Some(false);
+        s.db.put_record(&meta, id).map_err(ApiError::internal)?;
         return Ok(meta);
     }
-    let Some((key, lock)) = s.custody.keys.get(&who.to_string()) else {
+    meta.custodial = Some(true);
+    if !s.custody.holds(&who.to_string()) {
         return Err(ApiError::bad("no-custodial-key", "this node holds no key for you"));
-    };
-    let _in_order = lock.lock().await;
-    let wallet = Wallet::connect(key.clone(), s.node.clone(), &s.config.contracts)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("the node is unreachable: {e}")))?;
-    match wallet.submit(call, None).await {
-        Ok(sent) => meta.txid = Some(sent.txid),
-        // The node said no: this transaction will never be mined.
-        Err(e @ medanchor_wallet::Error::Rejected { .. }) => {
-            meta.status = AnchorStatus::Failed;
-            meta.failure = Some(e.to_string());
+    }
+    if let AnchorCall::Create { confidentiality } = anchor_call(call) {
+        meta.confidentiality = Some(confidentiality);
+    }
+    match broadcast(s, who, call).await {
+        Sent::Unreachable(e) => {
+            // Stays pending; the resender sends it once the node answers.
+            meta.failure = Some(format!("not sent yet: {e}"));
+            meta.sent_ms = Some(now_ms());
+            s.db.put_record(&meta, id).map_err(ApiError::internal)?;
+            return Err(ApiError::Unavailable(format!("the node is unreachable: {e}")));
         }
-        // Unknown whether it left (a timeout after sending): stay pending
-        // and let the tracker settle it from what the chain shows.
-        Err(e) => meta.failure = Some(format!("broadcast unconfirmed: {e}")),
+        outcome => settle_broadcast(&mut meta, outcome),
     }
     s.db.put_record(&meta, id).map_err(ApiError::internal)?;
     Ok(meta)
+}
+
+/// The kind of anchoring call (to send it again from the metadata).
+enum AnchorCall {
+    Create { confidentiality: u8 },
+    Other,
+}
+
+fn anchor_call(call: &ContractCall) -> AnchorCall {
+    match (call.function, call.args.last()) {
+        ("create-record", Some(medanchor_contracts::ClarityValue::UInt(c))) => {
+            AnchorCall::Create { confidentiality: u8::try_from(*c).unwrap_or(1) }
+        }
+        _ => AnchorCall::Other,
+    }
+}
+
+/// What became of one broadcast.
+pub(crate) enum Sent {
+    /// In the node's mempool.
+    Accepted(String),
+    /// Refused for now (the sender's chain of pending transactions is at
+    /// the node's limit, a nonce race): sent again later.
+    Later(String),
+    /// Refused for good: it can never be mined.
+    Refused(String),
+    /// Unknown whether it left (the node did not answer).
+    Unconfirmed(String),
+    /// The node could not be reached at all.
+    Unreachable(String),
+}
+
+/// Rejections after which the same call, signed again later, can succeed.
+const TRANSIENT_REJECTIONS: [&str; 4] =
+    ["TooMuchChaining", "ConflictingNonceInMempool", "BadNonce", "ServerFailureDatabase"];
+
+/// Signs `call` with `who`'s custodial key (next nonce from the node,
+/// one broadcast at a time per key) and sends it.
+pub(crate) async fn broadcast(s: &AppState, who: &Principal, call: &ContractCall) -> Sent {
+    let Some((key, lock)) = s.custody.keys.get(&who.to_string()) else {
+        return Sent::Refused("this node holds no key for the author".into());
+    };
+    let _in_order = lock.lock().await;
+    let wallet = match Wallet::connect(key.clone(), s.node.clone(), &s.config.contracts).await {
+        Ok(w) => w,
+        Err(e) => return Sent::Unreachable(e.to_string()),
+    };
+    match wallet.submit(call, None).await {
+        Ok(sent) => Sent::Accepted(sent.txid),
+        Err(e @ medanchor_wallet::Error::Rejected { .. }) => {
+            let transient = matches!(&e, medanchor_wallet::Error::Rejected { reason, .. }
+                if TRANSIENT_REJECTIONS.contains(&reason.as_str()));
+            if transient {
+                Sent::Later(e.to_string())
+            } else {
+                Sent::Refused(e.to_string())
+            }
+        }
+        Err(e) => Sent::Unconfirmed(e.to_string()),
+    }
+}
+
+/// Records a broadcast's outcome in the version's metadata.
+pub(crate) fn settle_broadcast(meta: &mut RecordMeta, outcome: Sent) {
+    meta.sent_ms = Some(now_ms());
+    match outcome {
+        Sent::Accepted(txid) => {
+            meta.txid = Some(txid);
+            meta.failure = None;
+        }
+        // Pending, without a txid: the resender sends it again.
+        Sent::Later(why) => {
+            meta.txid = None;
+            meta.failure = Some(format!("queued: {why}"));
+        }
+        // The node said no for good: this transaction will never be mined.
+        Sent::Refused(why) => {
+            meta.status = AnchorStatus::Failed;
+            meta.failure = Some(why);
+        }
+        // Unknown whether it left (a timeout after sending): stay pending;
+        // the tracker settles it from what the chain shows, the resender
+        // sends it again if the node never heard of it.
+        Sent::Unconfirmed(why) | Sent::Unreachable(why) => meta.failure = Some(format!("broadcast unconfirmed: {why}")),
+    }
+}
+
+/// The anchoring call of a stored version, rebuilt from its metadata:
+/// `create-record` for version 1, else `update-record` on the version
+/// before it.
+pub(crate) fn anchoring_call(meta: &RecordMeta) -> ApiResult<ContractCall> {
+    let id: [u8; 16] = hex::decode(&meta.record_id)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| ApiError::internal("stored record id"))?;
+    let hash = hash32(&meta.data_hash)?;
+    if meta.version == 1 {
+        let patient = principal_arg(&meta.patient, "patient")?;
+        let record_type = parse_record_type(&meta.record_type)?;
+        ContractCall::create_record(id, &patient, record_type, hash, None, meta.confidentiality.unwrap_or(1))
+            .map_err(ApiError::internal)
+    } else {
+        Ok(ContractCall::update_record(id, meta.version - 1, hash, None))
+    }
 }
 
 /// The record's JSON view; `call` (with the contracts' deployer address)

@@ -49,6 +49,9 @@ fn seed(dir: &Path) -> Vec<u8> {
         block_height: None,
         index_block_hash: None,
         failure: None,
+        confidentiality: None,
+        sent_ms: None,
+        custodial: None,
     };
     db.put_record(&meta, &ID).expect("put");
     sealed.blob

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `medanchor` binary: real processes, real HTTP
 //! on loopback.
 
+mod anchor_load;
 mod bench;
 mod demo;
 mod devnet_process;

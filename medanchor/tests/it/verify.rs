@@ -43,6 +43,11 @@ impl Ports {
 
 impl Up {
     pub(super) fn start(root: &Path, ports: &Ports) -> Up {
+        Up::start_with(root, ports, &[])
+    }
+
+    /// [`Up::start`] with more arguments for `up`.
+    pub(super) fn start_with(root: &Path, ports: &Ports, extra: &[&str]) -> Up {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("up.log")).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_medanchor"))
             .arg("up")
@@ -55,6 +60,7 @@ impl Up {
             .args(["--indexer-query-bind", "127.0.0.1:0"])
             .args(["--api-bind", &format!("127.0.0.1:{}", ports.api)])
             .args(["--block-time-ms", "200"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -78,7 +84,7 @@ impl Up {
     }
 
     /// SIGKILL: nothing of the shutdown path runs.
-    fn kill(mut self) {
+    pub(super) fn kill(mut self) {
         self.child.kill().expect("kill");
         self.child.wait().expect("wait");
     }
@@ -95,11 +101,11 @@ pub(super) fn up_log(root: &Path) -> String {
     std::fs::read_to_string(root.join("up.log")).unwrap_or_default()
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(super) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
-fn key(name: &str) -> StacksKey {
+pub(super) fn key(name: &str) -> StacksKey {
     parse_accounts(DEFAULT_DEVNET_TOML, "Devnet.toml")
         .expect("accounts")
         .into_iter()
@@ -108,12 +114,12 @@ fn key(name: &str) -> StacksKey {
         .key
 }
 
-fn address(name: &str) -> String {
+pub(super) fn address(name: &str) -> String {
     key(name).address(TESTNET_SINGLESIG).to_string()
 }
 
 /// Signs and sends `call` from `name`, and waits until it is mined.
-async fn tx(rpc: &str, name: &str, call: ContractCall) {
+pub(super) async fn tx(rpc: &str, name: &str, call: ContractCall) {
     let wallet = Wallet::connect(key(name), RpcClient::new(rpc).expect("rpc"), DEPLOYER_ADDRESS).await.expect("wallet");
     let sent = wallet.submit(&call, None).await.expect("submit");
     let outcome = wallet.wait(&sent.txid, Duration::from_secs(60)).await.expect("mined");
@@ -121,7 +127,7 @@ async fn tx(rpc: &str, name: &str, call: ContractCall) {
 }
 
 /// Signs in to the API as `name`, the way a Stacks wallet does.
-async fn sign_in(api: &str, name: &str) -> String {
+pub(super) async fn sign_in(api: &str, name: &str) -> String {
     medanchor_wallet::sign_in(&reqwest::Client::new(), api, &key(name)).await.expect("sign-in")
 }
 
