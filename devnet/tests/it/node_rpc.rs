@@ -17,13 +17,20 @@ struct Running {
     accounts: Vec<DevnetAccount>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 async fn start(observers: Vec<String>) -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
+    let mut running = start_in(dir.path(), observers).await;
+    running._dir = Some(dir);
+    running
+}
+
+/// A node on the chain stored in `dir` (opened again if it exists).
+async fn start_in(dir: &std::path::Path, observers: Vec<String>) -> Running {
     let accounts = parse_accounts(DEFAULT_DEVNET_TOML, "Devnet.toml").expect("accounts");
-    let mut config = NodeConfig::new(dir.path().to_path_buf(), accounts.clone());
+    let mut config = NodeConfig::new(dir.to_path_buf(), accounts.clone());
     config.block_interval = None; // blocks only on demand: tests step the chain
     config.observers = observers;
     config.observer_timeout = Duration::from_millis(300);
@@ -40,7 +47,7 @@ async fn start(observers: Vec<String>) -> Running {
             .await
             .expect("node runs");
     });
-    Running { base, node, accounts, stop: Some(tx), task, _dir: dir }
+    Running { base, node, accounts, stop: Some(tx), task, _dir: None }
 }
 
 impl Running {
@@ -292,6 +299,61 @@ async fn a_flaky_observer_gets_every_block_in_order() {
     let mut deduped = blocks.clone();
     deduped.dedup();
     assert_eq!(deduped, (0..=tip).collect::<Vec<_>>(), "in order, none missing (at least once): {blocks:?}");
+    n.shutdown().await;
+}
+
+/// Delivery resumes after a restart: blocks an observer refused while the
+/// node ran are delivered by the reopened node, from the persisted cursor
+/// on — and the ones it accepted are not sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observer_delivery_resumes_after_a_restart_from_the_persisted_cursor() {
+    let accept_up_to = Arc::new(Mutex::new(3u64));
+    let blocks = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let (limit, seen) = (accept_up_to.clone(), blocks.clone());
+    let app = axum::Router::new().route(
+        "/{*path}",
+        axum::routing::post(move |axum::extract::Path(path): axum::extract::Path<String>, body: axum::Json<Json>| {
+            let (limit, seen) = (limit.clone(), seen.clone());
+            async move {
+                if path != "new_block" {
+                    return axum::http::StatusCode::OK;
+                }
+                let height = body["block_height"].as_u64().expect("height");
+                if height > *limit.lock().expect("lock") {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                }
+                seen.lock().expect("lock").push(height);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let observer = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("observer") });
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = start_in(dir.path(), vec![observer.clone()]).await;
+    n.node.mine_blocks(6, 0).await.expect("mine");
+    let tip = n.node.lock().chain.tip().height;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while blocks.lock().expect("lock").last() != Some(&3) {
+        assert!(tokio::time::Instant::now() < deadline, "blocks up to 3 were not delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    n.shutdown().await;
+    assert!(tip > 3, "blocks the observer refused exist: tip {tip}");
+
+    // The observer accepts everything now; the reopened node delivers the
+    // rest without being asked.
+    *accept_up_to.lock().expect("lock") = u64::MAX;
+    let n = start_in(dir.path(), vec![observer]).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while blocks.lock().expect("lock").last().is_none_or(|h| *h < tip) {
+        assert!(tokio::time::Instant::now() < deadline, "delivery did not resume: {:?}", blocks.lock().expect("lock"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let delivered = blocks.lock().expect("lock").clone();
+    assert_eq!(delivered, (0..=tip).collect::<Vec<_>>(), "each block once, in order, across the restart");
     n.shutdown().await;
 }
 
