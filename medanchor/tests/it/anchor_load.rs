@@ -13,7 +13,7 @@ use medanchor_contracts::{ClarityValue, ContractName, DEPLOYER_ADDRESS};
 use medanchor_wallet::{ContractCall, GrantDuration, RpcClient};
 use serde_json::{json, Value};
 
-use super::verify::{address, free_port, rt, sign_in, tx, up_log, Ports, Up};
+use super::verify::{address, free_port, operator_authorized, rt, sign_in, tx, up_log, Ports, Up};
 
 const PROVIDERS: [&str; 3] = ["wallet_2", "wallet_3", "deployer"];
 const RECORDS: usize = 600;
@@ -31,13 +31,7 @@ fn six_hundred_custodial_writes_then_kill_9_all_end_anchored_with_the_apis_versi
     let rt = rt();
 
     let ids: Vec<(String, String)> = rt.block_on(async {
-        // `up` authorizes its operator with the deployer's key first.
-        let faucet = address("faucet");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !medanchor_api::anchoring::is_anchor_operator(&node, DEPLOYER_ADDRESS, &faucet).await.unwrap_or(false) {
-            assert!(Instant::now() < deadline, "up did not authorize its operator: {}", up_log(root));
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        operator_authorized(&node, root).await;
         tx(&rpc, "wallet_1", ContractCall::register_patient([1; 32], None, None)).await;
         for p in PROVIDERS {
             let provider: medanchor_contracts::Principal = address(p).parse().expect("principal");

@@ -126,6 +126,18 @@ pub(super) async fn tx(rpc: &str, name: &str, call: ContractCall) {
     assert!(outcome.is_success(), "{} from {name}: {outcome:?}", call.function);
 }
 
+/// Waits until `up` has authorized its operator (the devnet faucet) with
+/// the deployer's key: the deployer signs nothing else before (one nonce
+/// sequence).
+pub(super) async fn operator_authorized(node: &RpcClient, root: &Path) {
+    let faucet = address("faucet");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !medanchor_api::anchoring::is_anchor_operator(node, DEPLOYER_ADDRESS, &faucet).await.unwrap_or(false) {
+        assert!(Instant::now() < deadline, "up did not authorize its operator: {}", up_log(root));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Signs in to the API as `name`, the way a Stacks wallet does.
 pub(super) async fn sign_in(api: &str, name: &str) -> String {
     medanchor_wallet::sign_in(&reqwest::Client::new(), api, &key(name)).await.expect("sign-in")
@@ -162,15 +174,7 @@ fn verify_checks_records_and_the_audit_log_against_the_chain_and_catches_tamperi
     let provider: medanchor_contracts::Principal = address("wallet_2").parse().expect("principal");
 
     let (id, hash, patient_token) = rt().block_on(async {
-        // `up` authorizes its operator (the devnet faucet) with the
-        // deployer's key; wait for that before the deployer signs anything
-        // else (one nonce sequence).
-        let faucet = address("faucet");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !medanchor_api::anchoring::is_anchor_operator(&node, DEPLOYER_ADDRESS, &faucet).await.unwrap_or(false) {
-            assert!(Instant::now() < deadline, "up did not authorize its operator: {}", up_log(root));
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        operator_authorized(&node, root).await;
         tx(
             &rpc,
             "deployer",
