@@ -712,7 +712,7 @@ pub(crate) async fn read_record(
         crate::openapi::errors::NoSession,
         crate::openapi::errors::NotPermitted,
         crate::openapi::errors::NotFound,
-        (status = 409, description = "Stale version (`current_version` says which is current)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Stale version (`version-conflict`, with `current_version`: the chain's), an earlier update still being anchored (`version-pending`), or a creation not mined yet (`record-not-anchored`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::errors::TooLarge,
         crate::openapi::errors::NodeUnavailable,
         crate::openapi::errors::ServerFault,
