@@ -110,40 +110,17 @@ pub fn authorize_record(
     facts: &AccessFacts,
 ) -> Result<AccessMethod, ContractError> {
     let method = authorize(op, facts)?;
-    let active = record.status == RecordStatus::Active;
-    match op {
-        Operation::Read | Operation::Create => {}
-        Operation::Update => {
-            if !active {
-                return Err(ContractError::RecordNotActive);
-            }
-            if record.finalized {
-                return Err(ContractError::RecordFinalized);
-            }
-        }
-        Operation::Finalize => {
-            if !active {
-                return Err(ContractError::RecordNotActive);
-            }
-            if record.finalized {
-                return Err(ContractError::RecordFinalized);
-            }
-        }
-        Operation::Unlock => {
-            if !active {
-                return Err(ContractError::RecordNotActive);
-            }
-            if !record.finalized {
-                return Err(ContractError::RecordNotFinalized);
-            }
-        }
-        Operation::Archive => {
-            if !active {
-                return Err(ContractError::RecordNotActive);
-            }
-        }
+    if matches!(op, Operation::Read | Operation::Create) {
+        return Ok(method);
     }
-    Ok(method)
+    if record.status != RecordStatus::Active {
+        return Err(ContractError::RecordNotActive);
+    }
+    match op {
+        Operation::Update | Operation::Finalize if record.finalized => Err(ContractError::RecordFinalized),
+        Operation::Unlock if !record.finalized => Err(ContractError::RecordNotFinalized),
+        _ => Ok(method),
+    }
 }
 
 /// A read through a patient's share grant (the grant itself — its

@@ -366,8 +366,9 @@ pub struct AccessFacts {
     /// `check-consent`'s answer.
     pub consent: std::result::Result<AccessMethod, ContractError>,
     /// `consent-status` alone — the direct consent, ignoring emergency
-    /// overrides — for a concrete type and an actor other than the
-    /// patient: `check-consent` reports an expired override or enhanced
+    /// overrides — when `check-consent` evaluated it (a registered, living
+    /// patient, a concrete type, not paused, an actor other than the
+    /// patient): `check-consent` reports an expired override or enhanced
     /// protection in its place, which would hide an explicit revocation.
     pub direct: Option<std::result::Result<(), ContractError>>,
     /// The actor as a registered provider: `Some(active)`, or None.
@@ -517,36 +518,50 @@ impl View<'_> {
         accessor: &Principal,
         dt: u8,
     ) -> Result<std::result::Result<AccessMethod, ContractError>> {
+        Ok(self.check_with_direct(patient, accessor, dt)?.0)
+    }
+
+    /// [`View::check`], with `consent-status` (the direct consent) when
+    /// `check-consent` got as far as evaluating it.
+    #[allow(clippy::type_complexity)]
+    fn check_with_direct(
+        &self,
+        patient: &Principal,
+        accessor: &Principal,
+        dt: u8,
+    ) -> Result<(std::result::Result<AccessMethod, ContractError>, Option<std::result::Result<(), ContractError>>)>
+    {
         let now = self.now()?;
         let Some(profile) = self.row::<PatientRow>(Cf::Patients, &principal_key(patient))? else {
-            return Ok(Err(ContractError::PatientNotFound));
+            return Ok((Err(ContractError::PatientNotFound), None));
         };
         let Some(data_type) = DataType::from_code(u128::from(dt)).filter(|d| *d != DataType::AllStandard) else {
-            return Ok(Err(ContractError::InvalidDataType));
+            return Ok((Err(ContractError::InvalidDataType), None));
         };
         if self.flag(Cf::Settings, schema::setting::PAUSED)? {
-            return Ok(Err(ContractError::Paused));
+            return Ok((Err(ContractError::Paused), None));
         }
         if profile.deceased {
-            return Ok(Err(ContractError::PatientDeceased));
+            return Ok((Err(ContractError::PatientDeceased), None));
         }
         if patient == accessor {
-            return Ok(Ok(AccessMethod::SelfAccess));
+            return Ok((Ok(AccessMethod::SelfAccess), None));
         }
         let direct = self.consent_status(patient, accessor, data_type, now)?;
         if direct.is_ok() {
-            return Ok(Ok(AccessMethod::Consent));
+            return Ok((Ok(AccessMethod::Consent), Some(direct)));
         }
         let Some(o) = self.row::<OverrideRow>(Cf::Overrides, &key::pair(patient, accessor))? else {
-            return Ok(direct.map(|()| AccessMethod::Consent));
+            return Ok((direct.map(|()| AccessMethod::Consent), Some(direct)));
         };
         if now >= o.expires_at || !self.flag(Cf::Responders, &principal_key(accessor))? {
-            return Ok(Err(ContractError::EmergencyExpired));
+            return Ok((Err(ContractError::EmergencyExpired), Some(direct)));
         }
         let allowed = !data_type.is_enhanced()
             || (data_type == DataType::MentalHealth && profile.emergency_mental_health)
             || (data_type == DataType::Genetic && profile.emergency_genetic);
-        Ok(if allowed { Ok(AccessMethod::Emergency) } else { Err(ContractError::EnhancedProtection) })
+        let consent = if allowed { Ok(AccessMethod::Emergency) } else { Err(ContractError::EnhancedProtection) };
+        Ok((consent, Some(direct)))
     }
 
     /// `consent-status`: the direct consent alone (the grant for this data
@@ -579,12 +594,7 @@ impl View<'_> {
     /// acting on `patient`'s `data_type`.
     fn access_facts(&self, patient: &Principal, actor: &Principal, data_type: DataType) -> Result<AccessFacts> {
         let now = self.now()?;
-        let consent = self.check(patient, actor, data_type.code())?;
-        let direct = if data_type == DataType::AllStandard || patient == actor {
-            None
-        } else {
-            Some(self.consent_status(patient, actor, data_type, now)?)
-        };
+        let (consent, direct) = self.check_with_direct(patient, actor, data_type.code())?;
         let k = principal_key(actor);
         let provider = self.row::<ProviderRow>(Cf::Providers, &k)?.map(|p| p.active);
         let access = self

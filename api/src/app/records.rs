@@ -751,8 +751,9 @@ pub(crate) async fn update_record(
     let mut entry = caller.entry(role_of(&s, &who)?, "record.update");
     entry.patient = Some(current.patient.clone());
     entry.record_id = Some(current.record_id.clone());
-    let on_chain = s.chain.record_access(&id, &who).map_err(ApiError::internal)?.map(|(r, _)| r.version);
-    let base = match update_base(&versions, on_chain) {
+    // One read of the chain's view serves the version base and the rule.
+    let chain = s.chain.record_access(&id, &who).map_err(ApiError::internal)?;
+    let base = match update_base(&versions, chain.as_ref().map(|(r, _)| r.version)) {
         Ok(base) => base,
         Err(e) => {
             entry.outcome = "denied".into();
@@ -774,12 +775,12 @@ pub(crate) async fn update_record(
     }
     let record_type = parse_record_type(&current.record_type)?;
     let patient = principal_arg(&current.patient, "patient")?;
-    let (s2, w2, current2) = (s.clone(), who.clone(), current.clone());
     // The contract refuses a finalized or archived record after consent
     // and access; so do we, before anything is encrypted or stored.
-    let allowed = tokio::task::spawn_blocking(move || authorize_on_record(&s2, Operation::Update, &id, &current2, &w2))
-        .await
-        .map_err(ApiError::internal)?;
+    let allowed = match &chain {
+        Some((record, facts)) => authz::authorize_record(Operation::Update, record, facts).map_err(denied),
+        None => Err(ApiError::internal("update_base passed a record the chain does not have")),
+    };
     let method = match allowed {
         Ok(m) => m.name().to_string(),
         Err(e) => {

@@ -294,18 +294,14 @@ pub(super) async fn record_blob(
     let who = caller.require(&headers)?.clone();
     let id = record_id_arg(&id)?;
     let meta = lookup(&s, &caller, "verify.blob", &id, q.version).await?;
-    let (s2, w2, m2) = (s.clone(), who.clone(), meta.clone());
-    let allowed = tokio::task::spawn_blocking(move || -> ApiResult<()> {
-        if matches!(role_of(&s2, &w2)?, "auditor" | "admin") {
-            return Ok(());
-        }
-        super::records::authorize_on_record(&s2, Operation::Read, &id, &m2, &w2).map(|_| ())
-    })
-    .await
-    .map_err(ApiError::internal)?;
+    let role = role_of(&s, &who)?;
+    let allowed = match role {
+        "auditor" | "admin" => Ok(()),
+        _ => super::records::authorize_on_record(&s, Operation::Read, &id, &meta, &who).map(|_| ()),
+    };
     if let Err(e) = allowed {
         if matches!(e, ApiError::Forbidden { .. }) {
-            let mut entry = caller.entry(role_of(&s, &who)?, "verify.blob");
+            let mut entry = caller.entry(role, "verify.blob");
             entry.patient = Some(meta.patient.clone());
             entry.record_id = Some(meta.record_id.clone());
             entry.version = Some(meta.version);
