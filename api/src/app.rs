@@ -1,19 +1,12 @@
-//! The HTTP application: the state, the route table, the request context
-//! (`Caller`), the one error mapping for rejections, and the anchor
-//! tracker. The routes live by topic: `sign_in`, `records`,
-//! `audit_log`, `verify` (trust-us views), `share` (access codes and
-//! QR links).
-//!
-//! Every request acts as its real caller: the session token names the
-//! principal, roles come from the chain (through the indexer) and from
-//! configuration at each request, and every access attempt to patient
-//! data — allowed or refused — is appended to the audit log before the
-//! response is sent.
+//! The HTTP application: the route table, the request context (the
+//! `Caller` extractor and the request id on every response), and the one
+//! error mapping for rejections. The routes live by topic: `sign_in`,
+//! `records`, `audit_log`, `verify` (trust-us views), `share` (access
+//! codes and QR links); each parses the request, calls the service
+//! ([`medanchor_service`]) and renders its answer.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
@@ -21,19 +14,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put, MethodRouter};
 use axum::{Json, Router};
-use medanchor_contracts::principal::Principal;
-use medanchor_contracts::ContractError;
-use medanchor_indexer::{AccessReader, ChainReader, ConsentReader, RecordReader};
-use medanchor_wallet::keys::StacksKey;
-use medanchor_wallet::RpcClient;
+pub use medanchor_service::anchor::{resend_once, spawn_tracker, track_once, RESEND_AFTER, RETRY_QUEUED_AFTER};
+pub use medanchor_service::grants::spawn_share_sweeper;
+pub use medanchor_service::records::{principal_arg, record_id_arg};
+/// The state every handler runs on: the service.
+pub use medanchor_service::Service as AppState;
+pub use medanchor_service::{ChainView, Clock, Config as ApiConfig, Custody};
 use rand::RngCore;
 use serde_json::json;
 
-use crate::audit::{AuditEntry, AuditLog};
-use crate::auth::SessionKey;
-use crate::blob::BlobStore;
-use crate::db::{AnchorStatus, ApiDb};
-use crate::envelope::Keyring;
 use crate::error::{ApiError, ApiResult};
 
 pub(crate) mod audit_log;
@@ -42,236 +31,7 @@ pub(crate) mod share;
 pub(crate) mod sign_in;
 pub(crate) mod verify;
 
-pub use share::{spawn_share_sweeper, GRANT_HEADER};
-
-/// The indexer's read traits, as one object.
-pub trait ChainView: AccessReader + ChainReader + ConsentReader + RecordReader + Send + Sync {}
-impl<T: AccessReader + ChainReader + ConsentReader + RecordReader + Send + Sync> ChainView for T {}
-
-/// How the API runs.
-#[derive(Debug, Clone)]
-pub struct ApiConfig {
-    /// Bound into every ciphertext (one node may serve several tenants).
-    pub tenant: String,
-    /// Named in sign-in challenges.
-    pub domain: String,
-    /// Largest record payload, in bytes.
-    pub max_record_bytes: usize,
-    /// Session lifetime.
-    pub session_ttl: Duration,
-    /// Challenge lifetime.
-    pub challenge_ttl: Duration,
-    /// Principals with the auditor role.
-    pub auditors: Vec<String>,
-    /// Principals with the admin role.
-    pub admins: Vec<String>,
-    /// The deployer of the contracts.
-    pub contracts: String,
-    /// The API's public base URL: QR links point here and name it as
-    /// their issuer.
-    pub public_url: String,
-    /// The brute-force policy for access codes.
-    pub share_policy: crate::share::Policy,
-    /// Redemption rate limits.
-    pub share_limits: crate::share::limits::RateLimits,
-}
-
-impl ApiConfig {
-    /// Defaults for `tenant` and the devnet's contracts.
-    pub fn new(tenant: &str, contracts: &str) -> Self {
-        ApiConfig {
-            tenant: tenant.into(),
-            domain: "medanchor.localhost".into(),
-            max_record_bytes: 64 << 20,
-            session_ttl: Duration::from_secs(3600),
-            challenge_ttl: Duration::from_secs(300),
-            auditors: Vec::new(),
-            admins: Vec::new(),
-            contracts: contracts.into(),
-            public_url: "http://127.0.0.1:8080".into(),
-            share_policy: Default::default(),
-            share_limits: Default::default(),
-        }
-    }
-}
-
-/// Provider keys the node holds for hospital systems (custodial signing),
-/// with one lock per key so its nonces go out in order.
-#[derive(Default)]
-pub struct Custody {
-    keys: HashMap<String, (StacksKey, Arc<tokio::sync::Mutex<()>>)>,
-}
-
-impl std::fmt::Debug for Custody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Custody").field("principals", &self.keys.keys().collect::<Vec<_>>()).finish()
-    }
-}
-
-impl Custody {
-    /// Adds a key; returns its principal.
-    pub fn insert(&mut self, key: StacksKey) -> String {
-        let principal = key.address(medanchor_wallet::keys::TESTNET_SINGLESIG).to_string();
-        self.keys.insert(principal.clone(), (key, Arc::default()));
-        principal
-    }
-
-    /// Whether the node signs for `principal`.
-    pub fn holds(&self, principal: &str) -> bool {
-        self.keys.contains_key(principal)
-    }
-}
-
-/// One async lock per record id.
-type RecordLocks = HashMap<[u8; 16], Arc<tokio::sync::Mutex<()>>>;
-
-/// Everything a request needs.
-#[derive(Clone)]
-pub struct AppState {
-    config: Arc<ApiConfig>,
-    db: Arc<ApiDb>,
-    blobs: Arc<dyn BlobStore>,
-    keyring: Arc<RwLock<Keyring>>,
-    session: Arc<SessionKey>,
-    /// Signs the audit log's checkpoints: the node's secret itself.
-    checkpoint: Arc<ed25519_dalek::SigningKey>,
-    challenges: Arc<crate::auth::ChallengeKey>,
-    /// Keys the audit log's client-address hashes.
-    ip_key: Arc<[u8; 32]>,
-    chain: Arc<dyn ChainView>,
-    audit: AuditLog,
-    node: RpcClient,
-    custody: Arc<Custody>,
-    /// One lock per record id, so concurrent updates serialize.
-    record_locks: Arc<std::sync::Mutex<RecordLocks>>,
-    shares: Arc<crate::share::ShareStore>,
-    limiter: Arc<crate::share::limits::Limiter>,
-    clock: Clock,
-}
-
-/// Unix milliseconds now: the system clock, or a test's.
-pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("tenant", &self.config.tenant).finish()
-    }
-}
-
-impl AppState {
-    /// Assembles the state (the audit writer starts on the current runtime).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        config: ApiConfig,
-        db: Arc<ApiDb>,
-        blobs: Arc<dyn BlobStore>,
-        keyring: Keyring,
-        session: SessionKey,
-        chain: Arc<dyn ChainView>,
-        node: RpcClient,
-        custody: Custody,
-    ) -> AppState {
-        let audit = AuditLog::start(db.clone());
-        // The sharing keys derive from the node's secret, separated from
-        // its session and checkpoint signatures by domain.
-        // The node's secret signs audit checkpoints directly (the log's
-        // long-term identity, which auditors pin); every other use gets a
-        // key derived from it under its own label, so a session token can
-        // never pass for a checkpoint signature or the other way round.
-        let root = session.signing_key().to_bytes();
-        let checkpoint = Arc::new(session.signing_key().clone());
-        let session = SessionKey::for_node(&root);
-        let share_keys = crate::share::link::ShareKeys::derive(&root);
-        let shares = Arc::new(crate::share::ShareStore::new(db.clone(), share_keys, config.share_policy));
-        let limiter = Arc::new(crate::share::limits::Limiter::new(config.share_limits));
-        let challenges = Arc::new(crate::auth::ChallengeKey::derive(&root));
-        let ip_key = Arc::new(crate::auth::derive_key(&root, b"medanchor audit ip-hash v1"));
-        AppState {
-            config: Arc::new(config),
-            db,
-            blobs,
-            keyring: Arc::new(RwLock::new(keyring)),
-            session: Arc::new(session),
-            checkpoint,
-            challenges,
-            ip_key,
-            chain,
-            audit,
-            node,
-            custody: Arc::new(custody),
-            record_locks: Arc::default(),
-            shares,
-            limiter,
-            clock: Arc::new(now_ms),
-        }
-    }
-
-    /// The same state on another clock (tests move time instead of
-    /// sleeping; sessions keep the system clock).
-    pub fn with_clock(mut self, clock: Clock) -> AppState {
-        self.clock = clock;
-        self
-    }
-
-    /// Now, on this state's clock (unix ms).
-    pub fn now_ms(&self) -> u64 {
-        (self.clock)()
-    }
-
-    /// The audit log's keyed hash of a client address.
-    fn ip_hash(&self, ip: std::net::IpAddr) -> String {
-        use hmac::Mac;
-        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.ip_key[..]).expect("any key length");
-        mac.update(ip.to_string().as_bytes());
-        hex::encode(&mac.finalize().into_bytes()[..16])
-    }
-
-    /// Sweeps used sign-in challenges past their expiry (returns how many)
-    /// and drops the per-record locks no request holds, so neither grows
-    /// with the number of sign-ins or records ever touched.
-    pub fn housekeeping(&self) -> Result<usize, crate::db::DbError> {
-        self.record_locks.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, lock| Arc::strong_count(lock) > 1);
-        // Challenges run on the system clock, as sessions do.
-        self.db.sweep_challenges(now_ms() / 1000)
-    }
-
-    /// Locks held right now per record (for tests of the pruning).
-    pub fn record_lock_count(&self) -> usize {
-        self.record_locks.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    /// The share store.
-    pub fn shares(&self) -> &crate::share::ShareStore {
-        &self.shares
-    }
-
-    /// The audit log.
-    pub fn audit(&self) -> &AuditLog {
-        &self.audit
-    }
-
-    /// The record database and the keyring, for maintenance such as KEK
-    /// rotation ([`crate::rotate::rewrap_all`]) in tests and tools.
-    pub fn keys(&self) -> (&ApiDb, &RwLock<Keyring>) {
-        (&self.db, &self.keyring)
-    }
-
-    /// What the audit anchor task needs: the node, the contracts' deployer
-    /// and the API database.
-    pub(crate) fn anchor_parts(&self) -> (&RpcClient, &str, &Arc<ApiDb>) {
-        (&self.node, &self.config.contracts, &self.db)
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-fn random_hex(n: usize) -> String {
-    let mut b = vec![0u8; n];
-    rand::thread_rng().fill_bytes(&mut b);
-    hex::encode(b)
-}
+pub use share::GRANT_HEADER;
 
 /// An HTTP method the API serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,7 +109,7 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
 pub fn router(state: AppState) -> Router {
     // A record body may hold a payload (base64 inflates it by a third);
     // nothing else the API takes is larger than a few hundred bytes.
-    let payload_limit = state.config.max_record_bytes * 4 / 3 + 64 * 1024;
+    let payload_limit = state.config().max_record_bytes * 4 / 3 + 64 * 1024;
     routes()
         .into_iter()
         .fold(Router::new(), |r, (verb, path, handler)| {
@@ -364,7 +124,7 @@ pub fn router(state: AppState) -> Router {
             };
             r.route(path, handler)
         })
-        .fallback(|| async { ApiError::NotFound("route".into()) })
+        .fallback(|| async { ApiError(medanchor_service::Error::NotFound("route".into())) })
         .layer(axum::middleware::map_response(problem_for_rejections))
         .layer(axum::middleware::from_fn(request_context))
         .with_state(state)
@@ -405,9 +165,9 @@ async fn session_first(
     next: axum::middleware::Next,
 ) -> Response {
     let caller = Caller::from(&state, request.headers(), None);
-    match caller.require(request.headers()) {
+    match caller.require() {
         Ok(_) => next.run(request).await,
-        Err(e) => e.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -457,260 +217,43 @@ async fn problem_for_rejections(response: Response) -> Response {
     response
 }
 
-/// Starts the anchor tracker: pending versions move to `anchored` or
-/// `failed` as the indexer sees their transactions.
-pub fn spawn_tracker(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            let s = state.clone();
-            if let Err(e) = tokio::task::spawn_blocking(move || track_once(&s))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-            {
-                tracing::error!(error = %e, "anchor tracker failed");
-            }
-            match resend_once(&state).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(sent = n, "sent pending versions again"),
-                Err(e) => tracing::error!(error = %e, "anchor resender failed"),
-            }
-        }
-    })
-}
-
-/// How long after a broadcast the resender asks the node about it again.
-pub const RESEND_AFTER: Duration = Duration::from_secs(10);
-/// How long a version the node refused for now (no txid) waits.
-pub const RETRY_QUEUED_AFTER: Duration = Duration::from_secs(1);
-
-/// One pass of the resender, run after [`track_once`] by the tracker task.
-///
-/// A pending version this node signs for (its author's key is in custody)
-/// whose transaction the node does not have — never sent (a crash, an
-/// unreachable node), refused for now (the sender's chain of pending
-/// transactions at the node's limit), or lost (a restarted node forgets its
-/// mempool) — is signed again with the next nonce and sent. Sending twice
-/// is harmless: the tracker settles a version from what the chain shows
-/// (this version with our hash → anchored), and whichever copy is mined
-/// second aborts. A version refused for good is `failed`. Returns how many
-/// were sent.
-pub async fn resend_once(state: &AppState) -> ApiResult<usize> {
-    let now = now_ms();
-    let mut sent = 0;
-    let mut full: std::collections::HashSet<String> = std::collections::HashSet::new();
-    for (id, version) in state.db.pending().map_err(ApiError::internal)? {
-        let Some(mut meta) = state.db.record(&id, version).map_err(ApiError::internal)? else { continue };
-        let ours = meta.custodial.unwrap_or(meta.txid.is_some());
-        if meta.status != AnchorStatus::Pending
-            || !ours
-            || !state.custody.holds(&meta.author)
-            || full.contains(&meta.author)
-        {
-            continue;
-        }
-        // A version refused for now is retried soon; one sent (or being
-        // sent by its request right now) gets time to reach the node.
-        let (since, wait) = match (meta.sent_ms, &meta.txid) {
-            (Some(t), None) => (t, RETRY_QUEUED_AFTER),
-            (Some(t), Some(_)) => (t, RESEND_AFTER),
-            (None, _) => (meta.created_ms, RESEND_AFTER),
-        };
-        if now.saturating_sub(since) < wait.as_millis() as u64 {
-            continue;
-        }
-        if let Some(txid) = &meta.txid {
-            match state.node.tx_status(txid).await {
-                // Known to the node (in its mempool or mined): the tracker
-                // settles it.
-                Ok(Some(tx)) if !tx.status.starts_with("dropped") => {
-                    meta.sent_ms = Some(now);
-                    state.db.put_record(&meta, &id).map_err(ApiError::internal)?;
-                    continue;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::debug!(error = %e, "asking the node about a pending transaction");
-                    continue;
-                }
-            }
-        }
-        let author: Principal = meta.author.parse().map_err(ApiError::internal)?;
-        let call = records::anchoring_call(&meta)?;
-        let outcome = records::broadcast(state, &author, &call).await;
-        match &outcome {
-            records::Sent::Accepted(_) => sent += 1,
-            records::Sent::Later(_) | records::Sent::Unreachable(_) => {
-                full.insert(meta.author.clone());
-            }
-            _ => {}
-        }
-        records::settle_broadcast(&mut meta, outcome);
-        state.db.put_record(&meta, &id).map_err(ApiError::internal)?;
-    }
-    Ok(sent)
-}
-
-/// One pass of the tracker.
-///
-/// Recovery rule. A version's metadata and ciphertext are durable before
-/// its transaction exists, so a crash (or an unreachable node) between
-/// store and mine leaves a `pending` version, never an anchor without its
-/// payload. The chain decides what happens to it, whoever broadcast the
-/// call (this node before a crash, a restarted node, the provider's
-/// wallet):
-/// - the chain shows this version with our data hash → `anchored`;
-/// - the chain shows this version with another hash → `failed` (the
-///   record moved on without it; a retry is a new version);
-/// - our txid was mined with an `(err …)` → `failed`, with the contract's
-///   error name;
-/// - nothing on-chain yet (no txid, or a txid not yet mined) → stays
-///   `pending`, and GET reports it so; a broadcast the node explicitly
-///   rejected is `failed` at once (in `anchor`), since it can never be mined.
-pub fn track_once(state: &AppState) -> ApiResult<usize> {
-    let mut settled = 0;
-    for (id, version) in state.db.pending().map_err(ApiError::internal)? {
-        let Some(mut meta) = state.db.record(&id, version).map_err(ApiError::internal)? else { continue };
-        // The chain's view of this record version (works for both signing
-        // paths: the wallet path may never tell us its txid).
-        let onchain = state.chain.versions(&id).map_err(ApiError::internal)?.into_iter().find(|v| v.version == version);
-        if let Some(v) = onchain {
-            if v.data_hash == format!("0x{}", meta.data_hash) {
-                meta.status = AnchorStatus::Anchored;
-                meta.txid = Some(v.txid);
-                meta.block_height = Some(v.block_height);
-                meta.index_block_hash = Some(v.index_block_hash);
-            } else {
-                meta.status = AnchorStatus::Failed;
-                meta.failure = Some("another payload was anchored as this version".into());
-            }
-        } else if let Some(txid) = &meta.txid {
-            let txid_bytes: [u8; 32] =
-                match hex::decode(txid.trim_start_matches("0x")).ok().and_then(|b| b.try_into().ok()) {
-                    Some(t) => t,
-                    None => continue,
-                };
-            match state.chain.transaction(&txid_bytes).map_err(ApiError::internal)? {
-                Some(tx) if tx.status != "success" => {
-                    meta.status = AnchorStatus::Failed;
-                    meta.failure = Some(failure_reason(&tx.raw_result));
-                }
-                _ => continue,
-            }
-        } else {
-            continue;
-        }
-        state.db.put_record(&meta, &id).map_err(ApiError::internal)?;
-        settled += 1;
-    }
-    Ok(settled)
-}
-
-/// `(err uN)` → the contract's error name.
-fn failure_reason(raw_result: &str) -> String {
-    medanchor_contracts::ClarityValue::from_hex(raw_result)
-        .ok()
-        .and_then(|v| match v {
-            medanchor_contracts::ClarityValue::Response(Err(inner)) => match *inner {
-                medanchor_contracts::ClarityValue::UInt(code) => {
-                    ContractError::from_code(code).map(|e| e.constant().to_string())
-                }
-                _ => None,
-            },
-            _ => None,
-        })
-        .unwrap_or_else(|| format!("transaction failed ({raw_result})"))
-}
-
 // ------------------------------------------------------------ request context
 
-/// Who is calling, from where.
+/// The request's [`medanchor_service::Caller`]: the session token, the
+/// request id `request_context` set, the client's address (when the server
+/// records it) and user agent.
 #[derive(Debug, Clone)]
-struct Caller {
-    principal: Option<Principal>,
-    request_id: String,
-    ip: Option<String>,
-    user_agent: Option<String>,
-    /// The keyed hash of `ip` the audit log keeps.
-    ip_hash: Option<String>,
+pub(crate) struct Caller(medanchor_service::Caller);
+
+impl std::ops::Deref for Caller {
+    type Target = medanchor_service::Caller;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Caller {
     fn from(state: &AppState, headers: &HeaderMap, addr: Option<SocketAddr>) -> Caller {
-        let principal = headers
-            .get("authorization")
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .and_then(|t| state.session.verify(t, now_ms() / 1000).ok())
-            .and_then(|c| c.sub.parse().ok());
-        Caller {
-            principal,
-            // Set by `request_context` for every routed request.
-            request_id: headers
-                .get(REQUEST_ID)
-                .and_then(|h| h.to_str().ok())
-                .map_or_else(|| random_hex(8), str::to_string),
-            ip: addr.map(|a| a.ip().to_string()),
-            ip_hash: addr.map(|a| state.ip_hash(a.ip())),
-            user_agent: headers.get("user-agent").and_then(|h| h.to_str().ok()).map(|ua| {
-                // Bounded before it is copied anywhere (audit entries keep it).
-                let mut cut = ua.len().min(crate::audit::MAX_FIELD);
-                while !ua.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                ua[..cut].to_string()
-            }),
-        }
-    }
-
-    fn require(&self, headers: &HeaderMap) -> ApiResult<&Principal> {
-        match &self.principal {
-            Some(p) => Ok(p),
-            None if headers.contains_key("authorization") => {
-                Err(ApiError::Unauthorized("the session token is invalid or expired; sign in again".into()))
-            }
-            None => Err(ApiError::Unauthorized("sign in first: Authorization: Bearer <token>".into())),
-        }
-    }
-
-    fn entry(&self, role: &str, action: &str) -> AuditEntry {
-        AuditEntry {
-            time_ms: now_ms(),
-            actor: self.principal.as_ref().map_or("anonymous".into(), |p| p.to_string()),
-            role: role.into(),
-            action: action.into(),
-            patient: None,
-            record_id: None,
-            version: None,
-            method: None,
-            share_id: None,
-            outcome: "allowed".into(),
-            reason: None,
-            client_ip: None,
-            user_agent: self.user_agent.clone(),
-            ip_hash: self.ip_hash.clone(),
-            request_id: self.request_id.clone(),
-        }
+        let token =
+            headers.get("authorization").and_then(|h| h.to_str().ok()).map(|h| h.strip_prefix("Bearer ").unwrap_or(""));
+        // Set by `request_context` for every routed request.
+        let request_id =
+            headers.get(REQUEST_ID).and_then(|h| h.to_str().ok()).map_or_else(|| random_hex(8), str::to_string);
+        let user_agent = headers.get("user-agent").and_then(|h| h.to_str().ok());
+        Caller(medanchor_service::Caller::new(state, token, request_id, addr.map(|a| a.ip()), user_agent))
     }
 }
 
-fn role_of(state: &AppState, p: &Principal) -> ApiResult<&'static str> {
-    let s = p.to_string();
-    if state.config.admins.contains(&s) {
-        return Ok("admin");
+impl axum::extract::FromRequestParts<AppState> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let addr = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0);
+        Ok(Caller::from(state, &parts.headers, addr))
     }
-    if state.config.auditors.contains(&s) {
-        return Ok("auditor");
-    }
-    if state.chain.provider(p).map_err(ApiError::internal)?.is_some() {
-        return Ok("provider");
-    }
-    if state.chain.patient(p).map_err(ApiError::internal)?.is_some() {
-        return Ok("patient");
-    }
-    Ok("none")
 }
 
 fn with_request_id(mut response: Response, id: &str) -> Response {
@@ -718,18 +261,6 @@ fn with_request_id(mut response: Response, id: &str) -> Response {
         response.headers_mut().insert("x-request-id", v);
     }
     response
-}
-
-fn principal_arg(s: &str, what: &str) -> ApiResult<Principal> {
-    s.parse().map_err(|_| {
-        ApiError::bad("invalid-principal", format!("{what} {} is not a Stacks principal", crate::error::echo(s)))
-    })
-}
-
-fn record_id_arg(s: &str) -> ApiResult<[u8; 16]> {
-    hex::decode(s.trim_start_matches("0x")).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| {
-        ApiError::bad("invalid-record-id", format!("record id {} is not 16 bytes of hex", crate::error::echo(s)))
-    })
 }
 
 /// An optional non-negative integer query parameter.
@@ -747,4 +278,10 @@ fn required_number(q: &HashMap<String, String>, k: &str) -> ApiResult<u64> {
         .ok_or_else(|| ApiError::bad("missing-parameter", format!("{k} is required")))?
         .parse()
         .map_err(|_| ApiError::bad("invalid-parameter", format!("{k} must be a number")))
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
 }

@@ -26,7 +26,6 @@
 //! fails only if the set-up fails.
 
 use crate::latency::{latency, Latency};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,10 +35,6 @@ use anyhow::{bail, Context};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use medanchor_api::app::{self, ApiConfig, AppState, Custody};
-use medanchor_api::auth::SessionKey;
-use medanchor_api::blob::{BlobStore, LocalDir};
-use medanchor_api::db::ApiDb;
-use medanchor_api::envelope::Keyring;
 use medanchor_contracts::types::{AccessLevel, DataType};
 use medanchor_contracts::{ClarityValue, ContractName, DEPLOYER_ADDRESS};
 use medanchor_devnet::node::{Node, NodeConfig};
@@ -254,30 +249,23 @@ pub(crate) async fn start_with(configure: impl FnOnce(&mut ApiConfig)) -> anyhow
     tokio::spawn(node.clone().run(rpc_listener, std::future::pending()));
 
     let reader = IndexReader::new(index.db().clone());
-    let db = Arc::new(ApiDb::open(&dir.path().join("api"))?);
-    let blobs: Arc<dyn BlobStore> = Arc::new(LocalDir::open(&dir.path().join("blobs"))?);
     let mut custody = Custody::default();
     custody.insert(accounts.iter().find(|a| a.name == "wallet_2").context("no wallet_2")?.key.clone());
     let mut api_config = ApiConfig::new("bench", DEPLOYER_ADDRESS);
     configure(&mut api_config);
-    let mut secret = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut secret);
-    let state = AppState::new(
+    let state = AppState::open(
         api_config,
-        db,
-        blobs,
-        Keyring::open(&dir.path().join("keys"))?,
-        SessionKey::from_bytes(&secret),
+        dir.path(),
+        &dir.path().join("keys"),
+        None,
         Arc::new(reader.clone()),
         RpcClient::new(&rpc)?,
         custody,
-    );
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api = format!("http://{}", api_listener.local_addr()?);
-    let router = app::router(state.clone());
-    tokio::spawn(
-        async move { axum::serve(api_listener, router.into_make_service_with_connect_info::<SocketAddr>()).await },
-    );
+    tokio::spawn(medanchor_api::serve(api_listener, state.clone(), std::future::pending()));
     let sys = System { node, api, rpc, accounts, state, reader, http: reqwest::Client::new(), _dir: dir };
     sys.mine().await?;
     Ok(sys)

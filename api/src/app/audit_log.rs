@@ -10,7 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{now_ms, required_number, with_request_id, AppState, Caller};
+use medanchor_service::state::now_ms;
+use medanchor_service::Error;
+
+use super::{required_number, with_request_id, AppState, Caller};
 use crate::error::{ApiError, ApiResult};
 
 /// Audit log entries (patients: their own data's).
@@ -37,7 +40,7 @@ pub(crate) async fn audit_entries(
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let caller = Caller::from(&s, &headers, None);
-    let who = caller.require(&headers)?.clone();
+    let who = caller.require()?.clone();
     let from: u64 = q
         .get("from")
         .map(|v| v.parse())
@@ -52,12 +55,12 @@ pub(crate) async fn audit_entries(
         .unwrap_or(100)
         .min(1000);
     let me = who.to_string();
-    let all = s.config.auditors.contains(&me) || s.config.admins.contains(&me);
+    let all = s.config().auditors.contains(&me) || s.config().admins.contains(&me);
     // Patients see the entries about their own data (from index `from`,
     // read from the per-patient index); auditors and admins all.
-    let size = s.audit.size().map_err(ApiError::internal)?;
+    let size = s.audit().size().map_err(ApiError::internal)?;
     let entries =
-        if all { s.audit.entries(from, limit) } else { s.audit.patient_entries(&me, from, limit as usize, size) }
+        if all { s.audit().entries(from, limit) } else { s.audit().patient_entries(&me, from, limit as usize, size) }
             .map_err(ApiError::internal)?;
     let visible: Vec<Value> = entries
         .into_iter()
@@ -97,27 +100,29 @@ pub(crate) async fn audit_disclosures(
 ) -> ApiResult<Response> {
     use crate::disclosures::{requester_role, scan, ReportRequest};
     let caller = Caller::from(&s, &headers, Some(addr));
-    let who = caller.require(&headers)?.clone();
+    let who = caller.require()?.clone();
     let req = ReportRequest::parse(&q, &who, now_ms() / 1000)?;
     let mut entry = caller.entry("none", "audit.disclosures");
     entry.patient = Some(req.patient.to_string());
-    let Some(role) = requester_role(&who.to_string(), &req.patient.to_string(), &s.config.auditors, &s.config.admins)
+    let Some(role) =
+        requester_role(&who.to_string(), &req.patient.to_string(), &s.config().auditors, &s.config().admins)
     else {
         entry.outcome = "denied".into();
         entry.reason = Some("not the patient, an auditor or an admin".into());
-        s.audit.append(entry).await.map_err(ApiError::internal)?;
-        return Err(ApiError::Forbidden {
+        s.audit().append(entry).await.map_err(ApiError::internal)?;
+        return Err(Error::Forbidden {
             code: "not-permitted",
             detail: "only the patient, auditors and admins may request an accounting of disclosures".into(),
             reason: None,
-        });
+        }
+        .into());
     };
     entry.role = role.into();
     let (s2, r2) = (s.clone(), req.clone());
     let report =
-        tokio::task::spawn_blocking(move || scan(&s2.audit, &s2.db, &r2)).await.map_err(ApiError::internal)??;
-    s.audit.append(entry).await.map_err(ApiError::internal)?;
-    Ok(with_request_id(report.into_response(), &caller.request_id))
+        tokio::task::spawn_blocking(move || scan(s2.audit(), s2.db(), &r2)).await.map_err(ApiError::internal)??;
+    s.audit().append(entry).await.map_err(ApiError::internal)?;
+    Ok(with_request_id(disclosures_response(report), &caller.request_id))
 }
 
 /// The log's signed checkpoint (C2SP signed note).
@@ -132,10 +137,10 @@ pub(crate) async fn audit_disclosures(
     )
 )]
 pub(crate) async fn audit_checkpoint(State(s): State<AppState>) -> ApiResult<Response> {
-    let size = s.audit.size().map_err(ApiError::internal)?;
-    let root = s.audit.root(size).map_err(ApiError::internal)?;
-    let cp = crate::merkle::Checkpoint { origin: format!("{}/audit", s.config.domain), size, root };
-    let note = crate::merkle::sign(&cp, &s.config.domain, &s.checkpoint).map_err(ApiError::internal)?;
+    let size = s.audit().size().map_err(ApiError::internal)?;
+    let root = s.audit().root(size).map_err(ApiError::internal)?;
+    let cp = crate::merkle::Checkpoint { origin: format!("{}/audit", s.config().domain), size, root };
+    let note = crate::merkle::sign(&cp, &s.config().domain, s.checkpoint_key()).map_err(ApiError::internal)?;
     Ok(([("content-type", "text/plain; charset=utf-8")], note).into_response())
 }
 
@@ -161,10 +166,10 @@ pub(crate) async fn inclusion_proof(
 ) -> ApiResult<Json<Value>> {
     let num = |k: &str| required_number(&q, k);
     let (index, size) = (num("index")?, num("size")?);
-    if index >= size || size > s.audit.size().map_err(ApiError::internal)? {
+    if index >= size || size > s.audit().size().map_err(ApiError::internal)? {
         return Err(ApiError::bad("out-of-range", "need index < size <= the log's size"));
     }
-    let proof = s.audit.inclusion_proof(index, size).map_err(ApiError::internal)?;
+    let proof = s.audit().inclusion_proof(index, size).map_err(ApiError::internal)?;
     Ok(Json(json!({ "index": index, "size": size, "proof": proof.iter().map(hex::encode).collect::<Vec<_>>() })))
 }
 
@@ -190,9 +195,42 @@ pub(crate) async fn consistency_proof(
 ) -> ApiResult<Json<Value>> {
     let num = |k: &str| required_number(&q, k);
     let (from, to) = (num("from")?, num("to")?);
-    if from > to || to > s.audit.size().map_err(ApiError::internal)? {
+    if from > to || to > s.audit().size().map_err(ApiError::internal)? {
         return Err(ApiError::bad("out-of-range", "need from <= to <= the log's size"));
     }
-    let proof = s.audit.consistency_proof(from, to).map_err(ApiError::internal)?;
+    let proof = s.audit().consistency_proof(from, to).map_err(ApiError::internal)?;
     Ok(Json(json!({ "from": from, "to": to, "proof": proof.iter().map(hex::encode).collect::<Vec<_>>() })))
+}
+
+/// A disclosures report in the requested format. Both carry the scanned
+/// log size (`x-audit-log-size`) for the inclusion proofs.
+fn disclosures_response(report: crate::disclosures::Report) -> Response {
+    use crate::disclosures::{iso8601, to_csv, Format};
+    use axum::http::header;
+    let size = report.log_size.to_string();
+    match report.request.format {
+        Format::Csv => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"disclosures-{}.csv\"", report.request.patient),
+                ),
+                (header::HeaderName::from_static("x-audit-log-size"), size),
+            ],
+            to_csv(&report.rows),
+        )
+            .into_response(),
+        Format::Json => (
+            [(header::HeaderName::from_static("x-audit-log-size"), size)],
+            Json(json!({
+                "patient": report.request.patient.to_string(),
+                "from": iso8601(report.request.from_s.saturating_mul(1000)),
+                "to": iso8601(report.request.to_s.saturating_mul(1000)),
+                "log_size": report.log_size,
+                "disclosures": report.rows,
+            })),
+        )
+            .into_response(),
+    }
 }

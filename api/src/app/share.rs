@@ -24,50 +24,20 @@ use medanchor_contracts::types::DataType;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{principal_arg, role_of, with_request_id, AppState, Caller};
+use super::{principal_arg, with_request_id, AppState, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::share::link::LinkPayload;
 use crate::share::store::{Created, NewShare, Redeemed};
-use crate::share::{qr, Grant, Share, ShareDuration, ShareError};
+use crate::share::{qr, Grant, Share, ShareDuration};
+use medanchor_service::Error;
 
 /// The header that carries a grant token on record reads.
 pub const GRANT_HEADER: &str = "x-share-grant";
 
-impl From<ShareError> for ApiError {
-    fn from(e: ShareError) -> Self {
-        match e {
-            ShareError::Invalid(m) => ApiError::bad("invalid-share", m),
-            ShareError::NotFound(what) => ApiError::NotFound(what),
-            e @ ShareError::TooManyActive(_) => {
-                ApiError::State { code: "too-many-active-codes", detail: e.to_string() }
-            }
-            e @ ShareError::WrongCode { remaining } => {
-                ApiError::Attempt { code: "access-code-invalid", detail: e.to_string(), remaining }
-            }
-            e @ ShareError::PasscodeRequired { remaining } => {
-                ApiError::Attempt { code: "passcode-required", detail: e.to_string(), remaining }
-            }
-            e @ ShareError::Locked(_) => {
-                ApiError::Attempt { code: "access-codes-locked", detail: e.to_string(), remaining: 0 }
-            }
-            e @ ShareError::Inactive(_) => ApiError::Gone { code: "share-inactive", detail: e.to_string() },
-            e @ ShareError::GrantRefused(_) => {
-                ApiError::Forbidden { code: "grant-refused", detail: e.to_string(), reason: None }
-            }
-            ShareError::Db(e) => ApiError::internal(e),
-        }
-    }
-}
-
-/// The audit reason of a refused redemption.
-fn reason_of(e: &ApiError) -> String {
-    e.status_code().1.to_string()
-}
-
-fn require_patient(s: &AppState, who: &Principal) -> ApiResult<()> {
-    match s.chain.patient(who).map_err(ApiError::internal)? {
+fn require_patient(s: &AppState, who: &Principal) -> Result<(), Error> {
+    match s.chain().patient(who).map_err(Error::internal)? {
         Some(_) => Ok(()),
-        None => Err(ApiError::Forbidden {
+        None => Err(Error::Forbidden {
             code: "patient-required",
             detail: "only a patient registered on-chain can share their records".into(),
             reason: None,
@@ -75,15 +45,15 @@ fn require_patient(s: &AppState, who: &Principal) -> ApiResult<()> {
     }
 }
 
-fn require_provider(s: &AppState, who: &Principal) -> ApiResult<()> {
-    match s.chain.provider(who).map_err(ApiError::internal)? {
+fn require_provider(s: &AppState, who: &Principal) -> Result<(), Error> {
+    match s.chain().provider(who).map_err(Error::internal)? {
         Some(p) if p.active => Ok(()),
-        Some(_) => Err(ApiError::Forbidden {
+        Some(_) => Err(Error::Forbidden {
             code: "provider-inactive",
             detail: "the provider is deactivated on-chain".into(),
             reason: None,
         }),
-        None => Err(ApiError::Forbidden {
+        None => Err(Error::Forbidden {
             code: "provider-required",
             detail: "only a provider registered on-chain can redeem a share".into(),
             reason: None,
@@ -124,7 +94,7 @@ fn release_document(s: &AppState, share: &Share) -> Vec<u8> {
         "patient": share.patient,
         "data_types": share.data_types,
         "expires_ms": share.expires_ms,
-        "issuer": s.config.public_url.trim_end_matches('/'),
+        "issuer": s.config().public_url.trim_end_matches('/'),
     }))
     .expect("json")
 }
@@ -138,7 +108,7 @@ fn no_store(mut response: Response) -> Response {
 
 /// The signed link of a created share.
 fn link_payload(s: &AppState, created: &Created, capability: &str, key: &[u8; 32]) -> LinkPayload {
-    let base = s.config.public_url.trim_end_matches('/');
+    let base = s.config().public_url.trim_end_matches('/');
     let mut payload = LinkPayload {
         url: format!("{base}/v1/share/links/{capability}"),
         key: B64URL.encode(key),
@@ -150,7 +120,7 @@ fn link_payload(s: &AppState, created: &Created, capability: &str, key: &[u8; 32
         kid: String::new(),
         sig: None,
     };
-    s.shares.keys().sign(&mut payload);
+    s.shares().keys().sign(&mut payload);
     payload
 }
 
@@ -178,7 +148,7 @@ pub(crate) async fn create_share(
     Json(req): Json<CreateShareRequest>,
 ) -> ApiResult<Response> {
     let caller = Caller::from(&s, &headers, Some(addr));
-    let who = caller.require(&headers)?.clone();
+    let who = caller.require()?.clone();
     require_patient(&s, &who)?;
     let data_types = req
         .data_types
@@ -203,7 +173,7 @@ pub(crate) async fn create_share(
     let patient = who.to_string();
     let (s2, p2) = (s.clone(), patient.clone());
     let created =
-        tokio::task::spawn_blocking(move || s2.shares.create(&p2, &new, now, &|share| release_document(&s2, share)))
+        tokio::task::spawn_blocking(move || s2.shares().create(&p2, &new, now, &|share| release_document(&s2, share)))
             .await
             .map_err(ApiError::internal)?;
     let created = match created {
@@ -211,19 +181,19 @@ pub(crate) async fn create_share(
         Err(e) => {
             let mut entry = caller.entry("patient", "share.create");
             entry.patient = Some(patient);
-            return Err(audit_refusal(&s, entry, e.into()).await);
+            return refuse(&s, entry, e).await;
         }
     };
     if let Some(failures) = created.unlocked {
         let mut entry = caller.entry("patient", "share.unlock");
         entry.patient = Some(patient.clone());
         entry.reason = Some(format!("lifted by a new code after {failures} failed attempts"));
-        s.audit.append(entry).await.map_err(ApiError::internal)?;
+        s.audit().append(entry).await.map_err(ApiError::internal)?;
     }
     let mut entry = caller.entry("patient", "share.create");
     entry.patient = Some(patient);
     entry.share_id = Some(created.share.id.clone());
-    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    s.audit().append(entry).await.map_err(ApiError::internal)?;
     let mut body = json!({ "code": created.code, "share": created.share.view(now) });
     if let Some(failures) = created.unlocked {
         body["unlocked_after_failures"] = json!(failures);
@@ -256,15 +226,15 @@ pub(crate) async fn create_share(
 )]
 pub(crate) async fn list_shares(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let caller = Caller::from(&s, &headers, None);
-    let who = caller.require(&headers)?.to_string();
+    let who = caller.require()?.to_string();
     let now = s.now_ms();
-    let items = s.shares.list(&who, now)?;
-    let guard = s.shares.guard(&who)?;
+    let items = s.shares().list(&who, now)?;
+    let guard = s.shares().guard(&who)?;
     let active = items.iter().filter(|v| v.state == crate::share::ShareState::Active).count();
     Ok(Json(json!({
         "items": items,
         "active": active,
-        "max_active": s.shares.policy().max_active,
+        "max_active": s.shares().policy().max_active,
         "locked": guard.locked,
         "failures": guard.failures,
         "lifetime_failures": guard.lifetime_failures,
@@ -293,19 +263,19 @@ pub(crate) async fn revoke_share(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let caller = Caller::from(&s, &headers, Some(addr));
-    let who = caller.require(&headers)?.to_string();
+    let who = caller.require()?.to_string();
     let now = s.now_ms();
     let (s2, w2) = (s.clone(), who.clone());
     let revoked =
-        tokio::task::spawn_blocking(move || s2.shares.revoke(&w2, &id, now)).await.map_err(ApiError::internal)?;
+        tokio::task::spawn_blocking(move || s2.shares().revoke(&w2, &id, now)).await.map_err(ApiError::internal)?;
     let mut entry = caller.entry("patient", "share.revoke");
     entry.patient = Some(who);
     let share = match revoked {
         Ok(share) => share,
-        Err(e) => return Err(audit_refusal(&s, entry, e.into()).await),
+        Err(e) => return refuse(&s, entry, e).await,
     };
     entry.share_id = Some(share.id.clone());
-    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    s.audit().append(entry).await.map_err(ApiError::internal)?;
     Ok(with_request_id(Json(share.view(now)).into_response(), &caller.request_id))
 }
 
@@ -328,12 +298,12 @@ pub(crate) async fn unlock_shares(
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let caller = Caller::from(&s, &headers, Some(addr));
-    let who = caller.require(&headers)?.to_string();
+    let who = caller.require()?.to_string();
     let (s2, w2) = (s.clone(), who.clone());
-    let guard = tokio::task::spawn_blocking(move || s2.shares.unlock(&w2)).await.map_err(ApiError::internal)??;
+    let guard = tokio::task::spawn_blocking(move || s2.shares().unlock(&w2)).await.map_err(ApiError::internal)??;
     let mut entry = caller.entry("patient", "share.unlock");
     entry.patient = Some(who);
-    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    s.audit().append(entry).await.map_err(ApiError::internal)?;
     Ok(Json(json!({
         "locked": guard.locked, "failures": guard.failures, "lifetime_failures": guard.lifetime_failures,
     })))
@@ -365,7 +335,7 @@ fn effective_access(s: &AppState, grant: &Grant, provider: &Principal) -> ApiRes
     let covered = DataType::ALL.iter().filter(|d| **d != DataType::AllStandard && grant.covers(**d));
     let mut out = Vec::new();
     for d in covered {
-        let refusal = grant_refusal(s, &patient, provider, *d)?;
+        let refusal = medanchor_service::grants::grant_refusal(s, &patient, provider, *d)?;
         out.push(json!({
             "data_type": d,
             "allowed": refusal.is_none(),
@@ -389,16 +359,13 @@ fn redeemed_body(s: &AppState, r: &Redeemed, provider: &Principal) -> ApiResult<
 }
 
 /// Rate-limits one attempt; a refusal is audited like any failed attempt.
-async fn limit(s: &AppState, caller: &Caller, who: &Principal, mut entry: crate::audit::AuditEntry) -> ApiResult<()> {
-    if let Err((scope, wait_ms)) = s.limiter.attempt(caller.ip.as_deref(), &who.to_string(), s.now_ms()) {
-        let e = ApiError::TooManyRequests {
+async fn limit(s: &AppState, caller: &Caller, who: &Principal, entry: crate::audit::AuditEntry) -> ApiResult<()> {
+    if let Err((scope, wait_ms)) = s.limiter().attempt(caller.ip.as_deref(), &who.to_string(), s.now_ms()) {
+        let e = Error::TooManyRequests {
             detail: format!("too many redemption attempts from {}; retry later", scope.name()),
             retry_after_s: wait_ms.div_ceil(1000).max(1),
         };
-        entry.outcome = "denied".into();
-        entry.reason = Some(reason_of(&e));
-        s.audit.append(entry).await.map_err(ApiError::internal)?;
-        return Err(e);
+        return refuse(s, entry, e).await;
     }
     Ok(())
 }
@@ -427,19 +394,19 @@ pub(crate) async fn redeem_code(
     Json(req): Json<RedeemRequest>,
 ) -> ApiResult<Response> {
     let caller = Caller::from(&s, &headers, Some(addr));
-    let who = caller.require(&headers)?.clone();
-    let mut entry = caller.entry(role_of(&s, &who)?, "share.redeem");
+    let who = caller.require()?.clone();
+    let mut entry = caller.entry(s.role_of(&who)?, "share.redeem");
     entry.method = Some("access_code".into());
     let patient = match principal_arg(&req.patient, "patient") {
         Ok(p) => p,
-        Err(e) => return Err(audit_refusal(&s, entry, e).await),
+        Err(e) => return refuse(&s, entry, e).await,
     };
     entry.patient = Some(patient.to_string());
     if let Err(e) = require_provider(&s, &who) {
-        return Err(audit_refusal(&s, entry, e).await);
+        return refuse(&s, entry, e).await;
     }
     limit(&s, &caller, &who, entry.clone()).await?;
-    let store = s.shares.clone();
+    let store = s.shares().clone();
     let (p, code, provider, now) = (patient.to_string(), req.code.clone(), who.to_string(), s.now_ms());
     let outcome = tokio::task::spawn_blocking(move || store.redeem_code(&p, &code, &provider, now))
         .await
@@ -447,22 +414,17 @@ pub(crate) async fn redeem_code(
     match outcome {
         Ok(r) => {
             entry.share_id = Some(r.grant.share_id.clone());
-            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            s.audit().append(entry).await.map_err(ApiError::internal)?;
             Ok(with_request_id(no_store(Json(redeemed_body(&s, &r, &who)?).into_response()), &caller.request_id))
         }
-        Err(e) => Err(audit_refusal(&s, entry, e.into()).await),
+        Err(e) => refuse(&s, entry, e).await,
     }
 }
 
-/// Audits a refused attempt; returns the error to answer with (or the
-/// audit failure).
-async fn audit_refusal(s: &AppState, mut entry: crate::audit::AuditEntry, e: ApiError) -> ApiError {
-    entry.outcome = if e.status_code().0.is_server_error() { "error" } else { "denied" }.into();
-    entry.reason = Some(reason_of(&e));
-    match s.audit.append(entry).await {
-        Ok(_) => e,
-        Err(a) => ApiError::internal(a),
-    }
+/// Audits a refused attempt and answers with the refusal (or the audit
+/// failure).
+async fn refuse<T>(s: &AppState, entry: crate::audit::AuditEntry, e: impl Into<Error>) -> ApiResult<T> {
+    Ok(s.audited(entry, Err(e.into())).await?)
 }
 
 /// Redeem a scanned QR link.
@@ -493,15 +455,15 @@ pub(crate) async fn redeem_link(
     body: Option<Json<LinkRedeemRequest>>,
 ) -> ApiResult<Response> {
     let caller = Caller::from(&s, &headers, Some(addr));
-    let who = caller.require(&headers)?.clone();
+    let who = caller.require()?.clone();
     let req = body.map(|Json(b)| b).unwrap_or_default();
-    let mut entry = caller.entry(role_of(&s, &who)?, "share.redeem");
+    let mut entry = caller.entry(s.role_of(&who)?, "share.redeem");
     entry.method = Some("qr_code".into());
     if let Err(e) = require_provider(&s, &who) {
-        return Err(audit_refusal(&s, entry, e).await);
+        return refuse(&s, entry, e).await;
     }
     limit(&s, &caller, &who, entry.clone()).await?;
-    let store = s.shares.clone();
+    let store = s.shares().clone();
     let (provider, now) = (who.to_string(), s.now_ms());
     let cap = capability.clone();
     let outcome = tokio::task::spawn_blocking(move || {
@@ -518,12 +480,12 @@ pub(crate) async fn redeem_link(
     }
     match outcome {
         Ok((r, release)) => {
-            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            s.audit().append(entry).await.map_err(ApiError::internal)?;
             let mut body = redeemed_body(&s, &r, &who)?;
             body["release"] = json!(release);
             Ok(with_request_id(no_store(Json(body).into_response()), &caller.request_id))
         }
-        Err(e) => Err(audit_refusal(&s, entry, e.into()).await),
+        Err(e) => refuse(&s, entry, e).await,
     }
 }
 
@@ -536,90 +498,15 @@ pub(crate) async fn redeem_link(
     responses((status = 200, description = "The issuer and its Ed25519 key as a JWK", body = crate::openapi::IssuerView))
 )]
 pub(crate) async fn issuer(State(s): State<AppState>) -> Json<Value> {
-    let keys = s.shares.keys();
+    let keys = s.shares().keys();
     Json(json!({
-        "iss": s.config.public_url.trim_end_matches('/'),
+        "iss": s.config().public_url.trim_end_matches('/'),
         "kid": keys.kid(),
         "jwk": { "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "x": B64URL.encode(keys.issuer_key().as_bytes()) },
     }))
 }
 
-/// The chain's refusal of `provider` reading `patient`'s `data_type`
-/// through a grant, if the chain's rules refuse it: the one rule for grant
-/// reads, [`crate::authz::authorize_grant`].
-pub(super) fn grant_refusal(
-    s: &AppState,
-    patient: &Principal,
-    provider: &Principal,
-    data_type: DataType,
-) -> ApiResult<Option<medanchor_contracts::ContractError>> {
-    let facts = s.chain.access_facts(patient, provider, data_type).map_err(ApiError::internal)?;
-    Ok(crate::authz::authorize_grant(&facts).err())
-}
-
 /// The grant a request presents, if any.
 pub(super) fn grant_token(headers: &HeaderMap) -> Option<&str> {
     headers.get(GRANT_HEADER).map(|v| v.to_str().unwrap_or(""))
-}
-
-/// A read's access decision: `Ok((method, share id))`, or the refusal with
-/// the share id when known.
-pub(super) type Access = Result<(String, Option<String>), (ApiError, Option<String>)>;
-
-/// Access to `patient`'s `data_type` for `who` through the grant `token`:
-/// `Ok((method, share id))`, or the refusal with the share id when known.
-pub(super) fn through_grant(
-    s: &AppState,
-    token: &str,
-    who: &Principal,
-    patient: &Principal,
-    data_type: DataType,
-) -> ApiResult<Access> {
-    let grant = match s.shares.check_grant(token, &who.to_string(), s.now_ms()) {
-        Ok(g) => g,
-        Err(ShareError::Db(e)) => return Err(ApiError::internal(e)),
-        Err(e) => return Ok(Err((e.into(), None))),
-    };
-    let share = Some(grant.share_id.clone());
-    let forbidden = |code, detail: String, reason| ApiError::Forbidden { code, detail, reason };
-    if grant.patient != patient.to_string() {
-        return Ok(Err((forbidden("grant-other-patient", "the grant is for another patient".into(), None), share)));
-    }
-    if !grant.covers(data_type) {
-        let detail = format!(
-            "the share covers {} but not {data_type}",
-            grant.data_types.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ")
-        );
-        return Ok(Err((forbidden("outside-share-scope", detail, None), share)));
-    }
-    if let Some(e) = grant_refusal(s, patient, who, data_type)? {
-        return Ok(Err((super::records::denied(e), share)));
-    }
-    Ok(Ok((grant.method, Some(grant.share_id))))
-}
-
-/// Starts the clean-up of dead shares and expired grants.
-pub fn spawn_share_sweeper(state: AppState, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            let s = state.clone();
-            let s2 = s.clone();
-            match tokio::task::spawn_blocking(move || s.shares.sweep(s.now_ms())).await {
-                Ok(Ok((0, 0))) => {}
-                Ok(Ok((shares, grants))) => tracing::info!(shares, grants, "swept dead shares and expired grants"),
-                Ok(Err(e)) => tracing::error!(error = %e, "share sweeper failed"),
-                Err(e) => tracing::error!(error = %e, "share sweeper panicked"),
-            }
-            // The node's other leftovers: used sign-in challenges past
-            // their expiry, and per-record locks nobody holds.
-            match tokio::task::spawn_blocking(move || s2.housekeeping()).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::debug!(challenges = n, "swept used sign-in challenges"),
-                Ok(Err(e)) => tracing::error!(error = %e, "challenge sweeper failed"),
-                Err(e) => tracing::error!(error = %e, "challenge sweeper panicked"),
-            }
-        }
-    })
 }

@@ -12,7 +12,10 @@ use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{now_ms, principal_arg, random_hex, role_of, with_request_id, AppState, Caller};
+use medanchor_service::state::now_ms;
+use medanchor_service::Error;
+
+use super::{principal_arg, random_hex, with_request_id, AppState, Caller};
 use crate::auth::{verify_signature, Claims};
 use crate::error::{ApiError, ApiResult};
 
@@ -46,7 +49,8 @@ pub(crate) async fn challenge(State(s): State<AppState>, Json(req): Json<Challen
     rand::thread_rng().fill_bytes(&mut id);
     // Nothing is stored: the nonce carries the challenge under the node's
     // MAC (anonymous callers cannot grow the database).
-    let c = s.challenges.issue(&s.config.domain, &principal, id, now_ms() / 1000, s.config.challenge_ttl.as_secs());
+    let c =
+        s.challenges().issue(&s.config().domain, &principal, id, now_ms() / 1000, s.config().challenge_ttl.as_secs());
     Ok(Json(json!({ "nonce": c.nonce, "message": c.message(), "expires_at": c.expires_at })))
 }
 
@@ -81,25 +85,25 @@ pub(crate) async fn sign_in(
 ) -> ApiResult<Response> {
     let caller = Caller::from(&s, &headers, Some(addr));
     let (id, c) = s
-        .challenges
-        .open(&s.config.domain, &req.nonce)
-        .map_err(|_| ApiError::Unauthorized("unknown or already used challenge".into()))?;
+        .challenges()
+        .open(&s.config().domain, &req.nonce)
+        .map_err(|_| Error::Unauthorized("unknown or already used challenge".into()))?;
     let now = now_ms() / 1000;
     let principal: Principal = c.principal.parse().map_err(ApiError::internal)?;
     let mut entry = caller.entry("anonymous", "auth.sign-in");
     entry.actor = c.principal.clone();
     let verdict = if now >= c.expires_at {
-        Err(ApiError::Unauthorized("the challenge expired; request a new one".into()))
+        Err(Error::Unauthorized("the challenge expired; request a new one".into()))
     } else {
         verify_signature(c.message().as_bytes(), &req.signature, &principal)
-            .map_err(|e| ApiError::Unauthorized(e.to_string()))
+            .map_err(|e| Error::Unauthorized(e.to_string()))
     };
     // Single use: only a valid signature uses the challenge up, so a
     // stranger's bad guesses neither store anything nor burn it.
     let verdict = match verdict {
-        Ok(()) => match s.db.use_challenge(&id, c.expires_at).map_err(ApiError::internal)? {
+        Ok(()) => match s.db().use_challenge(&id, c.expires_at).map_err(ApiError::internal)? {
             true => Ok(()),
-            false => Err(ApiError::Unauthorized("unknown or already used challenge".into())),
+            false => Err(Error::Unauthorized("unknown or already used challenge".into())),
         },
         Err(e) => Err(e),
     };
@@ -107,11 +111,11 @@ pub(crate) async fn sign_in(
         entry.outcome = "denied".into();
         entry.reason = Some(e.to_string());
     }
-    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    s.audit().append(entry).await.map_err(ApiError::internal)?;
     verdict?;
     let claims =
-        Claims { sub: c.principal.clone(), iat: now, exp: now + s.config.session_ttl.as_secs(), jti: random_hex(8) };
-    let token = s.session.issue(&claims);
+        Claims { sub: c.principal.clone(), iat: now, exp: now + s.config().session_ttl.as_secs(), jti: random_hex(8) };
+    let token = s.session().issue(&claims);
     Ok(with_request_id(
         Json(json!({ "token": token, "principal": c.principal, "expires_at": claims.exp })).into_response(),
         &caller.request_id,
@@ -133,9 +137,9 @@ pub(crate) async fn sign_in(
 )]
 pub(crate) async fn me(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     let caller = Caller::from(&s, &headers, None);
-    let p = caller.require(&headers)?.clone();
+    let p = caller.require()?.clone();
     let s2 = s.clone();
     let p2 = p.clone();
-    let role = tokio::task::spawn_blocking(move || role_of(&s2, &p2)).await.map_err(ApiError::internal)??;
-    Ok(Json(json!({ "principal": p.to_string(), "role": role, "custodial": s.custody.holds(&p.to_string()) })))
+    let role = tokio::task::spawn_blocking(move || s2.role_of(&p2)).await.map_err(ApiError::internal)??;
+    Ok(Json(json!({ "principal": p.to_string(), "role": role, "custodial": s.custody().holds(&p.to_string()) })))
 }

@@ -28,8 +28,11 @@ use medanchor_contracts::ContractName;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::records::{hash32, version_or_latest, VersionQuery};
-use super::{record_id_arg, role_of, with_request_id, AppState, Caller};
+use medanchor_service::records::hash32;
+use medanchor_service::Error;
+
+use super::records::VersionQuery;
+use super::{record_id_arg, with_request_id, AppState, Caller};
 use crate::authz::Operation;
 use crate::blob::BlobError;
 use crate::db::{AnchorStatus, RecordMeta};
@@ -43,7 +46,7 @@ const TRUST_US: &str = "trust-us: this is the API's own view (its blob store and
 async fn role(s: &AppState, caller: &Caller) -> ApiResult<String> {
     let Some(p) = caller.principal.clone() else { return Ok("anonymous".into()) };
     let s2 = s.clone();
-    let role = tokio::task::spawn_blocking(move || role_of(&s2, &p)).await.map_err(ApiError::internal)??;
+    let role = tokio::task::spawn_blocking(move || s2.role_of(&p)).await.map_err(ApiError::internal)??;
     Ok(role.to_string())
 }
 
@@ -72,7 +75,7 @@ async fn audit(
         entry.outcome = "error".into();
         entry.reason = Some(reason);
     }
-    s.audit.append(entry).await.map_err(ApiError::internal)?;
+    s.audit().append(entry).await.map_err(ApiError::internal)?;
     Ok(())
 }
 
@@ -85,7 +88,7 @@ async fn lookup(
     id: &[u8; 16],
     version: Option<u64>,
 ) -> ApiResult<RecordMeta> {
-    match version_or_latest(s, id, version) {
+    match s.version_or_latest(id, version).map_err(ApiError::from) {
         Ok(m) => Ok(m),
         Err(e) => {
             audit(s, caller, action, Some((id, version)), None, Some(e.to_string())).await?;
@@ -96,7 +99,7 @@ async fn lookup(
 
 /// The stored ciphertext, hashed again.
 fn blob_view(s: &AppState, hash: &[u8; 32]) -> (Value, bool) {
-    match s.blobs.get(hash) {
+    match s.blobs().get(hash) {
         Ok(Some(bytes)) => {
             let sha: [u8; 32] = Sha256::digest(&bytes).into();
             let ok = sha == *hash;
@@ -150,8 +153,9 @@ pub(super) async fn verify_record(
     let (blob, blob_ok, onchain, anchors) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
         let hash = hash32(&m2.data_hash)?;
         let (blob, blob_ok) = blob_view(&s2, &hash);
-        let onchain = s2.chain.versions(&id).map_err(ApiError::internal)?.into_iter().find(|v| v.version == m2.version);
-        let anchors = s2.chain.anchors(&hash).map_err(ApiError::internal)?;
+        let onchain =
+            s2.chain().versions(&id).map_err(ApiError::internal)?.into_iter().find(|v| v.version == m2.version);
+        let anchors = s2.chain().anchors(&hash).map_err(ApiError::internal)?;
         Ok((blob, blob_ok, onchain, anchors))
     })
     .await
@@ -189,7 +193,7 @@ pub(super) async fn verify_record(
         "blob": blob,
         "chain": {
             "source": "the API's indexer",
-            "contract": format!("{}.{}", s.config.contracts, ContractName::RecordManagement.name()),
+            "contract": format!("{}.{}", s.config().contracts, ContractName::RecordManagement.name()),
             "version": onchain,
             "anchors": anchors,
         },
@@ -226,11 +230,11 @@ pub(super) async fn verify_hash(
         })?;
     let s2 = s.clone();
     let (anchors, held) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
-        let anchors = s2.chain.anchors(&hash).map_err(ApiError::internal)?;
+        let anchors = s2.chain().anchors(&hash).map_err(ApiError::internal)?;
         // The first anchor is the one `get-anchor` names; a rollback
         // re-uses a hash without a new anchor entry.
         let meta = match anchors.first() {
-            Some(a) => s2.db.record(&record_id_arg(&a.record_id)?, a.version).map_err(ApiError::internal)?,
+            Some(a) => s2.db().record(&record_id_arg(&a.record_id)?, a.version).map_err(ApiError::internal)?,
             None => None,
         };
         let held = meta.map(|m| {
@@ -291,34 +295,36 @@ pub(super) async fn record_blob(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let caller = Caller::from(&s, &headers, Some(addr));
-    let who = caller.require(&headers)?.clone();
+    let who = caller.require()?.clone();
     let id = record_id_arg(&id)?;
     let meta = lookup(&s, &caller, "verify.blob", &id, q.version).await?;
-    let role = role_of(&s, &who)?;
+    let role = s.role_of(&who)?;
     let allowed = match role {
         "auditor" | "admin" => Ok(()),
-        _ => super::records::authorize_on_record(&s, Operation::Read, &id, &meta, &who).map(|_| ()),
+        _ => s.authorize_on_record(Operation::Read, &id, &meta, &who).map(|_| ()),
     };
     if let Err(e) = allowed {
-        if matches!(e, ApiError::Forbidden { .. }) {
+        if matches!(e, Error::Forbidden { .. }) {
             let mut entry = caller.entry(role, "verify.blob");
             entry.patient = Some(meta.patient.clone());
             entry.record_id = Some(meta.record_id.clone());
             entry.version = Some(meta.version);
             entry.outcome = "denied".into();
-            entry.reason = Some(super::records::denial_reason(&e));
-            s.audit.append(entry).await.map_err(ApiError::internal)?;
+            entry.reason = Some(e.audit_reason());
+            s.audit().append(entry).await.map_err(ApiError::internal)?;
         }
-        return Err(e);
+        return Err(e.into());
     }
     let hash = hash32(&meta.data_hash)?;
     let s2 = s.clone();
-    let read = tokio::task::spawn_blocking(move || s2.blobs.get(&hash)).await.map_err(ApiError::internal)?;
+    let read = tokio::task::spawn_blocking(move || s2.blobs().get(&hash)).await.map_err(ApiError::internal)?;
     let bytes = match read {
         Ok(Some(b)) => b,
         Ok(None) => {
-            let e =
-                ApiError::NotFound(format!("the ciphertext of record 0x{} version {}", meta.record_id, meta.version));
+            let e = ApiError(Error::NotFound(format!(
+                "the ciphertext of record 0x{} version {}",
+                meta.record_id, meta.version
+            )));
             audit(&s, &caller, "verify.blob", None, Some(&meta), Some("blob missing".into())).await?;
             return Err(e);
         }
@@ -355,13 +361,13 @@ pub(super) async fn record_blob(
     )
 )]
 pub(super) async fn audit_anchor(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let record = crate::anchoring::anchor_record(&s.db).map_err(ApiError::internal)?;
-    let size = s.audit.size().map_err(ApiError::internal)?;
-    let contract = format!("{}.{}", s.config.contracts, ContractName::RecordManagement.name());
+    let record = crate::anchoring::anchor_record(s.db()).map_err(ApiError::internal)?;
+    let size = s.audit().size().map_err(ApiError::internal)?;
+    let contract = format!("{}.{}", s.config().contracts, ContractName::RecordManagement.name());
     let checkpoint = json!({
-        "origin": format!("{}/audit", s.config.domain),
-        "key_name": s.config.domain,
-        "public_key": hex::encode(s.checkpoint.verifying_key().as_bytes()),
+        "origin": format!("{}/audit", s.config().domain),
+        "key_name": s.config().domain,
+        "public_key": hex::encode(s.checkpoint_key().verifying_key().as_bytes()),
         "algorithm": "Ed25519 (C2SP signed-note)",
         "url": "/v1/audit/checkpoint",
     });

@@ -4,15 +4,11 @@
 //! reads (allowed, no consent, revoked), optimistic concurrency, and the
 //! audit log with proofs that verify against a signed checkpoint.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use medanchor_api::app::{self, ApiConfig, AppState, Custody};
 use medanchor_api::auth::SessionKey;
-use medanchor_api::blob::{BlobStore, LocalDir};
-use medanchor_api::db::ApiDb;
-use medanchor_api::envelope::Keyring;
 use medanchor_api::merkle;
 use medanchor_contracts::principal::Principal;
 use medanchor_contracts::types::{AccessLevel, DataType};
@@ -137,8 +133,6 @@ async fn start_with(configure: impl FnOnce(&mut ApiConfig), clock: Option<app::C
     tokio::spawn(node.clone().run(rpc_listener, std::future::pending()));
 
     let reader = IndexReader::new(index.db().clone());
-    let db = Arc::new(ApiDb::open(&dir.path().join("api")).expect("api db"));
-    let blobs: Arc<dyn BlobStore> = Arc::new(LocalDir::open(&dir.path().join("blobs")).expect("blobs"));
     let mut custody = Custody::default();
     custody.insert(accounts.iter().find(|a| a.name == "wallet_2").expect("wallet_2").key.clone());
     let mut api_config = ApiConfig::new("test", DEPLOYER_ADDRESS);
@@ -146,26 +140,23 @@ async fn start_with(configure: impl FnOnce(&mut ApiConfig), clock: Option<app::C
         accounts.iter().find(|a| a.name == "faucet").expect("faucet").key.address(TESTNET_SINGLESIG).to_string();
     api_config.auditors = vec![auditor];
     configure(&mut api_config);
-    let state = AppState::new(
+    let state = AppState::open(
         api_config,
-        db,
-        blobs,
-        Keyring::open(&dir.path().join("keys")).expect("keys"),
-        SessionKey::from_bytes(&[5; 32]),
+        dir.path(),
+        &dir.path().join("keys"),
+        Some([5; 32]),
         Arc::new(reader.clone()),
         RpcClient::new(&rpc).expect("rpc"),
         custody,
-    );
+    )
+    .expect("the service");
     let state = match clock {
         Some(c) => state.with_clock(c),
         None => state,
     };
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let api = format!("http://{}", api_listener.local_addr().expect("addr"));
-    let router = app::router(state.clone());
-    tokio::spawn(
-        async move { axum::serve(api_listener, router.into_make_service_with_connect_info::<SocketAddr>()).await },
-    );
+    tokio::spawn(medanchor_api::serve(api_listener, state.clone(), std::future::pending()));
     let sys = System { node, api, rpc, accounts, state, reader, http: reqwest::Client::new(), _dir: dir };
     sys.mine().await;
     sys

@@ -4,14 +4,10 @@
 //! and broadcast) stays `pending` until the chain shows its anchor, while
 //! one the node refuses outright is `failed` for good.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use medanchor_api::app::{self, ApiConfig, AppState, Custody};
 use medanchor_api::auth::{Claims, SessionKey};
-use medanchor_api::blob::{BlobStore, LocalDir};
-use medanchor_api::db::ApiDb;
-use medanchor_api::envelope::Keyring;
 use medanchor_contracts::principal::Principal;
 use medanchor_contracts::types::{AccessLevel, DataType, RecordType};
 use medanchor_contracts::{ClarityValue, ContractName, DEPLOYER_ADDRESS};
@@ -27,24 +23,19 @@ async fn side_api(sys: &System, rpc: &str, key: StacksKey) -> (AppState, String,
     let dir = tempfile::tempdir().expect("tempdir");
     let mut custody = Custody::default();
     custody.insert(key);
-    let db = Arc::new(ApiDb::open(&dir.path().join("api")).expect("db"));
-    let blobs: Arc<dyn BlobStore> = Arc::new(LocalDir::open(&dir.path().join("blobs")).expect("blobs"));
-    let state = AppState::new(
+    let state = AppState::open(
         ApiConfig::new("test", DEPLOYER_ADDRESS),
-        db,
-        blobs,
-        Keyring::open(&dir.path().join("keys")).expect("keys"),
-        SessionKey::from_bytes(&[5; 32]),
+        dir.path(),
+        &dir.path().join("keys"),
+        Some([5; 32]),
         Arc::new(sys.reader.clone()),
         RpcClient::new(rpc).expect("rpc"),
         custody,
-    );
+    )
+    .expect("the service");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let api = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = app::router(state.clone());
-    tokio::spawn(
-        async move { axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await },
-    );
+    tokio::spawn(medanchor_api::serve(listener, state.clone(), std::future::pending()));
     (state, api, dir)
 }
 

@@ -96,7 +96,8 @@ impl From<rocksdb::Error> for DbError {
 }
 
 /// Where a record version's anchor stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AnchorStatus {
     /// Stored; the transaction is not mined yet (or not sent yet).

@@ -130,7 +130,8 @@ pub struct LinkState {
 }
 
 /// Where a share stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ShareState {
     /// Redeemable.
@@ -159,14 +160,15 @@ impl ShareState {
 }
 
 /// A share as the patient sees it (no MAC, no release).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShareView {
     /// Share id (hex).
     pub id: String,
     /// Whose data.
     pub patient: String,
     /// Data types covered.
-    #[schema(value_type = Vec<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub data_types: Vec<DataType>,
     /// Unix ms.
     pub created_ms: u64,

@@ -35,7 +35,8 @@ fn truncate(v: &mut String, max: usize) {
 }
 
 /// One access attempt. Field order is the canonical JSON order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     /// Unix milliseconds.
     pub time_ms: u64,

@@ -18,21 +18,17 @@
 //!   the chain's public record index, not data the API holds).
 //!
 //! [`rows`] is the pure part (entries → rows, tested below); [`scan`]
-//! feeds it from the log; [`Report::into_response`] renders JSON or CSV
-//! (RFC 4180).
+//! feeds it from the log; [`to_csv`] renders CSV (RFC 4180); the API
+//! renders JSON.
 
 use std::collections::HashMap;
 
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use medanchor_contracts::principal::Principal;
 use serde::Serialize;
-use serde_json::json;
 
 use crate::audit::{AuditEntry, AuditLog};
 use crate::db::ApiDb;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
 
 /// The actions that read or write patient data.
 pub const DISCLOSING_ACTIONS: [&str; 4] = ["record.read", "record.versions", "record.create", "record.update"];
@@ -72,25 +68,22 @@ pub const MAX_SECONDS: u64 = 253_402_300_799;
 impl ReportRequest {
     /// Reads `patient` (default: the caller), `from` / `to` (Unix seconds;
     /// default: the six years up to now) and `format` (`json` | `csv`).
-    pub fn parse(q: &HashMap<String, String>, caller: &Principal, now_s: u64) -> ApiResult<ReportRequest> {
+    pub fn parse(q: &HashMap<String, String>, caller: &Principal, now_s: u64) -> Result<ReportRequest> {
         let patient = match q.get("patient") {
             Some(p) => p.parse().map_err(|_| {
-                ApiError::bad(
-                    "invalid-principal",
-                    format!("patient {} is not a Stacks principal", crate::error::echo(p)),
-                )
+                Error::bad("invalid-principal", format!("patient {} is not a Stacks principal", crate::error::echo(p)))
             })?,
             None => caller.clone(),
         };
         // Up to the end of year 9999: the dates are printed as ISO 8601
         // and compared in milliseconds, neither of which may overflow.
-        let seconds = |k: &str| -> ApiResult<Option<u64>> {
+        let seconds = |k: &str| -> Result<Option<u64>> {
             q.get(k)
                 .map(|v| v.parse::<u64>().ok().filter(|s| *s <= MAX_SECONDS))
                 .map(|v| v.ok_or(()))
                 .transpose()
                 .map_err(|_| {
-                    ApiError::bad("invalid-parameter", format!("{k} must be Unix seconds, at most {MAX_SECONDS}"))
+                    Error::bad("invalid-parameter", format!("{k} must be Unix seconds, at most {MAX_SECONDS}"))
                 })
         };
         let to_s = seconds("to")?.unwrap_or(now_s);
@@ -99,13 +92,13 @@ impl ReportRequest {
             None => years_before(to_s, DEFAULT_YEARS),
         };
         if from_s > to_s {
-            return Err(ApiError::bad("invalid-range", format!("from ({from_s}) is after to ({to_s})")));
+            return Err(Error::bad("invalid-range", format!("from ({from_s}) is after to ({to_s})")));
         }
         let format = match q.get("format").map(String::as_str) {
             None | Some("json") => Format::Json,
             Some("csv") => Format::Csv,
             Some(other) => {
-                return Err(ApiError::bad(
+                return Err(Error::bad(
                     "invalid-format",
                     format!("format {} is not `json` or `csv`", crate::error::echo(other)),
                 ))
@@ -147,7 +140,8 @@ pub struct RecordKind {
 }
 
 /// One line of the accounting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Disclosure {
     /// The audit index: prove the line with an inclusion proof.
     pub index: u64,
@@ -256,13 +250,13 @@ pub struct Report {
 /// Builds the report from the log and the record metadata: a range read
 /// of the log's per-patient index (`audit_by_patient`), so its cost grows
 /// with the patient's entries, not with the log.
-pub fn scan(log: &AuditLog, db: &ApiDb, req: &ReportRequest) -> ApiResult<Report> {
-    let size = log.size().map_err(ApiError::internal)?;
+pub fn scan(log: &AuditLog, db: &ApiDb, req: &ReportRequest) -> Result<Report> {
+    let size = log.size().map_err(Error::internal)?;
     let patient = req.patient.to_string();
     let mut hits = Vec::new();
     let mut from = 0;
     loop {
-        let page = log.patient_entries(&patient, from, SCAN_PAGE as usize, size).map_err(ApiError::internal)?;
+        let page = log.patient_entries(&patient, from, SCAN_PAGE as usize, size).map_err(Error::internal)?;
         let Some((last, _)) = page.last() else { break };
         from = last + 1;
         let full = page.len() == SCAN_PAGE as usize;
@@ -282,7 +276,7 @@ pub fn scan(log: &AuditLog, db: &ApiDb, req: &ReportRequest) -> ApiResult<Report
         }
         let Some(raw) = hex::decode(id).ok().and_then(|b| <[u8; 16]>::try_from(b).ok()) else { continue };
         // Type and data type are fixed at creation: any version will do.
-        if let Some(m) = db.versions(&raw).map_err(ApiError::internal)?.into_iter().next() {
+        if let Some(m) = db.versions(&raw).map_err(Error::internal)?.into_iter().next() {
             kinds.insert(id.clone(), RecordKind { record_type: m.record_type, data_type: m.data_type });
         }
     }
@@ -336,39 +330,6 @@ pub fn to_csv(rows: &[Disclosure]) -> String {
         out.push_str("\r\n");
     }
     out
-}
-
-impl Report {
-    /// The HTTP response in the requested format. Both carry the scanned
-    /// log size (`x-audit-log-size`) for the inclusion proofs.
-    pub fn into_response(self) -> Response {
-        let size = self.log_size.to_string();
-        match self.request.format {
-            Format::Csv => (
-                [
-                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        format!("attachment; filename=\"disclosures-{}.csv\"", self.request.patient),
-                    ),
-                    (header::HeaderName::from_static("x-audit-log-size"), size),
-                ],
-                to_csv(&self.rows),
-            )
-                .into_response(),
-            Format::Json => (
-                [(header::HeaderName::from_static("x-audit-log-size"), size)],
-                Json(json!({
-                    "patient": self.request.patient.to_string(),
-                    "from": iso8601(self.request.from_s.saturating_mul(1000)),
-                    "to": iso8601(self.request.to_s.saturating_mul(1000)),
-                    "log_size": self.log_size,
-                    "disclosures": self.rows,
-                })),
-            )
-                .into_response(),
-        }
-    }
 }
 
 // ------------------------------------------------------------- dates (UTC)
@@ -538,7 +499,8 @@ mod tests {
             (vec![("from", "253402300800")], "invalid-parameter"),
         ] {
             let e = ReportRequest::parse(&q(&pairs), &caller, now).expect_err("refused");
-            assert_eq!(e.status_code(), (axum::http::StatusCode::BAD_REQUEST, code), "{pairs:?}");
+            assert!(matches!(e, Error::BadRequest { .. }), "{pairs:?}");
+            assert_eq!(e.code(), code, "{pairs:?}");
         }
     }
 

@@ -66,7 +66,8 @@ mod tests;
 pub use store::{Created, Grant, NewShare, Policy, Redeemed, Share, ShareError, ShareState, ShareStore, ShareView};
 
 /// How long a code lives.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ShareDuration {
     /// One hour.
     #[serde(rename = "1h")]

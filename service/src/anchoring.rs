@@ -30,10 +30,10 @@ use medanchor_wallet::keys::StacksKey;
 use medanchor_wallet::{ContractCall, RpcClient, Wallet};
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::audit::AuditError;
 use crate::db::{ApiDb, Cf, DbError};
 use crate::merkle::Hash;
+use crate::state::Service;
 
 /// The `meta` key under which the task keeps its [`AnchorRecord`].
 pub const ANCHOR_META_KEY: &[u8] = b"audit_anchor";
@@ -229,14 +229,14 @@ fn put_record(db: &ApiDb, record: &AnchorRecord) -> Result<(), DbError> {
 /// The anchoring task's state between ticks.
 #[derive(Debug)]
 pub struct Anchorer {
-    state: AppState,
+    state: Service,
     wallet: Wallet,
     in_flight: Option<(Submission, Instant)>,
 }
 
 impl Anchorer {
     /// Connects `operator` to the state's node.
-    pub async fn connect(state: AppState, operator: StacksKey) -> Result<Anchorer, AnchorError> {
+    pub async fn connect(state: Service, operator: StacksKey) -> Result<Anchorer, AnchorError> {
         let (node, contracts, _) = state.anchor_parts();
         let wallet = Wallet::connect(operator, node.clone(), contracts).await?;
         Ok(Anchorer { state, wallet, in_flight: None })
@@ -354,7 +354,7 @@ impl Anchorer {
 
 /// Writes the operator's identity before the first step, so
 /// `GET /v1/audit/anchor` names the log even before it is anchored.
-fn announce(state: &AppState, log: &str) -> Result<(), DbError> {
+fn announce(state: &Service, log: &str) -> Result<(), DbError> {
     let (_, _, db) = state.anchor_parts();
     let old = anchor_record(db)?;
     match old {
@@ -370,7 +370,7 @@ fn announce(state: &AppState, log: &str) -> Result<(), DbError> {
 /// signed by `operator` when the log has grown since its on-chain head.
 /// Failures (node down, operator not authorized, divergence) are logged and
 /// retried; the task never blocks a request.
-pub fn spawn_audit_anchor(state: AppState, operator: StacksKey, every: Duration) -> tokio::task::JoinHandle<()> {
+pub fn spawn_audit_anchor(state: Service, operator: StacksKey, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let log = medanchor_wallet::testnet_address(&operator);
         if let Err(e) = announce(&state, &log) {

@@ -1,0 +1,46 @@
+//! The node's use cases, below every front end: the HTTP API
+//! (`medanchor-api`) and the portal, exports and jobs to come call this
+//! crate; it knows nothing of HTTP, HTML or JSON views.
+//!
+//! In reading order: [`state`] (the [`Service`] every use case runs on,
+//! and the request's [`Caller`]), [`authz`] (the one authorization rule,
+//! equal to the contract's), [`records`] (create, read, update, versions,
+//! list and lifecycle, each authorized and audited once), [`grants`]
+//! (share grants, within the chain's rules), [`anchor`] (versions anchored
+//! on-chain, sent again and settled from what the chain shows), [`auth`]
+//! (Stacks message signatures, sign-in challenges, Ed25519 session
+//! tokens), [`envelope`] (AES-256-GCM data keys wrapped by versioned KEKs,
+//! bound to tenant/patient/record/version), [`blob`] (write-once,
+//! content-addressed ciphertext store), [`db`] (record metadata,
+//! challenges, the audit log's storage), [`merkle`] (RFC 6962/9162 trees,
+//! proofs, C2SP checkpoints), [`audit`] (the group-committed Merkle log),
+//! [`disclosures`] (the HIPAA accounting of disclosures, from the audit
+//! log), [`rotate`] (rewrapping stored data keys after a KEK rotation),
+//! [`share`] (6-digit access codes and signed QR links, with their
+//! brute-force bound), [`anchoring`] (the audit log's root on-chain), and
+//! [`error`] (the one error type; the API maps it to HTTP).
+//!
+//! The service reads the chain through the indexer's read traits (and
+//! [`anchoring`] reads its own on-chain audit head through the node's
+//! read-only calls) and writes to it only through signed transactions
+//! ([`medanchor_wallet`]); it never links the devnet or executes Clarity.
+
+pub mod anchor;
+pub mod anchoring;
+pub mod audit;
+pub mod auth;
+pub mod authz;
+pub mod blob;
+pub mod db;
+pub mod disclosures;
+pub mod envelope;
+pub mod error;
+pub mod grants;
+pub mod merkle;
+pub mod records;
+pub mod rotate;
+pub mod share;
+pub mod state;
+
+pub use error::{Error, Result};
+pub use state::{Caller, ChainView, Clock, Config, Custody, Service};

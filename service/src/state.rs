@@ -1,0 +1,490 @@
+//! The service: everything a use case needs, assembled once
+//! ([`Service::new`]) by the composition root, and the request's [`Caller`].
+//!
+//! Every use case acts as its real caller: roles come from the chain
+//! (through the indexer) and from configuration at each call, and every
+//! access attempt to patient data — allowed or refused — is appended to
+//! the audit log ([`Service::audited`]) before its answer is returned.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use medanchor_contracts::principal::Principal;
+use medanchor_indexer::{AccessReader, ChainReader, ConsentReader, RecordReader};
+use medanchor_wallet::keys::StacksKey;
+use medanchor_wallet::RpcClient;
+
+use crate::audit::{AuditEntry, AuditLog};
+use crate::auth::SessionKey;
+use crate::blob::BlobStore;
+use crate::db::ApiDb;
+use crate::envelope::Keyring;
+use crate::error::{Error, Result};
+
+/// The indexer's read traits, as one object.
+pub trait ChainView: AccessReader + ChainReader + ConsentReader + RecordReader + Send + Sync {}
+impl<T: AccessReader + ChainReader + ConsentReader + RecordReader + Send + Sync> ChainView for T {}
+
+/// How the API runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Bound into every ciphertext (one node may serve several tenants).
+    pub tenant: String,
+    /// Named in sign-in challenges.
+    pub domain: String,
+    /// Largest record payload, in bytes.
+    pub max_record_bytes: usize,
+    /// Session lifetime.
+    pub session_ttl: Duration,
+    /// Challenge lifetime.
+    pub challenge_ttl: Duration,
+    /// Principals with the auditor role.
+    pub auditors: Vec<String>,
+    /// Principals with the admin role.
+    pub admins: Vec<String>,
+    /// The deployer of the contracts.
+    pub contracts: String,
+    /// The API's public base URL: QR links point here and name it as
+    /// their issuer.
+    pub public_url: String,
+    /// The brute-force policy for access codes.
+    pub share_policy: crate::share::Policy,
+    /// Redemption rate limits.
+    pub share_limits: crate::share::limits::RateLimits,
+}
+
+impl Config {
+    /// Defaults for `tenant` and the devnet's contracts.
+    pub fn new(tenant: &str, contracts: &str) -> Self {
+        Config {
+            tenant: tenant.into(),
+            domain: "medanchor.localhost".into(),
+            max_record_bytes: 64 << 20,
+            session_ttl: Duration::from_secs(3600),
+            challenge_ttl: Duration::from_secs(300),
+            auditors: Vec::new(),
+            admins: Vec::new(),
+            contracts: contracts.into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            share_policy: Default::default(),
+            share_limits: Default::default(),
+        }
+    }
+}
+
+/// Provider keys the node holds for hospital systems (custodial signing),
+/// with one lock per key so its nonces go out in order.
+#[derive(Default)]
+pub struct Custody {
+    pub(crate) keys: HashMap<String, (StacksKey, Arc<tokio::sync::Mutex<()>>)>,
+}
+
+impl std::fmt::Debug for Custody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Custody").field("principals", &self.keys.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl Custody {
+    /// Adds a key; returns its principal.
+    pub fn insert(&mut self, key: StacksKey) -> String {
+        let principal = key.address(medanchor_wallet::keys::TESTNET_SINGLESIG).to_string();
+        self.keys.insert(principal.clone(), (key, Arc::default()));
+        principal
+    }
+
+    /// Whether the node signs for `principal`.
+    pub fn holds(&self, principal: &str) -> bool {
+        self.keys.contains_key(principal)
+    }
+}
+
+/// One async lock per record id.
+type RecordLocks = HashMap<[u8; 16], Arc<tokio::sync::Mutex<()>>>;
+
+/// Everything a use case needs.
+#[derive(Clone)]
+pub struct Service {
+    pub(crate) config: Arc<Config>,
+    pub(crate) db: Arc<ApiDb>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) keyring: Arc<RwLock<Keyring>>,
+    pub(crate) session: Arc<SessionKey>,
+    /// Signs the audit log's checkpoints: the node's secret itself.
+    pub(crate) checkpoint: Arc<ed25519_dalek::SigningKey>,
+    pub(crate) challenges: Arc<crate::auth::ChallengeKey>,
+    /// Keys the audit log's client-address hashes.
+    pub(crate) ip_key: Arc<[u8; 32]>,
+    pub(crate) chain: Arc<dyn ChainView>,
+    pub(crate) audit: AuditLog,
+    pub(crate) node: RpcClient,
+    pub(crate) custody: Arc<Custody>,
+    /// One lock per record id, so concurrent updates serialize.
+    pub(crate) record_locks: Arc<std::sync::Mutex<RecordLocks>>,
+    pub(crate) shares: Arc<crate::share::ShareStore>,
+    pub(crate) limiter: Arc<crate::share::limits::Limiter>,
+    pub(crate) clock: Clock,
+}
+
+/// Unix milliseconds now: the system clock, or a test's.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").field("tenant", &self.config.tenant).finish()
+    }
+}
+
+impl Service {
+    /// Assembles the state (the audit writer starts on the current runtime).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: Config,
+        db: Arc<ApiDb>,
+        blobs: Arc<dyn BlobStore>,
+        keyring: Keyring,
+        session: SessionKey,
+        chain: Arc<dyn ChainView>,
+        node: RpcClient,
+        custody: Custody,
+    ) -> Service {
+        let audit = AuditLog::start(db.clone());
+        // The sharing keys derive from the node's secret, separated from
+        // its session and checkpoint signatures by domain.
+        // The node's secret signs audit checkpoints directly (the log's
+        // long-term identity, which auditors pin); every other use gets a
+        // key derived from it under its own label, so a session token can
+        // never pass for a checkpoint signature or the other way round.
+        let root = session.signing_key().to_bytes();
+        let checkpoint = Arc::new(session.signing_key().clone());
+        let session = SessionKey::for_node(&root);
+        let share_keys = crate::share::link::ShareKeys::derive(&root);
+        let shares = Arc::new(crate::share::ShareStore::new(db.clone(), share_keys, config.share_policy));
+        let limiter = Arc::new(crate::share::limits::Limiter::new(config.share_limits));
+        let challenges = Arc::new(crate::auth::ChallengeKey::derive(&root));
+        let ip_key = Arc::new(crate::auth::derive_key(&root, b"medanchor audit ip-hash v1"));
+        Service {
+            config: Arc::new(config),
+            db,
+            blobs,
+            keyring: Arc::new(RwLock::new(keyring)),
+            session: Arc::new(session),
+            checkpoint,
+            challenges,
+            ip_key,
+            chain,
+            audit,
+            node,
+            custody: Arc::new(custody),
+            record_locks: Arc::default(),
+            shares,
+            limiter,
+            clock: Arc::new(now_ms),
+        }
+    }
+
+    /// The composition root: the service over a data directory (`db/`,
+    /// `blobs/`) and a key directory (the KEKs, and `session.key`: the
+    /// node's secret, 0600, created on first open unless `secret` is
+    /// given). `up`, the end-to-end tests and the benchmarks all wire the
+    /// node through here.
+    pub fn open(
+        config: Config,
+        data_dir: &std::path::Path,
+        keys_dir: &std::path::Path,
+        secret: Option<[u8; 32]>,
+        chain: Arc<dyn ChainView>,
+        node: RpcClient,
+        custody: Custody,
+    ) -> Result<Service> {
+        let io = |what: &str, e: &dyn std::fmt::Display| Error::internal(format!("{what}: {e}"));
+        std::fs::create_dir_all(data_dir).map_err(|e| io("creating the data directory", &e))?;
+        std::fs::create_dir_all(keys_dir).map_err(|e| io("creating the key directory", &e))?;
+        let keyring = Keyring::open(keys_dir).map_err(|e| io("opening the keyring", &e))?;
+        let secret = match secret {
+            Some(s) => s,
+            None => node_secret(&keys_dir.join("session.key")).map_err(|e| io("the node's secret", &e))?,
+        };
+        let db = Arc::new(ApiDb::open(&data_dir.join("db")).map_err(|e| io("opening the database", &e))?);
+        let blobs: Arc<dyn BlobStore> = Arc::new(
+            crate::blob::LocalDir::open(&data_dir.join("blobs")).map_err(|e| io("opening the blob store", &e))?,
+        );
+        Ok(Service::new(config, db, blobs, keyring, SessionKey::from_bytes(&secret), chain, node, custody))
+    }
+
+    /// The same state on another clock (tests move time instead of
+    /// sleeping; sessions keep the system clock).
+    pub fn with_clock(mut self, clock: Clock) -> Service {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, on this state's clock (unix ms).
+    pub fn now_ms(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// The audit log's keyed hash of a client address.
+    pub fn ip_hash(&self, ip: std::net::IpAddr) -> String {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.ip_key[..]).expect("any key length");
+        mac.update(ip.to_string().as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// Sweeps used sign-in challenges past their expiry (returns how many)
+    /// and drops the per-record locks no request holds, so neither grows
+    /// with the number of sign-ins or records ever touched.
+    pub fn housekeeping(&self) -> Result<usize, crate::db::DbError> {
+        self.record_locks.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, lock| Arc::strong_count(lock) > 1);
+        // Challenges run on the system clock, as sessions do.
+        self.db.sweep_challenges(now_ms() / 1000)
+    }
+
+    /// Locks held right now per record (for tests of the pruning).
+    pub fn record_lock_count(&self) -> usize {
+        self.record_locks.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// The share store.
+    pub fn shares(&self) -> &Arc<crate::share::ShareStore> {
+        &self.shares
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// How the node runs.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The chain, as the indexer has it.
+    pub fn chain(&self) -> &dyn ChainView {
+        &*self.chain
+    }
+
+    /// The ciphertext store.
+    pub fn blobs(&self) -> &dyn BlobStore {
+        &*self.blobs
+    }
+
+    /// The node's RPC.
+    pub fn node(&self) -> &RpcClient {
+        &self.node
+    }
+
+    /// The keys this node signs custodial transactions with.
+    pub fn custody(&self) -> &Custody {
+        &self.custody
+    }
+
+    /// Checks session tokens.
+    pub fn session(&self) -> &SessionKey {
+        &self.session
+    }
+
+    /// Issues and checks sign-in challenges.
+    pub fn challenges(&self) -> &crate::auth::ChallengeKey {
+        &self.challenges
+    }
+
+    /// Signs the audit log's checkpoints (the log's long-term identity).
+    pub fn checkpoint_key(&self) -> &ed25519_dalek::SigningKey {
+        &self.checkpoint
+    }
+
+    /// The redemption rate limiter.
+    pub fn limiter(&self) -> &crate::share::limits::Limiter {
+        &self.limiter
+    }
+
+    /// The record database.
+    pub fn db(&self) -> &ApiDb {
+        &self.db
+    }
+
+    /// The lock that serializes writes to one record (updates and
+    /// lifecycle calls), so a check and its transaction see one state.
+    pub(crate) fn record_lock(&self, id: &[u8; 16]) -> Arc<tokio::sync::Mutex<()>> {
+        self.record_locks.lock().unwrap_or_else(|p| p.into_inner()).entry(*id).or_default().clone()
+    }
+
+    /// The caller's role: `admin` and `auditor` from configuration, else
+    /// `provider` or `patient` as the chain has them, else `none`.
+    pub fn role_of(&self, p: &Principal) -> Result<&'static str> {
+        let s = p.to_string();
+        if self.config.admins.contains(&s) {
+            return Ok("admin");
+        }
+        if self.config.auditors.contains(&s) {
+            return Ok("auditor");
+        }
+        if self.chain.provider(p).map_err(Error::internal)?.is_some() {
+            return Ok("provider");
+        }
+        if self.chain.patient(p).map_err(Error::internal)?.is_some() {
+            return Ok("patient");
+        }
+        Ok("none")
+    }
+
+    /// The one audit step of a use case: appends `entry` with the outcome
+    /// of `result` — `allowed`; `denied` with the contract's error name (or
+    /// the problem code) for a refusal of the caller; `error` for a fault
+    /// — and returns `result`. Synced before the caller hears the answer.
+    pub async fn audited<T>(&self, mut entry: AuditEntry, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result {
+            entry.outcome = outcome_of(e).into();
+            entry.reason = Some(e.audit_reason());
+        }
+        self.audit.append(entry).await.map_err(Error::internal)?;
+        result
+    }
+
+    /// A check on the way: a refusal (or fault) is audited as
+    /// [`Service::audited`] does; a success passes through unrecorded, for
+    /// the use case to audit once it is done.
+    pub async fn audit_refusal<T>(&self, entry: &AuditEntry, result: Result<T>) -> Result<T> {
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => self.audited(entry.clone(), Err(e)).await,
+        }
+    }
+}
+
+/// The audit outcome of an error: `error` for a fault of ours or of the
+/// node, `denied` for a refusal of the caller.
+fn outcome_of(e: &Error) -> &'static str {
+    match e {
+        Error::Internal(_) | Error::Unavailable(_) => "error",
+        _ => "denied",
+    }
+}
+
+impl Service {
+    /// The record database and the keyring, for maintenance such as KEK
+    /// rotation ([`crate::rotate::rewrap_all`]) in tests and tools.
+    pub fn keys(&self) -> (&ApiDb, &RwLock<Keyring>) {
+        (&self.db, &self.keyring)
+    }
+
+    /// What the audit anchor task needs: the node, the contracts' deployer
+    /// and the API database.
+    pub(crate) fn anchor_parts(&self) -> (&RpcClient, &str, &Arc<ApiDb>) {
+        (&self.node, &self.config.contracts, &self.db)
+    }
+}
+
+/// Unix milliseconds now, on the system clock.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Who is calling, from where: what a front end knows of a request.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The session's principal, if the session is valid.
+    pub principal: Option<Principal>,
+    /// Whether a session token was presented (valid or not).
+    pub presented_token: bool,
+    /// The request's id (in audit entries and on log lines).
+    pub request_id: String,
+    /// The client's address (rate limits key on it; the audit log keeps
+    /// only its keyed hash).
+    pub ip: Option<String>,
+    /// The client's user agent, at most [`crate::audit::MAX_FIELD`] bytes.
+    pub user_agent: Option<String>,
+    /// The keyed hash of the client's address the audit log keeps.
+    pub ip_hash: Option<String>,
+}
+
+impl Caller {
+    /// The caller from a front end's view of a request: the session token
+    /// (checked here), the request id, the client's address and user agent.
+    pub fn new(
+        service: &Service,
+        token: Option<&str>,
+        request_id: String,
+        ip: Option<std::net::IpAddr>,
+        user_agent: Option<&str>,
+    ) -> Caller {
+        let principal =
+            token.and_then(|t| service.session.verify(t, now_ms() / 1000).ok()).and_then(|c| c.sub.parse().ok());
+        Caller {
+            principal,
+            presented_token: token.is_some(),
+            request_id,
+            ip: ip.map(|ip| ip.to_string()),
+            ip_hash: ip.map(|ip| service.ip_hash(ip)),
+            user_agent: user_agent.map(|ua| {
+                // Bounded before it is copied anywhere (audit entries keep it).
+                let mut cut = ua.len().min(crate::audit::MAX_FIELD);
+                while !ua.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                ua[..cut].to_string()
+            }),
+        }
+    }
+
+    /// The signed-in principal, or why there is none.
+    pub fn require(&self) -> Result<&Principal> {
+        match &self.principal {
+            Some(p) => Ok(p),
+            None if self.presented_token => {
+                Err(Error::Unauthorized("the session token is invalid or expired; sign in again".into()))
+            }
+            None => Err(Error::Unauthorized("sign in first: Authorization: Bearer <token>".into())),
+        }
+    }
+
+    /// A fresh audit entry for `action` by this caller in `role`.
+    pub fn entry(&self, role: &str, action: &str) -> AuditEntry {
+        AuditEntry {
+            time_ms: now_ms(),
+            actor: self.principal.as_ref().map_or("anonymous".into(), |p| p.to_string()),
+            role: role.into(),
+            action: action.into(),
+            patient: None,
+            record_id: None,
+            version: None,
+            method: None,
+            share_id: None,
+            outcome: "allowed".into(),
+            reason: None,
+            client_ip: None,
+            user_agent: self.user_agent.clone(),
+            ip_hash: self.ip_hash.clone(),
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+/// The node's 32-byte secret in `path` (hex), created (0600, synced) on
+/// first use.
+fn node_secret(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+    use rand::RngCore;
+    if path.exists() {
+        let text = std::fs::read_to_string(path)?;
+        return hex::decode(text.trim()).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is not 32 bytes of hex", path.display()))
+        });
+    }
+    let mut secret = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut secret);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    std::io::Write::write_all(&mut f, hex::encode(secret).as_bytes())?;
+    f.sync_all()?;
+    Ok(secret)
+}
