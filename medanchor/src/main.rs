@@ -1,15 +1,10 @@
 //! The `medanchor` command.
 
 mod api;
-mod bench;
-mod bench_api;
-mod bench_indexer;
-mod bench_share;
 mod client;
 mod demo;
 mod indexer;
 mod keys;
-mod latency;
 mod share;
 mod verify;
 mod wallet;
@@ -18,7 +13,7 @@ use std::process::ExitCode;
 
 // The Clarity VM allocates and frees small objects at a furious rate
 // (every value, every cost evaluation); mimalloc handles that pattern far
-// better than glibc's allocator (see `medanchor bench devnet`).
+// better than glibc's allocator (see `medanchor-bench devnet`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -81,11 +76,6 @@ enum Command {
     /// The whole story against a running `medanchor up`: consent, a record
     /// written and read, revocation, the access log, verification.
     Demo(demo::DemoArgs),
-    /// Benchmarks, each printing its ratio against the named baseline.
-    Bench {
-        #[command(subcommand)]
-        command: BenchCommand,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,22 +134,6 @@ struct ApiArgs {
     data_dir: std::path::PathBuf,
     keys_dir: std::path::PathBuf,
     custodial: Vec<String>,
-}
-
-#[derive(Debug, Subcommand)]
-enum BenchCommand {
-    /// Signed grant-consent transactions over HTTP to a devnet node versus
-    /// the same calls through Clarinet's simnet.
-    Devnet(bench::DevnetBenchArgs),
-    /// Event ingest over HTTP versus raw RocksDB writes, and query latency
-    /// over a large index.
-    Indexer(bench_indexer::IndexerBenchArgs),
-    /// Consent-checked decrypted record reads over HTTP versus raw
-    /// AES-256-GCM and SHA-256, and a large upload.
-    Api(bench_api::ApiBenchArgs),
-    /// Access-code generation and redemption latency with 100,000 active
-    /// codes, against a bare synced RocksDB write.
-    Share(bench_share::ShareBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -241,10 +215,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify { command } => verify::run(command),
         Command::Share { command } => share::run(command),
         Command::Demo(args) => demo::run(args),
-        Command::Bench { command: BenchCommand::Devnet(args) } => bench::run(args),
-        Command::Bench { command: BenchCommand::Indexer(args) } => bench_indexer::run(args),
-        Command::Bench { command: BenchCommand::Api(args) } => bench_api::run(args),
-        Command::Bench { command: BenchCommand::Share(args) } => bench_share::run(args),
     }
 }
 

@@ -2,7 +2,6 @@
 //! on loopback.
 
 mod anchor_load;
-mod bench;
 mod demo;
 mod devnet_process;
 mod indexer_process;

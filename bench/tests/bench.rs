@@ -1,4 +1,4 @@
-//! `medanchor bench devnet` at a small size: the workload is mined in full
+//! `medanchor-bench devnet` at a small size: the workload is mined in full
 //! with every transaction successful, and the simnet baseline runs the
 //! same calls without a failure (the script refuses to report otherwise).
 //! Timings are printed by the bench, never asserted here.
@@ -7,10 +7,10 @@ use std::process::Command;
 
 #[test]
 fn bench_devnet_runs_the_same_workload_on_the_node_and_in_simnet() {
-    let out = Command::new(env!("CARGO_BIN_EXE_medanchor"))
-        .args(["bench", "devnet", "--txs", "60", "--accounts", "8", "--concurrency", "3", "--json"])
+    let out = Command::new(env!("CARGO_BIN_EXE_medanchor-bench"))
+        .args(["devnet", "--txs", "60", "--accounts", "8", "--concurrency", "3", "--json"])
         .output()
-        .expect("run medanchor bench devnet");
+        .expect("run medanchor-bench devnet");
     assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_eq!(report["txs"], 60);
@@ -25,23 +25,22 @@ fn bench_devnet_runs_the_same_workload_on_the_node_and_in_simnet() {
 
 #[test]
 fn bench_devnet_refuses_more_pending_transactions_than_accounts_allow() {
-    let out = Command::new(env!("CARGO_BIN_EXE_medanchor"))
-        .args(["bench", "devnet", "--txs", "100", "--accounts", "2", "--no-simnet"])
+    let out = Command::new(env!("CARGO_BIN_EXE_medanchor-bench"))
+        .args(["devnet", "--txs", "100", "--accounts", "2", "--no-simnet"])
         .output()
-        .expect("run medanchor bench devnet");
+        .expect("run medanchor-bench devnet");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("exceed 24 pending per account"), "{stderr}");
 }
 
-/// `medanchor bench indexer` at a small size: both ingest paths index every
+/// `medanchor-bench indexer` at a small size: both ingest paths index every
 /// event and end in the same state, the query phase runs each kind of
 /// query, and the report names its targets. Timings are not asserted.
 #[test]
 fn bench_indexer_ingests_every_event_over_http_and_raw_and_times_queries() {
-    let out = Command::new(env!("CARGO_BIN_EXE_medanchor"))
+    let out = Command::new(env!("CARGO_BIN_EXE_medanchor-bench"))
         .args([
-            "bench",
             "indexer",
             "--blocks",
             "3",
@@ -58,7 +57,7 @@ fn bench_indexer_ingests_every_event_over_http_and_raw_and_times_queries() {
             "--json",
         ])
         .output()
-        .expect("run medanchor bench indexer");
+        .expect("run medanchor-bench indexer");
     assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     for phase in ["ingest", "raw"] {
@@ -94,27 +93,15 @@ fn bench_indexer_ingests_every_event_over_http_and_raw_and_times_queries() {
     }
 }
 
-/// `medanchor bench api` at a small size: every consent-checked read is
+/// `medanchor-bench api` at a small size: every consent-checked read is
 /// answered 200, the baselines and the upload are measured, and the report
 /// names its targets. Timings are not asserted.
 #[test]
 fn bench_api_reads_every_record_with_no_errors_and_uploads() {
-    let out = Command::new(env!("CARGO_BIN_EXE_medanchor"))
-        .args([
-            "bench",
-            "api",
-            "--records",
-            "3",
-            "--concurrency",
-            "4",
-            "--seconds",
-            "0.5",
-            "--upload-mib",
-            "1",
-            "--json",
-        ])
+    let out = Command::new(env!("CARGO_BIN_EXE_medanchor-bench"))
+        .args(["api", "--records", "3", "--concurrency", "4", "--seconds", "0.5", "--upload-mib", "1", "--json"])
         .output()
-        .expect("run medanchor bench api");
+        .expect("run medanchor-bench api");
     assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     let reads = &report["reads"];
@@ -139,15 +126,15 @@ fn bench_api_reads_every_record_with_no_errors_and_uploads() {
     }
 }
 
-/// `medanchor bench share` at a small size: every phase runs its samples
+/// `medanchor-bench share` at a small size: every phase runs its samples
 /// (the HTTP phase through the real API, each redemption answered as
 /// expected) and the report names the target. Timings are not asserted.
 #[test]
 fn bench_share_generates_and_redeems_among_many_active_codes() {
-    let out = Command::new(env!("CARGO_BIN_EXE_medanchor"))
-        .args(["bench", "share", "--codes", "900", "--samples", "50", "--json"])
+    let out = Command::new(env!("CARGO_BIN_EXE_medanchor-bench"))
+        .args(["share", "--codes", "900", "--samples", "50", "--json"])
         .output()
-        .expect("run medanchor bench share");
+        .expect("run medanchor-bench share");
     assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_eq!((report["active_codes"].as_u64(), report["patients"].as_u64()), (Some(900), Some(100)));

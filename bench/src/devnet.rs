@@ -1,4 +1,4 @@
-//! `medanchor bench devnet`: signed `grant-consent` transactions submitted
+//! `medanchor-bench devnet`: signed `grant-consent` transactions submitted
 //! over HTTP to a real devnet node, measured from submission to the block
 //! arriving at an event observer, against the same workload through
 //! Clarinet's simnet in the same run.
@@ -31,7 +31,7 @@ use rand::{RngCore, SeedableRng};
 use serde::Serialize;
 use tokio::sync::Notify;
 
-/// Options of `medanchor bench devnet`.
+/// Options of `medanchor-bench devnet`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevnetBenchArgs {
     /// Number of `grant-consent` transactions measured.

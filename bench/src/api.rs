@@ -1,4 +1,4 @@
-//! `medanchor bench api`: consent-checked, decrypted record reads through
+//! `medanchor-bench api`: consent-checked, decrypted record reads through
 //! the API over real HTTP, next to raw AES-256-GCM and SHA-256 throughput
 //! measured in the same run, and the upload of one large payload.
 //!
@@ -62,7 +62,7 @@ const CREATE_BATCH: usize = 20;
 /// How long each single-threaded crypto baseline runs.
 const BASELINE_TIME: Duration = Duration::from_millis(1000);
 
-/// Options of `medanchor bench api`.
+/// Options of `medanchor-bench api`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiBenchArgs {
     /// Records of 16 KiB created (and then read round-robin).
@@ -222,7 +222,7 @@ impl System {
 
     /// Signs in as `name` the way a Stacks wallet does; returns the token.
     pub(crate) async fn sign_in(&self, name: &str) -> anyhow::Result<String> {
-        crate::client::sign_in(&self.http, &self.api, self.key(name)?).await
+        Ok(medanchor_wallet::sign_in(&self.http, &self.api, self.key(name)?).await?)
     }
 }
 

@@ -1,4 +1,4 @@
-//! `medanchor bench indexer`: event ingest through the HTTP observer
+//! `medanchor-bench indexer`: event ingest through the HTTP observer
 //! endpoint versus the same writes straight into RocksDB, and query
 //! latency over a large index.
 //!
@@ -60,7 +60,7 @@ const PAGE: usize = 50;
 /// Blocks per round when HTTP ingest and raw writes alternate.
 const ROUND: usize = 20;
 
-/// Options of `medanchor bench indexer`.
+/// Options of `medanchor-bench indexer`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct IndexerBenchArgs {
     /// Blocks POSTed to the observer endpoint (and written raw).

@@ -1,4 +1,4 @@
-//! `medanchor bench share`: access-code generation and redemption latency
+//! `medanchor-bench share`: access-code generation and redemption latency
 //! with 100,000 active codes in the store (issue target: p99 < 5 ms for
 //! both), against a bare synced RocksDB write measured in the same run.
 //!
@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::latency::{latency, Latency};
 
-/// Options of `medanchor bench share`.
+/// Options of `medanchor-bench share`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ShareBenchArgs {
     /// Active codes in the store before measuring.
@@ -141,7 +141,7 @@ fn populate(store: &ShareStore, args: &ShareBenchArgs, now: u64) -> anyhow::Resu
 async fn http_phase(args: &ShareBenchArgs) -> anyhow::Result<(Latency, Latency)> {
     use medanchor_api::share::limits::{Rate, RateLimits};
     let open = Rate { burst: u32::MAX, per_minute: u32::MAX };
-    let sys = crate::bench_api::start_with(|c| {
+    let sys = crate::api::start_with(|c| {
         c.share_limits = RateLimits { per_ip: open, per_principal: open, global: open };
     })
     .await?;
@@ -285,7 +285,7 @@ fn bench(args: &ShareBenchArgs) -> anyhow::Result<ShareReport> {
 
 fn print(r: &ShareReport) {
     println!(
-        "medanchor bench share: {} active codes over {} patients (populated in {:.1} s)",
+        "medanchor-bench share: {} active codes over {} patients (populated in {:.1} s)",
         r.active_codes, r.patients, r.populate_seconds
     );
     let line = |name: &str, l: &Latency, target: bool| {
