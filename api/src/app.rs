@@ -107,9 +107,7 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
 
 /// The routes.
 pub fn router(state: AppState) -> Router {
-    // A record body may hold a payload (base64 inflates it by a third);
-    // nothing else the API takes is larger than a few hundred bytes.
-    let payload_limit = state.config().max_record_bytes * 4 / 3 + 64 * 1024;
+    let payload_limit = payload_limit(state.config());
     routes()
         .into_iter()
         .fold(Router::new(), |r, (verb, path, handler)| {
@@ -149,6 +147,13 @@ async fn request_context(mut request: axum::extract::Request, next: axum::middle
 
 /// The request-id header.
 const REQUEST_ID: &str = "x-request-id";
+
+/// The body limit of a route that takes a record payload: a record body
+/// may hold one (base64 inflates it by a third); nothing else the API
+/// takes is larger than a few hundred bytes.
+fn payload_limit(config: &ApiConfig) -> usize {
+    config.max_record_bytes * 4 / 3 + 64 * 1024
+}
 
 /// The body limit of every route that takes no record payload.
 pub const SMALL_BODY: usize = 16 * 1024;

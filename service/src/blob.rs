@@ -26,7 +26,12 @@ pub enum BlobError {
 /// A write-once, content-addressed blob store.
 pub trait BlobStore: Send + Sync + std::fmt::Debug {
     /// Stores `bytes`; returns their SHA-256 (the address). Durable on return.
-    fn put(&self, bytes: &[u8]) -> Result<[u8; 32], BlobError>;
+    fn put(&self, bytes: &[u8]) -> Result<[u8; 32], BlobError> {
+        self.put_parts(&[bytes])
+    }
+    /// Stores the concatenation of `parts` (without building it) as one
+    /// blob; returns its SHA-256. Durable on return.
+    fn put_parts(&self, parts: &[&[u8]]) -> Result<[u8; 32], BlobError>;
     /// The bytes at `hash`, checked against it; `None` if absent.
     fn get(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, BlobError>;
 }
@@ -56,8 +61,12 @@ fn io(path: &Path, e: std::io::Error) -> BlobError {
 }
 
 impl BlobStore for LocalDir {
-    fn put(&self, bytes: &[u8]) -> Result<[u8; 32], BlobError> {
-        let hash: [u8; 32] = Sha256::digest(bytes).into();
+    fn put_parts(&self, parts: &[&[u8]]) -> Result<[u8; 32], BlobError> {
+        let mut hasher = Sha256::new();
+        for p in parts {
+            hasher.update(p);
+        }
+        let hash: [u8; 32] = hasher.finalize().into();
         let path = self.path(&hash);
         if path.exists() {
             return Ok(hash);
@@ -69,7 +78,9 @@ impl BlobStore for LocalDir {
         let tmp = parent.join(format!(".{}.tmp-{}", hex::encode(hash), std::process::id()));
         {
             let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-            f.write_all(bytes).map_err(|e| io(&tmp, e))?;
+            for p in parts {
+                f.write_all(p).map_err(|e| io(&tmp, e))?;
+            }
             f.sync_all().map_err(|e| io(&tmp, e))?;
         }
         std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
@@ -102,6 +113,9 @@ mod tests {
         let hash = store.put(b"ciphertext").expect("put");
         assert_eq!(hash, <[u8; 32]>::from(Sha256::digest(b"ciphertext")));
         assert_eq!(store.put(b"ciphertext").expect("again"), hash);
+        assert_eq!(store.put_parts(&[b"ciph", b"", b"ertext"]).expect("in parts"), hash, "the same blob");
+        let parts_hash = store.put_parts(&[b"nonce", b"body", b"tag"]).expect("parts");
+        assert_eq!(store.get(&parts_hash).expect("get").as_deref(), Some(&b"noncebodytag"[..]));
         assert_eq!(store.get(&hash).expect("get").as_deref(), Some(&b"ciphertext"[..]));
         assert_eq!(store.get(&[0; 32]).expect("absent"), None);
         std::fs::write(store.path(&hash), b"ciphertexT").expect("tamper");

@@ -3,7 +3,6 @@
 //! (finalize, unlock, archive) — each authorized by the one rule
 //! ([`crate::authz`]) and audited once ([`Service::audited`]).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use medanchor_contracts::principal::Principal;
@@ -39,24 +38,24 @@ impl Signing {
     }
 }
 
-/// A record payload: its media type and bytes (borrowed from a request
-/// body where possible: a payload may be tens of MiB).
+/// A record payload: its media type and bytes. Owned: the bytes are
+/// encrypted in place (a payload may be tens of MiB; it is never copied).
 #[derive(Debug)]
-pub struct Payload<'a> {
+pub struct Payload {
     /// The payload's media type; `application/json` content is served back
     /// as JSON.
     pub content_type: String,
     /// The plaintext.
-    pub bytes: Cow<'a, [u8]>,
+    pub bytes: Vec<u8>,
 }
 
 /// A new record's fields.
 #[derive(Debug)]
-pub struct NewRecord<'a> {
+pub struct NewRecord {
     /// Its type (which fixes the consent data type).
     pub record_type: RecordType,
     /// The content.
-    pub payload: Payload<'a>,
+    pub payload: Payload,
     /// 0 to 3 (default 1).
     pub confidentiality: Option<u8>,
     /// `custodial` (default) or `wallet`.
@@ -263,10 +262,29 @@ impl Service {
         }
     }
 
+    /// Encrypts and stores a version off the async workers: sealing and
+    /// hashing tens of MiB must not stall the requests sharing a worker.
+    async fn store(
+        &self,
+        id: [u8; 16],
+        version: u64,
+        patient: &Principal,
+        author: &Principal,
+        record_type: RecordType,
+        payload: Payload,
+    ) -> Result<RecordMeta> {
+        let (s, patient, author) = (self.clone(), patient.clone(), author.clone());
+        tokio::task::spawn_blocking(move || {
+            store_version(&s, &id, version, &patient, &author, record_type, &payload.content_type, payload.bytes)
+        })
+        .await
+        .map_err(Error::internal)?
+    }
+
     /// Creates a record for `patient`: authorized, encrypted, stored as a
     /// pending version 1, audited, then anchored (custodial) or returned
     /// for the wallet to sign.
-    pub async fn create_record(&self, caller: &Caller, patient: &Principal, new: NewRecord<'_>) -> Result<Written> {
+    pub async fn create_record(&self, caller: &Caller, patient: &Principal, new: NewRecord) -> Result<Written> {
         let who = caller.require()?.clone();
         let signing = self.signing_mode(&who, new.signing.as_deref())?;
         let confidentiality = new.confidentiality.unwrap_or(1);
@@ -283,8 +301,7 @@ impl Service {
         let method = self.audit_refusal(&entry, allowed).await?;
         let mut id = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut id);
-        let p = &new.payload;
-        let meta = store_version(self, &id, 1, patient, &who, new.record_type, &p.content_type, &p.bytes)?;
+        let meta = self.store(id, 1, patient, &who, new.record_type, new.payload).await?;
         entry.record_id = Some(meta.record_id.clone());
         entry.version = Some(1);
         entry.method = Some(method.name().to_string());
@@ -367,7 +384,7 @@ impl Service {
         caller: &Caller,
         id: &[u8; 16],
         expected: u64,
-        payload: Payload<'_>,
+        payload: Payload,
         signing: Option<&str>,
     ) -> Result<Written> {
         let who = caller.require()?.clone();
@@ -410,8 +427,7 @@ impl Service {
             // The chain refused that version: its slot is this one's now.
             tracing::info!(record = %current.record_id, version, failure = ?refused.failure, "replacing a refused version");
         }
-        let meta =
-            store_version(self, id, version, &patient, &who, record_type, &payload.content_type, &payload.bytes)?;
+        let meta = store_version(self, id, version, &patient, &who, record_type, &payload.content_type, payload.bytes)?;
         entry.method = Some(method.name().to_string());
         self.audited(entry, Ok(())).await?;
         let call = ContractCall::update_record(*id, base, hash32(&meta.data_hash)?, None);

@@ -73,3 +73,65 @@ async fn bodies_are_bounded_sessions_come_first_and_answers_stay_small() {
         assert!(id.as_deref().is_some_and(|i| i.len() == 16 && i != "mine"), "{path}: {id:?}");
     }
 }
+
+/// A signed-in provider's payload is read into one buffer and refused the
+/// moment it passes the limit — announced (`Content-Length`) or streamed
+/// (chunked, no length) — and a refused upload stores nothing; a payload
+/// exactly at the limit is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_past_the_limit_are_refused_as_they_stream_and_store_nothing() {
+    const LIMIT: usize = 256 * 1024;
+    let sys = super::start_with(|c| c.max_record_bytes = LIMIT, None).await;
+    let (patient, _) = sys.consent_provider("wallet_2").await;
+    let token = sys.sign_in("wallet_2").await;
+    let host = sys.api.trim_start_matches("http://").to_string();
+    let path = format!("/v1/patients/{patient}/records?record_type=lab-results");
+
+    // Announced too long: 413 before the body is sent.
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        LIMIT + 1
+    );
+    let status = answer_before_body(&sys, &head, &[0u8; 1024]).await;
+    assert!(status.contains(" 413 "), "{status}");
+
+    // Streamed without a length, one chunk past the limit: 413 as soon as
+    // the limit is passed.
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    let chunk = 16 * 1024;
+    let mut chunked = Vec::new();
+    for _ in 0..LIMIT / chunk + 1 {
+        chunked.extend_from_slice(format!("{chunk:x}\r\n").as_bytes());
+        chunked.extend_from_slice(&vec![7u8; chunk]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    let status = answer_before_body(&sys, &head, &chunked).await;
+    assert!(status.contains(" 413 "), "{status}");
+
+    // The JSON form is bounded by the decoded payload, not only the body.
+    let over = json!({ "record_type": "lab-results", "content": "A".repeat(4 * ((LIMIT + 6) / 3)), "content_encoding": "base64" });
+    let r = sys.http.post(format!("{}{path}", sys.api)).bearer_auth(&token).json(&over).send().await.expect("post");
+    assert_eq!(r.status(), 413);
+
+    // Nothing of the refused uploads was stored or anchored.
+    let (status, list) = sys.get(&format!("/v1/patients/{patient}/records"), &token).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");
+    assert_eq!(sys.state.db().pending().expect("pending").len(), 0, "no version was stored");
+
+    // Exactly the limit, streamed without a length: taken.
+    let exact = vec![9u8; LIMIT];
+    let r = sys
+        .http
+        .post(format!("{}{path}", sys.api))
+        .bearer_auth(&token)
+        .header("content-type", "application/octet-stream")
+        .body(exact)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(sys.state.db().pending().expect("pending").len(), 1);
+}
