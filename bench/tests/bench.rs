@@ -165,4 +165,12 @@ fn bench_share_generates_and_redeems_among_many_active_codes() {
         assert!(report[phase]["p99"].as_f64() >= report[phase]["p50"].as_f64(), "{phase}");
     }
     assert_eq!(report["target_p99_ms"], 5.0);
+    assert_eq!(report["target_store_vs_write"], 3.0);
+    assert_eq!(report["target_http_vs_write"], 8.0);
+    // The ratios are their parts' (never compared with a timing).
+    let base = report["synced_write_ms"]["p99"].as_f64().expect("baseline p99");
+    let ratio = |phase: &str| report[phase]["p99"].as_f64().expect("p99") / base;
+    assert!((report["redeem_wrong_vs_write"].as_f64().expect("ratio") - ratio("redeem_wrong_ms")).abs() < 1e-9);
+    let http = ratio("http_redeem_ms").max(ratio("http_redeem_wrong_ms"));
+    assert!((report["http_vs_write"].as_f64().expect("ratio") - http).abs() < 1e-9);
 }
