@@ -65,6 +65,13 @@ pub struct TxView {
     pub raw_result: String,
 }
 
+impl TxView {
+    /// Whether the transaction succeeded (its effects are on-chain).
+    pub fn succeeded(&self) -> bool {
+        self.status == "success"
+    }
+}
+
 /// A registered patient.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[allow(missing_docs)] // Mirrors the contract's `patients` map.
@@ -186,8 +193,8 @@ pub struct OverrideView {
 pub struct RecordView {
     pub record_id: String,
     pub patient: String,
-    pub record_type: &'static str,
-    pub data_type: &'static str,
+    pub record_type: RecordType,
+    pub data_type: DataType,
     pub data_hash: String,
     pub encryption_key_id: Option<String>,
     pub confidentiality: u8,
@@ -198,7 +205,7 @@ pub struct RecordView {
     pub version: u64,
     pub updated_by: String,
     pub updated_at: u64,
-    pub status: &'static str,
+    pub status: RecordStatus,
     pub finalized: bool,
     pub retention_until: u64,
 }
@@ -212,7 +219,7 @@ pub struct VersionView {
     pub encryption_key_id: Option<String>,
     pub author: String,
     pub at: u64,
-    pub change: &'static str,
+    pub change: ChangeKind,
     pub txid: String,
     pub block_height: u64,
     pub index_block_hash: String,
@@ -619,12 +626,15 @@ impl IndexReader {
     }
 }
 
-fn record_view(id: &[u8], r: RecordRow) -> RecordView {
-    RecordView {
+/// A stored record as its typed view; a code no contract version defines
+/// is corruption, never a string to compare.
+fn record_view(id: &[u8], r: RecordRow) -> Result<RecordView> {
+    let corrupt = |what: &str| Error::Corrupt(format!("record {}: {what}", h(id)));
+    Ok(RecordView {
         record_id: h(id),
         patient: r.patient.to_string(),
-        record_type: RecordType::from_code(u128::from(r.record_type)).map_or("unknown", |t| t.name()),
-        data_type: data_type_name(r.data_type),
+        record_type: RecordType::from_code(u128::from(r.record_type)).ok_or_else(|| corrupt("record type"))?,
+        data_type: DataType::from_code(u128::from(r.data_type)).ok_or_else(|| corrupt("data type"))?,
         data_hash: h(&r.data_hash),
         encryption_key_id: r.encryption_key_id.map(|k| h(&k)),
         confidentiality: r.confidentiality,
@@ -635,10 +645,10 @@ fn record_view(id: &[u8], r: RecordRow) -> RecordView {
         version: r.version,
         updated_by: r.updated_by.to_string(),
         updated_at: r.updated_at,
-        status: RecordStatus::from_code(u128::from(r.status)).map_or("unknown", |s| s.name()),
+        status: RecordStatus::from_code(u128::from(r.status)).ok_or_else(|| corrupt("status"))?,
         finalized: r.finalized,
         retention_until: r.retention_until,
-    }
+    })
 }
 
 impl AccessReader for IndexReader {
@@ -803,7 +813,7 @@ impl ConsentReader for IndexReader {
 
 impl RecordReader for IndexReader {
     fn record(&self, record_id: &[u8; 16]) -> Result<Option<RecordView>> {
-        Ok(self.view().row::<RecordRow>(Cf::Records, record_id)?.map(|r| record_view(record_id, r)))
+        self.view().row::<RecordRow>(Cf::Records, record_id)?.map(|r| record_view(record_id, r)).transpose()
     }
 
     fn records(&self, patient: &Principal, filter: &RecordFilter, page: &PageRequest) -> Result<Page<RecordView>> {
@@ -847,7 +857,7 @@ impl RecordReader for IndexReader {
             let row: RecordRow = v
                 .row(Cf::Records, &id)?
                 .ok_or_else(|| Error::Corrupt(format!("record {} indexed but absent", h(&id))))?;
-            items.push(record_view(&id, row));
+            items.push(record_view(&id, row)?);
         }
         Ok(Page { items, next_cursor: next })
     }
@@ -865,7 +875,8 @@ impl RecordReader for IndexReader {
                 encryption_key_id: r.encryption_key_id.map(|k| h(&k)),
                 author: r.author.to_string(),
                 at: r.at,
-                change: ChangeKind::from_code(u128::from(r.change)).map_or("unknown", |c| c.name()),
+                change: ChangeKind::from_code(u128::from(r.change))
+                    .ok_or_else(|| Error::Corrupt(format!("record {} version {version}: change kind", h(record_id))))?,
                 txid: h(&r.txid),
                 block_height: r.height,
                 index_block_hash: h(&r.block),

@@ -294,7 +294,7 @@ pub async fn resend_once(state: &Service) -> Result<usize> {
             match state.node.tx_status(txid).await {
                 // Known to the node (in its mempool or mined): the tracker
                 // settles it.
-                Ok(Some(tx)) if !tx.status.starts_with("dropped") => {
+                Ok(Some(tx)) if !tx.is_dropped() => {
                     meta.sent_ms = Some(now);
                     state.db.put_record(&meta, &id).map_err(Error::internal)?;
                     continue;
@@ -362,7 +362,7 @@ pub fn track_once(state: &Service) -> Result<usize> {
                     None => continue,
                 };
             match state.chain.transaction(&txid_bytes).map_err(Error::internal)? {
-                Some(tx) if tx.status != "success" => {
+                Some(tx) if !tx.succeeded() => {
                     meta.status = AnchorStatus::Failed;
                     meta.failure = Some(failure_reason(&tx.raw_result));
                 }

@@ -276,7 +276,7 @@ impl Anchorer {
         if let Some((sent, since)) = &self.in_flight {
             let mined = onchain_size >= sent.tree_size;
             let settled = match self.wallet.client().tx_status(&sent.txid).await? {
-                Some(tx) if tx.status != "pending" => {
+                Some(tx) if !tx.is_pending() => {
                     if !tx.is_success() {
                         let reason = tx.contract_error().map_or_else(
                             || tx.result_repr.clone().unwrap_or_else(|| tx.status.clone()),

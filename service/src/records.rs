@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use medanchor_contracts::principal::Principal;
-use medanchor_contracts::types::{AccessMethod, DataType, RecordType};
+use medanchor_contracts::types::{AccessMethod, DataType, RecordStatus, RecordType};
 use medanchor_indexer::query::{PageRequest, RecordFilter, RecordView};
 use medanchor_wallet::ContractCall;
 use rand::RngCore;
@@ -83,7 +83,7 @@ pub struct Opened {
     pub plaintext: zeroize::Zeroizing<Vec<u8>>,
     /// The record's lifecycle on-chain, `(status, finalized)`; None until
     /// anchored.
-    pub chain: Option<(String, bool)>,
+    pub chain: Option<(RecordStatus, bool)>,
 }
 
 /// A lifecycle transition sent (or handed to the wallet).
@@ -373,7 +373,7 @@ impl Service {
             .map_err(Error::internal)?;
         self.audited(entry, Ok(())).await?;
         // The record's lifecycle as the chain has it (absent until anchored).
-        let chain = self.chain.record(id).map_err(Error::internal)?.map(|r| (r.status.to_string(), r.finalized));
+        let chain = self.chain.record(id).map_err(Error::internal)?.map(|r| (r.status, r.finalized));
         Ok(Opened { meta, plaintext, chain })
     }
 
@@ -494,7 +494,7 @@ impl Service {
             let mut allowed = HashMap::new();
             let mut items = Vec::new();
             for r in page.items {
-                let Ok(dt) = r.data_type.parse::<DataType>() else { continue };
+                let dt = r.data_type;
                 let ok = match allowed.get(&dt) {
                     Some(ok) => *ok,
                     None => {

@@ -74,6 +74,17 @@ impl TxOutcome {
         self.status == "success"
     }
 
+    /// Whether it is still in the mempool.
+    pub fn is_pending(&self) -> bool {
+        self.status == "pending"
+    }
+
+    /// Whether the node dropped it from its mempool (it will never be
+    /// mined as sent).
+    pub fn is_dropped(&self) -> bool {
+        self.status.starts_with("dropped")
+    }
+
     /// The contract error of an `(err uN)` result, when it is one of ours.
     pub fn contract_error(&self) -> Option<ContractError> {
         contract_error(self.result.as_ref()?)
