@@ -29,6 +29,7 @@ use serde::Serialize;
 use crate::audit::{AuditEntry, AuditLog};
 use crate::db::ApiDb;
 use crate::error::{Error, Result};
+use crate::state::{Caller, Service};
 
 /// The actions that read or write patient data.
 pub const DISCLOSING_ACTIONS: [&str; 4] = ["record.read", "record.versions", "record.create", "record.update"];
@@ -330,6 +331,31 @@ pub fn to_csv(rows: &[Disclosure]) -> String {
         out.push_str("\r\n");
     }
     out
+}
+
+impl Service {
+    /// The accounting of disclosures `req` asks for: for the patient
+    /// themself, auditors and admins only. Audited.
+    pub async fn disclosures(&self, caller: &Caller, req: ReportRequest) -> Result<Report> {
+        let who = caller.require()?.clone();
+        let mut entry = caller.entry("none", "audit.disclosures");
+        entry.patient = Some(req.patient.to_string());
+        let role =
+            requester_role(&who.to_string(), &req.patient.to_string(), &self.config.auditors, &self.config.admins);
+        let Some(role) = role else {
+            let e = Error::Forbidden {
+                code: "not-permitted",
+                detail: "only the patient, auditors and admins may request an accounting of disclosures".into(),
+                reason: None,
+            };
+            return self.audited(entry, Err(e)).await;
+        };
+        entry.role = role.into();
+        let s2 = self.clone();
+        let report =
+            tokio::task::spawn_blocking(move || scan(&s2.audit, &s2.db, &req)).await.map_err(Error::internal)?;
+        self.audited(entry, report).await
+    }
 }
 
 // ------------------------------------------------------------- dates (UTC)

@@ -40,6 +40,7 @@ pub mod merkle;
 pub mod records;
 pub mod rotate;
 pub mod share;
+pub mod sign_in;
 pub mod state;
 
 pub use error::{Error, Result};

@@ -522,6 +522,47 @@ impl Service {
         Ok(listed)
     }
 
+    /// The stored ciphertext of a record version (`version`, or the
+    /// current one), as anchored: for auditors and admins, and for whoever
+    /// the one rule lets read the record. Every answer is audited.
+    pub async fn ciphertext(
+        &self,
+        caller: &Caller,
+        id: &[u8; 16],
+        version: Option<u64>,
+    ) -> Result<(RecordMeta, Vec<u8>)> {
+        let who = caller.require()?.clone();
+        let role = self.role_of(&who)?;
+        let mut entry = caller.entry(role, "verify.blob");
+        entry.record_id = Some(hex::encode(id));
+        entry.version = version;
+        let meta = self.audit_refusal(&entry, self.version_or_latest(id, version)).await?;
+        entry.patient = Some(meta.patient.clone());
+        entry.version = Some(meta.version);
+        let allowed = match role {
+            "auditor" | "admin" => Ok(()),
+            _ => self.authorize_on_record(Operation::Read, id, &meta, &who).map(|_| ()),
+        };
+        self.audit_refusal(&entry, allowed).await?;
+        let hash = hash32(&meta.data_hash)?;
+        let s2 = self.clone();
+        let read = tokio::task::spawn_blocking(move || s2.blobs.get(&hash)).await.map_err(Error::internal)?;
+        match read {
+            Ok(Some(bytes)) => {
+                self.audited(entry, Ok(())).await?;
+                Ok((meta, bytes))
+            }
+            // Ours to fix, not the caller's: audited as an error.
+            Ok(None) => {
+                entry.outcome = "error".into();
+                entry.reason = Some("blob missing".into());
+                self.audit.append(entry).await.map_err(Error::internal)?;
+                Err(Error::NotFound(format!("the ciphertext of record 0x{} version {}", meta.record_id, meta.version)))
+            }
+            Err(e) => self.audited(entry, Err(Error::internal(e))).await,
+        }
+    }
+
     /// Checks, audits and sends one lifecycle transaction: signed with the
     /// caller's custodial key, or returned for the caller's wallet.
     pub async fn lifecycle(

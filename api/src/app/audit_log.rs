@@ -2,16 +2,14 @@
 //! disclosures, signed checkpoints, inclusion and consistency proofs.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
 use medanchor_service::state::now_ms;
-use medanchor_service::Error;
 
 use super::{required_number, with_request_id, AppState, Caller};
 use crate::error::{ApiError, ApiResult};
@@ -94,34 +92,12 @@ pub(crate) async fn audit_entries(
 )]
 pub(crate) async fn audit_disclosures(
     State(s): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    caller: Caller,
     Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    use crate::disclosures::{requester_role, scan, ReportRequest};
-    let caller = Caller::from(&s, &headers, Some(addr));
     let who = caller.require()?.clone();
-    let req = ReportRequest::parse(&q, &who, now_ms() / 1000)?;
-    let mut entry = caller.entry("none", "audit.disclosures");
-    entry.patient = Some(req.patient.to_string());
-    let Some(role) =
-        requester_role(&who.to_string(), &req.patient.to_string(), &s.config().auditors, &s.config().admins)
-    else {
-        entry.outcome = "denied".into();
-        entry.reason = Some("not the patient, an auditor or an admin".into());
-        s.audit().append(entry).await.map_err(ApiError::internal)?;
-        return Err(Error::Forbidden {
-            code: "not-permitted",
-            detail: "only the patient, auditors and admins may request an accounting of disclosures".into(),
-            reason: None,
-        }
-        .into());
-    };
-    entry.role = role.into();
-    let (s2, r2) = (s.clone(), req.clone());
-    let report =
-        tokio::task::spawn_blocking(move || scan(s2.audit(), s2.db(), &r2)).await.map_err(ApiError::internal)??;
-    s.audit().append(entry).await.map_err(ApiError::internal)?;
+    let req = crate::disclosures::ReportRequest::parse(&q, &who, now_ms() / 1000)?;
+    let report = s.disclosures(&caller, req).await?;
     Ok(with_request_id(disclosures_response(report), &caller.request_id))
 }
 

@@ -1,22 +1,14 @@
 //! Sign-in routes: a challenge for the wallet to sign, its verification
 //! into a session token, and `GET /v1/me`.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use medanchor_contracts::principal::Principal;
-use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use medanchor_service::state::now_ms;
-use medanchor_service::Error;
-
-use super::{principal_arg, random_hex, with_request_id, AppState, Caller};
-use crate::auth::{verify_signature, Claims};
+use super::{principal_arg, with_request_id, AppState, Caller};
 use crate::error::{ApiError, ApiResult};
 
 /// `POST /v1/auth/challenge`'s body.
@@ -41,17 +33,8 @@ pub(crate) struct ChallengeRequest {
     )
 )]
 pub(crate) async fn challenge(State(s): State<AppState>, Json(req): Json<ChallengeRequest>) -> ApiResult<Json<Value>> {
-    let principal = principal_arg(&req.principal, "principal")?;
-    if matches!(principal, Principal::Contract(..)) {
-        return Err(ApiError::bad("invalid-principal", "contracts cannot sign in"));
-    }
-    let mut id = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut id);
-    // Nothing is stored: the nonce carries the challenge under the node's
-    // MAC (anonymous callers cannot grow the database).
-    let c =
-        s.challenges().issue(&s.config().domain, &principal, id, now_ms() / 1000, s.config().challenge_ttl.as_secs());
-    Ok(Json(json!({ "nonce": c.nonce, "message": c.message(), "expires_at": c.expires_at })))
+    let c = s.challenge(&principal_arg(&req.principal, "principal")?)?;
+    Ok(Json(json!({ "nonce": c.nonce, "message": c.message, "expires_at": c.expires_at })))
 }
 
 /// `POST /v1/auth/verify`'s body.
@@ -79,45 +62,13 @@ pub(crate) struct SignInRequest {
 )]
 pub(crate) async fn sign_in(
     State(s): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller,
     Json(req): Json<SignInRequest>,
 ) -> ApiResult<Response> {
-    let caller = Caller::from(&s, &headers, Some(addr));
-    let (id, c) = s
-        .challenges()
-        .open(&s.config().domain, &req.nonce)
-        .map_err(|_| Error::Unauthorized("unknown or already used challenge".into()))?;
-    let now = now_ms() / 1000;
-    let principal: Principal = c.principal.parse().map_err(ApiError::internal)?;
-    let mut entry = caller.entry("anonymous", "auth.sign-in");
-    entry.actor = c.principal.clone();
-    let verdict = if now >= c.expires_at {
-        Err(Error::Unauthorized("the challenge expired; request a new one".into()))
-    } else {
-        verify_signature(c.message().as_bytes(), &req.signature, &principal)
-            .map_err(|e| Error::Unauthorized(e.to_string()))
-    };
-    // Single use: only a valid signature uses the challenge up, so a
-    // stranger's bad guesses neither store anything nor burn it.
-    let verdict = match verdict {
-        Ok(()) => match s.db().use_challenge(&id, c.expires_at).map_err(ApiError::internal)? {
-            true => Ok(()),
-            false => Err(Error::Unauthorized("unknown or already used challenge".into())),
-        },
-        Err(e) => Err(e),
-    };
-    if let Err(e) = &verdict {
-        entry.outcome = "denied".into();
-        entry.reason = Some(e.to_string());
-    }
-    s.audit().append(entry).await.map_err(ApiError::internal)?;
-    verdict?;
-    let claims =
-        Claims { sub: c.principal.clone(), iat: now, exp: now + s.config().session_ttl.as_secs(), jti: random_hex(8) };
-    let token = s.session().issue(&claims);
+    let session = s.sign_in(&caller, &req.nonce, &req.signature).await?;
     Ok(with_request_id(
-        Json(json!({ "token": token, "principal": c.principal, "expires_at": claims.exp })).into_response(),
+        Json(json!({ "token": session.token, "principal": session.principal, "expires_at": session.expires_at }))
+            .into_response(),
         &caller.request_id,
     ))
 }

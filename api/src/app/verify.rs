@@ -29,11 +29,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use medanchor_service::records::hash32;
-use medanchor_service::Error;
 
 use super::records::VersionQuery;
 use super::{record_id_arg, with_request_id, AppState, Caller};
-use crate::authz::Operation;
 use crate::blob::BlobError;
 use crate::db::{AnchorStatus, RecordMeta};
 use crate::error::{ApiError, ApiResult};
@@ -289,51 +287,13 @@ pub(super) async fn verify_hash(
 )]
 pub(super) async fn record_blob(
     State(s): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<VersionQuery>,
-    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let caller = Caller::from(&s, &headers, Some(addr));
-    let who = caller.require()?.clone();
+    caller.require()?;
     let id = record_id_arg(&id)?;
-    let meta = lookup(&s, &caller, "verify.blob", &id, q.version).await?;
-    let role = s.role_of(&who)?;
-    let allowed = match role {
-        "auditor" | "admin" => Ok(()),
-        _ => s.authorize_on_record(Operation::Read, &id, &meta, &who).map(|_| ()),
-    };
-    if let Err(e) = allowed {
-        if matches!(e, Error::Forbidden { .. }) {
-            let mut entry = caller.entry(role, "verify.blob");
-            entry.patient = Some(meta.patient.clone());
-            entry.record_id = Some(meta.record_id.clone());
-            entry.version = Some(meta.version);
-            entry.outcome = "denied".into();
-            entry.reason = Some(e.audit_reason());
-            s.audit().append(entry).await.map_err(ApiError::internal)?;
-        }
-        return Err(e.into());
-    }
-    let hash = hash32(&meta.data_hash)?;
-    let s2 = s.clone();
-    let read = tokio::task::spawn_blocking(move || s2.blobs().get(&hash)).await.map_err(ApiError::internal)?;
-    let bytes = match read {
-        Ok(Some(b)) => b,
-        Ok(None) => {
-            let e = ApiError(Error::NotFound(format!(
-                "the ciphertext of record 0x{} version {}",
-                meta.record_id, meta.version
-            )));
-            audit(&s, &caller, "verify.blob", None, Some(&meta), Some("blob missing".into())).await?;
-            return Err(e);
-        }
-        Err(e) => {
-            audit(&s, &caller, "verify.blob", None, Some(&meta), Some(e.to_string())).await?;
-            return Err(ApiError::internal(e));
-        }
-    };
-    audit(&s, &caller, "verify.blob", None, Some(&meta), None).await?;
+    let (meta, bytes) = s.ciphertext(&caller, &id, q.version).await?;
     let mut response = (StatusCode::OK, bytes).into_response();
     let h = response.headers_mut();
     h.insert("content-type", HeaderValue::from_static("application/octet-stream"));
