@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -34,10 +33,9 @@ use crate::error::{ApiError, ApiResult};
 )]
 pub(crate) async fn audit_entries(
     State(s): State<AppState>,
+    caller: Caller,
     Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    let caller = Caller::from(&s, &headers, None);
     let who = caller.require()?.clone();
     let from: u64 = q
         .get("from")

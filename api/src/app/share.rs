@@ -11,9 +11,7 @@
 //! patient share with a provider they never consented to on-chain, never
 //! override a "no" they recorded there.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -143,11 +141,9 @@ fn link_payload(s: &AppState, created: &Created, capability: &str, key: &[u8; 32
 )]
 pub(crate) async fn create_share(
     State(s): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller,
     Json(req): Json<CreateShareRequest>,
 ) -> ApiResult<Response> {
-    let caller = Caller::from(&s, &headers, Some(addr));
     let who = caller.require()?.clone();
     require_patient(&s, &who)?;
     let data_types = req
@@ -224,8 +220,7 @@ pub(crate) async fn create_share(
         crate::openapi::errors::ServerFault,
     )
 )]
-pub(crate) async fn list_shares(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    let caller = Caller::from(&s, &headers, None);
+pub(crate) async fn list_shares(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let who = caller.require()?.to_string();
     let now = s.now_ms();
     let items = s.shares().list(&who, now)?;
@@ -258,11 +253,9 @@ pub(crate) async fn list_shares(State(s): State<AppState>, headers: HeaderMap) -
 )]
 pub(crate) async fn revoke_share(
     State(s): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    caller: Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let caller = Caller::from(&s, &headers, Some(addr));
     let who = caller.require()?.to_string();
     let now = s.now_ms();
     let (s2, w2) = (s.clone(), who.clone());
@@ -292,12 +285,7 @@ pub(crate) async fn revoke_share(
         crate::openapi::errors::ServerFault,
     )
 )]
-pub(crate) async fn unlock_shares(
-    State(s): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
-    let caller = Caller::from(&s, &headers, Some(addr));
+pub(crate) async fn unlock_shares(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let who = caller.require()?.to_string();
     let (s2, w2) = (s.clone(), who.clone());
     let guard = tokio::task::spawn_blocking(move || s2.shares().unlock(&w2)).await.map_err(ApiError::internal)??;
@@ -389,11 +377,9 @@ async fn limit(s: &AppState, caller: &Caller, who: &Principal, entry: crate::aud
 )]
 pub(crate) async fn redeem_code(
     State(s): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    caller: Caller,
     Json(req): Json<RedeemRequest>,
 ) -> ApiResult<Response> {
-    let caller = Caller::from(&s, &headers, Some(addr));
     let who = caller.require()?.clone();
     let mut entry = caller.entry(s.role_of(&who)?, "share.redeem");
     entry.method = Some("access_code".into());
@@ -449,12 +435,10 @@ async fn refuse<T>(s: &AppState, entry: crate::audit::AuditEntry, e: impl Into<E
 )]
 pub(crate) async fn redeem_link(
     State(s): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    caller: Caller,
     Path(capability): Path<String>,
-    headers: HeaderMap,
     body: Option<Json<LinkRedeemRequest>>,
 ) -> ApiResult<Response> {
-    let caller = Caller::from(&s, &headers, Some(addr));
     let who = caller.require()?.clone();
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let mut entry = caller.entry(s.role_of(&who)?, "share.redeem");

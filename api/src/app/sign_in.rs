@@ -2,7 +2,6 @@
 //! into a session token, and `GET /v1/me`.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -86,8 +85,7 @@ pub(crate) async fn sign_in(
         crate::openapi::errors::ServerFault,
     )
 )]
-pub(crate) async fn me(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    let caller = Caller::from(&s, &headers, None);
+pub(crate) async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let p = caller.require()?.clone();
     let s2 = s.clone();
     let p2 = p.clone();

@@ -18,10 +18,8 @@
 //! only to auditors, admins, the patient and whoever may read the record
 //! under the one authorization rule; every attempt is audited.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use medanchor_contracts::ContractName;
@@ -139,12 +137,10 @@ fn blob_view(s: &AppState, hash: &[u8; 32]) -> (Value, bool) {
 )]
 pub(super) async fn verify_record(
     State(s): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<VersionQuery>,
-    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let caller = Caller::from(&s, &headers, Some(addr));
     let id = record_id_arg(&id)?;
     let meta = lookup(&s, &caller, "verify.record", &id, q.version).await?;
     let (s2, m2) = (s.clone(), meta.clone());
@@ -217,11 +213,9 @@ pub(super) async fn verify_record(
 )]
 pub(super) async fn verify_hash(
     State(s): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    caller: Caller,
     Path(hash): Path<String>,
-    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let caller = Caller::from(&s, &headers, Some(addr));
     let hash: [u8; 32] =
         hex::decode(hash.trim_start_matches("0x")).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| {
             ApiError::bad("invalid-hash", format!("{} is not a SHA-256 (32 bytes of hex)", crate::error::echo(&hash)))
