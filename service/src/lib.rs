@@ -40,6 +40,7 @@ pub mod merkle;
 pub mod records;
 pub mod rotate;
 pub mod share;
+pub mod sharing;
 pub mod sign_in;
 pub mod state;
 

@@ -3,13 +3,10 @@
 //! grant and read through it with `X-Share-Grant`. The model and the
 //! brute-force bound are in [`crate::share`].
 //!
-//! A grant widens access beyond on-chain consent only within the chain's
-//! own rules, checked at every read: the reader must be a registered,
-//! active provider; the patient must be registered, alive and the
-//! contracts running; and an explicit on-chain revocation of this
-//! provider's consent for the data type wins over a code — a code lets a
-//! patient share with a provider they never consented to on-chain, never
-//! override a "no" they recorded there.
+//! The use cases (who may share and redeem, rate limits, audit) are in
+//! [`medanchor_service::sharing`]; reads through a grant, within the
+//! chain's rules, in [`medanchor_service::grants`]. These handlers parse
+//! the request and render the answer (the QR as PNG and SVG).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,47 +14,19 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
-use medanchor_contracts::principal::Principal;
 use medanchor_contracts::types::DataType;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{principal_arg, with_request_id, AppState, Caller};
+use medanchor_service::sharing::RedeemedGrant;
+
+use super::{with_request_id, AppState, Caller};
 use crate::error::{ApiError, ApiResult};
-use crate::share::link::LinkPayload;
-use crate::share::store::{Created, NewShare, Redeemed};
-use crate::share::{qr, Grant, Share, ShareDuration};
-use medanchor_service::Error;
+use crate::share::store::NewShare;
+use crate::share::{qr, ShareDuration};
 
 /// The header that carries a grant token on record reads.
 pub const GRANT_HEADER: &str = "x-share-grant";
-
-fn require_patient(s: &AppState, who: &Principal) -> Result<(), Error> {
-    match s.chain().patient(who).map_err(Error::internal)? {
-        Some(_) => Ok(()),
-        None => Err(Error::Forbidden {
-            code: "patient-required",
-            detail: "only a patient registered on-chain can share their records".into(),
-            reason: None,
-        }),
-    }
-}
-
-fn require_provider(s: &AppState, who: &Principal) -> Result<(), Error> {
-    match s.chain().provider(who).map_err(Error::internal)? {
-        Some(p) if p.active => Ok(()),
-        Some(_) => Err(Error::Forbidden {
-            code: "provider-inactive",
-            detail: "the provider is deactivated on-chain".into(),
-            reason: None,
-        }),
-        None => Err(Error::Forbidden {
-            code: "provider-required",
-            detail: "only a provider registered on-chain can redeem a share".into(),
-            reason: None,
-        }),
-    }
-}
 
 /// `POST /v1/share/codes`'s body.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -81,45 +50,11 @@ pub(crate) struct CreateShareRequest {
     passcode: bool,
 }
 
-/// The release document of a QR link: what the scanner learns, encrypted
-/// under the QR's key — whose data, which types, until when, from which
-/// node. Opaque ids only, and no record list: records are listed through
-/// the grant, where the chain's rules apply at the time of reading.
-fn release_document(s: &AppState, share: &Share) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "v": 1,
-        "share_id": share.id,
-        "patient": share.patient,
-        "data_types": share.data_types,
-        "expires_ms": share.expires_ms,
-        "issuer": s.config().public_url.trim_end_matches('/'),
-    }))
-    .expect("json")
-}
-
 /// Marks a response that carries a secret (a code, a grant, a QR key) as
 /// not to be stored by any cache.
 fn no_store(mut response: Response) -> Response {
     response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
     response
-}
-
-/// The signed link of a created share.
-fn link_payload(s: &AppState, created: &Created, capability: &str, key: &[u8; 32]) -> LinkPayload {
-    let base = s.config().public_url.trim_end_matches('/');
-    let mut payload = LinkPayload {
-        url: format!("{base}/v1/share/links/{capability}"),
-        key: B64URL.encode(key),
-        exp: created.share.expires_ms / 1000,
-        flag: created.share.link.as_ref().is_some_and(|l| l.passcode).then(|| "P".to_string()),
-        label: "medanchor share".into(),
-        v: 1,
-        iss: base.to_string(),
-        kid: String::new(),
-        sig: None,
-    };
-    s.shares().keys().sign(&mut payload);
-    payload
 }
 
 /// Make an access code (and optionally a QR link).
@@ -144,8 +79,7 @@ pub(crate) async fn create_share(
     caller: Caller,
     Json(req): Json<CreateShareRequest>,
 ) -> ApiResult<Response> {
-    let who = caller.require()?.clone();
-    require_patient(&s, &who)?;
+    caller.require()?;
     let data_types = req
         .data_types
         .iter()
@@ -165,37 +99,14 @@ pub(crate) async fn create_share(
         max_uses: req.max_uses,
         link: req.qr.then_some(req.passcode),
     };
-    let now = s.now_ms();
-    let patient = who.to_string();
-    let (s2, p2) = (s.clone(), patient.clone());
-    let created =
-        tokio::task::spawn_blocking(move || s2.shares().create(&p2, &new, now, &|share| release_document(&s2, share)))
-            .await
-            .map_err(ApiError::internal)?;
-    let created = match created {
-        Ok(c) => c,
-        Err(e) => {
-            let mut entry = caller.entry("patient", "share.create");
-            entry.patient = Some(patient);
-            return refuse(&s, entry, e).await;
-        }
-    };
-    if let Some(failures) = created.unlocked {
-        let mut entry = caller.entry("patient", "share.unlock");
-        entry.patient = Some(patient.clone());
-        entry.reason = Some(format!("lifted by a new code after {failures} failed attempts"));
-        s.audit().append(entry).await.map_err(ApiError::internal)?;
-    }
-    let mut entry = caller.entry("patient", "share.create");
-    entry.patient = Some(patient);
-    entry.share_id = Some(created.share.id.clone());
-    s.audit().append(entry).await.map_err(ApiError::internal)?;
-    let mut body = json!({ "code": created.code, "share": created.share.view(now) });
+    let made = s.create_share(&caller, new).await?;
+    let created = &made.created;
+    let mut body = json!({ "code": created.code, "share": created.share.view(s.now_ms()) });
     if let Some(failures) = created.unlocked {
         body["unlocked_after_failures"] = json!(failures);
     }
-    if let Some((capability, key)) = &created.link {
-        let content = link_payload(&s, &created, capability, key).encode();
+    if let Some(link) = &made.link {
+        let content = link.encode();
         let png = qr::png(&content).map_err(ApiError::internal)?;
         body["qr"] = json!({
             "content": content,
@@ -221,18 +132,14 @@ pub(crate) async fn create_share(
     )
 )]
 pub(crate) async fn list_shares(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    let who = caller.require()?.to_string();
-    let now = s.now_ms();
-    let items = s.shares().list(&who, now)?;
-    let guard = s.shares().guard(&who)?;
-    let active = items.iter().filter(|v| v.state == crate::share::ShareState::Active).count();
+    let list = s.list_shares(&caller)?;
     Ok(Json(json!({
-        "items": items,
-        "active": active,
-        "max_active": s.shares().policy().max_active,
-        "locked": guard.locked,
-        "failures": guard.failures,
-        "lifetime_failures": guard.lifetime_failures,
+        "items": list.items,
+        "active": list.active,
+        "max_active": list.max_active,
+        "locked": list.guard.locked,
+        "failures": list.guard.failures,
+        "lifetime_failures": list.guard.lifetime_failures,
     })))
 }
 
@@ -256,20 +163,8 @@ pub(crate) async fn revoke_share(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let who = caller.require()?.to_string();
-    let now = s.now_ms();
-    let (s2, w2) = (s.clone(), who.clone());
-    let revoked =
-        tokio::task::spawn_blocking(move || s2.shares().revoke(&w2, &id, now)).await.map_err(ApiError::internal)?;
-    let mut entry = caller.entry("patient", "share.revoke");
-    entry.patient = Some(who);
-    let share = match revoked {
-        Ok(share) => share,
-        Err(e) => return refuse(&s, entry, e).await,
-    };
-    entry.share_id = Some(share.id.clone());
-    s.audit().append(entry).await.map_err(ApiError::internal)?;
-    Ok(with_request_id(Json(share.view(now)).into_response(), &caller.request_id))
+    let share = s.revoke_share(&caller, &id).await?;
+    Ok(with_request_id(Json(share).into_response(), &caller.request_id))
 }
 
 /// Unlock redemption after a lock-out.
@@ -286,12 +181,7 @@ pub(crate) async fn revoke_share(
     )
 )]
 pub(crate) async fn unlock_shares(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    let who = caller.require()?.to_string();
-    let (s2, w2) = (s.clone(), who.clone());
-    let guard = tokio::task::spawn_blocking(move || s2.shares().unlock(&w2)).await.map_err(ApiError::internal)??;
-    let mut entry = caller.entry("patient", "share.unlock");
-    entry.patient = Some(who);
-    s.audit().append(entry).await.map_err(ApiError::internal)?;
+    let guard = s.unlock_shares(&caller).await?;
     Ok(Json(json!({
         "locked": guard.locked, "failures": guard.failures, "lifetime_failures": guard.lifetime_failures,
     })))
@@ -315,26 +205,10 @@ pub(crate) struct LinkRedeemRequest {
     passcode: Option<String>,
 }
 
-/// What each data type a grant covers gives right now, under the chain's
-/// rules.
-fn effective_access(s: &AppState, grant: &Grant, provider: &Principal) -> ApiResult<Vec<Value>> {
-    let patient = principal_arg(&grant.patient, "patient")?;
-    // Concrete types: a broad share is reported per type it covers.
-    let covered = DataType::ALL.iter().filter(|d| **d != DataType::AllStandard && grant.covers(**d));
-    let mut out = Vec::new();
-    for d in covered {
-        let refusal = medanchor_service::grants::grant_refusal(s, &patient, provider, *d)?;
-        out.push(json!({
-            "data_type": d,
-            "allowed": refusal.is_none(),
-            "reason": refusal.map(|e| e.constant()),
-        }));
-    }
-    Ok(out)
-}
-
-fn redeemed_body(s: &AppState, r: &Redeemed, provider: &Principal) -> ApiResult<Value> {
-    Ok(json!({
+/// A redeemed grant's JSON view.
+fn redeemed_body(g: &RedeemedGrant) -> Value {
+    let r = &g.redeemed;
+    json!({
         "grant": r.token,
         "header": GRANT_HEADER,
         "share_id": r.grant.share_id,
@@ -342,20 +216,12 @@ fn redeemed_body(s: &AppState, r: &Redeemed, provider: &Principal) -> ApiResult<
         "data_types": r.grant.data_types,
         "method": r.grant.method,
         "expires_ms": r.grant.expires_ms,
-        "access": effective_access(s, &r.grant, provider)?,
-    }))
-}
-
-/// Rate-limits one attempt; a refusal is audited like any failed attempt.
-async fn limit(s: &AppState, caller: &Caller, who: &Principal, entry: crate::audit::AuditEntry) -> ApiResult<()> {
-    if let Err((scope, wait_ms)) = s.limiter().attempt(caller.ip.as_deref(), &who.to_string(), s.now_ms()) {
-        let e = Error::TooManyRequests {
-            detail: format!("too many redemption attempts from {}; retry later", scope.name()),
-            retry_after_s: wait_ms.div_ceil(1000).max(1),
-        };
-        return refuse(s, entry, e).await;
-    }
-    Ok(())
+        "access": g.access.iter().map(|a| json!({
+            "data_type": a.data_type,
+            "allowed": a.allowed,
+            "reason": a.reason,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// Redeem a patient's 6-digit code.
@@ -380,37 +246,8 @@ pub(crate) async fn redeem_code(
     caller: Caller,
     Json(req): Json<RedeemRequest>,
 ) -> ApiResult<Response> {
-    let who = caller.require()?.clone();
-    let mut entry = caller.entry(s.role_of(&who)?, "share.redeem");
-    entry.method = Some("access_code".into());
-    let patient = match principal_arg(&req.patient, "patient") {
-        Ok(p) => p,
-        Err(e) => return refuse(&s, entry, e).await,
-    };
-    entry.patient = Some(patient.to_string());
-    if let Err(e) = require_provider(&s, &who) {
-        return refuse(&s, entry, e).await;
-    }
-    limit(&s, &caller, &who, entry.clone()).await?;
-    let store = s.shares().clone();
-    let (p, code, provider, now) = (patient.to_string(), req.code.clone(), who.to_string(), s.now_ms());
-    let outcome = tokio::task::spawn_blocking(move || store.redeem_code(&p, &code, &provider, now))
-        .await
-        .map_err(ApiError::internal)?;
-    match outcome {
-        Ok(r) => {
-            entry.share_id = Some(r.grant.share_id.clone());
-            s.audit().append(entry).await.map_err(ApiError::internal)?;
-            Ok(with_request_id(no_store(Json(redeemed_body(&s, &r, &who)?).into_response()), &caller.request_id))
-        }
-        Err(e) => refuse(&s, entry, e).await,
-    }
-}
-
-/// Audits a refused attempt and answers with the refusal (or the audit
-/// failure).
-async fn refuse<T>(s: &AppState, entry: crate::audit::AuditEntry, e: impl Into<Error>) -> ApiResult<T> {
-    Ok(s.audited(entry, Err(e.into())).await?)
+    let granted = s.redeem_code(&caller, &req.patient, &req.code).await?;
+    Ok(with_request_id(no_store(Json(redeemed_body(&granted)).into_response()), &caller.request_id))
 }
 
 /// Redeem a scanned QR link.
@@ -439,38 +276,11 @@ pub(crate) async fn redeem_link(
     Path(capability): Path<String>,
     body: Option<Json<LinkRedeemRequest>>,
 ) -> ApiResult<Response> {
-    let who = caller.require()?.clone();
     let req = body.map(|Json(b)| b).unwrap_or_default();
-    let mut entry = caller.entry(s.role_of(&who)?, "share.redeem");
-    entry.method = Some("qr_code".into());
-    if let Err(e) = require_provider(&s, &who) {
-        return refuse(&s, entry, e).await;
-    }
-    limit(&s, &caller, &who, entry.clone()).await?;
-    let store = s.shares().clone();
-    let (provider, now) = (who.to_string(), s.now_ms());
-    let cap = capability.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        // Attribute the attempt to the patient and share even when it fails.
-        let share = store.share_of_link(&cap).ok().flatten();
-        (share, store.redeem_link(&cap, req.passcode.as_deref(), &provider, now))
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    let (share, outcome) = outcome;
-    if let Some(share) = &share {
-        entry.patient = Some(share.patient.clone());
-        entry.share_id = Some(share.id.clone());
-    }
-    match outcome {
-        Ok((r, release)) => {
-            s.audit().append(entry).await.map_err(ApiError::internal)?;
-            let mut body = redeemed_body(&s, &r, &who)?;
-            body["release"] = json!(release);
-            Ok(with_request_id(no_store(Json(body).into_response()), &caller.request_id))
-        }
-        Err(e) => refuse(&s, entry, e).await,
-    }
+    let (granted, release) = s.redeem_link(&caller, &capability, req.passcode.as_deref()).await?;
+    let mut body = redeemed_body(&granted);
+    body["release"] = json!(release);
+    Ok(with_request_id(no_store(Json(body).into_response()), &caller.request_id))
 }
 
 /// The key scanners pin to check QR links offline.
