@@ -334,6 +334,24 @@ pub fn to_csv(rows: &[Disclosure]) -> String {
 }
 
 impl Service {
+    /// Audit log entries from index `from` (at most `limit`, capped at
+    /// 1,000) and the log's size: every entry for auditors and admins;
+    /// for anyone else, the entries about their own data (a range read of
+    /// the per-patient index).
+    pub fn audit_entries(&self, caller: &Caller, from: u64, limit: u64) -> Result<(Vec<(u64, AuditEntry)>, u64)> {
+        let me = caller.require()?.to_string();
+        let limit = limit.min(1000);
+        let all = self.config.auditors.contains(&me) || self.config.admins.contains(&me);
+        let size = self.audit.size().map_err(Error::internal)?;
+        let entries = if all {
+            self.audit.entries(from, limit)
+        } else {
+            self.audit.patient_entries(&me, from, limit as usize, size)
+        }
+        .map_err(Error::internal)?;
+        Ok((entries, size))
+    }
+
     /// The accounting of disclosures `req` asks for: for the patient
     /// themself, auditors and admins only. Audited.
     pub async fn disclosures(&self, caller: &Caller, req: ReportRequest) -> Result<Report> {

@@ -36,7 +36,7 @@ pub(crate) async fn audit_entries(
     caller: Caller,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    let who = caller.require()?.clone();
+    caller.require()?;
     let from: u64 = q
         .get("from")
         .map(|v| v.parse())
@@ -48,16 +48,8 @@ pub(crate) async fn audit_entries(
         .map(|v| v.parse())
         .transpose()
         .map_err(|_| ApiError::bad("invalid-limit", "limit must be a number"))?
-        .unwrap_or(100)
-        .min(1000);
-    let me = who.to_string();
-    let all = s.config().auditors.contains(&me) || s.config().admins.contains(&me);
-    // Patients see the entries about their own data (from index `from`,
-    // read from the per-patient index); auditors and admins all.
-    let size = s.audit().size().map_err(ApiError::internal)?;
-    let entries =
-        if all { s.audit().entries(from, limit) } else { s.audit().patient_entries(&me, from, limit as usize, size) }
-            .map_err(ApiError::internal)?;
+        .unwrap_or(100);
+    let (entries, size) = s.audit_entries(&caller, from, limit)?;
     let visible: Vec<Value> = entries
         .into_iter()
         .map(|(i, e)| json!({ "index": i, "entry": e, "leaf": String::from_utf8_lossy(&e.leaf()) }))
