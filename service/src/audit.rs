@@ -160,8 +160,9 @@ fn patient_key(patient: &str, index: u64) -> Vec<u8> {
 }
 
 /// Indexes the entries a log written before `audit_by_patient` existed
-/// holds (once; a crash part-way resumes where the last batch ended).
-fn index_patients(db: &ApiDb) -> Result<(), AuditError> {
+/// holds: the schema 1 → 2 migration of the API database (a crash part-way
+/// resumes where the last batch ended).
+pub(crate) fn index_patients(db: &ApiDb) -> Result<(), AuditError> {
     let size = size_of(db)?;
     let mut done = db
         .get(Cf::Meta, INDEXED)?
@@ -214,13 +215,8 @@ fn commit(db: &ApiDb, entries: &[AuditEntry]) -> Result<Vec<u64>, AuditError> {
 }
 
 impl AuditLog {
-    /// Starts the log's writer on the current tokio runtime (after
-    /// indexing by patient what an older log holds).
+    /// Starts the log's writer on the current tokio runtime.
     pub fn start(db: Arc<ApiDb>) -> AuditLog {
-        if let Err(e) = index_patients(&db) {
-            // Reads by patient then miss older entries; appends still work.
-            tracing::error!(error = %e, "indexing the audit log by patient failed");
-        }
         let (tx, mut rx) = mpsc::channel::<Job>(4096);
         let writer_db = db.clone();
         let writer = tokio::spawn(async move {
@@ -453,6 +449,7 @@ mod tests {
                 batch.delete_cf(db.cf(Cf::AuditByPatient), k);
             }
             batch.delete_cf(db.cf(Cf::Meta), INDEXED);
+            batch.put_cf(db.cf(Cf::Meta), b"schema", b"1");
             db.write(batch).expect("write");
             assert!(log.patient_entries("ST3", 0, 100, size).expect("read").is_empty());
             log.close().await;
@@ -460,7 +457,66 @@ mod tests {
         let db = Arc::new(ApiDb::open(dir.path()).expect("reopen"));
         let log = AuditLog::start(db);
         let size = log.size().expect("size");
-        assert_eq!(log.patient_entries("ST3", 0, 100, size).expect("read").len(), 10, "indexed at start");
+        assert_eq!(log.patient_entries("ST3", 0, 100, size).expect("read").len(), 10, "indexed by the migration");
         assert_eq!(log.patient_entries("ST2", 0, 100, size).expect("read").len(), 30);
+        assert_eq!(log.db.schema_version().expect("version"), Some(crate::db::SCHEMA_VERSION));
+    }
+
+    /// The schema 1 → 2 migration stopped part-way (the index covers the
+    /// first 20 entries, the version still says 1) is finished by the next
+    /// open; a store from a newer build, or with no number for a version,
+    /// is refused and left as it was.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_interrupted_migration_resumes_and_newer_stores_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = Arc::new(ApiDb::open(dir.path()).expect("open"));
+            assert_eq!(db.schema_version().expect("version"), Some(crate::db::SCHEMA_VERSION), "a new store");
+            let log = AuditLog::start(db.clone());
+            for i in 0..40 {
+                let mut e = entry(i);
+                e.patient = Some("ST3".into());
+                log.append(e).await.expect("append");
+            }
+            log.close().await;
+            let mut batch = db.batch();
+            for i in 20..40u64 {
+                batch.delete_cf(db.cf(Cf::AuditByPatient), patient_key("ST3", i));
+            }
+            batch.put_cf(db.cf(Cf::Meta), INDEXED, 20u64.to_be_bytes());
+            batch.put_cf(db.cf(Cf::Meta), b"schema", b"1");
+            db.write(batch).expect("write");
+        }
+        {
+            let db = Arc::new(ApiDb::open(dir.path()).expect("reopen"));
+            assert_eq!(db.schema_version().expect("version"), Some(crate::db::SCHEMA_VERSION));
+            let log = AuditLog::start(db);
+            let all = log.patient_entries("ST3", 0, 100, log.size().expect("size")).expect("read");
+            assert_eq!(all.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (0..40).collect::<Vec<_>>());
+            log.close().await;
+        }
+        for (stamp, refused) in [(&b"3"[..], "schema 3;"), (b"two", "schema \"two\"")] {
+            {
+                let db = ApiDb::open(dir.path()).expect("reopen");
+                let mut batch = db.batch();
+                batch.put_cf(db.cf(Cf::Meta), b"schema", stamp);
+                db.write(batch).expect("write");
+            }
+            let e = ApiDb::open(dir.path()).expect_err("refused").to_string();
+            assert!(e.contains(refused) && e.contains("this build reads schemas 1 to 2"), "{e}");
+            // Left as it was: still refused, the stamp untouched.
+            assert!(ApiDb::open(dir.path()).is_err());
+            let raw = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), Cf::ALL.iter().map(|c| c.name()))
+                .expect("raw open");
+            assert_eq!(
+                raw.get_cf(raw.cf_handle("meta").expect("meta"), b"schema").expect("get").as_deref(),
+                Some(stamp)
+            );
+            drop(raw);
+            let db_raw =
+                rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), Cf::ALL.iter().map(|c| c.name()))
+                    .expect("raw open");
+            db_raw.put_cf(db_raw.cf_handle("meta").expect("meta"), b"schema", b"2").expect("restore");
+        }
     }
 }

@@ -20,8 +20,35 @@ use std::path::Path;
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
 
-/// The schema version this build reads.
-pub const SCHEMA_VERSION: &[u8] = b"1";
+/// The schema version this build writes. A store at an older version is
+/// migrated forward on open, one step at a time ([`MIGRATIONS`]); a newer
+/// one is refused.
+///
+/// | version | what changed |
+/// |---|---|
+/// | 1 | the first release's layout |
+/// | 2 | every audit entry about a patient is in `audit_by_patient` (entries written before the index existed are indexed) |
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// One migration step: brings a store at version `from` to `from + 1`.
+/// Each step is resumable — its writes are idempotent, and the version is
+/// stamped only after the step is done — so a crash part-way leaves a
+/// store the next open finishes migrating.
+pub struct Migration {
+    /// The version it migrates from.
+    pub from: u32,
+    /// What it does.
+    pub what: &'static str,
+    /// The step.
+    pub run: fn(&ApiDb) -> Result<(), DbError>,
+}
+
+/// Every step, in order.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    from: 1,
+    what: "index the audit log by patient",
+    run: |db| crate::audit::index_patients(db).map_err(|e| DbError::Storage(e.to_string())),
+}];
 
 /// Column families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +69,7 @@ pub enum Cf {
 }
 
 impl Cf {
-    const ALL: [Cf; 12] = [
+    pub(crate) const ALL: [Cf; 12] = [
         Cf::Records,
         Cf::Pending,
         Cf::Challenges,
@@ -57,7 +84,7 @@ impl Cf {
         Cf::Meta,
     ];
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Cf::Records => "records",
             Cf::Pending => "pending",
@@ -81,8 +108,9 @@ pub enum DbError {
     /// RocksDB failed.
     #[error("api database: {0}")]
     Storage(String),
-    /// Written by another schema.
-    #[error("api database has schema {0:?}; this build reads schema 1")]
+    /// Written by a newer build, or not a version at all: refused, never
+    /// opened.
+    #[error("api database has schema {0}; this build reads schemas 1 to {SCHEMA_VERSION} (a newer medanchor wrote it: upgrade medanchor, or restore a backup)")]
     Schema(String),
     /// Stored bytes do not decode.
     #[error("api database is corrupt: {0}")]
@@ -184,24 +212,61 @@ pub fn record_key(record_id: &[u8; 16], version: u64) -> Vec<u8> {
     k
 }
 
+/// `meta` key of the schema version (ASCII decimal).
+const SCHEMA_KEY: &[u8] = b"schema";
+
 impl ApiDb {
-    /// Opens (creating) the database at `path`.
+    /// Opens (creating) the database at `path`, migrating an older store
+    /// forward.
     pub fn open(path: &Path) -> Result<ApiDb, DbError> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         let families = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
         let db = ApiDb { db: DB::open_cf_descriptors(&opts, path, families)?, challenge_lock: Default::default() };
-        match db.get(Cf::Meta, b"schema")? {
-            None => {
-                let mut batch = db.batch();
-                batch.put_cf(db.cf(Cf::Meta), b"schema", SCHEMA_VERSION);
-                db.write(batch)?;
-            }
-            Some(v) if v == SCHEMA_VERSION => {}
-            Some(v) => return Err(DbError::Schema(String::from_utf8_lossy(&v).into_owned())),
-        }
+        db.migrate(MIGRATIONS)?;
         Ok(db)
+    }
+
+    /// The store's schema version (None for a store never stamped: a new
+    /// one).
+    pub fn schema_version(&self) -> Result<Option<u32>, DbError> {
+        self.get(Cf::Meta, SCHEMA_KEY)?
+            .map(|v| {
+                std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| DbError::Schema(format!("{:?}", String::from_utf8_lossy(&v))))
+            })
+            .transpose()
+    }
+
+    /// Brings the store to [`SCHEMA_VERSION`] with `steps` (a new store is
+    /// stamped at once); refuses a newer one.
+    fn migrate(&self, steps: &[Migration]) -> Result<(), DbError> {
+        let Some(mut version) = self.schema_version()? else {
+            return self.stamp(SCHEMA_VERSION);
+        };
+        if version > SCHEMA_VERSION {
+            return Err(DbError::Schema(version.to_string()));
+        }
+        while version < SCHEMA_VERSION {
+            let step = steps
+                .iter()
+                .find(|m| m.from == version)
+                .ok_or_else(|| DbError::Schema(format!("{version} (no migration from it)")))?;
+            tracing::info!(from = version, to = version + 1, step = step.what, "migrating the api database");
+            (step.run)(self)?;
+            version += 1;
+            self.stamp(version)?;
+        }
+        Ok(())
+    }
+
+    fn stamp(&self, version: u32) -> Result<(), DbError> {
+        let mut batch = self.batch();
+        batch.put_cf(self.cf(Cf::Meta), SCHEMA_KEY, version.to_string());
+        self.write(batch)
     }
 
     /// Marks the sign-in challenge `id` used (until `expires_at`); false

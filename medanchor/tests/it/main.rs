@@ -8,5 +8,6 @@ mod indexer_process;
 mod keys;
 mod share_js;
 mod up_index;
+mod upgrade;
 mod verify;
 mod wallet;
