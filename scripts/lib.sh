@@ -48,3 +48,39 @@ ensure_node_modules() {
         fi
     done
 }
+
+# schemathesis (PyPI): the OpenAPI conformance fuzzer the e2e test
+# `openapi::schemathesis_finds_no_failure` runs against the live API. A venv
+# of its own in .venv/schemathesis (gitignored), with every package pinned
+# in scripts/schemathesis-requirements.txt; reinstalled only when that list
+# changes (the venv keeps a copy of the list it was built from, written
+# last, so a half-finished install is never taken for a finished one).
+# The test calls this itself, so `cargo test` alone works too. Prints the
+# venv's schemathesis executable.
+ensure_schemathesis() {
+    local root venv req
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    venv="$root/.venv/schemathesis"
+    req="$root/scripts/schemathesis-requirements.txt"
+    mkdir -p "$root/.venv"
+    (
+        set -e
+        # One installer at a time (two test binaries, two shells).
+        flock 9
+        if [ -x "$venv/bin/schemathesis" ] && cmp -s "$req" "$venv/requirements.txt"; then
+            exit 0
+        fi
+        if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+            log "installing python3 and python3-venv"
+            local sudo=()
+            [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+            "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+            "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv
+        fi
+        log "installing schemathesis into $venv"
+        python3 -m venv --clear "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
+        cp "$req" "$venv/requirements.txt"
+    ) 9>"$root/.venv/.lock" >&2 || return 1
+    echo "$venv/bin/schemathesis"
+}

@@ -46,7 +46,6 @@ pub(crate) enum Verb {
 
 impl Verb {
     /// The method's name.
-    #[cfg(test)]
     pub(crate) fn name(self) -> &'static str {
         match self {
             Verb::Get => "GET",
@@ -108,6 +107,7 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
 /// The routes.
 pub fn router(state: AppState) -> Router {
     let payload_limit = payload_limit(state.config());
+    let session_routes = crate::openapi::session_routes();
     routes()
         .into_iter()
         .fold(Router::new(), |r, (verb, path, handler)| {
@@ -116,6 +116,12 @@ pub fn router(state: AppState) -> Router {
                 // anonymous caller cannot make the node buffer a payload.
                 handler
                     .layer(DefaultBodyLimit::max(payload_limit))
+                    .layer(axum::middleware::from_fn_with_state(state.clone(), session_first))
+            } else if session_routes.contains(&(verb.name().to_string(), path.to_string())) {
+                // Before the extractors too: without a session the answer
+                // is 401, not the body's 415 or 422.
+                handler
+                    .layer(DefaultBodyLimit::max(SMALL_BODY))
                     .layer(axum::middleware::from_fn_with_state(state.clone(), session_first))
             } else {
                 handler.layer(DefaultBodyLimit::max(SMALL_BODY))
@@ -289,4 +295,33 @@ fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
     rand::thread_rng().fill_bytes(&mut b);
     hex::encode(b)
+}
+
+/// A 415 for a body sent as a media type the route does not take, in the
+/// shape of the framework's own 415 (`problem_for_rejections` makes it a
+/// problem with code `unsupported-media-type`).
+fn unsupported_media_type(detail: &'static str) -> Response {
+    (StatusCode::UNSUPPORTED_MEDIA_TYPE, detail).into_response()
+}
+
+/// An optional integer field of a JSON body, as JSON Schema counts
+/// integers: `2.0` is the integer 2 (serde's integer types refuse it),
+/// `2.5` and anything out of `T`'s range are refused.
+fn json_integer<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::{Deserialize, Error};
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    let whole = match (n.as_u64(), n.as_f64()) {
+        (Some(u), _) => Some(u),
+        // Below 2^64 and whole: exact in an f64, so the cast is too.
+        (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < 18_446_744_073_709_551_616.0 => Some(f as u64),
+        _ => None,
+    };
+    whole
+        .and_then(|u| T::try_from(u).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("{n} is not an integer in range")))
 }

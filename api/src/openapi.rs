@@ -45,7 +45,10 @@ use crate::db::AnchorStatus;
         crate::app::share::issuer,
         openapi_json,
     ),
-    components(schemas(Problem)),
+    components(schemas(
+        Problem, RecordId, Principal, StandardPrincipal, Sha256, ShareId, Capability, AccessCode, GrantToken,
+        RecordTypeName, DataTypeName, SigningMode, ShareDurationName, ReportFormat,
+    )),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Wallet sign-in and sessions"),
@@ -84,6 +87,50 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The document as served: [`document`] in JSON, with utoipa's link
+/// objects repaired (utoipa 5.5 writes their `operationId` and
+/// `operationRef` as `operation_id` and `operation_ref`, which no OpenAPI
+/// tool reads).
+pub fn json() -> serde_json::Value {
+    let mut doc = serde_json::to_value(document()).expect("the document serializes");
+    for item in doc["paths"].as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
+        for op in item.as_object_mut().into_iter().flat_map(|i| i.values_mut()) {
+            let responses = op.get_mut("responses").and_then(|r| r.as_object_mut());
+            for response in responses.into_iter().flat_map(|r| r.values_mut()) {
+                let links = response.get_mut("links").and_then(|l| l.as_object_mut());
+                for link in links.into_iter().flat_map(|l| l.values_mut()).filter_map(|l| l.as_object_mut()) {
+                    for (from, to) in [("operation_id", "operationId"), ("operation_ref", "operationRef")] {
+                        if let Some(v) = link.remove(from) {
+                            link.insert(to.to_string(), v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// The operations the document says need a session (`bearer`, not
+/// optional), as (method, path template): the router checks their session
+/// before it reads anything else of the request (`app::session_first`), so
+/// such a route answers 401 to a caller without one whatever else is
+/// wrong with the request, as the document promises.
+pub(crate) fn session_routes() -> std::collections::HashSet<(String, String)> {
+    let doc = json();
+    let mut out = std::collections::HashSet::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let security = op["security"].as_array().cloned().unwrap_or_default();
+            // `{}` among the requirements makes the session optional.
+            if !security.is_empty() && security.iter().all(|r| r.as_object().is_some_and(|o| !o.is_empty())) {
+                out.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
 /// `GET /openapi.json`: this API's OpenAPI 3.1 document.
 #[utoipa::path(
     get,
@@ -96,11 +143,87 @@ pub fn document() -> utoipa::openapi::OpenApi {
     )
 )]
 pub(crate) async fn openapi_json() -> axum::response::Response {
-    match document().to_json() {
+    match serde_json::to_string(&json()) {
         Ok(json) => ([(axum::http::header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(e) => crate::error::ApiError::internal(e).into_response(),
     }
 }
+
+// ---------------------------------------------------------------- identifiers
+//
+// The shapes every path, query, header and body field that names a thing
+// takes, each declared once here and referenced by the handlers, so a
+// value that can never name anything is refused by the document before it
+// is refused by the handler. Each pattern is exactly the language the
+// parser accepts, except where noted.
+
+/// A record id: 16 bytes of hex (`0x` optional, either case).
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^(0x)?[0-9a-fA-F]{32}$", example = "8c2f0e1a5b3d4c6e7f8091a2b3c4d5e6")]
+pub struct RecordId(pub String);
+
+/// A Stacks principal: an account (`S`, the address version, then the
+/// c32check encoding of its HASH160 and a 4-byte checksum, which must
+/// match) or a contract (`ADDRESS.name`). The pattern is the canonical
+/// text; the parser also takes lowercase and c32's `O`/`I`/`L` aliases,
+/// and refuses a wrong checksum (`format: stacks-principal`).
+#[derive(ToSchema)]
+#[schema(
+    value_type = String,
+    format = "stacks-principal",
+    pattern = r"^S[0-9A-HJKMNP-TV-Z]{26,40}(\.[a-zA-Z][a-zA-Z0-9_-]{0,127})?$",
+    example = "ST1SJ3DTE5DN7X54YDH5D64R3BCB6A2AG2ZQ8YPD5"
+)]
+pub struct Principal(pub String);
+
+/// A Stacks account (a standard principal, not a contract): see
+/// [`Principal`].
+#[derive(ToSchema)]
+#[schema(
+    value_type = String,
+    format = "stacks-principal",
+    pattern = "^S[0-9A-HJKMNP-TV-Z]{26,40}$",
+    example = "ST1SJ3DTE5DN7X54YDH5D64R3BCB6A2AG2ZQ8YPD5"
+)]
+pub struct StandardPrincipal(pub String);
+
+/// A SHA-256 hash: 32 bytes of hex (`0x` optional, either case).
+#[derive(ToSchema)]
+#[schema(
+    value_type = String,
+    pattern = "^(0x)?[0-9a-fA-F]{64}$",
+    example = "0x9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+)]
+pub struct Sha256(pub String);
+
+/// A share id: 16 bytes of hex.
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^[0-9a-fA-F]{32}$", example = "5e1c0d2b3a4f69788796a5b4c3d2e1f0")]
+pub struct ShareId(pub String);
+
+/// A QR link's capability: 32 bytes of unpadded base64url (43
+/// characters; the last carries 2 unused bits, which must be zero).
+#[derive(ToSchema)]
+#[schema(
+    value_type = String,
+    pattern = "^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$",
+    example = "q2Vh9xJ0c1mBn4rT6yW8zA3dF5gH7jK9lQ2wE4rT6yU"
+)]
+pub struct Capability(pub String);
+
+/// A 6-digit access code.
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^[0-9]{6}$", example = "042917")]
+pub struct AccessCode(pub String);
+
+/// A share grant token (`X-Share-Grant`): 32 bytes of unpadded base64url.
+#[derive(ToSchema)]
+#[schema(
+    value_type = String,
+    pattern = "^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$",
+    example = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGE"
+)]
+pub struct GrantToken(pub String);
 
 /// Raw bytes (an `application/octet-stream` body).
 #[derive(ToSchema)]
@@ -133,6 +256,14 @@ pub mod errors {
         /// 404.
         #[response(status = 404, description = "Not found", content_type = "application/problem+json")]
         NotFound(Problem),
+        /// 429.
+        #[response(
+            status = 429,
+            description = "The node already holds as many of the caller's pending transactions as it takes (25): \
+                           retry after a block (`Retry-After`)",
+            content_type = "application/problem+json"
+        )]
+        TooManyPending(Problem),
         /// 503.
         #[response(
             status = 503,
@@ -200,6 +331,44 @@ pub mod errors {
     #[derive(utoipa::IntoResponses)]
     #[response(status = 413, description = "Body over the configured limit", content_type = "application/problem+json")]
     pub struct TooLarge(pub Problem);
+
+    /// What a route with a JSON body answers to a body that is not that
+    /// JSON: over the 16 KiB limit, not sent as `application/json`, or JSON
+    /// of the wrong shape (malformed JSON is a 400, listed with the
+    /// route's other invalid input).
+    #[derive(utoipa::IntoResponses)]
+    pub enum JsonBody {
+        /// 413.
+        #[response(
+            status = 413,
+            description = "Body over the limit (16 KiB)",
+            content_type = "application/problem+json"
+        )]
+        TooLarge(Problem),
+        /// 415.
+        #[response(
+            status = 415,
+            description = "Body not sent as `application/json`",
+            content_type = "application/problem+json"
+        )]
+        UnsupportedMediaType(Problem),
+        /// 422.
+        #[response(
+            status = 422,
+            description = "JSON that does not fit the body's schema (a missing or unknown field, a wrong type)",
+            content_type = "application/problem+json"
+        )]
+        Unprocessable(Problem),
+    }
+
+    /// 415: the body's media type is not one the route takes.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 415,
+        description = "Body not sent as a media type the route takes",
+        content_type = "application/problem+json"
+    )]
+    pub struct UnsupportedMediaType(pub Problem);
 
     /// 403: not an active provider on-chain.
     #[derive(utoipa::IntoResponses)]
@@ -338,23 +507,143 @@ pub struct RecordView {
     pub finalized: Option<bool>,
 }
 
-/// `POST /v1/patients/{patient}/records` and `PUT /v1/records/{id}`'s JSON body.
+/// A record type: the contract's names (`record_type`).
 #[derive(ToSchema)]
-pub struct RecordRequest {
-    /// One of the contract's record types, e.g. `lab-result`.
-    pub record_type: String,
-    /// Any JSON value (stored as its JSON text), or a base64 string with
-    /// `content_encoding: base64`.
-    pub content: serde_json::Value,
-    /// `base64`, or absent for JSON content.
-    pub content_encoding: Option<String>,
-    /// The payload's media type (base64 content; default
-    /// `application/octet-stream`).
+#[schema(rename_all = "kebab-case")]
+pub enum RecordTypeName {
+    /// `basic-info`.
+    BasicInfo,
+    /// `vitals`.
+    Vitals,
+    /// `diagnosis`.
+    Diagnosis,
+    /// `medications`.
+    Medications,
+    /// `lab-results`.
+    LabResults,
+    /// `imaging`.
+    Imaging,
+    /// `procedures`.
+    Procedures,
+    /// `allergies`.
+    Allergies,
+    /// `immunizations`.
+    Immunizations,
+    /// `mental-health`.
+    MentalHealth,
+    /// `genetic-data`.
+    GeneticData,
+    /// `insurance`.
+    Insurance,
+    /// `emergency-contacts`.
+    EmergencyContacts,
+}
+
+/// A consent data type: the contract's names (`all-standard` never covers
+/// `mental-health` or `genetic`).
+#[derive(ToSchema)]
+#[schema(rename_all = "kebab-case")]
+pub enum DataTypeName {
+    /// `all-standard`.
+    AllStandard,
+    /// `basic-info`.
+    BasicInfo,
+    /// `medical-history`.
+    MedicalHistory,
+    /// `lab-results`.
+    LabResults,
+    /// `treatment-plans`.
+    TreatmentPlans,
+    /// `mental-health`.
+    MentalHealth,
+    /// `genetic`.
+    Genetic,
+    /// `financial`.
+    Financial,
+    /// `emergency-contacts`.
+    EmergencyContacts,
+}
+
+/// Who signs a write's transaction: this node with the caller's custodial
+/// key (`custodial`, the default; 403 `no-custodial-key` when it holds
+/// none) or the caller's wallet (`wallet`: the call is returned to sign).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum SigningMode {
+    /// The node signs with the key it holds for the caller.
+    Custodial,
+    /// The caller's wallet signs the returned call.
+    Wallet,
+}
+
+/// `content_encoding` of the JSON form.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum JsonEncoding {
+    /// The content is the JSON value itself.
+    Json,
+}
+
+/// `content_encoding` of the base64 form.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum Base64Encoding {
+    /// The content is a base64 string of the payload's bytes.
+    Base64,
+}
+
+/// A record body with JSON content: stored as the JSON text sent, served
+/// back as JSON (`application/json`).
+#[derive(ToSchema)]
+pub struct JsonRecordRequest {
+    /// The record type (creation; an update keeps its record's type, but
+    /// the name must still be one).
+    pub record_type: RecordTypeName,
+    /// Any JSON value, `null` included.
+    #[schema(value_type = Value)]
+    pub content: (),
+    /// `json`, or absent.
+    pub content_encoding: Option<JsonEncoding>,
+    /// Ignored: JSON content is `application/json`.
     pub content_type: Option<String>,
-    /// 0 to 3 (default 1); creation only.
+    /// 0 to 3 (default 1); creation only (an update checks it and leaves
+    /// the record's).
+    #[schema(minimum = 0, maximum = 3)]
     pub confidentiality: Option<u8>,
     /// `custodial` (default) or `wallet`.
-    pub signing: Option<String>,
+    pub signing: Option<SigningMode>,
+}
+
+/// A record body with base64 content: any bytes, with their media type.
+#[derive(ToSchema)]
+pub struct Base64RecordRequest {
+    /// The record type (creation; an update keeps its record's type, but
+    /// the name must still be one).
+    pub record_type: RecordTypeName,
+    /// The payload, standard base64 with padding.
+    #[schema(pattern = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$")]
+    pub content: String,
+    /// `base64`.
+    pub content_encoding: Base64Encoding,
+    /// The payload's media type (default `application/octet-stream`).
+    pub content_type: Option<String>,
+    /// 0 to 3 (default 1); creation only (an update checks it and leaves
+    /// the record's).
+    #[schema(minimum = 0, maximum = 3)]
+    pub confidentiality: Option<u8>,
+    /// `custodial` (default) or `wallet`.
+    pub signing: Option<SigningMode>,
+}
+
+/// `POST /v1/patients/{patient}/records` and `PUT /v1/records/{id}`'s JSON
+/// body: JSON content, or base64 content with `content_encoding: base64`.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub enum RecordRequest {
+    /// JSON content.
+    Json(JsonRecordRequest),
+    /// Base64 content.
+    Base64(Base64RecordRequest),
 }
 
 /// `GET /v1/patients/{patient}/records`: one page.
@@ -404,6 +693,16 @@ pub struct AuditEntries {
     pub entries: Vec<IndexedEntry>,
     /// The log's size.
     pub size: u64,
+}
+
+/// A disclosures report's format.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum ReportFormat {
+    /// `application/json` (the default).
+    Json,
+    /// `text/csv`.
+    Csv,
 }
 
 /// `GET /v1/audit/disclosures` (JSON).
@@ -587,6 +886,34 @@ pub struct VerifyHash {
 
 // -------------------------------------------------------------------- share
 
+/// A share's `data_types`: at least one, each at most once (utoipa's
+/// field attributes cannot say `uniqueItems`).
+pub fn data_types_schema() -> utoipa::openapi::Array {
+    utoipa::openapi::ArrayBuilder::new()
+        .items(utoipa::openapi::Ref::from_schema_name("DataTypeName"))
+        .min_items(Some(1))
+        .unique_items(true)
+        .description(Some("Consent data types by name, each at most once"))
+        .build()
+}
+
+/// How long a share's code and link live.
+#[derive(ToSchema)]
+pub enum ShareDurationName {
+    /// One hour.
+    #[schema(rename = "1h")]
+    OneHour,
+    /// Six hours.
+    #[schema(rename = "6h")]
+    SixHours,
+    /// A day (the default).
+    #[schema(rename = "24h")]
+    OneDay,
+    /// A week.
+    #[schema(rename = "7d")]
+    SevenDays,
+}
+
 /// A share's QR image and content.
 #[derive(ToSchema)]
 pub struct ShareQr {
@@ -706,8 +1033,7 @@ mod tests {
     use super::*;
 
     fn doc() -> Value {
-        let text = document().to_json().expect("serializes");
-        serde_json::from_str(&text).expect("parses as JSON")
+        json()
     }
 
     #[test]

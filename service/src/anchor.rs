@@ -90,7 +90,11 @@ pub(crate) async fn anchor(
     }
     meta.custodial = Some(true);
     if !s.custody.holds(&who.to_string()) {
-        return Err(Error::bad("no-custodial-key", "this node holds no key for you"));
+        return Err(Error::Forbidden {
+            code: "no-custodial-key",
+            detail: "this node holds no key for you".into(),
+            reason: None,
+        });
     }
     if let AnchorCall::Create { confidentiality } = anchor_call(call) {
         meta.confidentiality = Some(confidentiality);
@@ -216,13 +220,25 @@ pub(crate) fn anchoring_call(meta: &RecordMeta) -> Result<ContractCall> {
 /// Signs and broadcasts `call` with `who`'s custodial key; the txid.
 pub(crate) async fn custodial_submit(s: &Service, who: &Principal, call: &ContractCall) -> Result<String> {
     let Some((key, lock)) = s.custody.keys.get(&who.to_string()) else {
-        return Err(Error::bad("no-custodial-key", "this node holds no key for you"));
+        return Err(Error::Forbidden {
+            code: "no-custodial-key",
+            detail: "this node holds no key for you".into(),
+            reason: None,
+        });
     };
     let _in_order = lock.lock().await;
     let wallet = Wallet::connect(key.clone(), s.node.clone(), &s.config.contracts)
         .await
         .map_err(|e| Error::Unavailable(format!("the node is unreachable: {e}")))?;
-    let sent = wallet.submit(call, None).await.map_err(|e| Error::Unavailable(format!("broadcast failed: {e}")))?;
+    let sent = wallet.submit(call, None).await.map_err(|e| match &e {
+        // The caller's own pending transactions are at the node's limit
+        // (25 per sender): theirs to wait out, not the node failing.
+        medanchor_wallet::Error::Rejected { reason, .. } if reason == "TooMuchChaining" => Error::TooManyRequests {
+            detail: format!("the node holds as many of your pending transactions as it takes: {e}"),
+            retry_after_s: RETRY_QUEUED_AFTER.as_secs().max(1),
+        },
+        _ => Error::Unavailable(format!("broadcast failed: {e}")),
+    })?;
     Ok(sent.txid)
 }
 

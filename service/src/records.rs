@@ -196,10 +196,13 @@ impl Service {
         match asked.unwrap_or("custodial") {
             "wallet" => Ok(Signing::Wallet),
             "custodial" if self.custody.holds(&who.to_string()) => Ok(Signing::Custodial),
-            "custodial" => Err(Error::bad(
-                "no-custodial-key",
-                "this node holds no key for you; sign with your wallet (signing: wallet)",
-            )),
+            // A well-formed request this node will not carry out for this
+            // caller: 403, not 400 (nothing in the request is wrong).
+            "custodial" => Err(Error::Forbidden {
+                code: "no-custodial-key",
+                detail: "this node holds no key for you; sign with your wallet (signing: wallet)".into(),
+                reason: None,
+            }),
             _ => Err(Error::bad("invalid-signing", "signing must be `custodial` or `wallet`")),
         }
     }

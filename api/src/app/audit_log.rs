@@ -20,8 +20,8 @@ use crate::error::{ApiError, ApiResult};
     tag = "audit",
     summary = "Audit log entries (patients: their own data's)",
     params(
-        ("from" = Option<u64>, Query, description = "First index (default 0)"),
-        ("limit" = Option<u64>, Query, description = "At most this many (default 100, max 1000)"),
+        ("from" = Option<u64>, Query, format = "uint64", maximum = 18446744073709551615u64, description = "First index (default 0)"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)"),
     ),
     security(("bearer" = [])),
     responses(
@@ -43,12 +43,15 @@ pub(crate) async fn audit_entries(
         .transpose()
         .map_err(|_| ApiError::bad("invalid-from", "from must be a number"))?
         .unwrap_or(0);
-    let limit: u64 = q
-        .get("limit")
-        .map(|v| v.parse())
-        .transpose()
-        .map_err(|_| ApiError::bad("invalid-limit", "limit must be a number"))?
-        .unwrap_or(100);
+    // Out of range is refused, not clamped: the document says 1 to 1000.
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=MAX_ENTRIES).contains(n))
+            .ok_or_else(|| ApiError::bad("invalid-limit", format!("limit must be 1 to {MAX_ENTRIES}")))?,
+    };
     let (entries, size) = s.audit_entries(&caller, from, limit)?;
     let visible: Vec<Value> = entries
         .into_iter()
@@ -66,10 +69,10 @@ pub(crate) async fn audit_entries(
     tag = "audit",
     summary = "HIPAA accounting of disclosures",
     params(
-        ("patient" = Option<String>, Query, description = "The patient (default: the caller)"),
-        ("from" = Option<u64>, Query, description = "Unix seconds (default: six years before `to`)"),
-        ("to" = Option<u64>, Query, description = "Unix seconds (default: now)"),
-        ("format" = Option<String>, Query, description = "`json` (default) or `csv`"),
+        ("patient" = Option<crate::openapi::Principal>, Query, description = "The patient (default: the caller)"),
+        ("from" = Option<u64>, Query, maximum = 253402300799u64, description = "Unix seconds, at most the end of year 9999 (default: six years before `to`); not after `to`"),
+        ("to" = Option<u64>, Query, maximum = 253402300799u64, description = "Unix seconds, at most the end of year 9999 (default: now)"),
+        ("format" = Option<crate::openapi::ReportFormat>, Query, description = "`json` (default) or `csv`"),
     ),
     security(("bearer" = [])),
     responses(
@@ -117,12 +120,13 @@ pub(crate) async fn audit_checkpoint(State(s): State<AppState>) -> ApiResult<Res
     tag = "audit",
     summary = "RFC 9162 inclusion proof",
     params(
-        ("index" = u64, Query, description = "The leaf"),
-        ("size" = u64, Query, description = "The tree size"),
+        ("index" = u64, Query, format = "uint64", maximum = 18446744073709551615u64, description = "The leaf, below `size`"),
+        ("size" = u64, Query, minimum = 1, format = "uint64", maximum = 18446744073709551615u64, description = "The tree size"),
     ),
     responses(
         (status = 200, description = "The proof", body = crate::openapi::InclusionProof),
-        crate::openapi::errors::InvalidInput,
+        (status = 400, description = "A missing or malformed number, or `index` not below `size`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The log has not reached `size` (yet)", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::errors::ServerFault,
     )
 )]
@@ -132,9 +136,10 @@ pub(crate) async fn inclusion_proof(
 ) -> ApiResult<Json<Value>> {
     let num = |k: &str| required_number(&q, k);
     let (index, size) = (num("index")?, num("size")?);
-    if index >= size || size > s.audit().size().map_err(ApiError::internal)? {
-        return Err(ApiError::bad("out-of-range", "need index < size <= the log's size"));
+    if index >= size {
+        return Err(ApiError::bad("out-of-range", "need index < size"));
     }
+    beyond_log(&s, size)?;
     let proof = s.audit().inclusion_proof(index, size).map_err(ApiError::internal)?;
     Ok(Json(json!({ "index": index, "size": size, "proof": proof.iter().map(hex::encode).collect::<Vec<_>>() })))
 }
@@ -146,12 +151,13 @@ pub(crate) async fn inclusion_proof(
     tag = "audit",
     summary = "RFC 9162 consistency proof",
     params(
-        ("from" = u64, Query, description = "The older size"),
-        ("to" = u64, Query, description = "The newer size"),
+        ("from" = u64, Query, format = "uint64", maximum = 18446744073709551615u64, description = "The older size, not above `to`"),
+        ("to" = u64, Query, format = "uint64", maximum = 18446744073709551615u64, description = "The newer size"),
     ),
     responses(
         (status = 200, description = "The proof", body = crate::openapi::ConsistencyProof),
-        crate::openapi::errors::InvalidInput,
+        (status = 400, description = "A missing or malformed number, or `from` above `to`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The log has not reached `to` (yet)", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::errors::ServerFault,
     )
 )]
@@ -161,11 +167,25 @@ pub(crate) async fn consistency_proof(
 ) -> ApiResult<Json<Value>> {
     let num = |k: &str| required_number(&q, k);
     let (from, to) = (num("from")?, num("to")?);
-    if from > to || to > s.audit().size().map_err(ApiError::internal)? {
-        return Err(ApiError::bad("out-of-range", "need from <= to <= the log's size"));
+    if from > to {
+        return Err(ApiError::bad("out-of-range", "need from <= to"));
     }
+    beyond_log(&s, to)?;
     let proof = s.audit().consistency_proof(from, to).map_err(ApiError::internal)?;
     Ok(Json(json!({ "from": from, "to": to, "proof": proof.iter().map(hex::encode).collect::<Vec<_>>() })))
+}
+
+/// The most entries one `GET /v1/audit/entries` returns.
+const MAX_ENTRIES: u64 = 1000;
+
+/// A proof at a tree size the log has not reached is not there (yet): 404,
+/// as for any resource that does not exist — the request itself is fine.
+fn beyond_log(s: &AppState, size: u64) -> ApiResult<()> {
+    let log = s.audit().size().map_err(ApiError::internal)?;
+    if size > log {
+        return Err(medanchor_service::Error::NotFound(format!("tree size {size} (the log has {log} entries)")).into());
+    }
+    Ok(())
 }
 
 /// A disclosures report in the requested format. Both carry the scanned

@@ -24,19 +24,27 @@ use crate::error::{ApiError, ApiResult};
 #[derive(Deserialize)]
 pub(crate) struct RecordBody {
     record_type: String,
-    /// Base64 bytes, or any JSON value (stored as the JSON text sent). Kept
-    /// as text, never parsed into a tree: a tree costs ~30× the body.
+    /// Base64 bytes, or any JSON value (stored as the JSON text sent), `null`
+    /// included (absent is `None`, `null` is `Some("null")`). Kept as text,
+    /// never parsed into a tree: a tree costs ~30× the body.
+    #[serde(default, deserialize_with = "present")]
     content: Option<Box<serde_json::value::RawValue>>,
     #[serde(default)]
     content_encoding: Option<String>,
     #[serde(default)]
     content_type: Option<String>,
-    #[serde(default)]
+    /// An integer as JSON Schema counts them (`2.0` is 2).
+    #[serde(default, deserialize_with = "super::json_integer")]
     confidentiality: Option<u8>,
     /// `custodial` (the node signs with the provider's key it holds) or
     /// `wallet` (the provider signs; the API returns the call to sign).
     #[serde(default)]
     signing: Option<String>,
+}
+
+/// A field that is present, whatever its value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<serde_json::value::RawValue>>, D::Error> {
+    Box::<serde_json::value::RawValue>::deserialize(d).map(Some)
 }
 
 impl RecordBody {
@@ -54,13 +62,13 @@ impl RecordBody {
                     self.content_type.clone().unwrap_or_else(|| "application/octet-stream".into()),
                 )
             }
+            None | Some("json") => (content.get().as_bytes().to_vec(), "application/json".to_string()),
             Some(other) => {
                 return Err(ApiError::bad(
                     "invalid-content",
-                    format!("content_encoding {} is not `base64`", crate::error::echo(other)),
+                    format!("content_encoding {} is not `json` or `base64`", crate::error::echo(other)),
                 ))
             }
-            None => (content.get().as_bytes().to_vec(), "application/json".to_string()),
         };
         if bytes.len() > limit {
             return Err(Error::TooLarge(limit).into());
@@ -69,13 +77,24 @@ impl RecordBody {
     }
 }
 
+/// The body's media type (`Content-Type` without parameters), lowercase.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("content-type")?.to_str().ok()?;
+    Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+}
+
 /// Whether a record body is the raw payload (`Content-Type:
 /// application/octet-stream`) rather than the JSON form.
 pub(crate) fn is_binary(headers: &HeaderMap) -> bool {
-    headers
-        .get("content-type")
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|t| t.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/octet-stream")))
+    media_type(headers).is_some_and(|m| m == "application/octet-stream")
+}
+
+/// Whether a record body is sent as JSON (`application/json` or a
+/// `+json` type), as axum's `Json` extractor wants it: anything else is
+/// 415, not parsed as JSON on a guess.
+fn is_json(headers: &HeaderMap) -> bool {
+    media_type(headers)
+        .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")))
 }
 
 impl RecordBody {
@@ -148,20 +167,30 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> ApiResult<V
     tag = "records",
     summary = "Write a new record (encrypted, then anchored)",
     params(
-        ("patient" = String, Path, description = "The patient's Stacks principal"),
-        ("record_type" = Option<String>, Query, description = "Binary form only (required there): the record type"),
-        ("content_type" = Option<String>, Query, description = "Binary form only: the payload's media type"),
-        ("confidentiality" = Option<u8>, Query, description = "Binary form only: 0 to 3 (default 1)"),
-        ("signing" = Option<String>, Query, description = "Binary form only: `custodial` (default) or `wallet`"),
+        ("patient" = crate::openapi::Principal, Path, description = "The patient's Stacks principal"),
+        ("record_type" = Option<crate::openapi::RecordTypeName>, Query, description = "Binary form only, and required there: the record type"),
+        ("content_type" = Option<String>, Query, description = "Binary form only: the payload's media type (default `application/octet-stream`)"),
+        ("confidentiality" = Option<u8>, Query, minimum = 0, maximum = 3, description = "Binary form only: 0 to 3 (default 1)"),
+        ("signing" = Option<crate::openapi::SigningMode>, Query, description = "Binary form only: `custodial` (default) or `wallet`"),
     ),
-    request_body(content((crate::openapi::RecordRequest = "application/json"), (crate::openapi::Binary = "application/octet-stream")), description = "The JSON form, or the raw payload with its fields in the query"),
+    request_body(content((crate::openapi::RecordRequest = "application/json"), (crate::openapi::Binary = "application/octet-stream")), description = "The JSON form, or the raw payload (`application/octet-stream`) with its fields in the query: `record_type` is required with it, and the query is ignored with the JSON form"),
     security(("bearer" = [])),
     responses(
-        (status = 202, description = "Stored; anchoring pending (or the call to sign)", body = crate::openapi::RecordView),
-        crate::openapi::errors::InvalidInput,
+        (status = 202, description = "Stored; anchoring pending (or the call to sign)", body = crate::openapi::RecordView, links(
+            ("read" = (operation_id = "read_record", parameters(("id" = "$response.body#/record_id")))),
+            ("versions" = (operation_id = "record_versions", parameters(("id" = "$response.body#/record_id")))),
+            ("update" = (operation_id = "update_record", parameters(("id" = "$response.body#/record_id"), ("If-Match" = "$response.body#/version")))),
+            ("finalize" = (operation_id = "finalize_record", parameters(("id" = "$response.body#/record_id")))),
+            ("unlock" = (operation_id = "unlock_record", parameters(("id" = "$response.body#/record_id")))),
+            ("archive" = (operation_id = "archive_record", parameters(("id" = "$response.body#/record_id")))),
+            ("verify" = (operation_id = "verify_record", parameters(("id" = "$response.body#/record_id")))),
+            ("ciphertext" = (operation_id = "record_blob", parameters(("id" = "$response.body#/record_id")))),
+        )),
+        (status = 400, description = "Invalid input: malformed JSON, a body of the wrong shape, no `record_type` with a binary body", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::errors::NoSession,
         crate::openapi::errors::NotPermitted,
         crate::openapi::errors::TooLarge,
+        crate::openapi::errors::UnsupportedMediaType,
         crate::openapi::errors::NodeUnavailable,
         crate::openapi::errors::ServerFault,
     )
@@ -182,6 +211,8 @@ pub(crate) async fn create_record(
         parse_record_type(&req.record_type)?;
         let payload = req.binary(read_body(body, &headers, limit).await?);
         (req, payload)
+    } else if !is_json(&headers) {
+        return Ok(super::unsupported_media_type("send the record as application/json or application/octet-stream"));
     } else {
         let body = read_body(body, &headers, super::payload_limit(s.config())).await?;
         let req: RecordBody =
@@ -289,9 +320,9 @@ pub(crate) struct VersionQuery {
     tag = "records",
     summary = "Read (decrypt) a record version",
     params(
-        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
-        ("version" = Option<u64>, Query, description = "A version (default: the latest)"),
-        ("X-Share-Grant" = Option<String>, Header, description = "A grant from redeeming a share: read through it instead of on-chain consent"),
+        ("id" = crate::openapi::RecordId, Path, description = "Record id, 16 bytes of hex"),
+        ("version" = Option<u64>, Query, minimum = 1, format = "uint64", maximum = 18446744073709551615u64, description = "A version (default: the latest)"),
+        ("X-Share-Grant" = Option<crate::openapi::GrantToken>, Header, nullable = false, description = "A grant from redeeming a share: read through it instead of on-chain consent"),
     ),
     security(("bearer" = [])),
     responses(
@@ -334,19 +365,29 @@ pub(crate) async fn read_record(
     tag = "records",
     summary = "Write a new version (If-Match: the version read)",
     params(
-        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
-        ("If-Match" = String, Header, description = "The version the update is based on, e.g. `\"1\"`"),
+        ("id" = crate::openapi::RecordId, Path, description = "Record id, 16 bytes of hex"),
+        ("If-Match" = String, Header, pattern = r#"^(W/)?"?[0-9]{1,19}"?$"#, description = "The version the update is based on, e.g. `\"1\"`"),
     ),
     request_body(content = crate::openapi::RecordRequest, content_type = "application/json"),
     security(("bearer" = [])),
     responses(
-        (status = 202, description = "Stored; anchoring pending (or the call to sign)", body = crate::openapi::RecordView),
-        crate::openapi::errors::InvalidInput,
+        (status = 202, description = "Stored; anchoring pending (or the call to sign)", body = crate::openapi::RecordView, links(
+            ("read" = (operation_id = "read_record", parameters(("id" = "$response.body#/record_id")))),
+            ("versions" = (operation_id = "record_versions", parameters(("id" = "$response.body#/record_id")))),
+            ("update" = (operation_id = "update_record", parameters(("id" = "$response.body#/record_id"), ("If-Match" = "$response.body#/version")))),
+            ("finalize" = (operation_id = "finalize_record", parameters(("id" = "$response.body#/record_id")))),
+            ("unlock" = (operation_id = "unlock_record", parameters(("id" = "$response.body#/record_id")))),
+            ("archive" = (operation_id = "archive_record", parameters(("id" = "$response.body#/record_id")))),
+            ("verify" = (operation_id = "verify_record", parameters(("id" = "$response.body#/record_id")))),
+            ("ciphertext" = (operation_id = "record_blob", parameters(("id" = "$response.body#/record_id")))),
+        )),
+        (status = 400, description = "Invalid input: malformed JSON, a body of the wrong shape, no or a malformed `If-Match`", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::errors::NoSession,
         crate::openapi::errors::NotPermitted,
         crate::openapi::errors::NotFound,
         (status = 409, description = "Stale version (`version-conflict`, with `current_version`: the chain's), an earlier update still being anchored (`version-pending`), or a creation not mined yet (`record-not-anchored`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::errors::TooLarge,
+        crate::openapi::errors::UnsupportedMediaType,
         crate::openapi::errors::NodeUnavailable,
         crate::openapi::errors::ServerFault,
     )
@@ -367,9 +408,18 @@ pub(crate) async fn update_record(
         .ok_or_else(|| ApiError::bad("if-match-required", "send If-Match with the version you read"))?
         .parse()
         .map_err(|_| ApiError::bad("invalid-if-match", "If-Match must be a version number"))?;
+    if !is_json(&headers) {
+        return Ok(super::unsupported_media_type("send the new version as application/json"));
+    }
     let body = read_body(body, &headers, super::payload_limit(s.config())).await?;
     let req: RecordBody =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad("invalid-body", format!("request body: {e}")))?;
+    // The type and confidentiality are the record's, set at creation; what
+    // the body names must still be valid, as the document says.
+    parse_record_type(&req.record_type)?;
+    if req.confidentiality.is_some_and(|c| c > 3) {
+        return Err(ApiError::bad("invalid-confidentiality", "confidentiality must be 0 to 3"));
+    }
     let payload = req.payload(s.config().max_record_bytes)?;
     let written = s.update_record(&caller, &id, expected, payload, req.signing.as_deref()).await?;
     Ok(with_request_id(
@@ -385,7 +435,7 @@ pub(crate) async fn update_record(
     tag = "records",
     summary = "A record's version history",
     params(
-        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
+        ("id" = crate::openapi::RecordId, Path, description = "Record id, 16 bytes of hex"),
     ),
     security(("bearer" = [])),
     responses(
@@ -415,18 +465,23 @@ pub(crate) async fn record_versions(
     tag = "records",
     summary = "A patient's records the caller may read",
     params(
-        ("patient" = String, Path, description = "The patient's Stacks principal"),
-        ("type" = Option<String>, Query, description = "Only this record type"),
-        ("provider" = Option<String>, Query, description = "Only this provider's records"),
-        ("cursor" = Option<String>, Query, description = "The page to read"),
-        ("limit" = Option<u32>, Query, description = "Page size"),
-        ("X-Share-Grant" = Option<String>, Header, description = "A grant from redeeming a share: list the types it covers"),
+        ("patient" = crate::openapi::Principal, Path, description = "The patient's Stacks principal"),
+        ("type" = Option<crate::openapi::RecordTypeName>, Query, description = "Only this record type"),
+        ("provider" = Option<crate::openapi::Principal>, Query, description = "Only this provider's records"),
+        ("from_height" = Option<u64>, Query, format = "uint64", maximum = 18446744073709551615u64, description = "Only records anchored at this block height or later"),
+        ("to_height" = Option<u64>, Query, format = "uint64", maximum = 18446744073709551615u64, description = "Only records anchored at this block height or earlier"),
+        ("from_time" = Option<u64>, Query, format = "uint64", maximum = 18446744073709551615u64, description = "Only records anchored at this block time (Unix seconds) or later"),
+        ("to_time" = Option<u64>, Query, format = "uint64", maximum = 18446744073709551615u64, description = "Only records anchored at this block time (Unix seconds) or earlier"),
+        ("cursor" = Option<String>, Query, pattern = "^([0-9a-fA-F]{2})*$", description = "The page to read: a previous page's `next_cursor` (another query's cursor is refused with 400)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)"),
+        ("X-Share-Grant" = Option<crate::openapi::GrantToken>, Header, nullable = false, description = "A grant from redeeming a share: list the types it covers"),
     ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "One page", body = crate::openapi::RecordPage),
         crate::openapi::errors::InvalidInput,
         crate::openapi::errors::NoSession,
+        (status = 403, description = "A grant that is not this caller's, not for this patient, expired or revoked", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::errors::ServerFault,
     )
 )]
@@ -465,8 +520,8 @@ pub(crate) async fn list_records(
     tag = "records",
     summary = "Finalize a record (WRITE access)",
     params(
-        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
-        ("signing" = Option<String>, Query, description = "`custodial` (default) or `wallet`"),
+        ("id" = crate::openapi::RecordId, Path, description = "Record id, 16 bytes of hex"),
+        ("signing" = Option<crate::openapi::SigningMode>, Query, description = "`custodial` (default) or `wallet`"),
     ),
     security(("bearer" = [])),
     responses(
@@ -490,8 +545,8 @@ pub(crate) async fn finalize_record(
     tag = "records",
     summary = "Unlock a finalized record (ADMIN access)",
     params(
-        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
-        ("signing" = Option<String>, Query, description = "`custodial` (default) or `wallet`"),
+        ("id" = crate::openapi::RecordId, Path, description = "Record id, 16 bytes of hex"),
+        ("signing" = Option<crate::openapi::SigningMode>, Query, description = "`custodial` (default) or `wallet`"),
     ),
     security(("bearer" = [])),
     responses(
@@ -515,8 +570,8 @@ pub(crate) async fn unlock_record(
     tag = "records",
     summary = "Archive a record (ADMIN access)",
     params(
-        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
-        ("signing" = Option<String>, Query, description = "`custodial` (default) or `wallet`"),
+        ("id" = crate::openapi::RecordId, Path, description = "Record id, 16 bytes of hex"),
+        ("signing" = Option<crate::openapi::SigningMode>, Query, description = "`custodial` (default) or `wallet`"),
     ),
     security(("bearer" = [])),
     responses(

@@ -33,14 +33,19 @@ pub const GRANT_HEADER: &str = "x-share-grant";
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateShareRequest {
     /// Consent data types by name (`lab-results`, …; `all-standard` never
-    /// includes `mental-health` or `genetic`, which must be named).
+    /// includes `mental-health` or `genetic`, which must be named), each
+    /// at most once.
+    #[schema(schema_with = crate::openapi::data_types_schema)]
     data_types: Vec<String>,
     /// `1h`, `6h`, `24h` (default) or `7d`.
+    #[schema(value_type = Option<crate::openapi::ShareDurationName>)]
     duration: Option<String>,
     /// Invalidated after one redemption.
     #[serde(default)]
     single_use: bool,
-    /// At most this many redemptions (1–1000).
+    /// At most this many redemptions (1–1000; 1 with `single_use`).
+    #[serde(default, deserialize_with = "super::json_integer")]
+    #[schema(minimum = 1, maximum = 1000)]
     max_uses: Option<u32>,
     /// Also make a signed QR link.
     #[serde(default)]
@@ -66,11 +71,14 @@ fn no_store(mut response: Response) -> Response {
     request_body = CreateShareRequest,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The code (shown once), the share, and the QR when asked", body = crate::openapi::CreatedShare),
-        crate::openapi::errors::InvalidInput,
+        (status = 201, description = "The code (shown once), the share, and the QR when asked", body = crate::openapi::CreatedShare, links(
+            ("revoke" = (operation_id = "revoke_share", parameters(("id" = "$response.body#/share/id")))),
+        )),
+        (status = 400, description = "Malformed JSON, `passcode` without `qr`, or `max_uses` above 1 with `single_use`", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::errors::NoSession,
         (status = 403, description = "Not a registered patient", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Too many active codes", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::JsonBody,
         crate::openapi::errors::ServerFault,
     )
 )]
@@ -149,7 +157,7 @@ pub(crate) async fn list_shares(State(s): State<AppState>, caller: Caller) -> Ap
     path = "/v1/share/codes/{id}/revoke",
     tag = "share",
     summary = "Revoke a share: its code, QR link and grants end at once",
-    params(("id" = String, Path, description = "Share id (hex)")),
+    params(("id" = crate::openapi::ShareId, Path, description = "Share id (hex)")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The revoked share", body = crate::share::ShareView),
@@ -192,8 +200,10 @@ pub(crate) async fn unlock_shares(State(s): State<AppState>, caller: Caller) -> 
 #[serde(deny_unknown_fields)]
 pub(crate) struct RedeemRequest {
     /// The patient (principal) whose code it is.
+    #[schema(value_type = crate::openapi::Principal)]
     patient: String,
     /// The 6-digit code.
+    #[schema(value_type = crate::openapi::AccessCode)]
     code: String,
 }
 
@@ -202,6 +212,7 @@ pub(crate) struct RedeemRequest {
 #[serde(deny_unknown_fields)]
 pub(crate) struct LinkRedeemRequest {
     /// The 6-digit code, when the link's `flag` has `P`.
+    #[schema(value_type = Option<crate::openapi::AccessCode>)]
     passcode: Option<String>,
 }
 
@@ -237,6 +248,7 @@ fn redeemed_body(g: &RedeemedGrant) -> Value {
         (status = 400, description = "Invalid input (a malformed code is not counted as an attempt)", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong code (`remaining_attempts`), locked, or no valid session", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::errors::NotAProvider,
+        crate::openapi::errors::JsonBody,
         crate::openapi::errors::RateLimited,
         crate::openapi::errors::ServerFault,
     )
@@ -256,8 +268,8 @@ pub(crate) async fn redeem_code(
     path = "/v1/share/links/{capability}",
     tag = "share",
     summary = "Redeem a scanned QR link for a grant and its encrypted release document",
-    params(("capability" = String, Path, description = "The link's 256-bit capability (base64url), from its `url`")),
-    request_body = LinkRedeemRequest,
+    params(("capability" = crate::openapi::Capability, Path, description = "The link's 256-bit capability (base64url), from its `url`")),
+    request_body(content = Option<LinkRedeemRequest>, description = "Optional: only a link with a passcode needs one"),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The grant, and `release`: a compact JWE (dir, A256GCM) under the QR's key", body = crate::openapi::LinkGrantView),
@@ -266,6 +278,7 @@ pub(crate) async fn redeem_code(
         crate::openapi::errors::NotAProvider,
         (status = 404, description = "Unknown link", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 410, description = "Expired, revoked, used up or burned", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::JsonBody,
         crate::openapi::errors::RateLimited,
         crate::openapi::errors::ServerFault,
     )
@@ -274,9 +287,10 @@ pub(crate) async fn redeem_link(
     State(s): State<AppState>,
     caller: Caller,
     Path(capability): Path<String>,
-    body: Option<Json<LinkRedeemRequest>>,
+    body: Option<Json<Option<LinkRedeemRequest>>>,
 ) -> ApiResult<Response> {
-    let req = body.map(|Json(b)| b).unwrap_or_default();
+    // No body and a `null` body both mean no passcode.
+    let req = body.and_then(|Json(b)| b).unwrap_or_default();
     let (granted, release) = s.redeem_link(&caller, &capability, req.passcode.as_deref()).await?;
     let mut body = redeemed_body(&granted);
     body["release"] = json!(release);

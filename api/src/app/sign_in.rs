@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct ChallengeRequest {
     /// The Stacks principal signing in (not a contract).
+    #[schema(value_type = crate::openapi::StandardPrincipal)]
     principal: String,
 }
 
@@ -21,13 +22,13 @@ pub(crate) struct ChallengeRequest {
 #[utoipa::path(
     post,
     path = "/v1/auth/challenge",
-    description = "A body that is not this JSON is refused by the framework (plain-text 400, 415 or 422).",
     tag = "auth",
     summary = "Request a sign-in challenge",
     request_body(content = ChallengeRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The challenge to sign", body = crate::openapi::ChallengeResponse),
-        crate::openapi::errors::InvalidInput,
+        (status = 400, description = "Malformed JSON, or a principal that is not an account (a bad checksum, a contract)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::JsonBody,
         crate::openapi::errors::ServerFault,
     )
 )]
@@ -41,7 +42,9 @@ pub(crate) async fn challenge(State(s): State<AppState>, Json(req): Json<Challen
 pub(crate) struct SignInRequest {
     /// The challenge's nonce.
     nonce: String,
-    /// The wallet's signature of the challenge message (RSV hex).
+    /// The wallet's signature of the challenge message: 65 bytes of hex,
+    /// r ‖ s ‖ v (`0x` optional).
+    #[schema(pattern = "^(0x)?[0-9a-fA-F]{130}$")]
     signature: String,
 }
 
@@ -49,13 +52,14 @@ pub(crate) struct SignInRequest {
 #[utoipa::path(
     post,
     path = "/v1/auth/verify",
-    description = "A body that is not this JSON is refused by the framework (plain-text 400, 415 or 422).",
     tag = "auth",
     summary = "Sign in with the signed challenge",
     request_body(content = SignInRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "A session token", body = crate::openapi::SessionResponse),
-        crate::openapi::errors::NoSession,
+        crate::openapi::errors::InvalidInput,
+        (status = 401, description = "An unknown, used or expired challenge, or a signature that is not the principal's", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::JsonBody,
         crate::openapi::errors::ServerFault,
     )
 )]

@@ -125,8 +125,8 @@ fn blob_view(s: &AppState, hash: &[u8; 32]) -> (Value, bool) {
     security((), ("bearer" = [])),
     summary = "The API's own view of a record's anchor (trust-us)",
     params(
-        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
-        ("version" = Option<u64>, Query, description = "A version (default: the latest)"),
+        ("id" = crate::openapi::RecordId, Path, description = "Record id, 16 bytes of hex"),
+        ("version" = Option<u64>, Query, minimum = 1, format = "uint64", maximum = 18446744073709551615u64, description = "A version (default: the latest)"),
     ),
     responses(
         (status = 200, description = "The verdict and what it rests on", body = crate::openapi::VerifyRecord),
@@ -203,7 +203,7 @@ pub(super) async fn verify_record(
     security((), ("bearer" = [])),
     summary = "Who anchored this data hash (trust-us)",
     params(
-        ("sha256" = String, Path, description = "32 bytes of hex"),
+        ("sha256" = crate::openapi::Sha256, Path, description = "32 bytes of hex"),
     ),
     responses(
         (status = 200, description = "The anchors and the API's copy", body = crate::openapi::VerifyHash),
@@ -267,8 +267,8 @@ pub(super) async fn verify_hash(
     security(("bearer" = [])),
     summary = "The raw ciphertext, to hash independently",
     params(
-        ("id" = String, Path, description = "Record id, 16 bytes of hex"),
-        ("version" = Option<u64>, Query, description = "A version (default: the latest)"),
+        ("id" = crate::openapi::RecordId, Path, description = "Record id, 16 bytes of hex"),
+        ("version" = Option<u64>, Query, minimum = 1, format = "uint64", maximum = 18446744073709551615u64, description = "A version (default: the latest)"),
     ),
     responses(
         (status = 200, description = "The stored ciphertext blob", body = crate::openapi::Binary, content_type = "application/octet-stream", headers(("x-record-id" = String), ("x-record-version" = u64), ("x-data-hash" = String))),

@@ -26,6 +26,7 @@ mod branches;
 mod conventions;
 mod lifecycle;
 mod limits;
+mod openapi;
 mod share;
 mod signing;
 mod verify;
