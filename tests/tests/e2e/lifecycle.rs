@@ -62,7 +62,7 @@ async fn finalize_unlock_archive_are_checked_sent_and_reflected() {
 
     // The patient may not finalize (patients never write).
     let (status, refused) = post(&sys, &format!("/v1/records/{id}/finalize"), &patient_token).await;
-    assert_eq!(status, 400, "the patient holds no custodial key: {refused}");
+    assert_eq!((status, refused["code"].as_str()), (403, Some("no-custodial-key")), "{refused}");
 
     let (status, sent) = post(&sys, &format!("/v1/records/{id}/finalize"), &token).await;
     assert_eq!(status, 202, "{sent}");

@@ -49,7 +49,9 @@ async fn a_wallet_signed_record_is_anchored() {
 
     // The node holds no key for wallet_3: custodial signing is refused.
     let r = sys.http.post(&url).bearer_auth(&token).json(&body).send().await.expect("post");
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 403);
+    let refused: Value = r.json().await.expect("problem");
+    assert_eq!(refused["code"], "no-custodial-key", "{refused}");
 
     let mut body = body;
     body["signing"] = json!("wallet");
