@@ -108,7 +108,8 @@ fn a_release_data_directory_is_migrated_and_served_the_same() {
             http.get(format!("{api}/v1/audit/anchor")).send().await.expect("anchor").json().await.expect("json");
         let key_name = anchor["checkpoint"]["key_name"].as_str().expect("key name");
         let key =
-            ed25519_dalek::VerifyingKey::from_bytes(&hash(anchor["checkpoint"]["public_key"].as_str().expect("key"))).expect("key");
+            ed25519_dalek::VerifyingKey::from_bytes(&hash(anchor["checkpoint"]["public_key"].as_str().expect("key")))
+                .expect("key");
         let old = verify_note(manifest["checkpoint"].as_str().expect("checkpoint"), key_name, &key)
             .expect("the release's checkpoint verifies under the upgraded node's key");
         assert_eq!(old.size, old_size);

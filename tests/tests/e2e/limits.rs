@@ -163,7 +163,8 @@ async fn the_handlers_refuse_and_accept_what_the_document_says() {
         body.to_string()
     };
     // (method, path, token, content type, body, If-Match, status, code)
-    let cases: Vec<(Method, String, Option<&str>, Option<&str>, String, Option<&str>, u16, Option<&str>)> = vec![
+    type Row<'a> = (Method, String, Option<&'a str>, Option<&'a str>, String, Option<&'a str>, u16, Option<&'a str>);
+    let cases: Vec<Row> = vec![
         (
             Method::GET,
             "/v1/audit/entries?limit=0".into(),
@@ -380,7 +381,7 @@ async fn the_handlers_refuse_and_accept_what_the_document_says() {
         let got = r.status().as_u16();
         let answer: Value = r.json().await.unwrap_or(Value::Null);
         assert_eq!(
-            (got, code.map_or(None, |_| answer["code"].as_str())),
+            (got, code.and(answer["code"].as_str())),
             (status, code),
             "{method} {path} {content_type:?} {body}: {answer}"
         );
