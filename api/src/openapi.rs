@@ -1093,6 +1093,27 @@ mod tests {
         assert!(errors > 20);
     }
 
+    #[test]
+    fn the_documents_enums_are_the_contracts_names() {
+        use medanchor_contracts::types::{DataType, RecordType};
+        let d = doc();
+        let names = |schema: &str| -> Vec<String> {
+            d["components"]["schemas"][schema]["enum"]
+                .as_array()
+                .expect("enum")
+                .iter()
+                .map(|v| v.as_str().expect("name").to_string())
+                .collect()
+        };
+        let records: Vec<String> = RecordType::ALL.iter().map(|t| t.name().to_string()).collect();
+        let data: Vec<String> = DataType::ALL.iter().map(|t| t.name().to_string()).collect();
+        assert_eq!(names("RecordTypeName"), records);
+        assert_eq!(names("DataTypeName"), data);
+        let durations: Vec<String> =
+            medanchor_service::share::ShareDuration::ALL.iter().map(|d| d.name().to_string()).collect();
+        assert_eq!(names("ShareDurationName"), durations);
+    }
+
     #[tokio::test]
     async fn openapi_json_is_served_as_json() {
         let response = openapi_json().await;
