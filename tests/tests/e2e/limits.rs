@@ -14,6 +14,13 @@ use super::System;
 /// connection and returns the status line of the answer, which must come
 /// without the rest of the body.
 async fn answer_before_body(sys: &System, head: &str, partial: &[u8]) -> String {
+    answer_text(sys, head, partial).await.lines().next().unwrap_or_default().to_string()
+}
+
+/// [`answer_before_body`]'s whole answer (head and the start of the body).
+/// Raw, so that nothing more than `partial` is ever sent: a client still
+/// writing a body the server has refused races the server's close.
+async fn answer_text(sys: &System, head: &str, partial: &[u8]) -> String {
     let addr = sys.api.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.write_all(head.as_bytes()).await.expect("head");
@@ -23,7 +30,7 @@ async fn answer_before_body(sys: &System, head: &str, partial: &[u8]) -> String 
         .await
         .expect("answered without waiting for the body")
         .expect("read");
-    String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_string()
+    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,13 +52,21 @@ async fn bodies_are_bounded_sessions_come_first_and_answers_stay_small() {
     let status = answer_before_body(&sys, &head, &[0u8; 1024]).await;
     assert!(status.contains(" 401 "), "{status}");
 
-    // Routes without a payload take 16 KiB at most.
-    let big = json!({ "principal": "S".repeat(64 * 1024) });
-    let r = sys.http.post(format!("{}/v1/auth/challenge", sys.api)).json(&big).send().await.expect("post");
-    assert_eq!(r.status(), 413);
-    assert!(r.headers().contains_key("x-request-id"), "rejections carry the request id too");
-    let body: Value = r.json().await.expect("problem");
-    assert_eq!(body["code"], "body-too-large", "{body}");
+    // Routes without a payload take 16 KiB at most. The body is sent
+    // whole (raw, so the node has read all of it when it refuses: a client
+    // still writing would race the node's close).
+    let body = format!(r#"{{"principal":"{}"}}"#, "S".repeat(16 * 1024));
+    let head = format!(
+        "POST /v1/auth/challenge HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let answer = answer_text(&sys, &head, body.as_bytes()).await;
+    assert!(answer.lines().next().is_some_and(|l| l.contains(" 413 ")), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("\r\nx-request-id: "),
+        "rejections carry the request id too: {answer}"
+    );
+    assert!(answer.contains(r#""code":"body-too-large""#), "{answer}");
 
     // A long invalid principal gets a short answer naming it in part.
     let long = "Z".repeat(8 * 1024);
@@ -100,11 +115,14 @@ async fn payloads_past_the_limit_are_refused_as_they_stream_and_store_nothing() 
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
+    // Exactly the limit in 16 KiB chunks, then one byte more: the node has
+    // read everything sent when it refuses, so its close cannot race a
+    // client still writing.
     let chunk = 16 * 1024;
     let mut chunked = Vec::new();
-    for _ in 0..LIMIT / chunk + 1 {
-        chunked.extend_from_slice(format!("{chunk:x}\r\n").as_bytes());
-        chunked.extend_from_slice(&vec![7u8; chunk]);
+    for size in std::iter::repeat_n(chunk, LIMIT / chunk).chain([1]) {
+        chunked.extend_from_slice(format!("{size:x}\r\n").as_bytes());
+        chunked.extend_from_slice(&vec![7u8; size]);
         chunked.extend_from_slice(b"\r\n");
     }
     let status = answer_before_body(&sys, &head, &chunked).await;
