@@ -410,7 +410,7 @@ pub struct Problem {
 // --------------------------------------------------------------------- auth
 
 /// `POST /v1/auth/challenge`'s answer.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct ChallengeResponse {
     /// Single-use challenge id, sent back with the signature.
     pub nonce: String,
@@ -421,7 +421,7 @@ pub struct ChallengeResponse {
 }
 
 /// `POST /v1/auth/verify`'s answer: a session.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct SessionResponse {
     /// The bearer token.
     pub token: String,
@@ -432,7 +432,7 @@ pub struct SessionResponse {
 }
 
 /// `GET /v1/me`.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct MeResponse {
     /// The session's principal.
     pub principal: String,
@@ -445,7 +445,7 @@ pub struct MeResponse {
 // ------------------------------------------------------------------ records
 
 /// A contract call for the caller's wallet to sign and broadcast.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct ContractCallView {
     /// `deployer.contract-name`.
     pub contract: String,
@@ -657,7 +657,7 @@ pub struct RecordPage {
 }
 
 /// A lifecycle transaction's answer (202).
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct LifecycleResponse {
     /// 16 bytes of hex.
     pub record_id: String,
@@ -666,17 +666,20 @@ pub struct LifecycleResponse {
     /// The contract function.
     pub function: String,
     /// Custodial: the broadcast transaction.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub txid: Option<String>,
     /// Custodial: `pending`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// `?signing=wallet`: the transaction to sign.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sign_and_broadcast: Option<ContractCallView>,
 }
 
 // -------------------------------------------------------------------- audit
 
 /// One audit log entry with its index and Merkle leaf.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct IndexedEntry {
     /// Position in the log.
     pub index: u64,
@@ -687,7 +690,7 @@ pub struct IndexedEntry {
 }
 
 /// `GET /v1/audit/entries`.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct AuditEntries {
     /// The visible entries of the requested range.
     pub entries: Vec<IndexedEntry>,
@@ -721,7 +724,7 @@ pub struct DisclosureReport {
 }
 
 /// `GET /v1/audit/proof/inclusion`.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct InclusionProof {
     /// The leaf index.
     pub index: u64,
@@ -732,7 +735,7 @@ pub struct InclusionProof {
 }
 
 /// `GET /v1/audit/proof/consistency`.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct ConsistencyProof {
     /// The older size.
     pub from: u64,
@@ -915,7 +918,7 @@ pub enum ShareDurationName {
 }
 
 /// A share's QR image and content.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct ShareQr {
     /// `shlink:/…`: what the QR encodes (signed; carries the release key).
     pub content: String,
@@ -928,21 +931,23 @@ pub struct ShareQr {
 }
 
 /// `POST /v1/share/codes`'s answer.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct CreatedShare {
     /// The 6-digit code: shown once, stored only as a keyed hash.
     pub code: String,
     /// The share.
     pub share: crate::share::ShareView,
     /// When `qr` was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub qr: Option<ShareQr>,
     /// Set when making this code lifted a lock-out: the failed attempts
     /// that had locked redemption (they are in your access history).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub unlocked_after_failures: Option<u32>,
 }
 
 /// `GET /v1/share/codes`'s answer.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct ShareList {
     /// Your stored shares (dead ones are swept).
     pub items: Vec<crate::share::ShareView>,
@@ -959,7 +964,7 @@ pub struct ShareList {
 }
 
 /// A patient's failure counter.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct ShareGuard {
     /// Redemption locked.
     pub locked: bool,
@@ -970,7 +975,7 @@ pub struct ShareGuard {
 }
 
 /// What one data type of a grant gives now, under the chain's rules.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct GrantAccess {
     /// The data type.
     pub data_type: String,
@@ -981,7 +986,7 @@ pub struct GrantAccess {
 }
 
 /// A redemption's grant.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct GrantView {
     /// The grant token: send it as the `X-Share-Grant` header.
     pub grant: String,
@@ -1002,7 +1007,7 @@ pub struct GrantView {
 }
 
 /// A QR link's redemption: the grant and the release document.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct LinkGrantView {
     /// The grant's fields.
     #[serde(flatten)]

@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use medanchor_service::state::now_ms;
 
 use super::{required_number, with_request_id, AppState, Caller};
 use crate::error::{ApiError, ApiResult};
+use crate::openapi::{AuditEntries, ConsistencyProof, InclusionProof, IndexedEntry};
 
 /// Audit log entries (patients: their own data's).
 #[utoipa::path(
@@ -35,7 +36,7 @@ pub(crate) async fn audit_entries(
     State(s): State<AppState>,
     caller: Caller,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AuditEntries>> {
     caller.require()?;
     let from: u64 = q
         .get("from")
@@ -53,11 +54,11 @@ pub(crate) async fn audit_entries(
             .ok_or_else(|| ApiError::bad("invalid-limit", format!("limit must be 1 to {MAX_ENTRIES}")))?,
     };
     let (entries, size) = s.audit_entries(&caller, from, limit)?;
-    let visible: Vec<Value> = entries
+    let visible: Vec<IndexedEntry> = entries
         .into_iter()
-        .map(|(i, e)| json!({ "index": i, "entry": e, "leaf": String::from_utf8_lossy(&e.leaf()) }))
+        .map(|(index, entry)| IndexedEntry { index, leaf: String::from_utf8_lossy(&entry.leaf()).into_owned(), entry })
         .collect();
-    Ok(Json(json!({ "entries": visible, "size": size })))
+    Ok(Json(AuditEntries { entries: visible, size }))
 }
 
 /// `GET /v1/audit/disclosures`: the HIPAA §164.528 accounting of
@@ -133,7 +134,7 @@ pub(crate) async fn audit_checkpoint(State(s): State<AppState>) -> ApiResult<Res
 pub(crate) async fn inclusion_proof(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<InclusionProof>> {
     let num = |k: &str| required_number(&q, k);
     let (index, size) = (num("index")?, num("size")?);
     if index >= size {
@@ -141,7 +142,7 @@ pub(crate) async fn inclusion_proof(
     }
     beyond_log(&s, size)?;
     let proof = s.audit().inclusion_proof(index, size).map_err(ApiError::internal)?;
-    Ok(Json(json!({ "index": index, "size": size, "proof": proof.iter().map(hex::encode).collect::<Vec<_>>() })))
+    Ok(Json(InclusionProof { index, size, proof: proof.iter().map(hex::encode).collect() }))
 }
 
 /// RFC 9162 consistency proof.
@@ -164,7 +165,7 @@ pub(crate) async fn inclusion_proof(
 pub(crate) async fn consistency_proof(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ConsistencyProof>> {
     let num = |k: &str| required_number(&q, k);
     let (from, to) = (num("from")?, num("to")?);
     if from > to {
@@ -172,7 +173,7 @@ pub(crate) async fn consistency_proof(
     }
     beyond_log(&s, to)?;
     let proof = s.audit().consistency_proof(from, to).map_err(ApiError::internal)?;
-    Ok(Json(json!({ "from": from, "to": to, "proof": proof.iter().map(hex::encode).collect::<Vec<_>>() })))
+    Ok(Json(ConsistencyProof { from, to, proof: proof.iter().map(hex::encode).collect() }))
 }
 
 /// The most entries one `GET /v1/audit/entries` returns.

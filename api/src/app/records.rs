@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use super::{optional_number, principal_arg, record_id_arg, share, with_request_id, AppState, Caller};
 use crate::error::{ApiError, ApiResult};
+use crate::openapi::{ContractCallView, LifecycleResponse};
 
 #[derive(Deserialize)]
 pub(crate) struct RecordBody {
@@ -260,19 +261,19 @@ pub(crate) fn record_json(meta: &RecordMeta, signing: &str, call: Option<(&Contr
     });
     if signing == "wallet" {
         if let Some((call, contracts)) = call {
-            v["sign_and_broadcast"] = sign_and_broadcast(call, contracts);
+            v["sign_and_broadcast"] = json!(sign_and_broadcast(call, contracts));
         }
     }
     v
 }
 
 /// A call for the caller's wallet to sign and broadcast.
-fn sign_and_broadcast(call: &ContractCall, contracts: &str) -> Value {
-    json!({
-        "contract": format!("{contracts}.{}", call.contract.name()),
-        "function": call.function,
-        "args": call.args.iter().map(|a| format!("0x{}", a.to_hex().trim_start_matches("0x"))).collect::<Vec<_>>(),
-    })
+fn sign_and_broadcast(call: &ContractCall, contracts: &str) -> ContractCallView {
+    ContractCallView {
+        contract: format!("{contracts}.{}", call.contract.name()),
+        function: call.function.to_string(),
+        args: call.args.iter().map(|a| format!("0x{}", a.to_hex().trim_start_matches("0x"))).collect(),
+    }
 }
 
 /// `body` (a JSON object) with the record's content added, as a response:
@@ -601,13 +602,20 @@ async fn lifecycle(
     caller.require()?;
     let id = record_id_arg(id)?;
     let t = s.lifecycle(&caller, &id, op, q.get("signing").map(String::as_str)).await?;
-    let mut body = json!({ "record_id": hex::encode(id), "action": op.action(), "function": op.function() });
+    let mut body = LifecycleResponse {
+        record_id: hex::encode(id),
+        action: op.action().to_string(),
+        function: op.function().to_string(),
+        txid: None,
+        status: None,
+        sign_and_broadcast: None,
+    };
     match (t.signing, t.txid) {
         (Signing::Custodial, Some(txid)) => {
-            body["txid"] = json!(txid);
-            body["status"] = json!("pending");
+            body.txid = Some(txid);
+            body.status = Some("pending".into());
         }
-        _ => body["sign_and_broadcast"] = sign_and_broadcast(&t.call, &s.config().contracts),
+        _ => body.sign_and_broadcast = Some(sign_and_broadcast(&t.call, &s.config().contracts)),
     }
     Ok(with_request_id((StatusCode::ACCEPTED, Json(body)).into_response(), &caller.request_id))
 }

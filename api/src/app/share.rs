@@ -22,6 +22,7 @@ use medanchor_service::sharing::RedeemedGrant;
 
 use super::{with_request_id, AppState, Caller};
 use crate::error::{ApiError, ApiResult};
+use crate::openapi::{CreatedShare, GrantAccess, GrantView, LinkGrantView, ShareGuard, ShareList, ShareQr};
 use crate::share::store::NewShare;
 use crate::share::{qr, ShareDuration};
 
@@ -109,20 +110,25 @@ pub(crate) async fn create_share(
     };
     let made = s.create_share(&caller, new).await?;
     let created = &made.created;
-    let mut body = json!({ "code": created.code, "share": created.share.view(s.now_ms()) });
-    if let Some(failures) = created.unlocked {
-        body["unlocked_after_failures"] = json!(failures);
-    }
-    if let Some(link) = &made.link {
-        let content = link.encode();
-        let png = qr::png(&content).map_err(ApiError::internal)?;
-        body["qr"] = json!({
-            "content": content,
-            "version": qr::version(&content).map_err(ApiError::internal)?,
-            "png_base64": B64.encode(png),
-            "svg": qr::svg(&content).map_err(ApiError::internal)?,
-        });
-    }
+    let qr = match &made.link {
+        Some(link) => {
+            let content = link.encode();
+            let png = qr::png(&content).map_err(ApiError::internal)?;
+            Some(ShareQr {
+                version: qr::version(&content).map_err(ApiError::internal)?,
+                png_base64: B64.encode(png),
+                svg: qr::svg(&content).map_err(ApiError::internal)?,
+                content,
+            })
+        }
+        None => None,
+    };
+    let body = CreatedShare {
+        code: created.code.clone(),
+        share: created.share.view(s.now_ms()),
+        qr,
+        unlocked_after_failures: created.unlocked,
+    };
     Ok(with_request_id(no_store((StatusCode::CREATED, Json(body)).into_response()), &caller.request_id))
 }
 
@@ -139,16 +145,16 @@ pub(crate) async fn create_share(
         crate::openapi::errors::ServerFault,
     )
 )]
-pub(crate) async fn list_shares(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+pub(crate) async fn list_shares(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<ShareList>> {
     let list = s.list_shares(&caller)?;
-    Ok(Json(json!({
-        "items": list.items,
-        "active": list.active,
-        "max_active": list.max_active,
-        "locked": list.guard.locked,
-        "failures": list.guard.failures,
-        "lifetime_failures": list.guard.lifetime_failures,
-    })))
+    Ok(Json(ShareList {
+        items: list.items,
+        active: list.active,
+        max_active: list.max_active,
+        locked: list.guard.locked,
+        failures: list.guard.failures,
+        lifetime_failures: list.guard.lifetime_failures,
+    }))
 }
 
 /// Revoke a share.
@@ -188,11 +194,9 @@ pub(crate) async fn revoke_share(
         crate::openapi::errors::ServerFault,
     )
 )]
-pub(crate) async fn unlock_shares(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+pub(crate) async fn unlock_shares(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<ShareGuard>> {
     let guard = s.unlock_shares(&caller).await?;
-    Ok(Json(json!({
-        "locked": guard.locked, "failures": guard.failures, "lifetime_failures": guard.lifetime_failures,
-    })))
+    Ok(Json(ShareGuard { locked: guard.locked, failures: guard.failures, lifetime_failures: guard.lifetime_failures }))
 }
 
 /// `POST /v1/share/redeem`'s body.
@@ -216,23 +220,27 @@ pub(crate) struct LinkRedeemRequest {
     passcode: Option<String>,
 }
 
-/// A redeemed grant's JSON view.
-fn redeemed_body(g: &RedeemedGrant) -> Value {
+/// A redeemed grant's view.
+fn redeemed_body(g: &RedeemedGrant) -> GrantView {
     let r = &g.redeemed;
-    json!({
-        "grant": r.token,
-        "header": GRANT_HEADER,
-        "share_id": r.grant.share_id,
-        "patient": r.grant.patient,
-        "data_types": r.grant.data_types,
-        "method": r.grant.method,
-        "expires_ms": r.grant.expires_ms,
-        "access": g.access.iter().map(|a| json!({
-            "data_type": a.data_type,
-            "allowed": a.allowed,
-            "reason": a.reason,
-        })).collect::<Vec<_>>(),
-    })
+    GrantView {
+        grant: r.token.clone(),
+        header: GRANT_HEADER.into(),
+        share_id: r.grant.share_id.clone(),
+        patient: r.grant.patient.clone(),
+        data_types: r.grant.data_types.iter().map(|d| d.name().to_string()).collect(),
+        method: r.grant.method.clone(),
+        expires_ms: r.grant.expires_ms,
+        access: g
+            .access
+            .iter()
+            .map(|a| GrantAccess {
+                data_type: a.data_type.name().to_string(),
+                allowed: a.allowed,
+                reason: a.reason.map(str::to_string),
+            })
+            .collect(),
+    }
 }
 
 /// Redeem a patient's 6-digit code.
@@ -292,8 +300,7 @@ pub(crate) async fn redeem_link(
     // No body and a `null` body both mean no passcode.
     let req = body.and_then(|Json(b)| b).unwrap_or_default();
     let (granted, release) = s.redeem_link(&caller, &capability, req.passcode.as_deref()).await?;
-    let mut body = redeemed_body(&granted);
-    body["release"] = json!(release);
+    let body = LinkGrantView { grant: redeemed_body(&granted), release };
     Ok(with_request_id(no_store(Json(body).into_response()), &caller.request_id))
 }
 

@@ -1,11 +1,11 @@
 //! Sign-in routes: a challenge for the wallet to sign, its verification
 //! into a session token, and `GET /v1/me`.
 
+use crate::openapi::{ChallengeResponse, MeResponse, SessionResponse};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::{principal_arg, with_request_id, AppState, Caller};
 use crate::error::{ApiError, ApiResult};
@@ -32,9 +32,12 @@ pub(crate) struct ChallengeRequest {
         crate::openapi::errors::ServerFault,
     )
 )]
-pub(crate) async fn challenge(State(s): State<AppState>, Json(req): Json<ChallengeRequest>) -> ApiResult<Json<Value>> {
+pub(crate) async fn challenge(
+    State(s): State<AppState>,
+    Json(req): Json<ChallengeRequest>,
+) -> ApiResult<Json<ChallengeResponse>> {
     let c = s.challenge(&principal_arg(&req.principal, "principal")?)?;
-    Ok(Json(json!({ "nonce": c.nonce, "message": c.message, "expires_at": c.expires_at })))
+    Ok(Json(ChallengeResponse { nonce: c.nonce, message: c.message, expires_at: c.expires_at }))
 }
 
 /// `POST /v1/auth/verify`'s body.
@@ -70,7 +73,7 @@ pub(crate) async fn sign_in(
 ) -> ApiResult<Response> {
     let session = s.sign_in(&caller, &req.nonce, &req.signature).await?;
     Ok(with_request_id(
-        Json(json!({ "token": session.token, "principal": session.principal, "expires_at": session.expires_at }))
+        Json(SessionResponse { token: session.token, principal: session.principal, expires_at: session.expires_at })
             .into_response(),
         &caller.request_id,
     ))
@@ -89,10 +92,11 @@ pub(crate) async fn sign_in(
         crate::openapi::errors::ServerFault,
     )
 )]
-pub(crate) async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+pub(crate) async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<MeResponse>> {
     let p = caller.require()?.clone();
     let s2 = s.clone();
     let p2 = p.clone();
     let role = tokio::task::spawn_blocking(move || s2.role_of(&p2)).await.map_err(ApiError::internal)??;
-    Ok(Json(json!({ "principal": p.to_string(), "role": role, "custodial": s.custody().holds(&p.to_string()) })))
+    let custodial = s.custody().holds(&p.to_string());
+    Ok(Json(MeResponse { principal: p.to_string(), role: role.to_string(), custodial }))
 }
