@@ -456,7 +456,7 @@ pub struct ContractCallView {
 }
 
 /// A record version's anchor.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct AnchorView {
     /// Pending, anchored or failed.
     pub status: AnchorStatus,
@@ -475,7 +475,7 @@ pub struct AnchorView {
 }
 
 /// A record version (with its content when read).
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct RecordView {
     /// 16 bytes of hex.
     pub record_id: String,
@@ -496,14 +496,21 @@ pub struct RecordView {
     /// The anchor.
     pub anchor: AnchorView,
     /// Reads only: the payload (JSON as itself, anything else base64).
+    /// Spliced into the serialized view (`app::records::with_content`),
+    /// never held as a tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<serde_json::Value>,
     /// Reads only: `json` or `base64`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub content_encoding: Option<String>,
     /// Writes with `signing: wallet`: the transaction to sign.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sign_and_broadcast: Option<ContractCallView>,
     /// Reads of an anchored record: the chain's lifecycle status.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Reads of an anchored record: whether it is finalized.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub finalized: Option<bool>,
 }
 

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use super::{optional_number, principal_arg, record_id_arg, share, with_request_id, AppState, Caller};
 use crate::error::{ApiError, ApiResult};
-use crate::openapi::{ContractCallView, LifecycleResponse};
+use crate::openapi::{AnchorView, ContractCallView, LifecycleResponse, RecordView};
 
 #[derive(Deserialize)]
 pub(crate) struct RecordBody {
@@ -233,38 +233,40 @@ pub(crate) async fn create_record(
 
 /// A written version's JSON view, with the call to sign when the wallet
 /// signs.
-fn written_json(w: &Written, contracts: &str) -> Value {
+fn written_json(w: &Written, contracts: &str) -> RecordView {
     record_json(&w.meta, w.signing.name(), Some((&w.call, contracts)))
 }
 
 /// The record's JSON view; `call` (with the contracts' deployer address)
 /// is the transaction for the provider's wallet when `signing` is `wallet`.
-pub(crate) fn record_json(meta: &RecordMeta, signing: &str, call: Option<(&ContractCall, &str)>) -> Value {
-    let mut v = json!({
-        "record_id": meta.record_id,
-        "version": meta.version,
-        "patient": meta.patient,
-        "record_type": meta.record_type,
-        "data_type": meta.data_type,
-        "author": meta.author,
-        "content_type": meta.content_type,
-        "size": meta.size,
-        "anchor": {
-            "status": meta.status,
-            "data_hash": format!("0x{}", meta.data_hash),
-            "hashed": "SHA-256 of the stored ciphertext blob (nonce ‖ AES-256-GCM ciphertext ‖ tag)",
-            "txid": meta.txid,
-            "block_height": meta.block_height,
-            "index_block_hash": meta.index_block_hash,
-            "failure": meta.failure,
+pub(crate) fn record_json(meta: &RecordMeta, signing: &str, call: Option<(&ContractCall, &str)>) -> RecordView {
+    RecordView {
+        record_id: meta.record_id.clone(),
+        version: meta.version,
+        patient: meta.patient.clone(),
+        record_type: meta.record_type.clone(),
+        data_type: meta.data_type.clone(),
+        author: meta.author.clone(),
+        content_type: meta.content_type.clone(),
+        size: meta.size,
+        anchor: AnchorView {
+            status: meta.status,
+            data_hash: format!("0x{}", meta.data_hash),
+            hashed: "SHA-256 of the stored ciphertext blob (nonce ‖ AES-256-GCM ciphertext ‖ tag)".into(),
+            txid: meta.txid.clone(),
+            block_height: meta.block_height,
+            index_block_hash: meta.index_block_hash.clone(),
+            failure: meta.failure.clone(),
         },
-    });
-    if signing == "wallet" {
-        if let Some((call, contracts)) = call {
-            v["sign_and_broadcast"] = json!(sign_and_broadcast(call, contracts));
-        }
+        content: None,
+        content_encoding: None,
+        sign_and_broadcast: match (signing, call) {
+            ("wallet", Some((call, contracts))) => Some(sign_and_broadcast(call, contracts)),
+            _ => None,
+        },
+        status: None,
+        finalized: None,
     }
-    v
 }
 
 /// A call for the caller's wallet to sign and broadcast.
@@ -283,7 +285,7 @@ fn sign_and_broadcast(call: &ContractCall, contracts: &str) -> ContractCallView 
 /// content into a tree costs ~30× its size, and the base64 alphabet needs
 /// no escaping (scanning 22 KB per read for escapes was a measurable share
 /// of the read path).
-pub(crate) fn with_content(body: &Value, plaintext: &[u8], json_content: bool) -> ApiResult<Response> {
+pub(crate) fn with_content(body: &RecordView, plaintext: &[u8], json_content: bool) -> ApiResult<Response> {
     let head = serde_json::to_string(body).map_err(ApiError::internal)?;
     let Some(head) = head.strip_suffix('}') else {
         return Err(ApiError::internal("record JSON is not an object"));
@@ -348,9 +350,9 @@ pub(crate) async fn read_record(
     let json_content = opened.meta.content_type == "application/json";
     // The content is spliced in at the end (`with_content`).
     let mut body = record_json(&opened.meta, "", None);
-    if let Some((status, finalized)) = &opened.chain {
-        body["status"] = json!(status);
-        body["finalized"] = json!(finalized);
+    if let Some((status, finalized)) = opened.chain {
+        body.status = Some(status.name().to_string());
+        body.finalized = Some(finalized);
     }
     let mut response = with_content(&body, &opened.plaintext, json_content)?;
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", opened.meta.version)) {
@@ -452,11 +454,11 @@ pub(crate) async fn record_versions(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<RecordView>>> {
     caller.require()?;
     let id = record_id_arg(&id)?;
     let versions = s.record_versions(&caller, &id).await?;
-    Ok(Json(json!(versions.iter().map(|m| record_json(m, "", None)).collect::<Vec<_>>())))
+    Ok(Json(versions.iter().map(|m| record_json(m, "", None)).collect()))
 }
 
 /// A patient's records the caller may read.
