@@ -716,7 +716,7 @@ pub enum ReportFormat {
 }
 
 /// `GET /v1/audit/disclosures` (JSON).
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct DisclosureReport {
     /// The patient.
     pub patient: String,

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 use medanchor_service::state::now_ms;
 
@@ -210,13 +209,13 @@ fn disclosures_response(report: crate::disclosures::Report) -> Response {
             .into_response(),
         Format::Json => (
             [(header::HeaderName::from_static("x-audit-log-size"), size)],
-            Json(json!({
-                "patient": report.request.patient.to_string(),
-                "from": iso8601(report.request.from_s.saturating_mul(1000)),
-                "to": iso8601(report.request.to_s.saturating_mul(1000)),
-                "log_size": report.log_size,
-                "disclosures": report.rows,
-            })),
+            Json(crate::openapi::DisclosureReport {
+                patient: report.request.patient.to_string(),
+                from: iso8601(report.request.from_s.saturating_mul(1000)),
+                to: iso8601(report.request.to_s.saturating_mul(1000)),
+                log_size: report.log_size,
+                disclosures: report.rows,
+            }),
         )
             .into_response(),
     }
