@@ -144,7 +144,7 @@ pub(super) async fn sign_in(api: &str, name: &str) -> String {
 }
 
 /// Runs `medanchor verify ARGS…` (with `token` in the environment).
-fn verify(args: &[&str], token: Option<&str>) -> Output {
+pub(super) fn verify(args: &[&str], token: Option<&str>) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_medanchor"));
     c.arg("verify").args(args).env("RUST_LOG", "warn").env_remove("MEDANCHOR_API_TOKEN").stdin(Stdio::null());
     if let Some(t) = token {
