@@ -19,6 +19,7 @@ pub mod costs;
 pub mod genesis;
 pub mod headers;
 pub mod mempool;
+pub mod migrate;
 pub mod node;
 pub mod observer;
 pub mod rpc;
@@ -50,12 +51,15 @@ pub enum Error {
     /// The chain database failed.
     #[error("storage: {0}")]
     Storage(String),
-    /// The database was written by an incompatible version.
+    /// The database was written by a newer build, or its version stamp is
+    /// not a version: refused, never opened ([`migrate`]).
     #[error(
-        "chain database has schema {found:?}; this build reads schema 1 (remove the data directory to start over)"
+        "chain database has schema {found}; this build reads schemas 1 to {} (a newer medanchor wrote it: \
+         run that one, or remove the data directory to start over)",
+        migrate::SCHEMA_VERSION
     )]
     Schema {
-        /// The schema found.
+        /// The stamp found.
         found: String,
     },
     /// Genesis could not be built.

@@ -10,11 +10,11 @@
 //! | `blocks` | height (u64 BE) | [`crate::chain::StoredBlock`] JSON | heights 0..=tip, contiguous |
 //! | `block_ids` | index block hash | height (u64 BE) | one entry per block |
 //! | `txs` | txid | height (u64 BE) ‖ tx index (u32 BE) | one entry per mined tx |
-//! | `observer` | observer (u16 BE) ‖ sequence (u64 BE) | pending payload JSON | delivered entries are deleted |
-//! | `meta` | name | value | `schema`, `tip` |
+//! | `observer` | — | — | created by every release, never written (delivery cursors are in `meta`) |
+//! | `meta` | name | value | `schema` (the version, [`crate::migrate`]), `tip`, `observer/<host:port>` (the last height delivered to that observer, u64 BE) |
 //!
 //! Everything one block changes — state, metadata, the block, its
-//! transaction index, pending observer payloads and the tip marker — is
+//! transaction index and the tip marker — is
 //! written in one `WriteBatch` with a synced WAL, so a block reported mined
 //! survives `kill -9` and a half-written block never exists.
 
@@ -29,10 +29,9 @@ use clarity_repl::clarity::vm::errors::{InterpreterError, InterpreterResult};
 use clarity_repl::clarity::vm::types::QualifiedContractIdentifier;
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 
-use crate::{Error, Result};
+use crate::Result;
 
-/// The on-disk schema version; a different one refuses to open.
-pub const SCHEMA_VERSION: &[u8] = b"1";
+pub use crate::migrate::SCHEMA_VERSION;
 
 pub(crate) const CF_CLARITY: &str = "clarity";
 pub(crate) const CF_META_CLARITY: &str = "clarity_meta";
@@ -55,26 +54,40 @@ impl std::fmt::Debug for ChainDb {
 }
 
 impl ChainDb {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`, migrating an
+    /// older store forward and refusing a newer one ([`crate::migrate`]).
     pub fn open(path: &Path) -> Result<Self> {
+        let chain = ChainDb::open_unmigrated(path)?;
+        crate::migrate::migrate(&chain, crate::migrate::MIGRATIONS, SCHEMA_VERSION)?;
+        Ok(chain)
+    }
+
+    fn open_unmigrated(path: &Path) -> Result<Self> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        let families = FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
-        let db = DB::open_cf_descriptors(&opts, path, families)?;
-        let chain = ChainDb { db };
-        match chain.get(CF_META, b"schema")? {
-            None => {
-                let mut batch = WriteBatch::default();
-                batch.put_cf(chain.cf(CF_META), b"schema", SCHEMA_VERSION);
-                chain.write(batch)?;
-            }
-            Some(v) if v == SCHEMA_VERSION => {}
-            Some(v) => {
-                return Err(Error::Schema { found: String::from_utf8_lossy(&v).into_owned() });
+        // A store written by a newer build may hold families this one does
+        // not know; RocksDB opens a database only with all of them, and the
+        // version must be read to refuse it precisely.
+        let mut names: Vec<String> = FAMILIES.iter().map(|n| n.to_string()).collect();
+        for name in DB::list_cf(&Options::default(), path).unwrap_or_default() {
+            if name != rocksdb::DEFAULT_COLUMN_FAMILY_NAME && !names.contains(&name) {
+                names.push(name);
             }
         }
-        Ok(chain)
+        let families = names.iter().map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, families)?;
+        Ok(ChainDb { db })
+    }
+
+    /// Whether no family but `meta` holds a key: a store never written.
+    pub(crate) fn is_empty(&self) -> Result<bool> {
+        for name in FAMILIES.iter().filter(|n| **n != CF_META) {
+            if self.db.iterator_cf(self.cf(name), rocksdb::IteratorMode::Start).next().transpose()?.is_some() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     pub(crate) fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
