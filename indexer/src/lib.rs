@@ -11,13 +11,15 @@
 //!
 //! Modules in reading order: [`payload`] (what the node sends), [`schema`]
 //! (the on-disk layout, in one place), [`store`] (RocksDB and the undo-
-//! recording [`store::Stage`]), `apply` (event → derived state),
+//! recording [`store::Stage`]), [`migrate`] (the schema version and the
+//! steps from older ones), `apply` (event → derived state),
 //! [`ingest`] ([`Indexer`]: duplicates, orphans, re-orgs), [`query`] (the
 //! read traits the API depends on), [`server`] (HTTP), [`replay`] (Hiro
 //! TSV event logs).
 
 mod apply;
 pub mod ingest;
+pub mod migrate;
 pub mod payload;
 pub mod query;
 pub mod replay;
@@ -62,10 +64,15 @@ pub enum Error {
         /// Undo depth configured.
         kept: u64,
     },
-    /// The database was written by an incompatible version.
-    #[error("index database has schema {found:?}; this build reads schema 1 (remove the data directory and replay)")]
+    /// The database was written by a newer build, or its version stamp is
+    /// not a version: refused, never opened ([`migrate`]).
+    #[error(
+        "index database has schema {found}; this build reads schemas 1 to {} (a newer medanchor wrote it: run \
+         that one, or rebuild the index with `medanchor indexer replay`)",
+        migrate::SCHEMA_VERSION
+    )]
     Schema {
-        /// The schema found.
+        /// The stamp found.
         found: String,
     },
     /// A replay file could not be read.

@@ -492,16 +492,10 @@ impl View<'_> {
     }
 
     /// The tip's header. Kept apart from the tip block so that "now" costs
-    /// the same whatever that block holds; an index without it (written
-    /// before it existed) has the header read from the block.
+    /// the same whatever that block holds (an index from before it existed
+    /// gets it when migrated to schema 2: [`crate::migrate`]).
     fn tip(&self) -> Result<Option<BlockHeader>> {
-        if let Some(header) = self.row(Cf::Meta, schema::meta::TIP_HEADER)? {
-            return Ok(Some(header));
-        }
-        match self.get(Cf::Meta, schema::meta::TIP)? {
-            None => Ok(None),
-            Some(id) => self.row(Cf::Blocks, &id),
-        }
+        self.row(Cf::Meta, schema::meta::TIP_HEADER)
     }
 
     /// The burn height expiries are judged at.

@@ -11,7 +11,7 @@
 //!
 //! | family | key | value | invariant |
 //! |---|---|---|---|
-//! | `meta` | name | bytes | `schema`, `tip` (index block hash), `tip_header` ([`BlockHeader`] of the tip), `burn` (last burn block) |
+//! | `meta` | name | bytes | `schema` (the version, [`crate::migrate`]), `tip` (index block hash), `tip_header` ([`BlockHeader`] of the tip; present whenever `tip` is, from version 2), `burn` (last burn block) |
 //! | `blocks` | index block hash | [`BlockRow`] | every connected block of every fork ever received; immutable |
 //! | `orphans` | parent hash ‖ index block hash | raw `/new_block` JSON | blocks whose parent is unknown; moved out when it arrives |
 //! | `undo` | index block hash | [`UndoLog`] | present exactly for canonical blocks within the undo depth |
@@ -47,8 +47,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// The on-disk schema version; a different one refuses to open.
-pub const SCHEMA_VERSION: &[u8] = b"1";
+/// The on-disk schema version this build writes; older indexes are
+/// migrated forward on open, newer ones refused ([`crate::migrate`]).
+pub use crate::migrate::SCHEMA_VERSION;
 
 macro_rules! families {
     ($( $variant:ident = $name:literal, )+) => {
@@ -662,7 +663,7 @@ pub mod setting {
 
 /// Meta keys.
 pub mod meta {
-    /// [`super::SCHEMA_VERSION`].
+    /// The schema version, ASCII decimal ([`super::SCHEMA_VERSION`]).
     pub const SCHEMA: &[u8] = b"schema";
     /// Index block hash of the canonical tip.
     pub const TIP: &[u8] = b"tip";

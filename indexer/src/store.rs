@@ -42,7 +42,8 @@ impl std::fmt::Debug for IndexDb {
 }
 
 impl IndexDb {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`, migrating an
+    /// older index forward and refusing a newer one ([`crate::migrate`]).
     pub fn open(path: &Path) -> Result<IndexDb> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
@@ -74,18 +75,29 @@ impl IndexDb {
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
             ColumnFamilyDescriptor::new(cf.name(), o)
         });
-        let db = DB::open_cf_descriptors(&opts, path, families)?;
+        // A store written by a newer build may hold families this one does
+        // not know; RocksDB opens a database only with all of them, and the
+        // version must be read to refuse it precisely.
+        let known: Vec<&str> = Cf::ALL.iter().map(|cf| cf.name()).collect();
+        let unknown = DB::list_cf(&Options::default(), path)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| n != rocksdb::DEFAULT_COLUMN_FAMILY_NAME && !known.contains(&n.as_str()))
+            .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, families.chain(unknown))?;
         let index = IndexDb { db };
-        match index.get(Cf::Meta, schema::meta::SCHEMA)? {
-            None => {
-                let mut batch = WriteBatch::default();
-                batch.put_cf(index.cf(Cf::Meta), schema::meta::SCHEMA, schema::SCHEMA_VERSION);
-                index.write(batch)?;
-            }
-            Some(v) if v == schema::SCHEMA_VERSION => {}
-            Some(v) => return Err(Error::Schema { found: String::from_utf8_lossy(&v).into_owned() }),
-        }
+        crate::migrate::migrate(&index, crate::migrate::MIGRATIONS, schema::SCHEMA_VERSION)?;
         Ok(index)
+    }
+
+    /// Whether no family but `meta` holds a key: an index never written.
+    pub(crate) fn is_empty(&self) -> Result<bool> {
+        for cf in Cf::ALL.iter().filter(|cf| **cf != Cf::Meta) {
+            if self.db.iterator_cf(self.cf(*cf), rocksdb::IteratorMode::Start).next().transpose()?.is_some() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     pub(crate) fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
