@@ -462,6 +462,37 @@ mod tests {
         assert_eq!(log.db.schema_version().expect("version"), Some(crate::db::SCHEMA_VERSION));
     }
 
+    /// A log with no schema stamp is the first layout, not a new store: it
+    /// is migrated (indexed by patient), not stamped at the current
+    /// version as it stands.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unstamped_log_is_version_1_and_gets_indexed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = Arc::new(ApiDb::open(dir.path()).expect("open"));
+            let log = AuditLog::start(db.clone());
+            for i in 0..12 {
+                let mut e = entry(i);
+                e.patient = Some("ST3".into());
+                log.append(e).await.expect("append");
+            }
+            log.close().await;
+            let mut batch = db.batch();
+            for (k, _) in db.scan(Cf::AuditByPatient, &[]).expect("scan") {
+                batch.delete_cf(db.cf(Cf::AuditByPatient), k);
+            }
+            batch.delete_cf(db.cf(Cf::Meta), INDEXED);
+            batch.delete_cf(db.cf(Cf::Meta), b"schema");
+            db.write(batch).expect("write");
+        }
+        let db = Arc::new(ApiDb::open(dir.path()).expect("reopen"));
+        assert_eq!(db.schema_version().expect("version"), Some(crate::db::SCHEMA_VERSION));
+        let log = AuditLog::start(db);
+        let all = log.patient_entries("ST3", 0, 100, log.size().expect("size")).expect("read");
+        assert_eq!(all.len(), 12, "indexed by the 1 -> 2 migration");
+        log.close().await;
+    }
+
     /// The schema 1 → 2 migration stopped part-way (the index covers the
     /// first 20 entries, the version still says 1) is finished by the next
     /// open; a store from a newer build, or with no number for a version,

@@ -9,9 +9,9 @@
 //! | `challenges` | challenge id (16) | its expiry (u64 BE, unix s) | a challenge used by a valid signature; swept once expired ([`crate::auth::ChallengeKey`]: issuing stores nothing) |
 //! | `audit_entries` | index (u64 BE) | entry bytes (the Merkle leaf) | indices 0..size, append-only |
 //! | `audit_nodes` | level (u8) ‖ index (u64 BE) | hash | complete aligned subtrees of the audit tree |
-//! | `audit_by_patient` | patient principal ‖ 0 ‖ index (u64 BE) | empty | one key per entry about that patient, written in the entry's batch (`meta.audit_indexed` = entries covered; older logs are indexed at start) |
+//! | `audit_by_patient` | patient principal ‖ 0 ‖ index (u64 BE) | empty | one key per entry about that patient, written in the entry's batch (`meta.audit_indexed` = entries covered; a log written before the index existed is indexed by the schema 1 → 2 migration) |
 //! | `shares`, `share_index`, `share_links`, `share_grants`, `share_guards` | see [`crate::share::store`] | | |
-//! | `meta` | name | bytes | `schema`, `audit_size`, `audit_anchor` ([`crate::anchoring::AnchorRecord`] JSON) |
+//! | `meta` | name | bytes | `schema` (the version, ASCII decimal: [`SCHEMA_VERSION`]), `audit_size`, `audit_indexed`, `audit_anchor` ([`crate::anchoring::AnchorRecord`] JSON) |
 //!
 //! Writes are synced: an acknowledged record or audit entry survives a crash.
 
@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 
 /// The schema version this build writes. A store at an older version is
 /// migrated forward on open, one step at a time ([`MIGRATIONS`]); a newer
-/// one is refused.
+/// one is refused. A store with data and no version is the first layout
+/// (1); a new, empty one is stamped at this version at once. The share
+/// families are part of this database and of its version.
 ///
 /// | version | what changed |
 /// |---|---|
@@ -34,6 +36,7 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// Each step is resumable — its writes are idempotent, and the version is
 /// stamped only after the step is done — so a crash part-way leaves a
 /// store the next open finishes migrating.
+#[derive(Debug, Clone, Copy)]
 pub struct Migration {
     /// The version it migrates from.
     pub from: u32,
@@ -217,19 +220,30 @@ const SCHEMA_KEY: &[u8] = b"schema";
 
 impl ApiDb {
     /// Opens (creating) the database at `path`, migrating an older store
-    /// forward.
+    /// forward and refusing a newer one.
     pub fn open(path: &Path) -> Result<ApiDb, DbError> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         let families = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
-        let db = ApiDb { db: DB::open_cf_descriptors(&opts, path, families)?, challenge_lock: Default::default() };
-        db.migrate(MIGRATIONS)?;
+        // A store written by a newer build may hold families this one does
+        // not know; RocksDB opens a database only with all of them, and the
+        // version must be read to refuse it precisely.
+        let known: Vec<&str> = Cf::ALL.iter().map(|cf| cf.name()).collect();
+        let unknown = DB::list_cf(&Options::default(), path)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| n != rocksdb::DEFAULT_COLUMN_FAMILY_NAME && !known.contains(&n.as_str()))
+            .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+        let db = ApiDb {
+            db: DB::open_cf_descriptors(&opts, path, families.chain(unknown))?,
+            challenge_lock: Default::default(),
+        };
+        db.migrate(MIGRATIONS, SCHEMA_VERSION)?;
         Ok(db)
     }
 
-    /// The store's schema version (None for a store never stamped: a new
-    /// one).
+    /// The store's schema version (None for a store never stamped).
     pub fn schema_version(&self) -> Result<Option<u32>, DbError> {
         self.get(Cf::Meta, SCHEMA_KEY)?
             .map(|v| {
@@ -241,16 +255,33 @@ impl ApiDb {
             .transpose()
     }
 
-    /// Brings the store to [`SCHEMA_VERSION`] with `steps` (a new store is
-    /// stamped at once); refuses a newer one.
-    fn migrate(&self, steps: &[Migration]) -> Result<(), DbError> {
-        let Some(mut version) = self.schema_version()? else {
-            return self.stamp(SCHEMA_VERSION);
+    /// Whether no family but `meta` holds a key: a store never written.
+    fn is_empty(&self) -> Result<bool, DbError> {
+        for cf in Cf::ALL.iter().filter(|cf| **cf != Cf::Meta) {
+            if self.db.iterator_cf(self.cf(*cf), rocksdb::IteratorMode::Start).next().transpose()?.is_some() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Brings the store to version `target` with `steps`: a new store is
+    /// stamped at once, one with data and no stamp is version 1; refuses a
+    /// newer one.
+    pub(crate) fn migrate(&self, steps: &[Migration], target: u32) -> Result<(), DbError> {
+        let stored = self.schema_version()?;
+        let mut version = match stored {
+            Some(v) => v,
+            None if self.is_empty()? => return self.stamp(target),
+            None => 1,
         };
-        if version > SCHEMA_VERSION {
+        if version > target {
             return Err(DbError::Schema(version.to_string()));
         }
-        while version < SCHEMA_VERSION {
+        if stored.is_none() {
+            self.stamp(version)?;
+        }
+        while version < target {
             let step = steps
                 .iter()
                 .find(|m| m.from == version)
@@ -263,7 +294,7 @@ impl ApiDb {
         Ok(())
     }
 
-    fn stamp(&self, version: u32) -> Result<(), DbError> {
+    pub(crate) fn stamp(&self, version: u32) -> Result<(), DbError> {
         let mut batch = self.batch();
         batch.put_cf(self.cf(Cf::Meta), SCHEMA_KEY, version.to_string());
         self.write(batch)
@@ -394,5 +425,98 @@ impl ApiDb {
                 Ok((id, v))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(db: &ApiDb, cf: Cf, key: &[u8], value: Option<&[u8]>) {
+        let mut batch = db.batch();
+        match value {
+            Some(v) => batch.put_cf(db.cf(cf), key, v),
+            None => batch.delete_cf(db.cf(cf), key),
+        }
+        db.write(batch).expect("write");
+    }
+
+    // Steps of a pretend future layout: each appends its name to a log,
+    // so a test sees which ran, how often and in what order.
+    fn ran(db: &ApiDb, name: u8) -> Result<(), DbError> {
+        let mut log = db.get(Cf::Meta, b"steps")?.unwrap_or_default();
+        log.push(name);
+        put(db, Cf::Meta, b"steps", Some(&log));
+        Ok(())
+    }
+    const STEPS: [Migration; 2] = [
+        Migration { from: 1, what: "a", run: |db| ran(db, b'a') },
+        Migration { from: 2, what: "b", run: |db| ran(db, b'b') },
+    ];
+
+    fn state(db: &ApiDb) -> (Option<u32>, String) {
+        let log = db.get(Cf::Meta, b"steps").expect("read").unwrap_or_default();
+        (db.schema_version().expect("version"), String::from_utf8(log).expect("utf-8"))
+    }
+
+    #[test]
+    fn a_new_store_is_stamped_at_this_builds_version_and_runs_no_step() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = ApiDb::open(dir.path()).expect("open");
+        assert_eq!(db.schema_version().expect("version"), Some(SCHEMA_VERSION));
+        put(&db, Cf::Meta, SCHEMA_KEY, None);
+        db.migrate(&STEPS, 3).expect("migrate");
+        assert_eq!(state(&db), (Some(3), String::new()));
+    }
+
+    #[test]
+    fn a_store_with_data_and_no_stamp_is_version_1() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = ApiDb::open(dir.path()).expect("open");
+        put(&db, Cf::Challenges, &[7; 16], Some(&u64::MAX.to_be_bytes()));
+        put(&db, Cf::Meta, SCHEMA_KEY, None);
+        db.migrate(&STEPS, 3).expect("migrate");
+        assert_eq!(state(&db), (Some(3), "ab".into()), "migrated from 1 by every step");
+        assert!(!db.use_challenge(&[7; 16], u64::MAX).expect("challenge"), "its data kept");
+    }
+
+    #[test]
+    fn a_migration_killed_between_steps_resumes_from_the_last_stamp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = ApiDb::open(dir.path()).expect("open");
+        db.stamp(1).expect("stamp");
+        let crashing = [STEPS[0], Migration { from: 2, what: "b", run: |_| Err(DbError::Storage("killed".into())) }];
+        assert!(db.migrate(&crashing, 3).is_err());
+        assert_eq!(state(&db), (Some(2), "a".into()), "the first step done and stamped");
+        db.migrate(&STEPS, 3).expect("resume");
+        assert_eq!(state(&db), (Some(3), "ab".into()), "the first step not run again");
+        // Killed after a step's writes, before its stamp: the step runs
+        // again (steps are written to be idempotent).
+        db.stamp(2).expect("stamp");
+        db.migrate(&STEPS, 3).expect("again");
+        assert_eq!(state(&db), (Some(3), "abb".into()));
+    }
+
+    #[test]
+    fn a_newer_store_with_families_this_build_does_not_know_is_refused_by_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = ApiDb::open(dir.path()).expect("open");
+            put(&db, Cf::Meta, SCHEMA_KEY, Some(format!("{}", SCHEMA_VERSION + 1).as_bytes()));
+        }
+        {
+            let opts = rocksdb::Options::default();
+            let names = DB::list_cf(&opts, dir.path()).expect("families");
+            let mut raw = DB::open_cf(&opts, dir.path(), &names).expect("raw open");
+            raw.create_cf("from_the_future", &opts).expect("create family");
+        }
+        for _ in 0..2 {
+            let e = ApiDb::open(dir.path()).expect_err("refused").to_string();
+            let says = format!(
+                "api database has schema {}; this build reads schemas 1 to {SCHEMA_VERSION}",
+                SCHEMA_VERSION + 1
+            );
+            assert!(e.contains(&says), "{e}");
+        }
     }
 }

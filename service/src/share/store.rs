@@ -8,6 +8,10 @@
 //! | `share_grants` | SHA-256(grant token) | [`Grant`] JSON | never outlives its share's expiry |
 //! | `share_guards` | patient | failure counter JSON | never decreases except by the patient's unlock |
 //!
+//! These families belong to the API database ([`crate::db`]) and carry its
+//! schema version: a change to their layout is a step of
+//! [`crate::db::MIGRATIONS`].
+//!
 //! Every change is one synced batch, and every redemption — right or
 //! wrong — runs under the patient's lock, so parallel guesses are counted
 //! one by one and a crash never loses a counted failure.

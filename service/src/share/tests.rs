@@ -386,3 +386,29 @@ fn the_sweeper_removes_dead_shares_once_no_grant_needs_them() {
     assert!(s.share(&expiring.share.id).expect("get").is_none());
     assert_eq!(s.sweep(T0 + HOUR).expect("sweep"), (0, 0), "idempotent");
 }
+
+/// The share families are part of the API database and carry its schema
+/// version: a database stamped 1 (the first release's layout) is migrated
+/// on open with its shares, counters and grants as they were.
+#[test]
+fn shares_counters_and_grants_survive_the_schema_migration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = || super::link::ShareKeys::derive(&[9; 32]);
+    let (before, guard, token) = {
+        let db = Arc::new(ApiDb::open(&dir.path().join("db")).expect("db"));
+        let s = ShareStore::new(db.clone(), keys(), Policy::default());
+        let c = s
+            .create(PATIENT, &new(&[DataType::LabResults], ShareDuration::SevenDays), T0, &no_release)
+            .expect("create");
+        assert!(matches!(s.redeem_code(PATIENT, &other(&c.code), PROVIDER, T0 + 1), Err(ShareError::WrongCode { .. })));
+        let r = s.redeem_code(PATIENT, &c.code, PROVIDER, T0 + 2).expect("redeem");
+        db.stamp(1).expect("stamp the first layout");
+        (s.list(PATIENT, T0 + 3).expect("list"), s.guard(PATIENT).expect("guard"), r.token)
+    };
+    let db = Arc::new(ApiDb::open(&dir.path().join("db")).expect("migrated"));
+    assert_eq!(db.schema_version().expect("version"), Some(crate::db::SCHEMA_VERSION));
+    let s = ShareStore::new(db, keys(), Policy::default());
+    assert_eq!(s.list(PATIENT, T0 + 3).expect("list"), before);
+    assert_eq!(s.guard(PATIENT).expect("guard"), guard, "the failure counters");
+    assert_eq!(s.check_grant(&token, PROVIDER, T0 + 3).expect("the grant").patient, PATIENT);
+}
