@@ -82,6 +82,10 @@ fn a_v1_data_directory_is_migrated_in_place_and_served_the_same() {
         .filter(|n| n.contains(".aside-"))
         .collect();
     assert!(aside.is_empty(), "the index was rebuilt, not migrated: {aside:?}\n{}", system.log());
+    let log = system.log();
+    for store in ["the api database", "the index"] {
+        assert!(log.contains(&format!("migrating {store}")), "{store} migrated on open:\n{log}");
+    }
 
     let c = Client::new(&system);
     let (old_size, new_size, new_root) = rt().block_on(async {
@@ -335,4 +339,13 @@ fn a_v1_data_directory_is_migrated_in_place_and_served_the_same() {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     system.stop();
 
+    // Every store now carries this build's version.
+    let want = [
+        ("devnet/chain", medanchor_devnet::store::SCHEMA_VERSION),
+        ("indexer", medanchor_indexer::schema::SCHEMA_VERSION),
+        ("api/db", medanchor_api::db::SCHEMA_VERSION),
+    ];
+    for (store, version) in want {
+        assert_eq!(stamp(&root.join(store)), Some(version.to_string()), "{store} stamped at this build's version");
+    }
 }
