@@ -136,12 +136,45 @@ impl Lifecycle {
     }
 }
 
-/// The one record-id parser: 16 bytes of hex, `0x` optional.
-pub fn record_id_arg(s: &str) -> Result<[u8; 16]> {
-    hex::decode(s.trim_start_matches("0x"))
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| Error::bad("invalid-record-id", format!("record id {} is not 16 bytes of hex", echo(s))))
+/// A record's id: 16 bytes, written as 32 hex digits. It derefs to its
+/// bytes, the form the stores and the chain key records by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RecordId(pub [u8; 16]);
+
+impl std::ops::Deref for RecordId {
+    type Target = [u8; 16];
+    fn deref(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for RecordId {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RecordId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl std::str::FromStr for RecordId {
+    type Err = Error;
+    /// The one record-id parser: 16 bytes of hex, `0x` optional.
+    fn from_str(s: &str) -> Result<RecordId> {
+        hex::decode(s.trim_start_matches("0x"))
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .map(RecordId)
+            .ok_or_else(|| Error::bad("invalid-record-id", format!("record id {} is not 16 bytes of hex", echo(s))))
+    }
+}
+
+/// A record id from a request or a store: [`RecordId`]'s parser.
+pub fn record_id_arg(s: &str) -> Result<RecordId> {
+    s.parse()
 }
 
 /// The one principal parser; `what` names the argument in the error.
@@ -243,7 +276,7 @@ impl Service {
     }
 
     /// A record version's metadata: `version`, or the current one.
-    pub fn version_or_latest(&self, id: &[u8; 16], version: Option<u64>) -> Result<RecordMeta> {
+    pub fn version_or_latest(&self, id: &RecordId, version: Option<u64>) -> Result<RecordMeta> {
         match version {
             Some(v) => self
                 .db
@@ -257,7 +290,7 @@ impl Service {
     /// or failed version above it is visible by number, never served as
     /// current. Before any version is anchored, the latest stored one,
     /// whose anchor status says where it stands.
-    pub fn current(&self, id: &[u8; 16]) -> Result<RecordMeta> {
+    pub fn current(&self, id: &RecordId) -> Result<RecordMeta> {
         let mut versions = self.db.versions(id)?;
         match versions.iter().rposition(|m| m.status == AnchorStatus::Anchored) {
             Some(i) => Ok(versions.swap_remove(i)),
@@ -321,7 +354,7 @@ impl Service {
     pub async fn read_record(
         &self,
         caller: &Caller,
-        id: &[u8; 16],
+        id: &RecordId,
         version: Option<u64>,
         grant: Option<&str>,
     ) -> Result<Opened> {
@@ -385,7 +418,7 @@ impl Service {
     pub async fn update_record(
         &self,
         caller: &Caller,
-        id: &[u8; 16],
+        id: &RecordId,
         expected: u64,
         payload: Payload,
         signing: Option<&str>,
@@ -433,13 +466,13 @@ impl Service {
         let meta = store_version(self, id, version, &patient, &who, record_type, &payload.content_type, payload.bytes)?;
         entry.method = Some(method.name().to_string());
         self.audited(entry, Ok(())).await?;
-        let call = ContractCall::update_record(*id, base, hash32(&meta.data_hash)?, None);
+        let call = ContractCall::update_record(id.0, base, hash32(&meta.data_hash)?, None);
         let meta = anchor(self, &who, id, meta, &call, signing).await?;
         Ok(Written { meta, signing, call })
     }
 
     /// A record's version history, oldest first.
-    pub async fn record_versions(&self, caller: &Caller, id: &[u8; 16]) -> Result<Vec<RecordMeta>> {
+    pub async fn record_versions(&self, caller: &Caller, id: &RecordId) -> Result<Vec<RecordMeta>> {
         let who = caller.require()?.clone();
         let versions = self.db.versions(id)?;
         let first = versions.first().ok_or_else(|| Error::NotFound(format!("record 0x{}", hex::encode(id))))?;
@@ -531,7 +564,7 @@ impl Service {
     pub async fn ciphertext(
         &self,
         caller: &Caller,
-        id: &[u8; 16],
+        id: &RecordId,
         version: Option<u64>,
     ) -> Result<(RecordMeta, Vec<u8>)> {
         let who = caller.require()?.clone();
@@ -571,7 +604,7 @@ impl Service {
     pub async fn lifecycle(
         &self,
         caller: &Caller,
-        id: &[u8; 16],
+        id: &RecordId,
         op: Lifecycle,
         signing: Option<&str>,
     ) -> Result<Transition> {
@@ -640,6 +673,26 @@ mod tests {
             confidentiality: None,
             sent_ms: None,
             custodial: None,
+        }
+    }
+
+    /// The one record-id parser: each input and what it gives (the id's
+    /// hex, or the refusal's code); ids print as they are stored.
+    #[test]
+    fn record_ids_parse_once() {
+        let hex32 = "00112233445566778899aabbccddeeff";
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            (hex32, Ok(hex32)),
+            ("0x00112233445566778899aabbccddeeff", Ok(hex32)),
+            ("00112233445566778899AABBCCDDEEFF", Ok(hex32)),
+            ("00112233445566778899aabbccddee", Err("invalid-record-id")),
+            ("00112233445566778899aabbccddeeff00", Err("invalid-record-id")),
+            ("zz112233445566778899aabbccddeeff", Err("invalid-record-id")),
+            ("", Err("invalid-record-id")),
+        ];
+        for (input, want) in cases {
+            let got = input.parse::<RecordId>().map(|id| id.to_string()).map_err(|e| e.code());
+            assert_eq!(got.as_deref().map_err(|c| *c), *want, "{input:?}");
         }
     }
 

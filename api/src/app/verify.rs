@@ -26,7 +26,7 @@ use medanchor_contracts::ContractName;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use medanchor_service::records::hash32;
+use medanchor_service::records::{hash32, RecordId};
 
 use super::records::VersionQuery;
 use super::{record_id_arg, with_request_id, AppState, Caller};
@@ -51,7 +51,7 @@ async fn audit(
     s: &AppState,
     caller: &Caller,
     action: &str,
-    record: Option<(&[u8; 16], Option<u64>)>,
+    record: Option<(&RecordId, Option<u64>)>,
     meta: Option<&RecordMeta>,
     failure: Option<String>,
 ) -> ApiResult<()> {
@@ -81,7 +81,7 @@ async fn lookup(
     s: &AppState,
     caller: &Caller,
     action: &str,
-    id: &[u8; 16],
+    id: &RecordId,
     version: Option<u64>,
 ) -> ApiResult<RecordMeta> {
     match s.version_or_latest(id, version).map_err(ApiError::from) {
@@ -226,7 +226,7 @@ pub(super) async fn verify_hash(
         // The first anchor is the one `get-anchor` names; a rollback
         // re-uses a hash without a new anchor entry.
         let meta = match anchors.first() {
-            Some(a) => s2.db().record(&record_id_arg(&a.record_id)?, a.version).map_err(ApiError::internal)?,
+            Some(a) => s2.db().record(&record_id_arg(&a.record_id)?.0, a.version).map_err(ApiError::internal)?,
             None => None,
         };
         let held = meta.map(|m| {
