@@ -16,6 +16,7 @@
 pub mod errors;
 pub mod events;
 pub mod principal;
+pub mod schema;
 pub mod types;
 pub mod value;
 

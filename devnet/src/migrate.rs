@@ -31,16 +31,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const SCHEMA_KEY: &[u8] = b"schema";
 
 /// One step: brings a store at version `from` to `from + 1`.
-#[derive(Debug, Clone, Copy)]
-pub struct Migration {
-    /// The version it migrates from.
-    pub from: u32,
-    /// What it does (logged).
-    pub what: &'static str,
-    /// The step; its writes must be idempotent (it runs again if a crash
-    /// comes before the next version is stamped).
-    pub run: fn(&ChainDb) -> Result<()>,
-}
+pub type Migration = medanchor_contracts::schema::Migration<ChainDb>;
 
 /// Every step, in order.
 pub const MIGRATIONS: &[Migration] = &[];
@@ -58,43 +49,40 @@ pub fn stored_version(db: &ChainDb) -> Result<Option<u32>> {
         .transpose()
 }
 
-fn stamp(db: &ChainDb, version: u32) -> Result<()> {
-    let mut batch = WriteBatch::default();
-    batch.put_cf(db.cf(CF_META), SCHEMA_KEY, version.to_string());
-    db.write(batch)
+impl medanchor_contracts::schema::Versioned for ChainDb {
+    type Error = Error;
+    const NAME: &'static str = "the chain database";
+
+    fn stored_version(&self) -> Result<Option<u32>> {
+        stored_version(self)
+    }
+
+    fn is_empty(&self) -> Result<bool> {
+        ChainDb::is_empty(self)
+    }
+
+    fn stamp(&self, version: u32) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META), SCHEMA_KEY, version.to_string());
+        self.write(batch)
+    }
+
+    fn refused(found: String) -> Error {
+        Error::Schema { found }
+    }
 }
 
-/// Brings `db` to version `target` with `steps` (see the module docs).
+/// Brings `db` to version `target` with `steps` (the shared runner,
+/// [`medanchor_contracts::schema::migrate`]).
 pub(crate) fn migrate(db: &ChainDb, steps: &[Migration], target: u32) -> Result<()> {
-    let stored = stored_version(db)?;
-    let mut version = match stored {
-        Some(v) => v,
-        None if db.is_empty()? => return stamp(db, target),
-        None => 1,
-    };
-    if version > target {
-        return Err(Error::Schema { found: version.to_string() });
-    }
-    if stored.is_none() {
-        stamp(db, version)?;
-    }
-    while version < target {
-        let step = steps
-            .iter()
-            .find(|s| s.from == version)
-            .ok_or_else(|| Error::Schema { found: format!("{version} (this build has no migration from it)") })?;
-        tracing::info!(from = version, to = version + 1, step = step.what, "migrating the chain database");
-        (step.run)(db)?;
-        version += 1;
-        stamp(db, version)?;
-    }
-    Ok(())
+    medanchor_contracts::schema::migrate(db, steps, target)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::CF_BLOCKS;
+    use medanchor_contracts::schema::Versioned;
 
     fn put(db: &ChainDb, family: &str, key: &[u8], value: &[u8]) {
         let mut batch = WriteBatch::default();
@@ -170,7 +158,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = ChainDb::open(dir.path()).expect("open");
         put(&db, CF_BLOCKS, &0u64.to_be_bytes(), b"{}");
-        stamp(&db, 1).expect("stamp");
+        Versioned::stamp(&db, 1).expect("stamp");
         // Killed in the second step: the first is done and stamped.
         let crashing = [STEPS[0], Migration { from: 2, what: "two", run: crash }];
         assert!(migrate(&db, &crashing, 3).is_err());
@@ -180,7 +168,7 @@ mod tests {
         assert_eq!(state(&db), (Some(3), "ab".into()));
         // Killed after a step's writes, before its stamp: that step runs
         // again (so steps are written to be idempotent).
-        stamp(&db, 2).expect("stamp");
+        Versioned::stamp(&db, 2).expect("stamp");
         migrate(&db, &STEPS, 3).expect("again");
         assert_eq!(state(&db), (Some(3), "abb".into()));
         // At the current version, nothing runs.

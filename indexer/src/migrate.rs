@@ -29,16 +29,7 @@ use crate::{Error, Result};
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// One step: brings an index at version `from` to `from + 1`.
-#[derive(Debug, Clone, Copy)]
-pub struct Migration {
-    /// The version it migrates from.
-    pub from: u32,
-    /// What it does (logged).
-    pub what: &'static str,
-    /// The step; its writes must be idempotent (it runs again if a crash
-    /// comes before the next version is stamped).
-    pub run: fn(&IndexDb) -> Result<()>,
-}
+pub type Migration = medanchor_contracts::schema::Migration<IndexDb>;
 
 /// Every step, in order.
 pub const MIGRATIONS: &[Migration] =
@@ -75,37 +66,33 @@ pub fn stored_version(db: &IndexDb) -> Result<Option<u32>> {
         .transpose()
 }
 
-fn stamp(db: &IndexDb, version: u32) -> Result<()> {
-    let mut batch = WriteBatch::default();
-    batch.put_cf(db.cf(Cf::Meta), schema::meta::SCHEMA, version.to_string());
-    db.write(batch)
+impl medanchor_contracts::schema::Versioned for IndexDb {
+    type Error = Error;
+    const NAME: &'static str = "the index";
+
+    fn stored_version(&self) -> Result<Option<u32>> {
+        stored_version(self)
+    }
+
+    fn is_empty(&self) -> Result<bool> {
+        IndexDb::is_empty(self)
+    }
+
+    fn stamp(&self, version: u32) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(Cf::Meta), schema::meta::SCHEMA, version.to_string());
+        self.write(batch)
+    }
+
+    fn refused(found: String) -> Error {
+        Error::Schema { found }
+    }
 }
 
-/// Brings `db` to version `target` with `steps` (see the module docs).
+/// Brings `db` to version `target` with `steps` (the shared runner,
+/// [`medanchor_contracts::schema::migrate`]).
 pub(crate) fn migrate(db: &IndexDb, steps: &[Migration], target: u32) -> Result<()> {
-    let stored = stored_version(db)?;
-    let mut version = match stored {
-        Some(v) => v,
-        None if db.is_empty()? => return stamp(db, target),
-        None => 1,
-    };
-    if version > target {
-        return Err(Error::Schema { found: version.to_string() });
-    }
-    if stored.is_none() {
-        stamp(db, version)?;
-    }
-    while version < target {
-        let step = steps
-            .iter()
-            .find(|s| s.from == version)
-            .ok_or_else(|| Error::Schema { found: format!("{version} (this build has no migration from it)") })?;
-        tracing::info!(from = version, to = version + 1, step = step.what, "migrating the index");
-        (step.run)(db)?;
-        version += 1;
-        stamp(db, version)?;
-    }
-    Ok(())
+    medanchor_contracts::schema::migrate(db, steps, target)
 }
 
 #[cfg(test)]

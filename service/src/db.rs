@@ -36,14 +36,27 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// Each step is resumable — its writes are idempotent, and the version is
 /// stamped only after the step is done — so a crash part-way leaves a
 /// store the next open finishes migrating.
-#[derive(Debug, Clone, Copy)]
-pub struct Migration {
-    /// The version it migrates from.
-    pub from: u32,
-    /// What it does.
-    pub what: &'static str,
-    /// The step.
-    pub run: fn(&ApiDb) -> Result<(), DbError>,
+pub type Migration = medanchor_contracts::schema::Migration<ApiDb>;
+
+impl medanchor_contracts::schema::Versioned for ApiDb {
+    type Error = DbError;
+    const NAME: &'static str = "the api database";
+
+    fn stored_version(&self) -> Result<Option<u32>, DbError> {
+        self.schema_version()
+    }
+
+    fn is_empty(&self) -> Result<bool, DbError> {
+        ApiDb::is_empty(self)
+    }
+
+    fn stamp(&self, version: u32) -> Result<(), DbError> {
+        ApiDb::stamp(self, version)
+    }
+
+    fn refused(found: String) -> DbError {
+        DbError::Schema(found)
+    }
 }
 
 /// Every step, in order.
@@ -265,33 +278,10 @@ impl ApiDb {
         Ok(true)
     }
 
-    /// Brings the store to version `target` with `steps`: a new store is
-    /// stamped at once, one with data and no stamp is version 1; refuses a
-    /// newer one.
+    /// Brings the store to version `target` with `steps` (the shared
+    /// runner, [`medanchor_contracts::schema::migrate`]).
     pub(crate) fn migrate(&self, steps: &[Migration], target: u32) -> Result<(), DbError> {
-        let stored = self.schema_version()?;
-        let mut version = match stored {
-            Some(v) => v,
-            None if self.is_empty()? => return self.stamp(target),
-            None => 1,
-        };
-        if version > target {
-            return Err(DbError::Schema(version.to_string()));
-        }
-        if stored.is_none() {
-            self.stamp(version)?;
-        }
-        while version < target {
-            let step = steps
-                .iter()
-                .find(|m| m.from == version)
-                .ok_or_else(|| DbError::Schema(format!("{version} (no migration from it)")))?;
-            tracing::info!(from = version, to = version + 1, step = step.what, "migrating the api database");
-            (step.run)(self)?;
-            version += 1;
-            self.stamp(version)?;
-        }
-        Ok(())
+        medanchor_contracts::schema::migrate(self, steps, target)
     }
 
     pub(crate) fn stamp(&self, version: u32) -> Result<(), DbError> {
