@@ -21,7 +21,6 @@ pub use medanchor_service::records::{principal_arg, record_id_arg};
 pub use medanchor_service::Service as AppState;
 pub use medanchor_service::{ChainView, Clock, Config as ApiConfig, Custody};
 use rand::RngCore;
-use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -209,13 +208,8 @@ async fn problem_for_rejections(response: Response) -> Response {
         s if s.is_server_error() => "internal",
         _ => "invalid-request",
     };
-    let body = json!({
-        "type": format!("https://medanchor.dev/problems/{code}"),
-        "title": status.canonical_reason().unwrap_or("error"),
-        "status": status.as_u16(),
-        "code": code,
-        "detail": if detail.is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { detail },
-    });
+    let detail = if detail.is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { detail };
+    let body = crate::openapi::Problem::new(status, code, detail);
     let mut response = (status, Json(body)).into_response();
     response
         .headers_mut()

@@ -5,11 +5,11 @@
 //! are logged with their detail and answered with a generic message, so
 //! internals (paths, keys, storage errors) never reach a client.
 
+use crate::openapi::{ContractReason, Problem};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 pub use medanchor_service::error::echo;
 use medanchor_service::Error;
-use serde_json::json;
 
 /// A service error on its way out as HTTP: the one mapping of
 /// [`medanchor_service::Error`] to a status and problem+json.
@@ -73,20 +73,14 @@ impl IntoResponse for ApiError {
             // body) are cut too.
             other => bounded(other.to_string()),
         };
-        let mut body = json!({
-            "type": format!("https://medanchor.dev/problems/{code}"),
-            "title": status.canonical_reason().unwrap_or("error"),
-            "status": status.as_u16(),
-            "code": code,
-            "detail": detail,
-        });
+        let mut body = Problem::new(status, code, detail);
         match &self.0 {
             Error::Forbidden { reason: Some(e), .. } => {
-                body["reason"] = json!({ "code": e.code(), "name": e.constant(), "message": e.message() })
+                body.reason = Some(ContractReason { code: e.code(), name: e.constant(), message: e.message() })
             }
-            Error::Conflict { current_version, .. } => body["current_version"] = json!(current_version),
-            Error::Attempt { remaining, .. } => body["remaining_attempts"] = json!(remaining),
-            Error::TooManyRequests { retry_after_s, .. } => body["retry_after"] = json!(retry_after_s),
+            Error::Conflict { current_version, .. } => body.current_version = Some(*current_version),
+            Error::Attempt { remaining, .. } => body.remaining_attempts = Some(*remaining),
+            Error::TooManyRequests { retry_after_s, .. } => body.retry_after = Some(*retry_after_s),
             _ => {}
         }
         let mut response = (status, axum::Json(body)).into_response();

@@ -1,13 +1,20 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations
 //! (`#[utoipa::path]` in [`crate::app`]) and served at `GET /openapi.json`.
 //!
-//! Handlers that build their JSON with `serde_json::json!` are described
-//! by the schema structs below, which mirror those bodies field for field;
-//! they are documentation only and never serialized.
+//! Every response body is one of the structs below (or a domain type
+//! they hold), serialized as it is described: the document cannot drift
+//! from what is served. Request bodies, which the handlers read
+//! incrementally rather than deserialize, are described by the request
+//! structs. Ids, hashes and the contracts' names are the domain types'
+//! own schemas (`medanchor_contracts`, feature `openapi`).
 
 use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
+
+use medanchor_contracts::types::{DataType, RecordType};
+use medanchor_contracts::{BlockHash, DataHash, RecordId, Txid};
+use medanchor_indexer::query::{AnchorView as ChainAnchor, RecordView as ChainRecord, VersionView as ChainVersion};
 
 use crate::db::AnchorStatus;
 
@@ -46,8 +53,8 @@ use crate::db::AnchorStatus;
         openapi_json,
     ),
     components(schemas(
-        Problem, RecordId, Principal, StandardPrincipal, Sha256, ShareId, Capability, AccessCode, GrantToken,
-        RecordTypeName, DataTypeName, SigningMode, ShareDurationName, ReportFormat,
+        Problem, RecordId, DataHash, Txid, BlockHash, Principal, StandardPrincipal, ShareId, Capability, AccessCode,
+        GrantToken, RecordType, DataType, SigningMode, ShareDurationName, ReportFormat,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -157,11 +164,6 @@ pub(crate) async fn openapi_json() -> axum::response::Response {
 // is refused by the handler. Each pattern is exactly the language the
 // parser accepts, except where noted.
 
-/// A record id: 16 bytes of hex (`0x` optional, either case).
-#[derive(ToSchema)]
-#[schema(value_type = String, pattern = "^(0x)?[0-9a-fA-F]{32}$", example = "8c2f0e1a5b3d4c6e7f8091a2b3c4d5e6")]
-pub struct RecordId(pub String);
-
 /// A Stacks principal: an account (`S`, the address version, then the
 /// c32check encoding of its HASH160 and a 4-byte checksum, which must
 /// match) or a contract (`ADDRESS.name`). The pattern is the canonical
@@ -186,15 +188,6 @@ pub struct Principal(pub String);
     example = "ST1SJ3DTE5DN7X54YDH5D64R3BCB6A2AG2ZQ8YPD5"
 )]
 pub struct StandardPrincipal(pub String);
-
-/// A SHA-256 hash: 32 bytes of hex (`0x` optional, either case).
-#[derive(ToSchema)]
-#[schema(
-    value_type = String,
-    pattern = "^(0x)?[0-9a-fA-F]{64}$",
-    example = "0x9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-)]
-pub struct Sha256(pub String);
 
 /// A share id: 16 bytes of hex.
 #[derive(ToSchema)]
@@ -383,28 +376,59 @@ pub mod errors {
 // ------------------------------------------------------------------ problems
 
 /// An RFC 9457 problem (`application/problem+json`): every error response.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct Problem {
     /// `https://medanchor.dev/problems/{code}`.
     pub r#type: String,
     /// The HTTP status's reason phrase.
-    pub title: String,
+    pub title: &'static str,
     /// The HTTP status.
     pub status: u16,
     /// Stable machine-readable code, e.g. `consent-denied`, `version-conflict`.
-    pub code: String,
+    pub code: &'static str,
     /// What was wrong (generic for 5xx: details are logged, not sent).
     pub detail: String,
-    /// 403 from a contract rule: the contract's error (`{code, name, message}`).
-    #[schema(value_type = Option<Object>)]
-    pub reason: Option<()>,
+    /// 403 from a contract rule: the contract's error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ContractReason>,
     /// 409: the record's current version.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub current_version: Option<u64>,
     /// 401 from a wrong access code or passcode: wrong attempts left
     /// before the codes burn or redemption locks.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub remaining_attempts: Option<u32>,
     /// 429: seconds to wait (also in `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+}
+
+impl Problem {
+    /// A problem with only the members every problem has.
+    pub fn new(status: axum::http::StatusCode, code: &'static str, detail: String) -> Problem {
+        Problem {
+            r#type: format!("https://medanchor.dev/problems/{code}"),
+            title: status.canonical_reason().unwrap_or("error"),
+            status: status.as_u16(),
+            code,
+            detail,
+            reason: None,
+            current_version: None,
+            remaining_attempts: None,
+            retry_after: None,
+        }
+    }
+}
+
+/// A contract's error, in a 403 problem.
+#[derive(ToSchema, serde::Serialize)]
+pub struct ContractReason {
+    /// The contract's error code (`u100`…).
+    pub code: u32,
+    /// The contract's constant, e.g. `ERR-CONSENT-REVOKED`.
+    pub name: &'static str,
+    /// What it means.
+    pub message: &'static str,
 }
 
 // --------------------------------------------------------------------- auth
@@ -460,16 +484,16 @@ pub struct ContractCallView {
 pub struct AnchorView {
     /// Pending, anchored or failed.
     pub status: AnchorStatus,
-    /// `0x` SHA-256 of the stored ciphertext blob.
-    pub data_hash: String,
+    /// SHA-256 of the stored ciphertext blob.
+    pub data_hash: DataHash,
     /// What `data_hash` hashes.
     pub hashed: String,
     /// The anchoring transaction, once known.
-    pub txid: Option<String>,
+    pub txid: Option<Txid>,
     /// Its block.
     pub block_height: Option<u64>,
     /// Its block's index hash.
-    pub index_block_hash: Option<String>,
+    pub index_block_hash: Option<BlockHash>,
     /// Why it failed (or that a broadcast is unconfirmed).
     pub failure: Option<String>,
 }
@@ -477,7 +501,8 @@ pub struct AnchorView {
 /// A record version (with its content when read).
 #[derive(ToSchema, serde::Serialize)]
 pub struct RecordView {
-    /// 16 bytes of hex.
+    /// 16 bytes of hex (without `0x`).
+    #[schema(value_type = RecordId)]
     pub record_id: String,
     /// Version, from 1.
     pub version: u64,
@@ -514,63 +539,6 @@ pub struct RecordView {
     pub finalized: Option<bool>,
 }
 
-/// A record type: the contract's names (`record_type`).
-#[derive(ToSchema)]
-#[schema(rename_all = "kebab-case")]
-pub enum RecordTypeName {
-    /// `basic-info`.
-    BasicInfo,
-    /// `vitals`.
-    Vitals,
-    /// `diagnosis`.
-    Diagnosis,
-    /// `medications`.
-    Medications,
-    /// `lab-results`.
-    LabResults,
-    /// `imaging`.
-    Imaging,
-    /// `procedures`.
-    Procedures,
-    /// `allergies`.
-    Allergies,
-    /// `immunizations`.
-    Immunizations,
-    /// `mental-health`.
-    MentalHealth,
-    /// `genetic-data`.
-    GeneticData,
-    /// `insurance`.
-    Insurance,
-    /// `emergency-contacts`.
-    EmergencyContacts,
-}
-
-/// A consent data type: the contract's names (`all-standard` never covers
-/// `mental-health` or `genetic`).
-#[derive(ToSchema)]
-#[schema(rename_all = "kebab-case")]
-pub enum DataTypeName {
-    /// `all-standard`.
-    AllStandard,
-    /// `basic-info`.
-    BasicInfo,
-    /// `medical-history`.
-    MedicalHistory,
-    /// `lab-results`.
-    LabResults,
-    /// `treatment-plans`.
-    TreatmentPlans,
-    /// `mental-health`.
-    MentalHealth,
-    /// `genetic`.
-    Genetic,
-    /// `financial`.
-    Financial,
-    /// `emergency-contacts`.
-    EmergencyContacts,
-}
-
 /// Who signs a write's transaction: this node with the caller's custodial
 /// key (`custodial`, the default; 403 `no-custodial-key` when it holds
 /// none) or the caller's wallet (`wallet`: the call is returned to sign).
@@ -605,7 +573,7 @@ pub enum Base64Encoding {
 pub struct JsonRecordRequest {
     /// The record type (creation; an update keeps its record's type, but
     /// the name must still be one).
-    pub record_type: RecordTypeName,
+    pub record_type: RecordType,
     /// Any JSON value, `null` included.
     #[schema(value_type = Value)]
     pub content: (),
@@ -626,7 +594,7 @@ pub struct JsonRecordRequest {
 pub struct Base64RecordRequest {
     /// The record type (creation; an update keeps its record's type, but
     /// the name must still be one).
-    pub record_type: RecordTypeName,
+    pub record_type: RecordType,
     /// The payload, standard base64 with padding.
     #[schema(pattern = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$")]
     pub content: String,
@@ -654,11 +622,10 @@ pub enum RecordRequest {
 }
 
 /// `GET /v1/patients/{patient}/records`: one page.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct RecordPage {
     /// The indexer's records the caller may read.
-    #[schema(value_type = Vec<Object>)]
-    pub items: Vec<()>,
+    pub items: Vec<ChainRecord>,
     /// The next page's cursor.
     pub next_cursor: Option<String>,
 }
@@ -666,7 +633,8 @@ pub struct RecordPage {
 /// A lifecycle transaction's answer (202).
 #[derive(ToSchema, serde::Serialize)]
 pub struct LifecycleResponse {
-    /// 16 bytes of hex.
+    /// 16 bytes of hex (without `0x`).
+    #[schema(value_type = RecordId)]
     pub record_id: String,
     /// `record.finalize`, `record.unlock` or `record.archive`.
     pub action: String,
@@ -674,7 +642,7 @@ pub struct LifecycleResponse {
     pub function: String,
     /// Custodial: the broadcast transaction.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub txid: Option<String>,
+    pub txid: Option<Txid>,
     /// Custodial: `pending`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
@@ -753,7 +721,7 @@ pub struct ConsistencyProof {
 }
 
 /// The checkpoint key, in `GET /v1/audit/anchor`.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct CheckpointKey {
     /// The checkpoint's origin line.
     pub origin: String,
@@ -768,7 +736,7 @@ pub struct CheckpointKey {
 }
 
 /// `GET /v1/audit/anchor`.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct AuditAnchor {
     /// Whether the log is anchored on-chain.
     pub anchoring: bool,
@@ -781,82 +749,121 @@ pub struct AuditAnchor {
     /// The checkpoint key.
     pub checkpoint: CheckpointKey,
     /// The last on-chain head read.
-    #[schema(value_type = Option<Object>)]
-    pub head: Option<()>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<crate::anchoring::OnChainHead>,
     /// When the anchoring record last changed (Unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub checked_ms: Option<u64>,
     /// The last submission.
-    #[schema(value_type = Option<Object>)]
-    pub last_submission: Option<()>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_submission: Option<crate::anchoring::Submission>,
     /// The last step's failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
-    /// How to verify independently.
+    /// How to verify independently (when anchoring).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<String>,
 }
 
 // ------------------------------------------------------------------- verify
 
+/// What a stored ciphertext blob looks like when hashed again.
+#[derive(ToSchema, serde::Serialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobState {
+    /// Present and hashing to its address.
+    Present,
+    /// Not in the store.
+    Missing,
+    /// Present, but its bytes do not hash to the anchored hash.
+    Corrupt,
+    /// The store could not be read.
+    Unreadable,
+}
+
 /// The stored ciphertext, hashed again.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct BlobView {
-    /// `present`, `missing`, `corrupt` or `unreadable`.
-    pub state: String,
-    /// `0x` SHA-256 of the stored bytes.
-    pub sha256: Option<String>,
+    /// What was found.
+    pub state: BlobState,
+    /// SHA-256 of the stored bytes, when they could be read.
+    pub sha256: Option<DataHash>,
     /// Whether it matches the anchored hash.
     pub matches: bool,
     /// Bytes, when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
     /// Why it is corrupt.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 
 /// The API's own anchor state, in `GET /v1/verify/record/{id}`.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct ApiAnchorState {
     /// Pending, anchored or failed.
     pub status: AnchorStatus,
     /// The anchoring transaction.
-    pub txid: Option<String>,
+    pub txid: Option<Txid>,
     /// Its block.
     pub block_height: Option<u64>,
     /// Its block's index hash.
-    pub index_block_hash: Option<String>,
+    pub index_block_hash: Option<BlockHash>,
     /// Why it failed.
     pub failure: Option<String>,
 }
 
 /// The indexer's view, in `GET /v1/verify/record/{id}`.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct IndexedChainView {
     /// `the API's indexer`.
     pub source: String,
     /// `deployer.record-management`.
     pub contract: String,
     /// The on-chain record version, if any.
-    #[schema(value_type = Option<Object>)]
-    pub version: Option<()>,
+    pub version: Option<ChainVersion>,
     /// Every anchor of this data hash.
-    #[schema(value_type = Vec<Object>)]
-    pub anchors: Vec<()>,
+    pub anchors: Vec<ChainAnchor>,
+}
+
+/// A verification's verdict on a record version.
+#[derive(ToSchema, serde::Serialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordVerdict {
+    /// The chain holds this version with the stored ciphertext's hash.
+    Anchored,
+    /// The chain holds this version with another hash.
+    Mismatch,
+    /// Not on-chain yet; the transaction is pending.
+    Pending,
+    /// The anchoring transaction failed.
+    Failed,
+    /// The API says anchored but the chain has no such version.
+    NotAnchored,
+    /// The ciphertext is not in the store.
+    BlobMissing,
+    /// The ciphertext does not hash to its address.
+    BlobCorrupt,
+    /// The store could not be read.
+    BlobUnreadable,
 }
 
 /// `GET /v1/verify/record/{id}`.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct VerifyRecord {
     /// What this answer is (trust-us).
-    pub trust: String,
-    /// `anchored`, `mismatch`, `pending`, `failed`, `not-anchored`,
-    /// `blob-missing`, `blob-corrupt` or `blob-unreadable`.
-    pub verdict: String,
-    /// 16 bytes of hex.
+    pub trust: &'static str,
+    /// The verdict.
+    pub verdict: RecordVerdict,
+    /// 16 bytes of hex (without `0x`).
+    #[schema(value_type = RecordId)]
     pub record_id: String,
     /// The version.
     pub version: u64,
-    /// `0x` SHA-256 of the stored ciphertext.
-    pub data_hash: String,
+    /// SHA-256 of the stored ciphertext.
+    pub data_hash: DataHash,
     /// What `data_hash` hashes.
-    pub hashed: String,
+    pub hashed: &'static str,
     /// The API's anchor state.
     pub api: ApiAnchorState,
     /// The stored ciphertext.
@@ -866,9 +873,10 @@ pub struct VerifyRecord {
 }
 
 /// The API's copy of an anchored hash, in `GET /v1/verify/hash/{sha256}`.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct ApiCopy {
-    /// 16 bytes of hex.
+    /// 16 bytes of hex (without `0x`).
+    #[schema(value_type = RecordId)]
     pub record_id: String,
     /// The version.
     pub version: u64,
@@ -878,18 +886,27 @@ pub struct ApiCopy {
     pub blob: BlobView,
 }
 
+/// Whether a hash is anchored.
+#[derive(ToSchema, serde::Serialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "kebab-case")]
+pub enum HashVerdict {
+    /// At least one anchor holds it.
+    Anchored,
+    /// No anchor holds it.
+    NotAnchored,
+}
+
 /// `GET /v1/verify/hash/{sha256}`.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct VerifyHash {
     /// What this answer is (trust-us).
-    pub trust: String,
-    /// `anchored` or `not-anchored`.
-    pub verdict: String,
-    /// `0x` hex.
-    pub data_hash: String,
+    pub trust: &'static str,
+    /// The verdict.
+    pub verdict: HashVerdict,
+    /// The hash asked about.
+    pub data_hash: DataHash,
     /// Every anchor of this hash.
-    #[schema(value_type = Vec<Object>)]
-    pub anchors: Vec<()>,
+    pub anchors: Vec<ChainAnchor>,
     /// The API's copy, if it holds one.
     pub api_copy: Option<ApiCopy>,
 }
@@ -1025,15 +1042,27 @@ pub struct LinkGrantView {
 }
 
 /// `GET /v1/share/issuer`.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 pub struct IssuerView {
     /// The node's base URL (the links' `iss`).
     pub iss: String,
     /// RFC 7638 thumbprint (the links' `kid`).
     pub kid: String,
-    /// The Ed25519 public key as a JWK (`kty` OKP, `crv` Ed25519, `x`).
-    #[schema(value_type = Object)]
-    pub jwk: (),
+    /// The Ed25519 public key as a JWK.
+    pub jwk: OkpJwk,
+}
+
+/// An Ed25519 public key as a JWK (RFC 8037).
+#[derive(ToSchema, serde::Serialize)]
+pub struct OkpJwk {
+    /// `OKP`.
+    pub kty: &'static str,
+    /// `Ed25519`.
+    pub crv: &'static str,
+    /// `EdDSA`.
+    pub alg: &'static str,
+    /// The public key, unpadded base64url.
+    pub x: String,
 }
 
 #[cfg(test)]

@@ -15,6 +15,9 @@
 
 pub mod errors;
 pub mod events;
+pub mod hash;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod principal;
 pub mod schema;
 pub mod types;
@@ -22,6 +25,7 @@ pub mod value;
 
 pub use errors::ContractError;
 pub use events::{decode_print, decode_raw_print, encode_print, ContractEvent};
+pub use hash::{BlockHash, DataHash, ParseHashError, RecordId, Txid};
 pub use principal::Principal;
 pub use value::ClarityValue;
 

@@ -78,6 +78,25 @@ macro_rules! coded_enum {
                 s.parse().map_err(serde::de::Error::custom)
             }
         }
+
+        // The API document's schema: exactly the names above, so the
+        // document cannot drift from the contracts.
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                crate::openapi::names_schema(
+                    concat!("The contracts' ", stringify!($name), " names"),
+                    Self::ALL.iter().map(|v| v.name()),
+                )
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(concat!(stringify!($name), "Name"))
+            }
+        }
     };
 }
 

@@ -15,7 +15,7 @@ use medanchor_contracts::principal::Principal;
 use medanchor_contracts::types::{
     AccessLevel, AccessMethod, ChangeKind, DataType, HistoryAction, RecordStatus, RecordType,
 };
-use medanchor_contracts::ContractError;
+use medanchor_contracts::{BlockHash, ContractError, DataHash, RecordId, Txid};
 use serde::Serialize;
 
 use crate::schema::{self, key, principal_key, Cf};
@@ -37,7 +37,7 @@ pub struct ChainStatus {
     /// Canonical tip height (None before the first block).
     pub tip_height: Option<u64>,
     /// Its index block hash.
-    pub tip_index_block_hash: Option<String>,
+    pub tip_index_block_hash: Option<BlockHash>,
     /// Its burn height: "now" for expiries.
     pub tip_burn_block_height: Option<u64>,
     /// Its time (unix seconds).
@@ -52,9 +52,9 @@ pub struct ChainStatus {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TxView {
     /// `0x` txid.
-    pub txid: String,
+    pub txid: Txid,
     /// `0x` index block hash.
-    pub index_block_hash: String,
+    pub index_block_hash: BlockHash,
     /// Block height.
     pub block_height: u64,
     /// Position.
@@ -112,7 +112,7 @@ pub struct ConsentView {
     pub revoked_at: Option<u64>,
     pub seq: u64,
     pub state: ConsentState,
-    pub txid: String,
+    pub txid: Txid,
     pub block_height: u64,
 }
 
@@ -127,7 +127,7 @@ pub struct HistoryView {
     pub data_type: Option<&'static str>,
     pub at: u64,
     pub expires_at: Option<u64>,
-    pub txid: String,
+    pub txid: Txid,
     pub block_height: u64,
 }
 
@@ -189,13 +189,14 @@ pub struct OverrideView {
 
 /// A record (its current version).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ChainRecord))]
 #[allow(missing_docs)]
 pub struct RecordView {
-    pub record_id: String,
+    pub record_id: RecordId,
     pub patient: String,
     pub record_type: RecordType,
     pub data_type: DataType,
-    pub data_hash: String,
+    pub data_hash: DataHash,
     pub encryption_key_id: Option<String>,
     pub confidentiality: u8,
     pub created_by: String,
@@ -212,31 +213,33 @@ pub struct RecordView {
 
 /// One version of a record.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ChainVersion))]
 #[allow(missing_docs)]
 pub struct VersionView {
     pub version: u64,
-    pub data_hash: String,
+    pub data_hash: DataHash,
     pub encryption_key_id: Option<String>,
     pub author: String,
     pub at: u64,
     pub change: ChangeKind,
-    pub txid: String,
+    pub txid: Txid,
     pub block_height: u64,
-    pub index_block_hash: String,
+    pub index_block_hash: BlockHash,
 }
 
 /// Who anchored a data hash, when and where.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ChainAnchor))]
 #[allow(missing_docs)]
 pub struct AnchorView {
-    pub data_hash: String,
-    pub record_id: String,
+    pub data_hash: DataHash,
+    pub record_id: RecordId,
     pub version: u64,
     pub anchored_by: String,
     pub at: u64,
-    pub txid: String,
+    pub txid: Txid,
     pub block_height: u64,
-    pub index_block_hash: String,
+    pub index_block_hash: BlockHash,
 }
 
 /// A batch root.
@@ -247,7 +250,7 @@ pub struct BatchView {
     pub submitter: String,
     pub leaf_count: u64,
     pub at: u64,
-    pub txid: String,
+    pub txid: Txid,
     pub block_height: u64,
 }
 
@@ -281,10 +284,10 @@ pub struct AccessView {
 pub struct ActivityView {
     pub event: String,
     pub patient: Option<String>,
-    pub record_id: Option<String>,
+    pub record_id: Option<RecordId>,
     pub data_type: Option<&'static str>,
     pub at: u64,
-    pub txid: String,
+    pub txid: Txid,
     pub block_height: u64,
 }
 
@@ -405,7 +408,7 @@ pub trait AccessReader {
     fn access_facts(&self, patient: &Principal, actor: &Principal, data_type: DataType) -> Result<AccessFacts>;
     /// A record's on-chain state with the [`AccessFacts`] of `actor` on it,
     /// from one snapshot; None when the chain has no such record.
-    fn record_access(&self, record_id: &[u8; 16], actor: &Principal) -> Result<Option<(RecordState, AccessFacts)>>;
+    fn record_access(&self, record_id: &RecordId, actor: &Principal) -> Result<Option<(RecordState, AccessFacts)>>;
 }
 
 /// Chain-level reads.
@@ -413,7 +416,7 @@ pub trait ChainReader {
     /// Where the index stands.
     fn status(&self) -> Result<ChainStatus>;
     /// A transaction of the canonical chain.
-    fn transaction(&self, txid: &[u8; 32]) -> Result<Option<TxView>>;
+    fn transaction(&self, txid: &Txid) -> Result<Option<TxView>>;
 }
 
 /// Consent reads (patient-consent).
@@ -439,13 +442,13 @@ pub trait ConsentReader {
 /// Record, provider and anchor reads (record-management).
 pub trait RecordReader {
     /// One record.
-    fn record(&self, record_id: &[u8; 16]) -> Result<Option<RecordView>>;
+    fn record(&self, record_id: &RecordId) -> Result<Option<RecordView>>;
     /// A patient's records, oldest first, filtered and paginated.
     fn records(&self, patient: &Principal, filter: &RecordFilter, page: &PageRequest) -> Result<Page<RecordView>>;
     /// Every version of a record, oldest first.
-    fn versions(&self, record_id: &[u8; 16]) -> Result<Vec<VersionView>>;
+    fn versions(&self, record_id: &RecordId) -> Result<Vec<VersionView>>;
     /// Who anchored this data hash.
-    fn anchors(&self, data_hash: &[u8; 32]) -> Result<Vec<AnchorView>>;
+    fn anchors(&self, data_hash: &DataHash) -> Result<Vec<AnchorView>>;
     /// A batch root.
     fn batch(&self, root: &[u8; 32]) -> Result<Option<BatchView>>;
     /// A provider.
@@ -622,14 +625,14 @@ impl IndexReader {
 
 /// A stored record as its typed view; a code no contract version defines
 /// is corruption, never a string to compare.
-fn record_view(id: &[u8], r: RecordRow) -> Result<RecordView> {
-    let corrupt = |what: &str| Error::Corrupt(format!("record {}: {what}", h(id)));
+fn record_view(id: &RecordId, r: RecordRow) -> Result<RecordView> {
+    let corrupt = |what: &str| Error::Corrupt(format!("record {id}: {what}"));
     Ok(RecordView {
-        record_id: h(id),
+        record_id: *id,
         patient: r.patient.to_string(),
         record_type: RecordType::from_code(u128::from(r.record_type)).ok_or_else(|| corrupt("record type"))?,
         data_type: DataType::from_code(u128::from(r.data_type)).ok_or_else(|| corrupt("data type"))?,
-        data_hash: h(&r.data_hash),
+        data_hash: DataHash(r.data_hash),
         encryption_key_id: r.encryption_key_id.map(|k| h(&k)),
         confidentiality: r.confidentiality,
         created_by: r.created_by.to_string(),
@@ -650,10 +653,10 @@ impl AccessReader for IndexReader {
         self.view().access_facts(patient, actor, data_type)
     }
 
-    fn record_access(&self, record_id: &[u8; 16], actor: &Principal) -> Result<Option<(RecordState, AccessFacts)>> {
+    fn record_access(&self, record_id: &RecordId, actor: &Principal) -> Result<Option<(RecordState, AccessFacts)>> {
         let v = self.view();
-        let Some(r) = v.row::<RecordRow>(Cf::Records, record_id)? else { return Ok(None) };
-        let corrupt = |what: &str| Error::Corrupt(format!("record {}: {what}", h(record_id)));
+        let Some(r) = v.row::<RecordRow>(Cf::Records, record_id.as_ref())? else { return Ok(None) };
+        let corrupt = |what: &str| Error::Corrupt(format!("record {record_id}: {what}"));
         let record_type = RecordType::from_code(u128::from(r.record_type)).ok_or_else(|| corrupt("record type"))?;
         let state = RecordState {
             patient: r.patient,
@@ -677,7 +680,7 @@ impl ChainReader for IndexReader {
         let buffered = v.scan(Cf::Orphans, &[], &[]).count();
         Ok(ChainStatus {
             tip_height: tip.as_ref().map(|t| t.height),
-            tip_index_block_hash: tip.as_ref().map(|t| h(&t.id)),
+            tip_index_block_hash: tip.as_ref().map(|t| BlockHash(t.id)),
             tip_burn_block_height: tip.as_ref().map(|t| t.burn_block_height),
             tip_time: tip.as_ref().map(|t| t.time),
             last_burn_block_height: last_burn,
@@ -685,10 +688,10 @@ impl ChainReader for IndexReader {
         })
     }
 
-    fn transaction(&self, txid: &[u8; 32]) -> Result<Option<TxView>> {
-        Ok(self.view().row::<TxRow>(Cf::Txs, txid)?.map(|t| TxView {
-            txid: h(txid),
-            index_block_hash: h(&t.block),
+    fn transaction(&self, txid: &Txid) -> Result<Option<TxView>> {
+        Ok(self.view().row::<TxRow>(Cf::Txs, txid.as_ref())?.map(|t| TxView {
+            txid: *txid,
+            index_block_hash: BlockHash(t.block),
             block_height: t.height,
             tx_index: t.tx_index,
             status: t.status,
@@ -739,7 +742,7 @@ impl ConsentReader for IndexReader {
                 revoked_at: c.revoked_at,
                 seq: c.seq,
                 state,
-                txid: h(&c.txid),
+                txid: Txid(c.txid),
                 block_height: c.height,
             });
         }
@@ -771,7 +774,7 @@ impl ConsentReader for IndexReader {
                 data_type: r.data_type.map(data_type_name),
                 at: r.at,
                 expires_at: r.expires_at,
-                txid: h(&r.txid),
+                txid: Txid(r.txid),
                 block_height: r.height,
             });
         }
@@ -806,8 +809,8 @@ impl ConsentReader for IndexReader {
 }
 
 impl RecordReader for IndexReader {
-    fn record(&self, record_id: &[u8; 16]) -> Result<Option<RecordView>> {
-        self.view().row::<RecordRow>(Cf::Records, record_id)?.map(|r| record_view(record_id, r)).transpose()
+    fn record(&self, record_id: &RecordId) -> Result<Option<RecordView>> {
+        self.view().row::<RecordRow>(Cf::Records, record_id.as_ref())?.map(|r| record_view(record_id, r)).transpose()
     }
 
     fn records(&self, patient: &Principal, filter: &RecordFilter, page: &PageRequest) -> Result<Page<RecordView>> {
@@ -847,55 +850,55 @@ impl RecordReader for IndexReader {
                 next = Some(hex::encode(&k));
                 break;
             }
-            let id: [u8; 16] = rest[8..].try_into().map_err(|_| Error::Corrupt("by_patient key".into()))?;
+            let id = RecordId(rest[8..].try_into().map_err(|_| Error::Corrupt("by_patient key".into()))?);
             let row: RecordRow = v
-                .row(Cf::Records, &id)?
-                .ok_or_else(|| Error::Corrupt(format!("record {} indexed but absent", h(&id))))?;
+                .row(Cf::Records, id.as_ref())?
+                .ok_or_else(|| Error::Corrupt(format!("record {id} indexed but absent")))?;
             items.push(record_view(&id, row)?);
         }
         Ok(Page { items, next_cursor: next })
     }
 
-    fn versions(&self, record_id: &[u8; 16]) -> Result<Vec<VersionView>> {
+    fn versions(&self, record_id: &RecordId) -> Result<Vec<VersionView>> {
         let v = self.view();
         let mut out = Vec::new();
-        for item in v.scan(Cf::Versions, record_id, record_id) {
+        for item in v.scan(Cf::Versions, record_id.as_ref(), record_id.as_ref()) {
             let (k, value) = item?;
             let version = u64::from_be_bytes(k[16..].try_into().map_err(|_| Error::Corrupt("versions key".into()))?);
             let r: VersionRow = schema::decode("versions", &value)?;
             out.push(VersionView {
                 version,
-                data_hash: h(&r.data_hash),
+                data_hash: DataHash(r.data_hash),
                 encryption_key_id: r.encryption_key_id.map(|k| h(&k)),
                 author: r.author.to_string(),
                 at: r.at,
                 change: ChangeKind::from_code(u128::from(r.change))
-                    .ok_or_else(|| Error::Corrupt(format!("record {} version {version}: change kind", h(record_id))))?,
-                txid: h(&r.txid),
+                    .ok_or_else(|| Error::Corrupt(format!("record {record_id} version {version}: change kind")))?,
+                txid: Txid(r.txid),
                 block_height: r.height,
-                index_block_hash: h(&r.block),
+                index_block_hash: BlockHash(r.block),
             });
         }
         Ok(out)
     }
 
-    fn anchors(&self, data_hash: &[u8; 32]) -> Result<Vec<AnchorView>> {
+    fn anchors(&self, data_hash: &DataHash) -> Result<Vec<AnchorView>> {
         let v = self.view();
         let mut out = Vec::new();
-        for item in v.scan(Cf::Anchors, data_hash, data_hash) {
+        for item in v.scan(Cf::Anchors, data_hash.as_ref(), data_hash.as_ref()) {
             let (k, value) = item?;
-            let record_id = &k[32..48];
+            let record_id = RecordId(k[32..48].try_into().map_err(|_| Error::Corrupt("anchors key".into()))?);
             let version = u64::from_be_bytes(k[48..].try_into().map_err(|_| Error::Corrupt("anchors key".into()))?);
             let r: AnchorRow = schema::decode("anchors", &value)?;
             out.push(AnchorView {
-                data_hash: h(data_hash),
-                record_id: h(record_id),
+                data_hash: *data_hash,
+                record_id,
                 version,
                 anchored_by: r.by.to_string(),
                 at: r.at,
-                txid: h(&r.txid),
+                txid: Txid(r.txid),
                 block_height: r.height,
-                index_block_hash: h(&r.block),
+                index_block_hash: BlockHash(r.block),
             });
         }
         Ok(out)
@@ -907,7 +910,7 @@ impl RecordReader for IndexReader {
             submitter: b.submitter.to_string(),
             leaf_count: b.leaf_count,
             at: b.at,
-            txid: h(&b.txid),
+            txid: Txid(b.txid),
             block_height: b.height,
         }))
     }
@@ -959,10 +962,10 @@ impl RecordReader for IndexReader {
             items.push(ActivityView {
                 event: r.event,
                 patient: r.patient.map(|p| p.to_string()),
-                record_id: r.record_id.map(|id| h(&id)),
+                record_id: r.record_id.map(RecordId),
                 data_type: r.data_type.map(data_type_name),
                 at: r.at,
-                txid: h(&r.txid),
+                txid: Txid(r.txid),
                 block_height: height,
             });
         }

@@ -28,6 +28,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use medanchor_contracts::principal::Principal;
 use medanchor_contracts::types::{DataType, RecordType};
+use medanchor_contracts::{DataHash, ParseHashError, RecordId, Txid};
 use serde_json::json;
 
 use crate::payload::hex_bytes;
@@ -249,7 +250,7 @@ async fn status(State(s): State<AppState>) -> HttpResult<Json<serde_json::Value>
 }
 
 async fn transaction(State(s): State<AppState>, Path(txid): Path<String>) -> HttpResult<Response> {
-    let txid: [u8; 32] = hex_bytes("txid", &txid).map_err(|e| Error::BadRequest(e.to_string()))?;
+    let txid: Txid = typed_arg("txid", &txid)?;
     let reader = s.reader.clone();
     Ok(found("transaction", blocking(move || reader.transaction(&txid)).await?))
 }
@@ -322,8 +323,15 @@ async fn access(State(s): State<AppState>, Path((p, v)): Path<(String, String)>)
     Ok(found("provider access", blocking(move || reader.provider_access(&p, &v)).await?))
 }
 
-fn record_id(s: &str) -> crate::Result<[u8; 16]> {
-    hex_bytes("record id", s).map_err(|e| Error::BadRequest(e.to_string()))
+/// A typed path argument; the error names the argument, never echoes it.
+fn typed_arg<T: std::str::FromStr<Err = ParseHashError>>(what: &str, s: &str) -> crate::Result<T> {
+    s.parse().map_err(|e: ParseHashError| {
+        Error::BadRequest(format!("{what} must be {} bytes of hex, got {} characters", e.bytes(), e.input_len()))
+    })
+}
+
+fn record_id(s: &str) -> crate::Result<RecordId> {
+    typed_arg("record id", s)
 }
 
 async fn record(State(s): State<AppState>, Path(id): Path<String>) -> HttpResult<Response> {
@@ -340,7 +348,7 @@ async fn versions(State(s): State<AppState>, Path(id): Path<String>) -> HttpResu
 }
 
 async fn anchors(State(s): State<AppState>, Path(hash): Path<String>) -> HttpResult<Response> {
-    let hash: [u8; 32] = hex_bytes("data hash", &hash).map_err(|e| Error::BadRequest(e.to_string()))?;
+    let hash: DataHash = typed_arg("data hash", &hash)?;
     let reader = s.reader.clone();
     let anchors = blocking(move || reader.anchors(&hash)).await?;
     Ok(if anchors.is_empty() { found::<()>("anchor", None) } else { Json(anchors).into_response() })

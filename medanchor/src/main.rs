@@ -19,6 +19,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use medanchor_contracts::BlockHash;
 use medanchor_devnet::costs::cost_report;
 use medanchor_devnet::vm::Cost;
 
@@ -380,9 +381,9 @@ fn devnet(args: DevnetArgs, indexer: Option<(IndexerUp, ApiArgs)>) -> anyhow::Re
 /// node's delivery cursor may already be past them) and one behind the
 /// devnet catches up from them. An index that is not the devnet's — its
 /// tip is not the devnet's block at that height (built from another chain,
-/// or left on a forged block), or written by an incompatible version — is
-/// moved aside, with a warning, and rebuilt from the stored blocks: `up`
-/// always starts, and nothing is deleted.
+/// or left on a forged block), or written by a newer build (older ones
+/// migrate forward on open) — is moved aside, with a warning, and rebuilt
+/// from the stored blocks: `up` always starts, and nothing is deleted.
 fn catch_up(
     node: &medanchor_devnet::node::Node,
     dir: &std::path::Path,
@@ -400,9 +401,8 @@ fn catch_up(
                     return Ok(index);
                 }
                 (Some(height), Some(hash)) => {
-                    let ours =
-                        state.chain.block(height)?.map(|b| format!("0x{}", hex::encode(b.header.index_block_hash)));
-                    if ours.as_deref() == Some(hash.as_str()) {
+                    let ours = state.chain.block(height)?.map(|b| BlockHash(b.header.index_block_hash));
+                    if ours == Some(hash) {
                         if height < state.chain.tip().height {
                             let applied = indexer::replay_devnet(&index, &state.chain, height + 1)?;
                             tracing::info!(blocks = applied, "index caught up from the devnet's stored blocks");
@@ -428,7 +428,7 @@ fn catch_up(
         index = %dir.display(),
         moved_to = %aside.display(),
         "the index is not this devnet's ({reason}): built from another chain, left on a block the devnet does not \
-         have, or by an incompatible version. Moved aside and rebuilt from the devnet's stored blocks"
+         have, or by a newer build. Moved aside and rebuilt from the devnet's stored blocks"
     );
     let index = indexer::open(dir, deployer, 10_000)?;
     let applied = indexer::replay_devnet(&index, &state.chain, 0)?;

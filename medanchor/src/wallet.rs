@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
 use medanchor_contracts::types::DataType;
-use medanchor_contracts::Principal;
+use medanchor_contracts::{Principal, Txid};
 use medanchor_wallet::actions::{
     new_patient_id, new_record_id, parse_access_level, parse_data_type, parse_hash32, parse_principal, parse_record_id,
     parse_record_type, sha256_file,
@@ -602,7 +602,7 @@ fn failure(call: &ContractCall, o: &TxOutcome) -> anyhow::Error {
 
 fn report(
     call: &ContractCall,
-    txid: &str,
+    txid: &Txid,
     nonce: u64,
     fee: u64,
     outcome: Option<&TxOutcome>,
@@ -614,7 +614,7 @@ fn report(
     if json {
         let mut out = json!({
             "function": call.function,
-            "txid": format!("0x{txid}"),
+            "txid": txid,
             "nonce": nonce,
             "fee": fee,
             "status": outcome.map_or("submitted", |o| o.status.as_str()),
@@ -634,7 +634,7 @@ fn report(
     if let Some((k, v)) = &extra {
         println!("{:<9} {v}", k.replace('_', " "));
     }
-    println!("txid      0x{txid}");
+    println!("txid      {txid}");
     println!("nonce     {nonce}, fee {fee} µSTX");
     match outcome {
         None => println!("status    submitted (not waiting)"),

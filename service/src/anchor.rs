@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use medanchor_contracts::principal::Principal;
 use medanchor_contracts::types::RecordType;
-use medanchor_contracts::ContractError;
+use medanchor_contracts::{ContractError, DataHash, RecordId, Txid};
 use medanchor_wallet::{ContractCall, Wallet};
 
 use crate::db::{AnchorStatus, RecordMeta};
 use crate::envelope::Binding;
 use crate::error::{Error, Result};
-use crate::records::{hash32, parse_record_type, principal_arg, Signing};
+use crate::records::{parse_record_type, principal_arg, Signing};
 use crate::state::{now_ms, Service};
 
 /// Encrypts and stores a version, and records it as pending — before any
@@ -48,7 +48,7 @@ pub(crate) fn store_version(
         .map_err(Error::internal)?;
     let hash = s.blobs.put_parts(&sealed.parts(&buf)).map_err(Error::internal)?;
     let meta = RecordMeta {
-        record_id: hex::encode(id),
+        record_id: RecordId(*id),
         version,
         patient: patient_s,
         record_type: record_type.name().into(),
@@ -56,7 +56,7 @@ pub(crate) fn store_version(
         author: author.to_string(),
         content_type: content_type.into(),
         size: size as u64,
-        data_hash: hex::encode(hash),
+        data_hash: DataHash(hash),
         wrapped_key: hex::encode(&sealed.wrapped_key),
         kek_version: sealed.kek_version,
         created_ms: now_ms(),
@@ -131,7 +131,7 @@ fn anchor_call(call: &ContractCall) -> AnchorCall {
 /// What became of one broadcast.
 pub(crate) enum Sent {
     /// In the node's mempool.
-    Accepted(String),
+    Accepted(Txid),
     /// Refused for now (the sender's chain of pending transactions is at
     /// the node's limit, a nonce race): sent again later.
     Later(String),
@@ -202,11 +202,8 @@ pub(crate) fn settle_broadcast(meta: &mut RecordMeta, outcome: Sent) {
 /// `create-record` for version 1, else `update-record` on the version
 /// before it.
 pub(crate) fn anchoring_call(meta: &RecordMeta) -> Result<ContractCall> {
-    let id: [u8; 16] = hex::decode(&meta.record_id)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| Error::internal("stored record id"))?;
-    let hash = hash32(&meta.data_hash)?;
+    let id = *meta.record_id;
+    let hash = *meta.data_hash;
     if meta.version == 1 {
         let patient = principal_arg(&meta.patient, "patient")?;
         let record_type = parse_record_type(&meta.record_type)?;
@@ -218,7 +215,7 @@ pub(crate) fn anchoring_call(meta: &RecordMeta) -> Result<ContractCall> {
 }
 
 /// Signs and broadcasts `call` with `who`'s custodial key; the txid.
-pub(crate) async fn custodial_submit(s: &Service, who: &Principal, call: &ContractCall) -> Result<String> {
+pub(crate) async fn custodial_submit(s: &Service, who: &Principal, call: &ContractCall) -> Result<Txid> {
     let Some((key, lock)) = s.custody.keys.get(&who.to_string()) else {
         return Err(Error::Forbidden {
             code: "no-custodial-key",
@@ -360,9 +357,10 @@ pub fn track_once(state: &Service) -> Result<usize> {
         let Some(mut meta) = state.db.record(&id, version).map_err(Error::internal)? else { continue };
         // The chain's view of this record version (works for both signing
         // paths: the wallet path may never tell us its txid).
-        let onchain = state.chain.versions(&id).map_err(Error::internal)?.into_iter().find(|v| v.version == version);
+        let onchain =
+            state.chain.versions(&RecordId(id)).map_err(Error::internal)?.into_iter().find(|v| v.version == version);
         if let Some(v) = onchain {
-            if v.data_hash == format!("0x{}", meta.data_hash) {
+            if v.data_hash == meta.data_hash {
                 meta.status = AnchorStatus::Anchored;
                 meta.txid = Some(v.txid);
                 meta.block_height = Some(v.block_height);
@@ -372,12 +370,7 @@ pub fn track_once(state: &Service) -> Result<usize> {
                 meta.failure = Some("another payload was anchored as this version".into());
             }
         } else if let Some(txid) = &meta.txid {
-            let txid_bytes: [u8; 32] =
-                match hex::decode(txid.trim_start_matches("0x")).ok().and_then(|b| b.try_into().ok()) {
-                    Some(t) => t,
-                    None => continue,
-                };
-            match state.chain.transaction(&txid_bytes).map_err(Error::internal)? {
+            match state.chain.transaction(txid).map_err(Error::internal)? {
                 Some(tx) if !tx.succeeded() => {
                     meta.status = AnchorStatus::Failed;
                     meta.failure = Some(failure_reason(&tx.raw_result));

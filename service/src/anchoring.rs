@@ -25,7 +25,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use medanchor_contracts::{ClarityValue, ContractName};
+use medanchor_contracts::{ClarityValue, ContractName, Txid};
 use medanchor_wallet::keys::StacksKey;
 use medanchor_wallet::{ContractCall, RpcClient, Wallet};
 use serde::{Deserialize, Serialize};
@@ -71,6 +71,7 @@ pub enum AnchorError {
 /// An on-chain audit head (`get-audit-head`) or checkpoint
 /// (`get-audit-checkpoint`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OnChainHead {
     /// The tree size anchored.
     pub tree_size: u64,
@@ -89,13 +90,14 @@ impl OnChainHead {
 
 /// An `anchor-audit-root` transaction the task sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Submission {
     /// The tree size submitted.
     pub tree_size: u64,
     /// The root submitted, hex.
     pub root: String,
     /// The transaction id.
-    pub txid: String,
+    pub txid: Txid,
     /// Unix milliseconds.
     pub sent_ms: u64,
 }

@@ -17,6 +17,7 @@
 
 use std::path::Path;
 
+use medanchor_contracts::{BlockHash, DataHash, RecordId, Txid};
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
 
@@ -155,8 +156,8 @@ pub enum AnchorStatus {
 /// What the API keeps about one record version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordMeta {
-    /// Record id (hex).
-    pub record_id: String,
+    /// Record id.
+    pub record_id: RecordId,
     /// Version.
     pub version: u64,
     /// The patient.
@@ -171,8 +172,9 @@ pub struct RecordMeta {
     pub content_type: String,
     /// Plaintext length.
     pub size: u64,
-    /// SHA-256 of the stored ciphertext blob (the anchor), hex.
-    pub data_hash: String,
+    /// SHA-256 of the stored ciphertext blob (the anchor). Versions stored
+    /// before the typed form hold bare hex, which the parser reads too.
+    pub data_hash: DataHash,
     /// The wrapped data key, hex.
     pub wrapped_key: String,
     /// The KEK version that wrapped it.
@@ -182,11 +184,11 @@ pub struct RecordMeta {
     /// Anchor state.
     pub status: AnchorStatus,
     /// The anchoring transaction, once sent.
-    pub txid: Option<String>,
+    pub txid: Option<Txid>,
     /// Block height, once anchored.
     pub block_height: Option<u64>,
     /// Index block hash, once anchored.
-    pub index_block_hash: Option<String>,
+    pub index_block_hash: Option<BlockHash>,
     /// Why it failed, if it did (the contract's error name, or the node's
     /// rejection reason); while pending, why it is waiting.
     pub failure: Option<String>,

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use medanchor_contracts::principal::Principal;
 use medanchor_contracts::types::{AccessMethod, DataType, RecordStatus, RecordType};
+use medanchor_contracts::Txid;
 use medanchor_indexer::query::{PageRequest, RecordFilter, RecordView};
 use medanchor_wallet::ContractCall;
 use rand::RngCore;
@@ -94,7 +95,7 @@ pub struct Transition {
     /// Who signs it.
     pub signing: Signing,
     /// The custodial broadcast's txid.
-    pub txid: Option<String>,
+    pub txid: Option<Txid>,
 }
 
 /// A record lifecycle transition of record-management.
@@ -136,45 +137,14 @@ impl Lifecycle {
     }
 }
 
-/// A record's id: 16 bytes, written as 32 hex digits. It derefs to its
-/// bytes, the form the stores and the chain key records by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RecordId(pub [u8; 16]);
-
-impl std::ops::Deref for RecordId {
-    type Target = [u8; 16];
-    fn deref(&self) -> &[u8; 16] {
-        &self.0
-    }
-}
-
-impl AsRef<[u8]> for RecordId {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for RecordId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl std::str::FromStr for RecordId {
-    type Err = Error;
-    /// The one record-id parser: 16 bytes of hex, `0x` optional.
-    fn from_str(s: &str) -> Result<RecordId> {
-        hex::decode(s.trim_start_matches("0x"))
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .map(RecordId)
-            .ok_or_else(|| Error::bad("invalid-record-id", format!("record id {} is not 16 bytes of hex", echo(s))))
-    }
-}
+/// A record's id (the chain's 16 bytes); `0x` and 32 hex digits when
+/// printed. The API's record answers and audit entries carry the bare
+/// digits ([`RecordId::bare_hex`]), as they always have.
+pub use medanchor_contracts::RecordId;
 
 /// A record id from a request or a store: [`RecordId`]'s parser.
 pub fn record_id_arg(s: &str) -> Result<RecordId> {
-    s.parse()
+    s.parse().map_err(|_| Error::bad("invalid-record-id", format!("record id {} is not 16 bytes of hex", echo(s))))
 }
 
 /// The one principal parser; `what` names the argument in the error.
@@ -188,11 +158,6 @@ pub fn parse_record_type(s: &str) -> Result<RecordType> {
         let names: Vec<&str> = RecordType::ALL.iter().map(|t| t.name()).collect();
         Error::bad("invalid-record-type", format!("record_type {} is not one of {}", echo(s), names.join(", ")))
     })
-}
-
-/// A stored 32-byte hash.
-pub fn hash32(hex_str: &str) -> Result<[u8; 32]> {
-    hex::decode(hex_str).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| Error::internal("stored hash"))
 }
 
 /// A stored version's data type.
@@ -262,7 +227,7 @@ impl Service {
     pub fn authorize_on_record(
         &self,
         op: Operation,
-        id: &[u8; 16],
+        id: &RecordId,
         meta: &RecordMeta,
         caller: &Principal,
     ) -> Result<AccessMethod> {
@@ -278,10 +243,7 @@ impl Service {
     /// A record version's metadata: `version`, or the current one.
     pub fn version_or_latest(&self, id: &RecordId, version: Option<u64>) -> Result<RecordMeta> {
         match version {
-            Some(v) => self
-                .db
-                .record(id, v)?
-                .ok_or_else(|| Error::NotFound(format!("record 0x{} version {v}", hex::encode(id)))),
+            Some(v) => self.db.record(id, v)?.ok_or_else(|| Error::NotFound(format!("record {id} version {v}"))),
             None => self.current(id),
         }
     }
@@ -294,7 +256,7 @@ impl Service {
         let mut versions = self.db.versions(id)?;
         match versions.iter().rposition(|m| m.status == AnchorStatus::Anchored) {
             Some(i) => Ok(versions.swap_remove(i)),
-            None => versions.pop().ok_or_else(|| Error::NotFound(format!("record 0x{}", hex::encode(id)))),
+            None => versions.pop().ok_or_else(|| Error::NotFound(format!("record {id}"))),
         }
     }
 
@@ -338,13 +300,12 @@ impl Service {
         let mut id = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut id);
         let meta = self.store(id, 1, patient, &who, new.record_type, new.payload).await?;
-        entry.record_id = Some(meta.record_id.clone());
+        entry.record_id = Some(meta.record_id.bare_hex());
         entry.version = Some(1);
         entry.method = Some(method.name().to_string());
         self.audited(entry, Ok(())).await?;
-        let call =
-            ContractCall::create_record(id, patient, new.record_type, hash32(&meta.data_hash)?, None, confidentiality)
-                .map_err(|e| Error::bad("invalid-record", e.to_string()))?;
+        let call = ContractCall::create_record(id, patient, new.record_type, *meta.data_hash, None, confidentiality)
+            .map_err(|e| Error::bad("invalid-record", e.to_string()))?;
         let meta = anchor(self, &who, &id, meta, &call, signing).await?;
         Ok(Written { meta, signing, call })
     }
@@ -364,7 +325,7 @@ impl Service {
         let data_type = data_type_of(&meta)?;
         let mut entry = caller.entry(self.role_of(&who)?, "record.read");
         entry.patient = Some(meta.patient.clone());
-        entry.record_id = Some(meta.record_id.clone());
+        entry.record_id = Some(meta.record_id.bare_hex());
         entry.version = Some(meta.version);
         // Point reads of the indexer's RocksDB (memtable and block cache), a
         // few microseconds: done inline, as the blob read below is; a hop
@@ -388,7 +349,7 @@ impl Service {
                 return self.audited(entry, Err(e)).await;
             }
         }
-        let hash = hash32(&meta.data_hash)?;
+        let hash = meta.data_hash;
         let blob = match self.blobs.get(&hash) {
             Ok(Some(b)) => b,
             Ok(None) => return Err(Error::internal(format!("blob {} is missing", meta.data_hash))),
@@ -432,11 +393,10 @@ impl Service {
         let lock = self.record_lock(id);
         let _guard = lock.lock().await;
         let versions = self.db.versions(id)?;
-        let current =
-            versions.last().cloned().ok_or_else(|| Error::NotFound(format!("record 0x{}", hex::encode(id))))?;
+        let current = versions.last().cloned().ok_or_else(|| Error::NotFound(format!("record {id}")))?;
         let mut entry = caller.entry(self.role_of(&who)?, "record.update");
         entry.patient = Some(current.patient.clone());
-        entry.record_id = Some(current.record_id.clone());
+        entry.record_id = Some(current.record_id.bare_hex());
         // One read of the chain's view serves the version base and the rule.
         let chain = self.chain.record_access(id, &who).map_err(Error::internal)?;
         let base = self.audit_refusal(&entry, update_base(&versions, chain.as_ref().map(|(r, _)| r.version))).await?;
@@ -466,7 +426,7 @@ impl Service {
         let meta = store_version(self, id, version, &patient, &who, record_type, &payload.content_type, payload.bytes)?;
         entry.method = Some(method.name().to_string());
         self.audited(entry, Ok(())).await?;
-        let call = ContractCall::update_record(id.0, base, hash32(&meta.data_hash)?, None);
+        let call = ContractCall::update_record(id.0, base, *meta.data_hash, None);
         let meta = anchor(self, &who, id, meta, &call, signing).await?;
         Ok(Written { meta, signing, call })
     }
@@ -475,10 +435,10 @@ impl Service {
     pub async fn record_versions(&self, caller: &Caller, id: &RecordId) -> Result<Vec<RecordMeta>> {
         let who = caller.require()?.clone();
         let versions = self.db.versions(id)?;
-        let first = versions.first().ok_or_else(|| Error::NotFound(format!("record 0x{}", hex::encode(id))))?;
+        let first = versions.first().ok_or_else(|| Error::NotFound(format!("record {id}")))?;
         let mut entry = caller.entry(self.role_of(&who)?, "record.versions");
         entry.patient = Some(first.patient.clone());
-        entry.record_id = Some(first.record_id.clone());
+        entry.record_id = Some(first.record_id.bare_hex());
         match self.authorize_on_record(Operation::Read, id, first, &who) {
             Ok(method) => entry.method = Some(method.name().to_string()),
             Err(e @ Error::Forbidden { .. }) => return self.audited(entry, Err(e)).await,
@@ -570,7 +530,7 @@ impl Service {
         let who = caller.require()?.clone();
         let role = self.role_of(&who)?;
         let mut entry = caller.entry(role, "verify.blob");
-        entry.record_id = Some(hex::encode(id));
+        entry.record_id = Some(id.bare_hex());
         entry.version = version;
         let meta = self.audit_refusal(&entry, self.version_or_latest(id, version)).await?;
         entry.patient = Some(meta.patient.clone());
@@ -580,7 +540,7 @@ impl Service {
             _ => self.authorize_on_record(Operation::Read, id, &meta, &who).map(|_| ()),
         };
         self.audit_refusal(&entry, allowed).await?;
-        let hash = hash32(&meta.data_hash)?;
+        let hash = meta.data_hash;
         let s2 = self.clone();
         let read = tokio::task::spawn_blocking(move || s2.blobs.get(&hash)).await.map_err(Error::internal)?;
         match read {
@@ -593,7 +553,7 @@ impl Service {
                 entry.outcome = "error".into();
                 entry.reason = Some("blob missing".into());
                 self.audit.append(entry).await.map_err(Error::internal)?;
-                Err(Error::NotFound(format!("the ciphertext of record 0x{} version {}", meta.record_id, meta.version)))
+                Err(Error::NotFound(format!("the ciphertext of record {} version {}", meta.record_id, meta.version)))
             }
             Err(e) => self.audited(entry, Err(Error::internal(e))).await,
         }
@@ -615,7 +575,7 @@ impl Service {
         let lock = self.record_lock(id);
         let _guard = lock.lock().await;
         let mut entry = caller.entry(self.role_of(&who)?, op.action());
-        entry.record_id = Some(hex::encode(id));
+        entry.record_id = Some(id.bare_hex());
         if let Some(current) = self.db.versions(id)?.pop() {
             entry.patient = Some(current.patient.clone());
             entry.version = Some(current.version);
@@ -623,9 +583,11 @@ impl Service {
         let (s2, w2, id2) = (self.clone(), who.clone(), *id);
         // The one rule on the anchored record (a transition needs it on-chain).
         let checked = tokio::task::spawn_blocking(move || -> Result<AccessMethod> {
-            let (record, facts) = s2.chain.record_access(&id2, &w2).map_err(Error::internal)?.ok_or_else(|| {
-                Error::NotFound(format!("record 0x{} on-chain (not anchored yet?)", hex::encode(id2)))
-            })?;
+            let (record, facts) = s2
+                .chain
+                .record_access(&id2, &w2)
+                .map_err(Error::internal)?
+                .ok_or_else(|| Error::NotFound(format!("record {id2} on-chain (not anchored yet?)")))?;
             authz::authorize_record(op.operation(), &record, &facts).map_err(Error::denied)
         })
         .await
@@ -653,7 +615,7 @@ mod tests {
 
     fn meta(version: u64, status: AnchorStatus) -> RecordMeta {
         RecordMeta {
-            record_id: "00".repeat(16),
+            record_id: RecordId([0; 16]),
             version,
             patient: String::new(),
             record_type: "lab-result".into(),
@@ -661,7 +623,7 @@ mod tests {
             author: String::new(),
             content_type: "application/json".into(),
             size: 0,
-            data_hash: String::new(),
+            data_hash: medanchor_contracts::DataHash::default(),
             wrapped_key: String::new(),
             kek_version: 1,
             created_ms: 0,
@@ -691,7 +653,7 @@ mod tests {
             ("", Err("invalid-record-id")),
         ];
         for (input, want) in cases {
-            let got = input.parse::<RecordId>().map(|id| id.to_string()).map_err(|e| e.code());
+            let got = record_id_arg(input).map(|id| id.bare_hex()).map_err(|e| e.code());
             assert_eq!(got.as_deref().map_err(|c| *c), *want, "{input:?}");
         }
     }

@@ -72,7 +72,7 @@ fn rewrap_pages(db: &ApiDb, keyring: &Keyring, tenant: &str, page: usize) -> Res
                 .map_err(|_| DbError::Corrupt(format!("record {} wrapped key is not hex", meta.record_id)))?;
             let binding = Binding { tenant, patient: &meta.patient, record_id: &id, version: meta.version };
             let (new_key, version) = keyring.rewrap(&binding, &wrapped, meta.kek_version).map_err(|source| {
-                RotateError::Rewrap { record_id: meta.record_id.clone(), version: meta.version, source }
+                RotateError::Rewrap { record_id: meta.record_id.to_string(), version: meta.version, source }
             })?;
             meta.wrapped_key = hex::encode(new_key);
             meta.kek_version = version;
@@ -104,7 +104,7 @@ mod tests {
         let binding = Binding { tenant, patient, record_id: &id, version };
         let sealed = ring.seal(&binding, text.as_bytes()).expect("seal");
         let meta = RecordMeta {
-            record_id: hex::encode(id),
+            record_id: medanchor_contracts::RecordId(id),
             version,
             patient: patient.into(),
             record_type: "lab-results".into(),
@@ -112,7 +112,7 @@ mod tests {
             author: "ST2CY5V39NHDPWSXMW9QDT3HC3GD6Q6XX4CFRK9AG".into(),
             content_type: "text/plain".into(),
             size: text.len() as u64,
-            data_hash: hex::encode([version as u8; 32]),
+            data_hash: medanchor_contracts::DataHash([version as u8; 32]),
             wrapped_key: hex::encode(&sealed.wrapped_key),
             kek_version: sealed.kek_version,
             created_ms: 1,

@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use medanchor_contracts::{ClarityValue, ContractError};
+use medanchor_contracts::{ClarityValue, ContractError, Txid};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -53,8 +53,8 @@ pub struct Account {
 /// A transaction that left the mempool (or the time ran out).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxOutcome {
-    /// The txid, 64 hex digits without `0x`.
-    pub txid: String,
+    /// The txid.
+    pub txid: Txid,
     /// The Hiro API's `tx_status`: `success`, `abort_by_response`,
     /// `abort_by_post_condition`, `dropped_…`.
     pub status: String,
@@ -110,9 +110,8 @@ pub struct RpcClient {
 }
 
 /// A txid from a node's answer: 32 bytes of hex, with or without `0x`.
-fn normalize_txid(s: &str) -> Option<String> {
-    let hex_part = s.trim().trim_start_matches("0x").to_ascii_lowercase();
-    (hex_part.len() == 64 && hex_part.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex_part)
+fn normalize_txid(s: &str) -> Option<Txid> {
+    s.trim().parse().ok()
 }
 
 fn excerpt(body: &str) -> String {
@@ -213,7 +212,7 @@ impl RpcClient {
     /// `POST /v2/transactions` (octet-stream). The txid, or
     /// [`Error::Rejected`] with the node's `reason` and `reason_data`
     /// verbatim.
-    pub async fn broadcast(&self, raw: &[u8]) -> Result<String> {
+    pub async fn broadcast(&self, raw: &[u8]) -> Result<Txid> {
         let path = "/v2/transactions";
         let response = self
             .http
@@ -243,9 +242,9 @@ impl RpcClient {
 
     /// `GET /extended/v1/tx/{txid}`: `None` while the node does not know
     /// the transaction (a Hiro API indexes a broadcast with some delay).
-    pub async fn tx_status(&self, txid: &str) -> Result<Option<TxOutcome>> {
-        let txid = normalize_txid(txid).ok_or_else(|| Error::Invalid(format!("{txid:?} is not a txid")))?;
-        let path = format!("/extended/v1/tx/0x{txid}");
+    pub async fn tx_status(&self, txid: &Txid) -> Result<Option<TxOutcome>> {
+        let txid = *txid;
+        let path = format!("/extended/v1/tx/{txid}");
         let (status, json, text) = self.get(&path).await?;
         if status == 404 {
             return Ok(None);
@@ -276,7 +275,7 @@ impl RpcClient {
 
     /// Polls [`Self::tx_status`] every `poll` until the transaction is no
     /// longer pending; an error after `timeout`.
-    pub async fn wait_for_tx(&self, txid: &str, timeout: Duration, poll: Duration) -> Result<TxOutcome> {
+    pub async fn wait_for_tx(&self, txid: &Txid, timeout: Duration, poll: Duration) -> Result<TxOutcome> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(outcome) = self.tx_status(txid).await? {
@@ -341,10 +340,11 @@ mod tests {
     #[test]
     fn txids_are_normalized() {
         let h = "ab".repeat(32);
+        let want = Some(Txid([0xab; 32]));
         for (input, expected) in [
-            (h.clone(), Some(h.clone())),
-            (format!("0x{h}"), Some(h.clone())),
-            (h.to_uppercase(), Some(h.clone())),
+            (h.clone(), want),
+            (format!("0x{h}"), want),
+            (h.to_uppercase(), want),
             ("0xabc".to_string(), None),
             ("zz".repeat(32), None),
         ] {

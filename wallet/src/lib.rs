@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use medanchor_contracts::principal::StandardPrincipal;
 use medanchor_contracts::types::{AccessMethod, DataType};
-use medanchor_contracts::{ClarityValue, ContractError, ContractName, Principal};
+use medanchor_contracts::{ClarityValue, ContractError, ContractName, Principal, Txid};
 pub use zeroize::Zeroizing;
 
 use crate::accounts::{parse_accounts, DEFAULT_DEVNET_TOML};
@@ -132,8 +132,8 @@ pub fn testnet_address(key: &StacksKey) -> String {
 /// A transaction the node accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Submitted {
-    /// Its txid (64 hex digits).
-    pub txid: String,
+    /// Its txid.
+    pub txid: Txid,
     /// The nonce it used.
     pub nonce: u64,
     /// The fee it pays, in micro-STX.
@@ -196,7 +196,7 @@ impl Wallet {
 
     /// Waits until the transaction is mined (or dropped), polling every
     /// half second, up to `timeout`.
-    pub async fn wait(&self, txid: &str, timeout: Duration) -> Result<TxOutcome> {
+    pub async fn wait(&self, txid: &Txid, timeout: Duration) -> Result<TxOutcome> {
         self.client.wait_for_tx(txid, timeout, Duration::from_millis(500)).await
     }
 }

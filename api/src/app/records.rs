@@ -16,11 +16,10 @@ use medanchor_service::records::{parse_record_type, Lifecycle, NewRecord, Payloa
 use medanchor_service::Error;
 use medanchor_wallet::ContractCall;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::{optional_number, principal_arg, record_id_arg, share, with_request_id, AppState, Caller};
 use crate::error::{ApiError, ApiResult};
-use crate::openapi::{AnchorView, ContractCallView, LifecycleResponse, RecordView};
+use crate::openapi::{AnchorView, ContractCallView, LifecycleResponse, RecordPage, RecordView};
 
 #[derive(Deserialize)]
 pub(crate) struct RecordBody {
@@ -169,7 +168,7 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> ApiResult<V
     summary = "Write a new record (encrypted, then anchored)",
     params(
         ("patient" = crate::openapi::Principal, Path, description = "The patient's Stacks principal"),
-        ("record_type" = Option<crate::openapi::RecordTypeName>, Query, description = "Binary form only, and required there: the record type"),
+        ("record_type" = Option<medanchor_contracts::types::RecordType>, Query, description = "Binary form only, and required there: the record type"),
         ("content_type" = Option<String>, Query, description = "Binary form only: the payload's media type (default `application/octet-stream`)"),
         ("confidentiality" = Option<u8>, Query, minimum = 0, maximum = 3, description = "Binary form only: 0 to 3 (default 1)"),
         ("signing" = Option<crate::openapi::SigningMode>, Query, description = "Binary form only: `custodial` (default) or `wallet`"),
@@ -241,7 +240,7 @@ fn written_json(w: &Written, contracts: &str) -> RecordView {
 /// is the transaction for the provider's wallet when `signing` is `wallet`.
 pub(crate) fn record_json(meta: &RecordMeta, signing: &str, call: Option<(&ContractCall, &str)>) -> RecordView {
     RecordView {
-        record_id: meta.record_id.clone(),
+        record_id: meta.record_id.bare_hex(),
         version: meta.version,
         patient: meta.patient.clone(),
         record_type: meta.record_type.clone(),
@@ -251,11 +250,11 @@ pub(crate) fn record_json(meta: &RecordMeta, signing: &str, call: Option<(&Contr
         size: meta.size,
         anchor: AnchorView {
             status: meta.status,
-            data_hash: format!("0x{}", meta.data_hash),
+            data_hash: meta.data_hash,
             hashed: "SHA-256 of the stored ciphertext blob (nonce ‖ AES-256-GCM ciphertext ‖ tag)".into(),
-            txid: meta.txid.clone(),
+            txid: meta.txid,
             block_height: meta.block_height,
-            index_block_hash: meta.index_block_hash.clone(),
+            index_block_hash: meta.index_block_hash,
             failure: meta.failure.clone(),
         },
         content: None,
@@ -323,7 +322,7 @@ pub(crate) struct VersionQuery {
     tag = "records",
     summary = "Read (decrypt) a record version",
     params(
-        ("id" = crate::openapi::RecordId, Path, description = "Record id, 16 bytes of hex"),
+        ("id" = medanchor_contracts::RecordId, Path, description = "Record id, 16 bytes of hex"),
         ("version" = Option<u64>, Query, minimum = 1, format = "uint64", maximum = 18446744073709551615u64, description = "A version (default: the latest)"),
         ("X-Share-Grant" = Option<crate::openapi::GrantToken>, Header, nullable = false, description = "A grant from redeeming a share: read through it instead of on-chain consent"),
     ),
@@ -368,7 +367,7 @@ pub(crate) async fn read_record(
     tag = "records",
     summary = "Write a new version (If-Match: the version read)",
     params(
-        ("id" = crate::openapi::RecordId, Path, description = "Record id, 16 bytes of hex"),
+        ("id" = medanchor_contracts::RecordId, Path, description = "Record id, 16 bytes of hex"),
         ("If-Match" = String, Header, pattern = r#"^(W/)?"?[0-9]{1,19}"?$"#, description = "The version the update is based on, e.g. `\"1\"`"),
     ),
     request_body(content = crate::openapi::RecordRequest, content_type = "application/json"),
@@ -438,7 +437,7 @@ pub(crate) async fn update_record(
     tag = "records",
     summary = "A record's version history",
     params(
-        ("id" = crate::openapi::RecordId, Path, description = "Record id, 16 bytes of hex"),
+        ("id" = medanchor_contracts::RecordId, Path, description = "Record id, 16 bytes of hex"),
     ),
     security(("bearer" = [])),
     responses(
@@ -469,7 +468,7 @@ pub(crate) async fn record_versions(
     summary = "A patient's records the caller may read",
     params(
         ("patient" = crate::openapi::Principal, Path, description = "The patient's Stacks principal"),
-        ("type" = Option<crate::openapi::RecordTypeName>, Query, description = "Only this record type"),
+        ("type" = Option<medanchor_contracts::types::RecordType>, Query, description = "Only this record type"),
         ("provider" = Option<crate::openapi::Principal>, Query, description = "Only this provider's records"),
         ("from_height" = Option<u64>, Query, format = "uint64", maximum = 18446744073709551615u64, description = "Only records anchored at this block height or later"),
         ("to_height" = Option<u64>, Query, format = "uint64", maximum = 18446744073709551615u64, description = "Only records anchored at this block height or earlier"),
@@ -494,7 +493,7 @@ pub(crate) async fn list_records(
     Path(patient): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RecordPage>> {
     caller.require()?;
     let patient = principal_arg(&patient, "patient")?;
     let filter = medanchor_indexer::query::RecordFilter {
@@ -513,7 +512,7 @@ pub(crate) async fn list_records(
             .transpose()?,
     };
     let (items, next) = s.list_records(&caller, &patient, filter, page, share::grant_token(&headers)).await?;
-    Ok(Json(json!({ "items": items, "next_cursor": next })))
+    Ok(Json(RecordPage { items, next_cursor: next }))
 }
 
 /// `POST /v1/records/{id}/finalize`.
@@ -523,7 +522,7 @@ pub(crate) async fn list_records(
     tag = "records",
     summary = "Finalize a record (WRITE access)",
     params(
-        ("id" = crate::openapi::RecordId, Path, description = "Record id, 16 bytes of hex"),
+        ("id" = medanchor_contracts::RecordId, Path, description = "Record id, 16 bytes of hex"),
         ("signing" = Option<crate::openapi::SigningMode>, Query, description = "`custodial` (default) or `wallet`"),
     ),
     security(("bearer" = [])),
@@ -548,7 +547,7 @@ pub(crate) async fn finalize_record(
     tag = "records",
     summary = "Unlock a finalized record (ADMIN access)",
     params(
-        ("id" = crate::openapi::RecordId, Path, description = "Record id, 16 bytes of hex"),
+        ("id" = medanchor_contracts::RecordId, Path, description = "Record id, 16 bytes of hex"),
         ("signing" = Option<crate::openapi::SigningMode>, Query, description = "`custodial` (default) or `wallet`"),
     ),
     security(("bearer" = [])),
@@ -573,7 +572,7 @@ pub(crate) async fn unlock_record(
     tag = "records",
     summary = "Archive a record (ADMIN access)",
     params(
-        ("id" = crate::openapi::RecordId, Path, description = "Record id, 16 bytes of hex"),
+        ("id" = medanchor_contracts::RecordId, Path, description = "Record id, 16 bytes of hex"),
         ("signing" = Option<crate::openapi::SigningMode>, Query, description = "`custodial` (default) or `wallet`"),
     ),
     security(("bearer" = [])),
@@ -605,7 +604,7 @@ async fn lifecycle(
     let id = record_id_arg(id)?;
     let t = s.lifecycle(&caller, &id, op, q.get("signing").map(String::as_str)).await?;
     let mut body = LifecycleResponse {
-        record_id: hex::encode(id),
+        record_id: id.bare_hex(),
         action: op.action().to_string(),
         function: op.function().to_string(),
         txid: None,

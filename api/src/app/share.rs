@@ -16,13 +16,14 @@ use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL
 use base64::Engine;
 use medanchor_contracts::types::DataType;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use medanchor_service::sharing::RedeemedGrant;
 
 use super::{with_request_id, AppState, Caller};
 use crate::error::{ApiError, ApiResult};
-use crate::openapi::{CreatedShare, GrantAccess, GrantView, LinkGrantView, ShareGuard, ShareList, ShareQr};
+use crate::openapi::{
+    CreatedShare, GrantAccess, GrantView, IssuerView, LinkGrantView, OkpJwk, ShareGuard, ShareList, ShareQr,
+};
 use crate::share::store::NewShare;
 use crate::share::{qr, ShareDuration};
 
@@ -312,13 +313,13 @@ pub(crate) async fn redeem_link(
     summary = "The node's link-signing key (pin it once; then check QR links offline)",
     responses((status = 200, description = "The issuer and its Ed25519 key as a JWK", body = crate::openapi::IssuerView))
 )]
-pub(crate) async fn issuer(State(s): State<AppState>) -> Json<Value> {
+pub(crate) async fn issuer(State(s): State<AppState>) -> Json<IssuerView> {
     let keys = s.shares().keys();
-    Json(json!({
-        "iss": s.config().public_url.trim_end_matches('/'),
-        "kid": keys.kid(),
-        "jwk": { "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "x": B64URL.encode(keys.issuer_key().as_bytes()) },
-    }))
+    Json(IssuerView {
+        iss: s.config().public_url.trim_end_matches('/').to_string(),
+        kid: keys.kid(),
+        jwk: OkpJwk { kty: "OKP", crv: "Ed25519", alg: "EdDSA", x: B64URL.encode(keys.issuer_key().as_bytes()) },
+    })
 }
 
 /// The grant a request presents, if any.

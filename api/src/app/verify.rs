@@ -22,17 +22,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use medanchor_contracts::ContractName;
-use serde_json::{json, Value};
+use medanchor_contracts::{ContractName, DataHash, RecordId};
 use sha2::{Digest, Sha256};
-
-use medanchor_service::records::{hash32, RecordId};
 
 use super::records::VersionQuery;
 use super::{record_id_arg, with_request_id, AppState, Caller};
 use crate::blob::BlobError;
 use crate::db::{AnchorStatus, RecordMeta};
 use crate::error::{ApiError, ApiResult};
+use crate::openapi::{
+    ApiAnchorState, ApiCopy, AuditAnchor, BlobState, BlobView, CheckpointKey, HashVerdict, IndexedChainView,
+    RecordVerdict, VerifyHash, VerifyRecord,
+};
 
 /// What every trust-us answer says about itself.
 const TRUST_US: &str = "trust-us: this is the API's own view (its blob store and its indexer); \
@@ -60,11 +61,11 @@ async fn audit(
     }
     let role = role(s, caller).await?;
     let mut entry = caller.entry(&role, action);
-    entry.record_id = record.map(|(id, _)| hex::encode(id));
+    entry.record_id = record.map(|(id, _)| id.bare_hex());
     entry.version = record.and_then(|(_, v)| v);
     if let Some(m) = meta {
         entry.patient = Some(m.patient.clone());
-        entry.record_id = Some(m.record_id.clone());
+        entry.record_id = Some(m.record_id.bare_hex());
         entry.version = Some(m.version);
     }
     if let Some(reason) = failure {
@@ -94,25 +95,28 @@ async fn lookup(
 }
 
 /// The stored ciphertext, hashed again.
-fn blob_view(s: &AppState, hash: &[u8; 32]) -> (Value, bool) {
+fn blob_view(s: &AppState, hash: &DataHash) -> BlobView {
+    let absent = |state| BlobView { state, sha256: None, matches: false, size: None, detail: None };
     match s.blobs().get(hash) {
         Ok(Some(bytes)) => {
-            let sha: [u8; 32] = Sha256::digest(&bytes).into();
-            let ok = sha == *hash;
-            (
-                json!({ "state": if ok { "present" } else { "corrupt" }, "sha256": format!("0x{}", hex::encode(sha)), "matches": ok, "size": bytes.len() }),
-                ok,
-            )
+            let sha = DataHash(Sha256::digest(&bytes).into());
+            let matches = sha == *hash;
+            BlobView {
+                state: if matches { BlobState::Present } else { BlobState::Corrupt },
+                sha256: Some(sha),
+                matches,
+                size: Some(bytes.len() as u64),
+                detail: None,
+            }
         }
-        Ok(None) => (json!({ "state": "missing", "sha256": null, "matches": false }), false),
-        Err(BlobError::Corrupt(_)) => (
-            json!({ "state": "corrupt", "sha256": null, "matches": false,
-                    "detail": "the stored bytes do not hash to the anchored hash (altered in storage)" }),
-            false,
-        ),
+        Ok(None) => absent(BlobState::Missing),
+        Err(BlobError::Corrupt(_)) => BlobView {
+            detail: Some("the stored bytes do not hash to the anchored hash (altered in storage)".into()),
+            ..absent(BlobState::Corrupt)
+        },
         Err(e) => {
             tracing::error!(error = %e, "reading a blob to verify it");
-            (json!({ "state": "unreadable", "sha256": null, "matches": false }), false)
+            absent(BlobState::Unreadable)
         }
     }
 }
@@ -125,7 +129,7 @@ fn blob_view(s: &AppState, hash: &[u8; 32]) -> (Value, bool) {
     security((), ("bearer" = [])),
     summary = "The API's own view of a record's anchor (trust-us)",
     params(
-        ("id" = crate::openapi::RecordId, Path, description = "Record id, 16 bytes of hex"),
+        ("id" = medanchor_contracts::RecordId, Path, description = "Record id, 16 bytes of hex"),
         ("version" = Option<u64>, Query, minimum = 1, format = "uint64", maximum = 18446744073709551615u64, description = "A version (default: the latest)"),
     ),
     responses(
@@ -144,54 +148,50 @@ pub(super) async fn verify_record(
     let id = record_id_arg(&id)?;
     let meta = lookup(&s, &caller, "verify.record", &id, q.version).await?;
     let (s2, m2) = (s.clone(), meta.clone());
-    let (blob, blob_ok, onchain, anchors) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
-        let hash = hash32(&m2.data_hash)?;
-        let (blob, blob_ok) = blob_view(&s2, &hash);
+    let (blob, onchain, anchors) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+        let blob = blob_view(&s2, &m2.data_hash);
         let onchain =
             s2.chain().versions(&id).map_err(ApiError::internal)?.into_iter().find(|v| v.version == m2.version);
-        let anchors = s2.chain().anchors(&hash).map_err(ApiError::internal)?;
-        Ok((blob, blob_ok, onchain, anchors))
+        let anchors = s2.chain().anchors(&m2.data_hash).map_err(ApiError::internal)?;
+        Ok((blob, onchain, anchors))
     })
     .await
     .map_err(ApiError::internal)??;
-    let ours = format!("0x{}", meta.data_hash);
-    let verdict = match (&onchain, blob_ok) {
-        (_, false) => match blob["state"].as_str() {
-            Some("missing") => "blob-missing",
-            Some("unreadable") => "blob-unreadable",
-            _ => "blob-corrupt",
-        },
-        (Some(v), true) if v.data_hash == ours => "anchored",
-        (Some(_), true) => "mismatch",
-        (None, true) => match meta.status {
-            AnchorStatus::Pending => "pending",
-            AnchorStatus::Failed => "failed",
-            AnchorStatus::Anchored => "not-anchored",
+    let verdict = match (&onchain, blob.state) {
+        (_, BlobState::Missing) => RecordVerdict::BlobMissing,
+        (_, BlobState::Unreadable) => RecordVerdict::BlobUnreadable,
+        (_, BlobState::Corrupt) => RecordVerdict::BlobCorrupt,
+        (Some(v), BlobState::Present) if v.data_hash == meta.data_hash => RecordVerdict::Anchored,
+        (Some(_), BlobState::Present) => RecordVerdict::Mismatch,
+        (None, BlobState::Present) => match meta.status {
+            AnchorStatus::Pending => RecordVerdict::Pending,
+            AnchorStatus::Failed => RecordVerdict::Failed,
+            AnchorStatus::Anchored => RecordVerdict::NotAnchored,
         },
     };
     audit(&s, &caller, "verify.record", None, Some(&meta), None).await?;
-    let body = json!({
-        "trust": TRUST_US,
-        "verdict": verdict,
-        "record_id": meta.record_id,
-        "version": meta.version,
-        "data_hash": ours,
-        "hashed": "SHA-256 of the stored ciphertext blob (nonce ‖ AES-256-GCM ciphertext ‖ tag)",
-        "api": {
-            "status": meta.status,
-            "txid": meta.txid,
-            "block_height": meta.block_height,
-            "index_block_hash": meta.index_block_hash,
-            "failure": meta.failure,
+    let body = VerifyRecord {
+        trust: TRUST_US,
+        verdict,
+        record_id: meta.record_id.bare_hex(),
+        version: meta.version,
+        data_hash: meta.data_hash,
+        hashed: "SHA-256 of the stored ciphertext blob (nonce ‖ AES-256-GCM ciphertext ‖ tag)",
+        api: ApiAnchorState {
+            status: meta.status,
+            txid: meta.txid,
+            block_height: meta.block_height,
+            index_block_hash: meta.index_block_hash,
+            failure: meta.failure,
         },
-        "blob": blob,
-        "chain": {
-            "source": "the API's indexer",
-            "contract": format!("{}.{}", s.config().contracts, ContractName::RecordManagement.name()),
-            "version": onchain,
-            "anchors": anchors,
+        blob,
+        chain: IndexedChainView {
+            source: "the API's indexer".into(),
+            contract: format!("{}.{}", s.config().contracts, ContractName::RecordManagement.name()),
+            version: onchain,
+            anchors,
         },
-    });
+    };
     Ok(with_request_id(Json(body).into_response(), &caller.request_id))
 }
 
@@ -203,7 +203,7 @@ pub(super) async fn verify_record(
     security((), ("bearer" = [])),
     summary = "Who anchored this data hash (trust-us)",
     params(
-        ("sha256" = crate::openapi::Sha256, Path, description = "32 bytes of hex"),
+        ("sha256" = medanchor_contracts::DataHash, Path, description = "32 bytes of hex"),
     ),
     responses(
         (status = 200, description = "The anchors and the API's copy", body = crate::openapi::VerifyHash),
@@ -216,45 +216,40 @@ pub(super) async fn verify_hash(
     caller: Caller,
     Path(hash): Path<String>,
 ) -> ApiResult<Response> {
-    let hash: [u8; 32] =
-        hex::decode(hash.trim_start_matches("0x")).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| {
-            ApiError::bad("invalid-hash", format!("{} is not a SHA-256 (32 bytes of hex)", crate::error::echo(&hash)))
-        })?;
+    let hash: DataHash = hash.parse().map_err(|_| {
+        ApiError::bad("invalid-hash", format!("{} is not a SHA-256 (32 bytes of hex)", crate::error::echo(&hash)))
+    })?;
     let s2 = s.clone();
     let (anchors, held) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
         let anchors = s2.chain().anchors(&hash).map_err(ApiError::internal)?;
         // The first anchor is the one `get-anchor` names; a rollback
         // re-uses a hash without a new anchor entry.
         let meta = match anchors.first() {
-            Some(a) => s2.db().record(&record_id_arg(&a.record_id)?.0, a.version).map_err(ApiError::internal)?,
+            Some(a) => s2.db().record(&a.record_id, a.version).map_err(ApiError::internal)?,
             None => None,
         };
         let held = meta.map(|m| {
-            let (blob, _) = blob_view(&s2, &hash);
+            let blob = blob_view(&s2, &hash);
             (m, blob)
         });
         Ok((anchors, held))
     })
     .await
     .map_err(ApiError::internal)??;
-    let record = anchors.first().map(|a| (record_id_arg(&a.record_id), a.version));
-    let record = match &record {
-        Some((Ok(id), v)) => Some((id, Some(*v))),
-        _ => None,
-    };
+    let record = anchors.first().map(|a| (&a.record_id, Some(a.version)));
     audit(&s, &caller, "verify.hash", record, held.as_ref().map(|(m, _)| m), None).await?;
-    let body = json!({
-        "trust": TRUST_US,
-        "verdict": if anchors.is_empty() { "not-anchored" } else { "anchored" },
-        "data_hash": format!("0x{}", hex::encode(hash)),
-        "anchors": anchors,
-        "api_copy": held.map(|(m, blob)| json!({
-            "record_id": m.record_id,
-            "version": m.version,
-            "status": m.status,
-            "blob": blob,
-        })),
-    });
+    let body = VerifyHash {
+        trust: TRUST_US,
+        verdict: if anchors.is_empty() { HashVerdict::NotAnchored } else { HashVerdict::Anchored },
+        data_hash: hash,
+        api_copy: held.map(|(m, blob)| ApiCopy {
+            record_id: m.record_id.bare_hex(),
+            version: m.version,
+            status: m.status,
+            blob,
+        }),
+        anchors,
+    };
     Ok(with_request_id(Json(body).into_response(), &caller.request_id))
 }
 
@@ -267,7 +262,7 @@ pub(super) async fn verify_hash(
     security(("bearer" = [])),
     summary = "The raw ciphertext, to hash independently",
     params(
-        ("id" = crate::openapi::RecordId, Path, description = "Record id, 16 bytes of hex"),
+        ("id" = medanchor_contracts::RecordId, Path, description = "Record id, 16 bytes of hex"),
         ("version" = Option<u64>, Query, minimum = 1, format = "uint64", maximum = 18446744073709551615u64, description = "A version (default: the latest)"),
     ),
     responses(
@@ -292,9 +287,9 @@ pub(super) async fn record_blob(
     let h = response.headers_mut();
     h.insert("content-type", HeaderValue::from_static("application/octet-stream"));
     for (name, value) in [
-        ("x-record-id", format!("0x{}", meta.record_id)),
+        ("x-record-id", meta.record_id.to_string()),
         ("x-record-version", meta.version.to_string()),
-        ("x-data-hash", format!("0x{}", meta.data_hash)),
+        ("x-data-hash", meta.data_hash.to_string()),
     ] {
         if let Ok(v) = HeaderValue::from_str(&value) {
             h.insert(name, v);
@@ -314,36 +309,33 @@ pub(super) async fn record_blob(
         crate::openapi::errors::ServerFault,
     )
 )]
-pub(super) async fn audit_anchor(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+pub(super) async fn audit_anchor(State(s): State<AppState>) -> ApiResult<Json<AuditAnchor>> {
     let record = crate::anchoring::anchor_record(s.db()).map_err(ApiError::internal)?;
-    let size = s.audit().size().map_err(ApiError::internal)?;
-    let contract = format!("{}.{}", s.config().contracts, ContractName::RecordManagement.name());
-    let checkpoint = json!({
-        "origin": format!("{}/audit", s.config().domain),
-        "key_name": s.config().domain,
-        "public_key": hex::encode(s.checkpoint_key().verifying_key().as_bytes()),
-        "algorithm": "Ed25519 (C2SP signed-note)",
-        "url": "/v1/audit/checkpoint",
-    });
-    Ok(Json(match record {
-        None => json!({
-            "anchoring": false,
-            "log": null,
-            "contract": contract,
-            "size": size,
-            "checkpoint": checkpoint,
-        }),
-        Some(r) => json!({
-            "anchoring": true,
-            "log": r.log,
-            "contract": contract,
-            "head": r.head,
-            "checked_ms": r.checked_ms,
-            "last_submission": r.last_submission,
-            "last_error": r.last_error,
-            "size": size,
-            "checkpoint": checkpoint,
-            "verify": "medanchor verify audit --api <this API> --node <a node you trust> --index N",
-        }),
-    }))
+    let mut body = AuditAnchor {
+        anchoring: record.is_some(),
+        log: None,
+        contract: format!("{}.{}", s.config().contracts, ContractName::RecordManagement.name()),
+        size: s.audit().size().map_err(ApiError::internal)?,
+        checkpoint: CheckpointKey {
+            origin: format!("{}/audit", s.config().domain),
+            key_name: s.config().domain.clone(),
+            public_key: hex::encode(s.checkpoint_key().verifying_key().as_bytes()),
+            algorithm: "Ed25519 (C2SP signed-note)".into(),
+            url: "/v1/audit/checkpoint".into(),
+        },
+        head: None,
+        checked_ms: None,
+        last_submission: None,
+        last_error: None,
+        verify: None,
+    };
+    if let Some(r) = record {
+        body.log = Some(r.log);
+        body.head = r.head;
+        body.checked_ms = r.checked_ms;
+        body.last_submission = r.last_submission;
+        body.last_error = r.last_error;
+        body.verify = Some("medanchor verify audit --api <this API> --node <a node you trust> --index N".into());
+    }
+    Ok(Json(body))
 }

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use medanchor_contracts::Txid;
 use medanchor_indexer::replay::{replay_tsv, ReplayStats};
 use medanchor_indexer::schema::Cf;
 use medanchor_indexer::{ChainReader, IndexerConfig, Outcome};
@@ -67,16 +68,24 @@ fn every_new_block_fixture_ingests_into_a_fresh_index() {
 
         let status = index.reader.status().expect("status");
         assert_eq!(status.tip_height, Some(height), "{file}");
-        assert_eq!(status.tip_index_block_hash.as_deref(), block["index_block_hash"].as_str(), "{file}");
+        assert_eq!(
+            status.tip_index_block_hash.map(|h| h.to_string()).as_deref(),
+            block["index_block_hash"].as_str(),
+            "{file}"
+        );
         assert_eq!(status.tip_burn_block_height, block["burn_block_height"].as_u64(), "{file}");
 
         let txs = block["transactions"].as_array().expect("transactions");
         for tx in txs {
             let txid = tx["txid"].as_str().expect("txid");
-            let view = index.reader.transaction(&parse_hash(txid)).expect("read").unwrap_or_else(|| {
+            let view = index.reader.transaction(&Txid(parse_hash(txid))).expect("read").unwrap_or_else(|| {
                 panic!("{file}: transaction {txid} is not indexed");
             });
-            assert_eq!(view.index_block_hash, block["index_block_hash"].as_str().expect("hash"), "{file} {txid}");
+            assert_eq!(
+                view.index_block_hash.to_string(),
+                block["index_block_hash"].as_str().expect("hash"),
+                "{file} {txid}"
+            );
             assert_eq!(view.block_height, height, "{file} {txid}");
             assert_eq!(Some(u64::from(view.tx_index)), tx["tx_index"].as_u64(), "{file} {txid}");
             assert_eq!(view.status, tx["status"].as_str().expect("status"), "{file} {txid}");
@@ -200,7 +209,7 @@ fn every_sequence_replays_to_the_chain_the_readme_describes() {
         assert_eq!(stats, s.stats, "{}", s.file);
         let status = index.reader.status().expect("status");
         assert_eq!(
-            (status.tip_height, status.tip_index_block_hash.as_deref()),
+            (status.tip_height, status.tip_index_block_hash.map(|h| h.to_string()).as_deref()),
             (Some(s.tip.0), Some(s.tip.1)),
             "{}",
             s.file
@@ -216,7 +225,11 @@ fn every_sequence_replays_to_the_chain_the_readme_describes() {
             }
             for tx in block["transactions"].as_array().expect("transactions") {
                 let txid = tx["txid"].as_str().expect("txid");
-                assert!(index.reader.transaction(&parse_hash(txid)).expect("read").is_some(), "{}: {txid}", s.file);
+                assert!(
+                    index.reader.transaction(&Txid(parse_hash(txid))).expect("read").is_some(),
+                    "{}: {txid}",
+                    s.file
+                );
             }
         }
 
@@ -240,11 +253,11 @@ fn the_fork_sequence_ends_on_the_winning_sibling() {
     const TIP: &str = "0x68152e9344939b515e1c10c35eb6d96b14caf79bac02d81173da0d8c4a5369c1";
     let index = TestIndex::new(config(10_000));
     replay_tsv(&index.indexer, &fixture_dir().join("seq_mainnet_microblock_fork_height2.tsv")).expect("replay");
-    let tx = |txid: &str| index.reader.transaction(&parse_hash(txid)).expect("read");
+    let tx = |txid: &str| index.reader.transaction(&Txid(parse_hash(txid))).expect("read");
 
     // The winner's coinbase is canonical at height 2.
     let coinbase = tx("0xe73989b0d2f14749797ca8ae83fc3bfe407284edd7925929fb68ccf9cbb24048").expect("winner's coinbase");
-    assert_eq!((coinbase.index_block_hash.as_str(), coinbase.block_height), (WINNER, 2));
+    assert_eq!((coinbase.index_block_hash.to_string().as_str(), coinbase.block_height), (WINNER, 2));
     // The microblock transactions both siblings confirmed point at the winner.
     for txid in [
         "0x509364abf2e47790a4abf2bff19d50e00001d9c24dda0f6f5b5154fc4bc29a8b",
@@ -253,12 +266,12 @@ fn the_fork_sequence_ends_on_the_winning_sibling() {
         "0x42c1da080f6829d15577ca9e7eb30133b4aebec0d42bef426fba3c43f1146d08",
         "0x4984fa16418c6868a0f1cec97894cdeb7c6b2e8b393f2fe08923dd98f051cd80",
     ] {
-        assert_eq!(tx(txid).expect("confirmed by the winner").index_block_hash, WINNER, "{txid}");
+        assert_eq!(tx(txid).expect("confirmed by the winner").index_block_hash.to_string(), WINNER, "{txid}");
     }
     // The loser's only transaction of its own, its coinbase, was mined
     // again at height 4: it is found there, not in the losing block.
     let remined = tx("0x5ce46d2b37dceab3ff5cfc86cc08d75ff7052df44b32136326dc11ed765e3e1c").expect("re-mined coinbase");
-    assert_eq!((remined.index_block_hash.as_str(), remined.block_height), (TIP, 4));
+    assert_eq!((remined.index_block_hash.to_string().as_str(), remined.block_height), (TIP, 4));
 
     // Derived state equals a fresh index fed only the canonical blocks.
     let fresh = TestIndex::new(config(10_000));

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clarity_repl::clarity::codec::StacksMessageCodec;
 use clarity_repl::clarity::vm::types::{PrincipalData, QualifiedContractIdentifier};
 use medanchor_contracts::principal::{Principal, StandardPrincipal};
-use medanchor_contracts::{ClarityValue, ContractName, DEPLOYER_ADDRESS};
+use medanchor_contracts::{ClarityValue, ContractName, DataHash, RecordId, DEPLOYER_ADDRESS};
 use medanchor_devnet::node::{Node, NodeConfig};
 use medanchor_indexer::query::{IndexReader, PageRequest};
 use medanchor_indexer::schema::Cf;
@@ -386,19 +386,16 @@ async fn workload(seed: u64) -> BTreeMap<Result<u8, u32>, usize> {
     let mut records = 0;
     for id in &world.record_ids {
         let chain = read_only(&node, rm, "get-record-info", &[ClarityValue::Buffer(id.to_vec())]);
-        let ours = reader.record(id).expect("record");
+        let ours = reader.record(&RecordId(*id)).expect("record");
         match (&chain, &ours) {
             (ClarityValue::Optional(None), None) => {}
             (ClarityValue::Optional(Some(_)), Some(r)) => {
                 records += 1;
                 assert_eq!(uint(field(&chain, "version")), r.version);
-                assert_eq!(
-                    field(&chain, "data-hash"),
-                    &ClarityValue::Buffer(hex::decode(&r.data_hash[2..]).expect("hex"))
-                );
+                assert_eq!(field(&chain, "data-hash"), &ClarityValue::Buffer(r.data_hash.to_vec()));
                 assert_eq!(field(&chain, "finalized"), &ClarityValue::Bool(r.finalized));
                 assert_eq!(uint(field(&chain, "updated-at")), r.updated_at);
-                let versions = reader.versions(id).expect("versions");
+                let versions = reader.versions(&RecordId(*id)).expect("versions");
                 assert_eq!(versions.len() as u64, r.version);
                 for v in &versions {
                     let cv = read_only(
@@ -415,7 +412,7 @@ async fn workload(seed: u64) -> BTreeMap<Result<u8, u32>, usize> {
     }
     for hash in &world.hashes {
         let chain = read_only(&node, rm, "get-anchor", &[ClarityValue::Buffer(hash.to_vec())]);
-        let ours = reader.anchors(hash).expect("anchors");
+        let ours = reader.anchors(&DataHash(*hash)).expect("anchors");
         match &chain {
             ClarityValue::Optional(None) => assert!(ours.is_empty()),
             _ => {

@@ -83,7 +83,7 @@ impl TestIndex {
     /// The canonical tip's index block hash.
     pub fn tip(&self) -> Option<[u8; 32]> {
         let status = self.reader.status().expect("status");
-        status.tip_index_block_hash.map(|h| parse_hash(&h))
+        status.tip_index_block_hash.map(<[u8; 32]>::from)
     }
 
     /// Every key and value of `families`.

@@ -32,7 +32,7 @@ fn seed(dir: &Path) -> Vec<u8> {
     let binding = Binding { tenant: "default", patient: PATIENT, record_id: &ID, version: 1 };
     let sealed = keyring.seal(&binding, b"HbA1c 5.4%").expect("seal");
     let meta = RecordMeta {
-        record_id: hex::encode(ID),
+        record_id: medanchor_contracts::RecordId(ID),
         version: 1,
         patient: PATIENT.into(),
         record_type: "lab-results".into(),
@@ -40,7 +40,7 @@ fn seed(dir: &Path) -> Vec<u8> {
         author: "ST2CY5V39NHDPWSXMW9QDT3HC3GD6Q6XX4CFRK9AG".into(),
         content_type: "text/plain".into(),
         size: 10,
-        data_hash: hex::encode([1; 32]),
+        data_hash: medanchor_contracts::DataHash([1; 32]),
         wrapped_key: hex::encode(&sealed.wrapped_key),
         kek_version: sealed.kek_version,
         created_ms: 1,

@@ -19,7 +19,7 @@ use clarity_repl::clarity::vm::types::{PrincipalData, QualifiedContractIdentifie
 use medanchor_api::authz::{self, Operation};
 use medanchor_contracts::principal::Principal;
 use medanchor_contracts::types::{AccessLevel, DataType, RecordType};
-use medanchor_contracts::{ClarityValue, ContractName, DEPLOYER_ADDRESS};
+use medanchor_contracts::{ClarityValue, ContractName, RecordId, DEPLOYER_ADDRESS};
 use medanchor_indexer::AccessReader;
 use medanchor_wallet::{ContractCall, GrantDuration};
 use rand::{Rng, SeedableRng};
@@ -93,7 +93,7 @@ async fn differential_the_api_decides_as_the_contract_on_random_chain_states() {
         let id: [u8; 16] = rng.gen();
         let call = ContractCall::create_record(id, &patient, ty, fresh_hash(&mut rng), None, 1).expect("call");
         sys.tx("wallet_2", call).await;
-        assert!(sys.reader.record_access(&id, &patient).expect("read").is_some(), "record {ty:?} created");
+        assert!(sys.reader.record_access(&RecordId(id), &patient).expect("read").is_some(), "record {ty:?} created");
         records.push((id, ty));
     }
 
@@ -210,7 +210,8 @@ async fn differential_the_api_decides_as_the_contract_on_random_chain_states() {
                 if step == steps / 2 {
                     let args = vec![ClarityValue::Buffer(records[0].0.to_vec())];
                     attempt(&sys, who, owner_call(ContractName::RecordManagement, "archive-record", args)).await;
-                    let (archived, _) = sys.reader.record_access(&records[0].0, &p).expect("read").expect("record");
+                    let (archived, _) =
+                        sys.reader.record_access(&RecordId(records[0].0), &p).expect("read").expect("record");
                     assert_eq!(archived.status, medanchor_contracts::types::RecordStatus::Archived);
                 }
                 "full standing"
@@ -229,7 +230,8 @@ async fn differential_the_api_decides_as_the_contract_on_random_chain_states() {
         for caller in callers {
             let who = sys.principal(caller);
             for (id, ty) in &records {
-                let (record, facts) = sys.reader.record_access(id, &who).expect("facts").expect("record indexed");
+                let (record, facts) =
+                    sys.reader.record_access(&RecordId(*id), &who).expect("facts").expect("record indexed");
                 for op in Operation::ALL {
                     let call = match op {
                         Operation::Read => owner_call(

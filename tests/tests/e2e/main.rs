@@ -205,18 +205,18 @@ async fn provider_writes_reads_is_refused_after_revocation_and_everything_is_aud
     assert_eq!(status, 200, "{read}");
     assert_eq!(read["content"], json!({ "test": "HbA1c", "value": 5.4 }));
     assert_eq!(read["anchor"]["status"], "anchored");
+    // One text form for a txid: the broadcast's (from the node's RPC, bare
+    // hex) and the chain's (from the indexer, `0x`) used to differ, so the
+    // same record's txid changed form once it was anchored.
+    assert_eq!(read["anchor"]["txid"], record["anchor"]["txid"], "the txid keeps its form once anchored");
+    assert!(read["anchor"]["txid"].as_str().is_some_and(|t| t.starts_with("0x") && t.len() == 66), "{read}");
     // The anchor is the chain's: the indexer (fed by the node) holds the same hash.
     let onchain = sys
         .reader
-        .anchors(
-            &hex::decode(&read["anchor"]["data_hash"].as_str().expect("hash")[2..])
-                .expect("hex")
-                .try_into()
-                .expect("32"),
-        )
+        .anchors(&read["anchor"]["data_hash"].as_str().expect("hash").parse().expect("a data hash"))
         .expect("anchors");
     assert_eq!(onchain.len(), 1);
-    assert_eq!(onchain[0].record_id, format!("0x{id}"));
+    assert_eq!(onchain[0].record_id.bare_hex(), id);
 
     // The patient reads their own record; a stranger is refused with the
     // contract's reason; an auditor has no consent either.

@@ -126,7 +126,7 @@ async fn a_version_stored_but_never_broadcast_stays_pending_until_the_chain_show
 
     // Recovery: the same call is broadcast later (by a restarted node or
     // the provider); once the chain shows it, the tracker settles it.
-    let hash: [u8; 32] = hex::decode(&meta.data_hash).expect("hex").try_into().expect("32");
+    let hash: [u8; 32] = *meta.data_hash;
     sys.tx("wallet_2", ContractCall::create_record(id, &patient, RecordType::LabResults, hash, None, 1).expect("call"))
         .await;
     assert_eq!(app::track_once(&state).expect("track"), 1);
