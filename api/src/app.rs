@@ -28,6 +28,7 @@ pub(crate) mod audit_log;
 pub(crate) mod records;
 pub(crate) mod share;
 pub(crate) mod sign_in;
+pub(crate) mod templates;
 pub(crate) mod verify;
 
 pub use share::GRANT_HEADER;
@@ -99,6 +100,8 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Post, "/v1/share/redeem", Post.route(share::redeem_code)),
         (Post, "/v1/share/links/{capability}", Post.route(share::redeem_link)),
         (Get, "/v1/share/issuer", Get.route(share::issuer)),
+        (Get, "/v1/templates", Get.route(templates::list_templates)),
+        (Get, "/v1/templates/{id}", Get.route(templates::template)),
         (Get, "/openapi.json", Get.route(crate::openapi::openapi_json)),
     ]
 }

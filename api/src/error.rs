@@ -5,7 +5,7 @@
 //! are logged with their detail and answered with a generic message, so
 //! internals (paths, keys, storage errors) never reach a client.
 
-use crate::openapi::{ContractReason, Problem};
+use crate::openapi::{ContractReason, FieldIssue, Problem};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 pub use medanchor_service::error::echo;
@@ -44,7 +44,7 @@ impl ApiError {
     /// The status and the stable code.
     pub fn status_code(&self) -> (StatusCode, &'static str) {
         let status = match &self.0 {
-            Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Error::BadRequest { .. } | Error::Content(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) | Error::Attempt { .. } => StatusCode::UNAUTHORIZED,
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -81,6 +81,14 @@ impl IntoResponse for ApiError {
             Error::Conflict { current_version, .. } => body.current_version = Some(*current_version),
             Error::Attempt { remaining, .. } => body.remaining_attempts = Some(*remaining),
             Error::TooManyRequests { retry_after_s, .. } => body.retry_after = Some(*retry_after_s),
+            Error::Content(errors) => {
+                body.errors = Some(
+                    errors
+                        .iter()
+                        .map(|(path, message)| FieldIssue { path: path.clone(), message: message.clone() })
+                        .collect(),
+                )
+            }
             _ => {}
         }
         let mut response = (status, axum::Json(body)).into_response();

@@ -50,6 +50,8 @@ use crate::db::AnchorStatus;
         crate::app::share::redeem_code,
         crate::app::share::redeem_link,
         crate::app::share::issuer,
+        crate::app::templates::list_templates,
+        crate::app::templates::template,
         openapi_json,
     ),
     components(schemas(
@@ -63,6 +65,7 @@ use crate::db::AnchorStatus;
         (name = "audit", description = "The tamper-evident audit log"),
         (name = "verify", description = "Trust-us verification views and raw ciphertext"),
         (name = "share", description = "6-digit access codes and signed QR links: make, revoke, redeem"),
+        (name = "templates", description = "Record templates for structured content"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -401,6 +404,38 @@ pub struct Problem {
     /// 429: seconds to wait (also in `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// 400 `invalid-content`: every field of structured content its
+    /// template refuses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldIssue>>,
+}
+
+/// A field of structured content its template refuses.
+#[derive(ToSchema, serde::Serialize)]
+pub struct FieldIssue {
+    /// Its path in the content, e.g. `medications[1].dose.unit`.
+    pub path: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+// ---------------------------------------------------------------- templates
+
+/// `GET /v1/templates`.
+#[derive(ToSchema, serde::Serialize)]
+pub struct TemplateList {
+    /// The latest version of every template the caller may write with.
+    pub items: Vec<medanchor_clinical::Template>,
+}
+
+/// `GET /v1/templates/{id}`.
+#[derive(ToSchema, serde::Serialize)]
+pub struct TemplateView {
+    /// The template.
+    pub template: medanchor_clinical::Template,
+    /// A new record's content: the fields' defaults.
+    #[schema(value_type = Object)]
+    pub prefill: serde_json::Value,
 }
 
 impl Problem {
@@ -416,6 +451,7 @@ impl Problem {
             current_version: None,
             remaining_attempts: None,
             retry_after: None,
+            errors: None,
         }
     }
 }
@@ -537,6 +573,10 @@ pub struct RecordView {
     /// Reads of an anchored record: whether it is finalized.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finalized: Option<bool>,
+    /// Structured records: the template (and version) the content was
+    /// written with and validated against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<medanchor_clinical::TemplateRef>,
 }
 
 /// Who signs a write's transaction: this node with the caller's custodial
@@ -587,6 +627,11 @@ pub struct JsonRecordRequest {
     pub confidentiality: Option<u8>,
     /// `custodial` (default) or `wallet`.
     pub signing: Option<SigningMode>,
+    /// Structured content: the template it is written with. The content
+    /// must be an object its template accepts (400 `invalid-content` names
+    /// every failing field), and the template's record type must be
+    /// `record_type`.
+    pub template: Option<medanchor_clinical::TemplateRef>,
 }
 
 /// A record body with base64 content: any bytes, with their media type.

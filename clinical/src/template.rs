@@ -23,6 +23,7 @@ pub const MAX_ERRORS: usize = 100;
 
 /// A template's id: a lowercase slug (`vital-signs`), 1 to 64 characters.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, pattern = "^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"))]
 #[serde(transparent)]
 pub struct TemplateId(String);
 
@@ -63,16 +64,19 @@ impl fmt::Display for TemplateId {
 
 /// Which template, at which version, a record was written with.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TemplateRef {
     /// The template.
     pub id: TemplateId,
     /// Its version, from 1.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub version: u32,
 }
 
 /// Who may use a template.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "name", rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Scope {
     /// Shipped with the node: everyone.
     Builtin,
@@ -87,6 +91,7 @@ pub enum Scope {
 /// A typed, versioned schema of one kind of structured record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Template {
     /// The template.
     pub id: TemplateId,
@@ -98,6 +103,7 @@ pub struct Template {
     /// The contract's record type records of this template are anchored
     /// as, and so the consent data type that governs who reads them.
     #[serde(with = "record_type_name")]
+    #[cfg_attr(feature = "openapi", schema(value_type = medanchor_contracts::types::RecordType))]
     pub record_type: RecordType,
     /// Who may use it.
     pub scope: Scope,
@@ -121,6 +127,7 @@ mod record_type_name {
 /// One field of a template.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Field {
     /// The key in the record's content: `snake_case`.
     pub name: String,
@@ -133,6 +140,7 @@ pub struct Field {
     pub kind: FieldKind,
     /// What a new record from this template starts with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<serde_json::Value>))]
     pub default: Option<Value>,
 }
 
@@ -140,6 +148,7 @@ pub struct Field {
 /// entries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum FieldKind {
     /// Free text (trimmed; empty counts as absent).
     Text {

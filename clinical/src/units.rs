@@ -19,6 +19,7 @@ const SAME: Linear = Linear { a: 1.0, b: 0.0 };
 
 /// Something measured in a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Quantity {
     /// Heart rate.

@@ -32,6 +32,7 @@ pub(crate) fn store_version(
     author: &Principal,
     record_type: RecordType,
     content_type: &str,
+    template: Option<medanchor_clinical::TemplateRef>,
     mut buf: Vec<u8>,
 ) -> Result<RecordMeta> {
     let patient_s = patient.to_string();
@@ -68,6 +69,7 @@ pub(crate) fn store_version(
         confidentiality: None,
         sent_ms: None,
         custodial: None,
+        template,
     };
     s.db.put_record(&meta, id).map_err(Error::internal)?;
     Ok(meta)

@@ -196,6 +196,9 @@ pub struct RecordMeta {
     /// again exactly); absent in versions stored before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidentiality: Option<u8>,
+    /// The template the content was written with (structured records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<medanchor_clinical::TemplateRef>,
     /// When this node last broadcast (or tried to) the version's
     /// transaction, unix ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]

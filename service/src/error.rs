@@ -17,6 +17,10 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// Structured content its template refuses: every failing field, by
+    /// its path, with what is wrong.
+    #[error("{} field(s) of the content are invalid: {}", .0.len(), .0.iter().map(|(p, m)| format!("{p} {m}")).collect::<Vec<_>>().join("; "))]
+    Content(Vec<(String, String)>),
     /// No valid session.
     #[error("{0}")]
     Unauthorized(String),
@@ -120,6 +124,7 @@ impl Error {
             | Error::Attempt { code, .. }
             | Error::State { code, .. }
             | Error::Gone { code, .. } => code,
+            Error::Content(_) => "invalid-content",
             Error::Unauthorized(_) => "unauthorized",
             Error::NotFound(_) => "not-found",
             Error::Conflict { precondition: true, .. } => "version-precondition-failed",

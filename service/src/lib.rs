@@ -16,7 +16,8 @@
 //! proofs, C2SP checkpoints), [`audit`] (the group-committed Merkle log),
 //! [`disclosures`] (the HIPAA accounting of disclosures, from the audit
 //! log), [`rotate`] (rewrapping stored data keys after a KEK rotation),
-//! [`share`] (6-digit access codes and signed QR links, with their
+//! [`templates`] (structured records: which templates a caller may use,
+//! content validated against its template), [`share`] (6-digit access codes and signed QR links, with their
 //! brute-force bound), [`anchoring`] (the audit log's root on-chain), and
 //! [`error`] (the one error type; the API maps it to HTTP).
 //!
@@ -43,6 +44,7 @@ pub mod share;
 pub mod sharing;
 pub mod sign_in;
 pub mod state;
+pub mod templates;
 
 pub use error::{Error, Result};
 pub use state::{Caller, ChainView, Clock, Config, Custody, Service};

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use medanchor_clinical::TemplateRef;
 use medanchor_contracts::principal::Principal;
 use medanchor_contracts::types::{AccessMethod, DataType, RecordStatus, RecordType};
 use medanchor_contracts::Txid;
@@ -48,6 +49,9 @@ pub struct Payload {
     pub content_type: String,
     /// The plaintext.
     pub bytes: Vec<u8>,
+    /// The template the content was written with: JSON content validated
+    /// against it (and stored in its normal form).
+    pub template: Option<TemplateRef>,
 }
 
 /// A new record's fields.
@@ -273,7 +277,17 @@ impl Service {
     ) -> Result<RecordMeta> {
         let (s, patient, author) = (self.clone(), patient.clone(), author.clone());
         tokio::task::spawn_blocking(move || {
-            store_version(&s, &id, version, &patient, &author, record_type, &payload.content_type, payload.bytes)
+            store_version(
+                &s,
+                &id,
+                version,
+                &patient,
+                &author,
+                record_type,
+                &payload.content_type,
+                payload.template,
+                payload.bytes,
+            )
         })
         .await
         .map_err(Error::internal)?
@@ -290,6 +304,9 @@ impl Service {
             return Err(Error::bad("invalid-confidentiality", "confidentiality must be 0 to 3"));
         }
         let data_type = new.record_type.data_type();
+        // Structured content is checked before anything else is done with
+        // it: a refused form costs no chain read, no key, no storage.
+        let payload = self.structured(new.payload, new.record_type)?;
         let mut entry = caller.entry(self.role_of(&who)?, "record.create");
         entry.patient = Some(patient.to_string());
         let (s2, p2, w2) = (self.clone(), patient.clone(), who.clone());
@@ -299,7 +316,7 @@ impl Service {
         let method = self.audit_refusal(&entry, allowed).await?;
         let mut id = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut id);
-        let meta = self.store(id, 1, patient, &who, new.record_type, new.payload).await?;
+        let meta = self.store(id, 1, patient, &who, new.record_type, payload).await?;
         entry.record_id = Some(meta.record_id.bare_hex());
         entry.version = Some(1);
         entry.method = Some(method.name().to_string());
@@ -410,6 +427,7 @@ impl Service {
             return self.audited(entry, Err(stale)).await;
         }
         let record_type = parse_record_type(&current.record_type)?;
+        let payload = self.structured(payload, record_type)?;
         let patient = principal_arg(&current.patient, "patient")?;
         // The contract refuses a finalized or archived record after consent
         // and access; so do we, before anything is encrypted or stored.
@@ -423,7 +441,17 @@ impl Service {
             // The chain refused that version: its slot is this one's now.
             tracing::info!(record = %current.record_id, version, failure = ?refused.failure, "replacing a refused version");
         }
-        let meta = store_version(self, id, version, &patient, &who, record_type, &payload.content_type, payload.bytes)?;
+        let meta = store_version(
+            self,
+            id,
+            version,
+            &patient,
+            &who,
+            record_type,
+            &payload.content_type,
+            payload.template,
+            payload.bytes,
+        )?;
         entry.method = Some(method.name().to_string());
         self.audited(entry, Ok(())).await?;
         let call = ContractCall::update_record(id.0, base, *meta.data_hash, None);
@@ -635,6 +663,7 @@ mod tests {
             confidentiality: None,
             sent_ms: None,
             custodial: None,
+            template: None,
         }
     }
 

@@ -124,6 +124,7 @@ mod tests {
             confidentiality: None,
             sent_ms: None,
             custodial: None,
+            template: None,
         };
         db.put_record(&meta, &id).expect("put");
         sealed.blob

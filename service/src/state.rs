@@ -125,6 +125,8 @@ pub struct Service {
     pub(crate) shares: Arc<crate::share::ShareStore>,
     pub(crate) limiter: Arc<crate::share::limits::Limiter>,
     pub(crate) clock: Clock,
+    /// The record templates (`medanchor-clinical`).
+    pub(crate) templates: Arc<medanchor_clinical::Registry>,
 }
 
 /// Unix milliseconds now: the system clock, or a test's.
@@ -181,6 +183,7 @@ impl Service {
             shares,
             limiter,
             clock: Arc::new(now_ms),
+            templates: Arc::new(medanchor_clinical::Registry::builtin()),
         }
     }
 

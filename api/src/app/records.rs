@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use medanchor_clinical::TemplateRef;
 use medanchor_service::db::RecordMeta;
 use medanchor_service::records::{parse_record_type, Lifecycle, NewRecord, Payload, Signing, Written};
 use medanchor_service::Error;
@@ -40,6 +41,9 @@ pub(crate) struct RecordBody {
     /// `wallet` (the provider signs; the API returns the call to sign).
     #[serde(default)]
     signing: Option<String>,
+    /// The template structured content is written with (JSON form only).
+    #[serde(default)]
+    template: Option<TemplateRef>,
 }
 
 /// A field that is present, whatever its value (`null` included).
@@ -73,7 +77,7 @@ impl RecordBody {
         if bytes.len() > limit {
             return Err(Error::TooLarge(limit).into());
         }
-        Ok(Payload { content_type: ty, bytes })
+        Ok(Payload { content_type: ty, bytes, template: self.template.clone() })
     }
 }
 
@@ -117,13 +121,28 @@ impl RecordBody {
             content_type: q.get("content_type").cloned(),
             confidentiality,
             signing: q.get("signing").cloned(),
+            template: None,
         })
+    }
+
+    /// Checks the binary form's query parameters that are present.
+    fn from_query_fields(q: &HashMap<String, String>) -> ApiResult<()> {
+        if let Some(t) = q.get("record_type") {
+            parse_record_type(t)?;
+        }
+        if q.get("signing").is_some_and(|v| v != "custodial" && v != "wallet") {
+            return Err(ApiError::bad("invalid-signing", "signing must be `custodial` or `wallet`"));
+        }
+        if q.get("confidentiality").is_some_and(|c| c.parse::<u8>().map_or(true, |c| c > 3)) {
+            return Err(ApiError::bad("invalid-confidentiality", "confidentiality must be 0 to 3"));
+        }
+        Ok(())
     }
 
     /// The binary body as the payload (it is encrypted where it lies).
     fn binary(&self, body: Vec<u8>) -> Payload {
         let content_type = self.content_type.clone().unwrap_or_else(|| "application/octet-stream".into());
-        Payload { content_type, bytes: body }
+        Payload { content_type, bytes: body, template: None }
     }
 }
 
@@ -173,7 +192,7 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> ApiResult<V
         ("confidentiality" = Option<u8>, Query, minimum = 0, maximum = 3, description = "Binary form only: 0 to 3 (default 1)"),
         ("signing" = Option<crate::openapi::SigningMode>, Query, description = "Binary form only: `custodial` (default) or `wallet`"),
     ),
-    request_body(content((crate::openapi::RecordRequest = "application/json"), (crate::openapi::Binary = "application/octet-stream")), description = "The JSON form, or the raw payload (`application/octet-stream`) with its fields in the query: `record_type` is required with it, and the query is ignored with the JSON form"),
+    request_body(content((crate::openapi::RecordRequest = "application/json"), (crate::openapi::Binary = "application/octet-stream")), description = "The JSON form, or the raw payload (`application/octet-stream`) with its fields in the query: `record_type` is required with it; with the JSON form the body's fields are used, and query parameters sent anyway must still be valid"),
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Stored; anchoring pending (or the call to sign)", body = crate::openapi::RecordView, links(
@@ -217,6 +236,10 @@ pub(crate) async fn create_record(
         let body = read_body(body, &headers, super::payload_limit(s.config())).await?;
         let req: RecordBody =
             serde_json::from_slice(&body).map_err(|e| ApiError::bad("invalid-body", format!("request body: {e}")))?;
+        // The body's fields are the ones used; the binary form's query
+        // parameters, if sent anyway, must still be valid (a malformed
+        // request is refused, not half-read).
+        RecordBody::from_query_fields(&q)?;
         parse_record_type(&req.record_type)?;
         let payload = req.payload(limit)?;
         (req, payload)
@@ -265,6 +288,7 @@ pub(crate) fn record_json(meta: &RecordMeta, signing: &str, call: Option<(&Contr
         },
         status: None,
         finalized: None,
+        template: meta.template.clone(),
     }
 }
 

@@ -52,6 +52,7 @@ fn seed(dir: &Path) -> Vec<u8> {
         confidentiality: None,
         sent_ms: None,
         custodial: None,
+        template: None,
     };
     db.put_record(&meta, &ID).expect("put");
     sealed.blob

@@ -214,6 +214,38 @@ async fn the_handlers_refuse_and_accept_what_the_document_says() {
             Some("invalid-limit"),
         ),
         (Method::GET, "/v1/audit/entries?limit=1000".into(), Some(&provider), None, String::new(), None, 200, None),
+        // The JSON form uses its body's fields; the binary form's query
+        // parameters, sent anyway, must still be valid.
+        (
+            Method::POST,
+            format!("{records}?record_type="),
+            Some(&provider),
+            Some(json),
+            lab(json!({})),
+            None,
+            400,
+            Some("invalid-record-type"),
+        ),
+        (
+            Method::POST,
+            format!("{records}?signing=notary"),
+            Some(&provider),
+            Some(json),
+            lab(json!({})),
+            None,
+            400,
+            Some("invalid-signing"),
+        ),
+        (
+            Method::POST,
+            format!("{records}?confidentiality=4"),
+            Some(&provider),
+            Some(json),
+            lab(json!({})),
+            None,
+            400,
+            Some("invalid-confidentiality"),
+        ),
         (
             Method::GET,
             "/v1/audit/proof/inclusion?index=0&size=1000000".into(),

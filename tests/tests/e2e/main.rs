@@ -29,6 +29,7 @@ mod limits;
 mod openapi;
 mod share;
 mod signing;
+mod templates;
 mod verify;
 
 struct System {
