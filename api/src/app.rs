@@ -101,6 +101,7 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Post, "/v1/share/links/{capability}", Post.route(share::redeem_link)),
         (Get, "/v1/share/issuer", Get.route(share::issuer)),
         (Get, "/v1/templates", Get.route(templates::list_templates)),
+        (Post, "/v1/templates", Post.route(templates::add_template)),
         (Get, "/v1/templates/{id}", Get.route(templates::template)),
         (Get, "/openapi.json", Get.route(crate::openapi::openapi_json)),
     ]

@@ -51,6 +51,7 @@ use crate::db::AnchorStatus;
         crate::app::share::redeem_link,
         crate::app::share::issuer,
         crate::app::templates::list_templates,
+        crate::app::templates::add_template,
         crate::app::templates::template,
         openapi_json,
     ),

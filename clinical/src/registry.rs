@@ -84,6 +84,11 @@ impl Registry {
         self.templates.get(id).and_then(|v| v.last()).ok_or_else(|| RegistryError::NotFound(id.to_string()))
     }
 
+    /// The latest version of every template.
+    pub fn latest_all(&self) -> impl Iterator<Item = &Template> {
+        self.templates.values().filter_map(|v| v.last())
+    }
+
     /// The latest version of every template `provider` (a principal, in
     /// `specialties`) may use: built-in, the tenant's, their specialties'
     /// and their own.

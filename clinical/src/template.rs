@@ -69,14 +69,15 @@ pub struct TemplateRef {
     /// The template.
     pub id: TemplateId,
     /// Its version, from 1.
+    #[serde(deserialize_with = "whole")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub version: u32,
 }
 
-/// Who may use a template.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Who may use a template: `{"kind": "builtin" | "tenant"}` or
+/// `{"kind": "specialty" | "provider", "name": …}`, nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", content = "name", rename_all = "kebab-case")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Scope {
     /// Shipped with the node: everyone.
     Builtin,
@@ -88,6 +89,66 @@ pub enum Scope {
     Provider(String),
 }
 
+/// The longest specialty or principal a scope names.
+pub const MAX_SCOPE_NAME: usize = 128;
+
+impl<'de> Deserialize<'de> for Scope {
+    /// Exactly the two shapes: a `name` with `specialty` and `provider`
+    /// (1 to 128 characters), none with the others, no other member.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Wire {
+            kind: String,
+            #[serde(default)]
+            name: Option<String>,
+        }
+        let w = Wire::deserialize(d)?;
+        let named = |n: Option<String>| match n {
+            Some(n) if (1..=MAX_SCOPE_NAME).contains(&n.chars().count()) => Ok(n),
+            _ => Err(D::Error::custom(format!("scope {} needs a name of 1 to {MAX_SCOPE_NAME} characters", w.kind))),
+        };
+        match (w.kind.as_str(), w.name) {
+            ("builtin", None) => Ok(Scope::Builtin),
+            ("tenant", None) => Ok(Scope::Tenant),
+            ("specialty", n) => named(n).map(Scope::Specialty),
+            ("provider", n) => named(n).map(Scope::Provider),
+            ("builtin" | "tenant", Some(_)) => Err(D::Error::custom("this scope takes no name")),
+            _ => Err(D::Error::custom("scope kind is builtin, tenant, specialty or provider")),
+        }
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Scope {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+        let kind = |kinds: &[&str]| ObjectBuilder::new().schema_type(Type::String).enum_values(Some(kinds.to_vec()));
+        let unnamed = ObjectBuilder::new()
+            .property("kind", kind(&["builtin", "tenant"]))
+            .required("kind")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        let named = ObjectBuilder::new()
+            .property("kind", kind(&["specialty", "provider"]))
+            .property(
+                "name",
+                ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(MAX_SCOPE_NAME)),
+            )
+            .required("kind")
+            .required("name")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        OneOfBuilder::new()
+            .item(unnamed)
+            .item(named)
+            .description(Some("Who may use a template: the tenant (administrators add), a specialty's providers, or one provider (a principal)"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Scope {}
+
 /// A typed, versioned schema of one kind of structured record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,6 +158,8 @@ pub struct Template {
     pub id: TemplateId,
     /// Its version: a record names the version it was written with, and
     /// versions coexist.
+    #[serde(deserialize_with = "whole")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub version: u32,
     /// Shown to people.
     pub title: String,
@@ -147,13 +210,16 @@ pub struct Field {
 /// What a field holds. Lists hold at least `min` and at most [`MAX_LIST`]
 /// entries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+// Unknown members of a kind are ignored, not refused: the document
+// cannot say `additionalProperties: false` of an internally tagged enum's
+// variants, and a request it describes as valid must not be refused.
+#[serde(tag = "type", rename_all = "kebab-case")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum FieldKind {
     /// Free text (trimmed; empty counts as absent).
     Text {
         /// Longest text, in characters.
-        #[serde(default = "default_text_max")]
+        #[serde(default = "default_text_max", deserialize_with = "whole")]
         max_len: usize,
     },
     /// A calendar date, `YYYY-MM-DD`.
@@ -173,33 +239,51 @@ pub enum FieldKind {
     /// `[{ "code": ICD-10-CM, "description"?, "primary"? }]`.
     Diagnoses {
         /// Fewest entries.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "whole")]
         min: usize,
     },
     /// `[{ "name", "dose": measurement, "route", "frequency", "start"?,
     /// "end"?, "instructions"? }]`.
     Medications {
         /// Fewest entries.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "whole")]
         min: usize,
     },
     /// `[{ "substance", "reaction", "severity" }]`.
     Allergies {
         /// Fewest entries.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "whole")]
         min: usize,
     },
     /// `[{ "test", "loinc"?, "value", "unit"?, "reference_range"?,
     /// "flag"? }]`.
     LabResults {
         /// Fewest entries.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "whole")]
         min: usize,
     },
 }
 
 fn default_text_max() -> usize {
     DEFAULT_TEXT_MAX
+}
+
+/// A whole number as JSON Schema counts them: `2.0` is 2 (clients that
+/// hold every number as a double send it so).
+fn whole<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error;
+    let n = Number::deserialize(d)?;
+    let whole = match (n.as_u64(), n.as_f64()) {
+        (Some(u), _) => Some(u),
+        // Below 2^64 and whole: exact in an f64, so the cast is too.
+        (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < 18_446_744_073_709_551_616.0 => Some(f as u64),
+        _ => None,
+    };
+    whole.and_then(|u| T::try_from(u).ok()).ok_or_else(|| D::Error::custom(format!("{n} is not an integer in range")))
 }
 
 /// What is wrong with one field.

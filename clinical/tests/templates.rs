@@ -475,3 +475,40 @@ fn prefill_gives_each_default_and_is_valid_as_far_as_it_goes() {
         assert_eq!(errors.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), required, "{id}");
     }
 }
+
+#[test]
+fn whole_numbers_may_be_written_as_doubles() {
+    let r: TemplateRef = serde_json::from_value(json!({ "id": "referral", "version": 2.0 })).expect("2.0 is 2");
+    assert_eq!(r.version, 2);
+    for refused in [json!(2.5), json!(-1), json!(4294967296u64), json!("2")] {
+        assert!(
+            serde_json::from_value::<TemplateRef>(json!({ "id": "referral", "version": refused })).is_err(),
+            "{refused}"
+        );
+    }
+}
+
+#[test]
+fn a_scope_has_exactly_its_two_shapes() {
+    let ok = [
+        (json!({ "kind": "builtin" }), Scope::Builtin),
+        (json!({ "kind": "tenant" }), Scope::Tenant),
+        (json!({ "kind": "specialty", "name": "cardiology" }), Scope::Specialty("cardiology".into())),
+        (json!({ "kind": "provider", "name": "ST1" }), Scope::Provider("ST1".into())),
+    ];
+    for (wire, scope) in ok {
+        assert_eq!(serde_json::from_value::<Scope>(wire.clone()).expect("scope"), scope, "{wire}");
+        assert_eq!(serde_json::to_value(&scope).expect("json"), wire, "written as read");
+    }
+    for refused in [
+        json!({ "kind": "tenant", "name": "m" }),
+        json!({ "kind": "provider" }),
+        json!({ "kind": "specialty", "name": "" }),
+        json!({ "kind": "specialty", "name": "x".repeat(129) }),
+        json!({ "kind": "hospital" }),
+        json!({ "kind": "tenant", "extra": 1 }),
+        json!("tenant"),
+    ] {
+        assert!(serde_json::from_value::<Scope>(refused.clone()).is_err(), "{refused}");
+    }
+}

@@ -11,6 +11,7 @@
 //! | `audit_nodes` | level (u8) ‖ index (u64 BE) | hash | complete aligned subtrees of the audit tree |
 //! | `audit_by_patient` | patient principal ‖ 0 ‖ index (u64 BE) | empty | one key per entry about that patient, written in the entry's batch (`meta.audit_indexed` = entries covered; a log written before the index existed is indexed by the schema 1 → 2 migration) |
 //! | `shares`, `share_index`, `share_links`, `share_grants`, `share_guards` | see [`crate::share::store`] | | |
+//! | `templates` | template id ‖ 0 ‖ version (u32 BE) | [`medanchor_clinical::Template`] JSON | versions people added, append-only (built-in ones are code) |
 //! | `meta` | name | bytes | `schema` (the version, ASCII decimal: [`SCHEMA_VERSION`]), `audit_size`, `audit_indexed`, `audit_anchor` ([`crate::anchoring::AnchorRecord`] JSON) |
 //!
 //! Writes are synced: an acknowledged record or audit entry survives a crash.
@@ -31,7 +32,8 @@ use serde::{Deserialize, Serialize};
 /// |---|---|
 /// | 1 | the first release's layout |
 /// | 2 | every audit entry about a patient is in `audit_by_patient` (entries written before the index existed are indexed) |
-pub const SCHEMA_VERSION: u32 = 2;
+/// | 3 | the `templates` family (record templates people added) |
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One migration step: brings a store at version `from` to `from + 1`.
 /// Each step is resumable — its writes are idempotent, and the version is
@@ -61,11 +63,16 @@ impl medanchor_contracts::schema::Versioned for ApiDb {
 }
 
 /// Every step, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    from: 1,
-    what: "index the audit log by patient",
-    run: |db| crate::audit::index_patients(db).map_err(|e| DbError::Storage(e.to_string())),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        from: 1,
+        what: "index the audit log by patient",
+        run: |db| crate::audit::index_patients(db).map_err(|e| DbError::Storage(e.to_string())),
+    },
+    // Opening creates the family; the step marks the layout that has it, so
+    // an older build refuses a database whose templates it would ignore.
+    Migration { from: 2, what: "a family for record templates", run: |_| Ok(()) },
+];
 
 /// Column families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,11 +89,12 @@ pub enum Cf {
     ShareLinks,
     ShareGrants,
     ShareGuards,
+    Templates,
     Meta,
 }
 
 impl Cf {
-    pub(crate) const ALL: [Cf; 12] = [
+    pub(crate) const ALL: [Cf; 13] = [
         Cf::Records,
         Cf::Pending,
         Cf::Challenges,
@@ -98,6 +106,7 @@ impl Cf {
         Cf::ShareLinks,
         Cf::ShareGrants,
         Cf::ShareGuards,
+        Cf::Templates,
         Cf::Meta,
     ];
 
@@ -114,6 +123,7 @@ impl Cf {
             Cf::ShareLinks => "share_links",
             Cf::ShareGrants => "share_grants",
             Cf::ShareGuards => "share_guards",
+            Cf::Templates => "templates",
             Cf::Meta => "meta",
         }
     }
@@ -391,6 +401,25 @@ impl ApiDb {
             .collect()
     }
 
+    /// Stores a template version people added (synced).
+    pub fn put_template(&self, template: &medanchor_clinical::Template) -> Result<(), DbError> {
+        let mut key = template.id.as_str().as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(&template.version.to_be_bytes());
+        let value = serde_json::to_vec(template).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        let mut batch = self.batch();
+        batch.put_cf(self.cf(Cf::Templates), &key, value);
+        self.write(batch)
+    }
+
+    /// Every stored template version, by id then version.
+    pub fn templates(&self) -> Result<Vec<medanchor_clinical::Template>, DbError> {
+        self.scan(Cf::Templates, &[])?
+            .into_iter()
+            .map(|(_, v)| serde_json::from_slice(&v).map_err(|e| DbError::Corrupt(format!("template: {e}"))))
+            .collect()
+    }
+
     /// Writes a record version's metadata (and its place in `pending`).
     pub fn put_record(&self, meta: &RecordMeta, record_id: &[u8; 16]) -> Result<(), DbError> {
         let key = record_key(record_id, meta.version);
@@ -512,6 +541,37 @@ mod tests {
                 SCHEMA_VERSION + 1
             );
             assert!(e.contains(&says), "{e}");
+        }
+    }
+
+    #[test]
+    fn templates_people_add_are_kept_in_order_across_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut echo: medanchor_clinical::Template = serde_json::from_value(serde_json::json!({
+            "id": "echo", "version": 1, "title": "Echo", "record_type": "imaging", "scope": { "kind": "tenant" },
+            "fields": [{ "name": "study_date", "label": "Study date", "required": true, "kind": { "type": "date" } }]
+        }))
+        .expect("template");
+        {
+            let db = ApiDb::open(dir.path()).expect("open");
+            for v in [1, 2] {
+                echo.version = v;
+                db.put_template(&echo).expect("put");
+            }
+            let mut other = echo.clone();
+            other.id = "a-first".parse().expect("id");
+            other.version = 1;
+            db.put_template(&other).expect("put");
+        }
+        let db = ApiDb::open(dir.path()).expect("reopen");
+        let stored: Vec<(String, u32)> =
+            db.templates().expect("templates").iter().map(|t| (t.id.to_string(), t.version)).collect();
+        assert_eq!(stored, [("a-first".into(), 1), ("echo".into(), 1), ("echo".into(), 2)]);
+        // In this order every version follows its predecessor: the
+        // registry takes them as they come.
+        let mut registry = medanchor_clinical::Registry::builtin();
+        for t in db.templates().expect("templates") {
+            registry.add(t).expect("loads");
         }
     }
 }

@@ -52,6 +52,9 @@ pub struct Config {
     pub share_policy: crate::share::Policy,
     /// Redemption rate limits.
     pub share_limits: crate::share::limits::RateLimits,
+    /// Providers' specialties (principal → names): who sees a specialty's
+    /// templates.
+    pub specialties: HashMap<String, Vec<String>>,
 }
 
 impl Config {
@@ -69,6 +72,7 @@ impl Config {
             public_url: "http://127.0.0.1:8080".into(),
             share_policy: Default::default(),
             share_limits: Default::default(),
+            specialties: HashMap::new(),
         }
     }
 }
@@ -125,8 +129,11 @@ pub struct Service {
     pub(crate) shares: Arc<crate::share::ShareStore>,
     pub(crate) limiter: Arc<crate::share::limits::Limiter>,
     pub(crate) clock: Clock,
-    /// The record templates (`medanchor-clinical`).
-    pub(crate) templates: Arc<medanchor_clinical::Registry>,
+    /// The record templates (`medanchor-clinical`): the built-in ones and
+    /// those people added (stored in the database, loaded at open).
+    pub(crate) templates: Arc<RwLock<medanchor_clinical::Registry>>,
+    /// One template writer at a time (check, store, publish).
+    pub(crate) template_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Unix milliseconds now: the system clock, or a test's.
@@ -183,7 +190,8 @@ impl Service {
             shares,
             limiter,
             clock: Arc::new(now_ms),
-            templates: Arc::new(medanchor_clinical::Registry::builtin()),
+            templates: Arc::new(RwLock::new(medanchor_clinical::Registry::builtin())),
+            template_writer: Arc::default(),
         }
     }
 
@@ -213,7 +221,9 @@ impl Service {
         let blobs: Arc<dyn BlobStore> = Arc::new(
             crate::blob::LocalDir::open(&data_dir.join("blobs")).map_err(|e| io("opening the blob store", &e))?,
         );
-        Ok(Service::new(config, db, blobs, keyring, SessionKey::from_bytes(&secret), chain, node, custody))
+        let service = Service::new(config, db, blobs, keyring, SessionKey::from_bytes(&secret), chain, node, custody);
+        service.load_templates()?;
+        Ok(service)
     }
 
     /// The same state on another clock (tests move time instead of

@@ -71,3 +71,32 @@ pub(crate) async fn template(
     let prefill = template.prefill();
     Ok(Json(TemplateView { template, prefill }))
 }
+
+/// Adds a template, or the next version of one.
+#[utoipa::path(
+    post,
+    path = "/v1/templates",
+    tag = "templates",
+    summary = "Add a record template (or its next version)",
+    description = "Administrators add the tenant's (`scope.kind: tenant`) and specialties' templates; an active provider saves their own (`scope: {kind: provider, name: <their principal>}`). A new id starts at version 1; a new version is the next number and keeps its scope and record type. Audited.",
+    security(("bearer" = [])),
+    request_body(content = medanchor_clinical::Template, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Added: the template and version", body = medanchor_clinical::TemplateRef),
+        (status = 400, description = "A malformed template (field names, choices, defaults)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::NoSession,
+        (status = 403, description = "Not this caller's scope to add to", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not the next version, a changed scope or record type, or past the limits (100 templates per owner, 100 versions)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::JsonBody,
+        crate::openapi::errors::ServerFault,
+    )
+)]
+pub(crate) async fn add_template(
+    State(s): State<AppState>,
+    caller: Caller,
+    Json(template): Json<medanchor_clinical::Template>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let reference = s.add_template(&caller, template).await?;
+    Ok(super::with_request_id((axum::http::StatusCode::CREATED, Json(reference)).into_response(), &caller.request_id))
+}
