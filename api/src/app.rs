@@ -25,6 +25,7 @@ use rand::RngCore;
 use crate::error::{ApiError, ApiResult};
 
 pub(crate) mod audit_log;
+pub(crate) mod profiles;
 pub(crate) mod records;
 pub(crate) mod share;
 pub(crate) mod sign_in;
@@ -100,6 +101,8 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Post, "/v1/share/redeem", Post.route(share::redeem_code)),
         (Post, "/v1/share/links/{capability}", Post.route(share::redeem_link)),
         (Get, "/v1/share/issuer", Get.route(share::issuer)),
+        (Get, "/v1/patients/{patient}/profile", Get.route(profiles::read_profile)),
+        (Put, "/v1/patients/{patient}/profile", Put.route(profiles::write_profile)),
         (Get, "/v1/templates", Get.route(templates::list_templates)),
         (Post, "/v1/templates", Post.route(templates::add_template)),
         (Get, "/v1/templates/{id}", Get.route(templates::template)),

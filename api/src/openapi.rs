@@ -50,6 +50,8 @@ use crate::db::AnchorStatus;
         crate::app::share::redeem_code,
         crate::app::share::redeem_link,
         crate::app::share::issuer,
+        crate::app::profiles::read_profile,
+        crate::app::profiles::write_profile,
         crate::app::templates::list_templates,
         crate::app::templates::add_template,
         crate::app::templates::template,
@@ -67,6 +69,7 @@ use crate::db::AnchorStatus;
         (name = "verify", description = "Trust-us verification views and raw ciphertext"),
         (name = "share", description = "6-digit access codes and signed QR links: make, revoke, redeem"),
         (name = "templates", description = "Record templates for structured content"),
+        (name = "profiles", description = "Patient health profiles, released part by part as the chain allows"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -419,6 +422,52 @@ pub struct FieldIssue {
     /// What is wrong with it.
     pub message: String,
 }
+
+// ----------------------------------------------------------------- profiles
+
+/// `GET` / `PUT /v1/patients/{patient}/profile`.
+#[derive(ToSchema, serde::Serialize)]
+pub struct ProfileView {
+    /// The patient.
+    pub patient: String,
+    /// The version (0: none written yet; also the `ETag`).
+    pub version: u64,
+    /// `owner`, `consent` or `emergency`.
+    pub access: &'static str,
+    /// The sections released to this reader.
+    pub sections: Vec<&'static str>,
+    /// The released sections' content.
+    #[schema(value_type = Object)]
+    pub profile: serde_json::Value,
+    /// The patient only: how complete the profile is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completeness: Option<Completeness>,
+    /// When it was written (unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_ms: Option<u64>,
+}
+
+/// How complete a profile is.
+#[derive(ToSchema, serde::Serialize)]
+pub struct Completeness {
+    /// Sections filled, in percent.
+    pub percent: u8,
+    /// The sections still empty.
+    pub missing: Vec<&'static str>,
+}
+
+/// A health profile's content: every member optional. `allergies`:
+/// `[{substance, reaction, severity}]`; `chronic_conditions`: `[{code
+/// (ICD-10-CM), description?}]`; `current_medications`: `[{name, dose:
+/// {value, unit}, route, frequency}]`; `blood_type`: `A+`…`O-`;
+/// `medical_alerts`: `[text]`; `emergency_contacts`: `[{name,
+/// relationship, phone, email?}]`; `organ_donor`; `preferred_language`;
+/// `communication_preference`: `email`, `sms`, `phone`, `mail` or
+/// `portal`; `preferred_pharmacy`; `insurance_provider`;
+/// `insurance_member_id`. Unknown members are refused.
+#[derive(ToSchema)]
+#[schema(value_type = Object)]
+pub struct ProfileContent(pub serde_json::Value);
 
 // ---------------------------------------------------------------- templates
 

@@ -15,7 +15,8 @@
 //! signs and other measurements).
 //!
 //! Reading order: [`codes`] → [`units`] → [`template`] → [`builtin`] →
-//! [`registry`].
+//! [`registry`] → [`profile`] (the patient health profile, a template with
+//! a consent data type per section).
 //!
 //! Deliberately absent: who may read or write a record (the chain decides,
 //! through the service layer), storage, encryption and HTTP. A template's
@@ -24,6 +25,7 @@
 
 pub mod builtin;
 pub mod codes;
+pub mod profile;
 pub mod registry;
 pub mod template;
 pub mod units;

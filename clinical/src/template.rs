@@ -262,6 +262,19 @@ pub enum FieldKind {
         #[serde(default, deserialize_with = "whole")]
         min: usize,
     },
+    /// `[{ "name", "relationship", "phone", "email"? }]`: people to call.
+    Contacts {
+        /// Fewest entries.
+        #[serde(default, deserialize_with = "whole")]
+        min: usize,
+    },
+    /// `["…", …]`: short labels (medical alerts, say), each at most 200
+    /// characters.
+    Tags {
+        /// Fewest entries.
+        #[serde(default, deserialize_with = "whole")]
+        min: usize,
+    },
 }
 
 fn default_text_max() -> usize {
@@ -328,6 +341,12 @@ pub enum Problem {
     /// An end before its start.
     #[error("ends before it starts")]
     EndsBeforeStart,
+    /// Not a phone number.
+    #[error("must be a phone number (7 to 15 digits, `+` optional)")]
+    Phone,
+    /// Not an e-mail address.
+    #[error("must be an e-mail address")]
+    Email,
 }
 
 /// A failing field: its path in the content (`medications[1].dose.unit`)
@@ -497,6 +516,8 @@ fn check_field(kind: &FieldKind, v: &Value, path: &str, errors: &mut Vec<FieldEr
         FieldKind::Medications { min } => check_list(v, *min, path, errors, check_medication).map(Value::Array),
         FieldKind::Allergies { min } => check_list(v, *min, path, errors, check_allergy).map(Value::Array),
         FieldKind::LabResults { min } => check_list(v, *min, path, errors, check_lab).map(Value::Array),
+        FieldKind::Contacts { min } => check_list(v, *min, path, errors, check_contact).map(Value::Array),
+        FieldKind::Tags { min } => check_list(v, *min, path, errors, check_tag).map(Value::Array),
     }
 }
 
@@ -674,6 +695,54 @@ fn check_lab(v: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<Valu
     sub(object, "reference_range", &SHORT, false, path, errors, &mut out);
     sub(object, "flag", &names_kind(LabFlag::names()), false, path, errors, &mut out);
     (errors.len() == before).then_some(Value::Object(out))
+}
+
+fn check_contact(v: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<Value> {
+    let object = entry_object(v, path, &["name", "relationship", "phone", "email"], errors)?;
+    let before = errors.len();
+    let mut out = Map::new();
+    sub(object, "name", &SHORT, true, path, errors, &mut out);
+    sub(object, "relationship", &SHORT, true, path, errors, &mut out);
+    match object.get("phone").filter(|v| !is_empty(v)) {
+        None => errors.push(FieldError { path: format!("{path}.phone"), problem: Problem::Required }),
+        Some(Value::String(p)) if is_phone(p.trim()) => {
+            out.insert("phone".into(), Value::String(p.trim().to_string()));
+        }
+        Some(_) => errors.push(FieldError { path: format!("{path}.phone"), problem: Problem::Phone }),
+    }
+    match object.get("email").filter(|v| !is_empty(v)) {
+        None => {}
+        Some(Value::String(e)) if is_email(e.trim()) => {
+            out.insert("email".into(), Value::String(e.trim().to_string()));
+        }
+        Some(_) => errors.push(FieldError { path: format!("{path}.email"), problem: Problem::Email }),
+    }
+    (errors.len() == before).then_some(Value::Object(out))
+}
+
+fn check_tag(v: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<Value> {
+    check_field(&SHORT, v, path, errors)
+}
+
+/// A phone number as people write it: an optional `+`, then 7 to 15
+/// digits, with spaces, hyphens, dots or parentheses between them.
+pub fn is_phone(s: &str) -> bool {
+    let body = s.strip_prefix('+').unwrap_or(s);
+    let digits = body.bytes().filter(u8::is_ascii_digit).count();
+    (7..=15).contains(&digits) && body.bytes().all(|b| b.is_ascii_digit() || b" -.()".contains(&b)) && s.len() <= 32
+}
+
+/// An e-mail address's shape: one `@` with text on both sides and a dot in
+/// the domain (what a form can check; delivery is the only real proof).
+pub fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else { return false };
+    !local.is_empty()
+        && s.len() <= 254
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s.chars().any(char::is_whitespace)
 }
 
 fn date_of(v: &Value) -> Option<(i32, u32, u32)> {

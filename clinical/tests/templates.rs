@@ -154,6 +154,8 @@ fn kind(p: &Problem) -> &'static str {
         Problem::TooMany(_) => "too-many",
         Problem::TwoPrimaries => "two-primaries",
         Problem::EndsBeforeStart => "ends-before-start",
+        Problem::Phone => "phone",
+        Problem::Email => "email",
     }
 }
 

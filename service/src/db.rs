@@ -12,6 +12,7 @@
 //! | `audit_by_patient` | patient principal ‖ 0 ‖ index (u64 BE) | empty | one key per entry about that patient, written in the entry's batch (`meta.audit_indexed` = entries covered; a log written before the index existed is indexed by the schema 1 → 2 migration) |
 //! | `shares`, `share_index`, `share_links`, `share_grants`, `share_guards` | see [`crate::share::store`] | | |
 //! | `templates` | template id ‖ 0 ‖ version (u32 BE) | [`medanchor_clinical::Template`] JSON | versions people added, append-only (built-in ones are code) |
+//! | `profiles` | patient ‖ 0 ‖ version (u64 BE); patient ‖ 1 | [`crate::profiles::ProfileMeta`] JSON | every version kept; the `‖ 1` key is the current one, written in the same batch |
 //! | `meta` | name | bytes | `schema` (the version, ASCII decimal: [`SCHEMA_VERSION`]), `audit_size`, `audit_indexed`, `audit_anchor` ([`crate::anchoring::AnchorRecord`] JSON) |
 //!
 //! Writes are synced: an acknowledged record or audit entry survives a crash.
@@ -32,7 +33,7 @@ use serde::{Deserialize, Serialize};
 /// |---|---|
 /// | 1 | the first release's layout |
 /// | 2 | every audit entry about a patient is in `audit_by_patient` (entries written before the index existed are indexed) |
-/// | 3 | the `templates` family (record templates people added) |
+/// | 3 | the `templates` family (record templates people added) and the `profiles` family (patient health profiles) |
 pub const SCHEMA_VERSION: u32 = 3;
 
 /// One migration step: brings a store at version `from` to `from + 1`.
@@ -71,7 +72,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     // Opening creates the family; the step marks the layout that has it, so
     // an older build refuses a database whose templates it would ignore.
-    Migration { from: 2, what: "a family for record templates", run: |_| Ok(()) },
+    Migration { from: 2, what: "families for record templates and health profiles", run: |_| Ok(()) },
 ];
 
 /// Column families.
@@ -90,11 +91,12 @@ pub enum Cf {
     ShareGrants,
     ShareGuards,
     Templates,
+    Profiles,
     Meta,
 }
 
 impl Cf {
-    pub(crate) const ALL: [Cf; 13] = [
+    pub(crate) const ALL: [Cf; 14] = [
         Cf::Records,
         Cf::Pending,
         Cf::Challenges,
@@ -107,6 +109,7 @@ impl Cf {
         Cf::ShareGrants,
         Cf::ShareGuards,
         Cf::Templates,
+        Cf::Profiles,
         Cf::Meta,
     ];
 
@@ -124,6 +127,7 @@ impl Cf {
             Cf::ShareGrants => "share_grants",
             Cf::ShareGuards => "share_guards",
             Cf::Templates => "templates",
+            Cf::Profiles => "profiles",
             Cf::Meta => "meta",
         }
     }
@@ -410,6 +414,29 @@ impl ApiDb {
         let mut batch = self.batch();
         batch.put_cf(self.cf(Cf::Templates), &key, value);
         self.write(batch)
+    }
+
+    /// Stores a profile version and makes it current (one synced batch).
+    pub fn put_profile(&self, meta: &crate::profiles::ProfileMeta) -> Result<(), DbError> {
+        let value = serde_json::to_vec(meta).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        let mut version_key = meta.patient.as_bytes().to_vec();
+        let mut current_key = version_key.clone();
+        version_key.push(0);
+        version_key.extend_from_slice(&meta.version.to_be_bytes());
+        current_key.push(1);
+        let mut batch = self.batch();
+        batch.put_cf(self.cf(Cf::Profiles), &version_key, &value);
+        batch.put_cf(self.cf(Cf::Profiles), &current_key, &value);
+        self.write(batch)
+    }
+
+    /// A patient's current profile version, if they wrote one.
+    pub fn current_profile(&self, patient: &str) -> Result<Option<crate::profiles::ProfileMeta>, DbError> {
+        let mut key = patient.as_bytes().to_vec();
+        key.push(1);
+        self.get(Cf::Profiles, &key)?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| DbError::Corrupt(format!("profile: {e}"))))
+            .transpose()
     }
 
     /// Every stored template version, by id then version.

@@ -32,7 +32,8 @@ use crate::error::{Error, Result};
 use crate::state::{Caller, Service};
 
 /// The actions that read or write patient data.
-pub const DISCLOSING_ACTIONS: [&str; 4] = ["record.read", "record.versions", "record.create", "record.update"];
+pub const DISCLOSING_ACTIONS: [&str; 5] =
+    ["record.read", "record.versions", "record.create", "record.update", "profile.read"];
 
 /// How far back the report goes by default: HIPAA §164.528(a) gives the
 /// patient the disclosures of the six years before the request.
@@ -200,6 +201,7 @@ fn describe(e: &AuditEntry, kind: Option<&RecordKind>) -> String {
         "record.versions" => format!("read the version history (metadata only) of a {what}"),
         "record.create" => format!("created a {what}{version}"),
         "record.update" => format!("updated a {what}{version}"),
+        "profile.read" => format!("read parts of the health profile{version}"),
         other => format!("{other} on a {what}{version}"),
     }
 }

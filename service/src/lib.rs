@@ -38,6 +38,7 @@ pub mod envelope;
 pub mod error;
 pub mod grants;
 pub mod merkle;
+pub mod profiles;
 pub mod records;
 pub mod rotate;
 pub mod share;

@@ -146,12 +146,28 @@ impl RecordBody {
     }
 }
 
+/// The version an `If-Match` names (`"3"`, `W/"3"` or `3`).
+pub(crate) fn if_match(headers: &HeaderMap) -> ApiResult<u64> {
+    headers
+        .get("if-match")
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.trim().trim_matches('"').trim_start_matches("W/").trim_matches('"'))
+        .ok_or_else(|| ApiError::bad("if-match-required", "send If-Match with the version you read"))?
+        .parse()
+        .map_err(|_| ApiError::bad("invalid-if-match", "If-Match must be a version number"))
+}
+
+/// Whether a body is sent as JSON.
+pub(crate) fn sent_as_json(headers: &HeaderMap) -> bool {
+    is_json(headers)
+}
+
 /// Reads a payload body frame by frame into one buffer sized from
 /// `Content-Length`, refusing with 413 as soon as it would pass `limit`
 /// (before reading further). One buffer, filled once: collecting frames and
 /// then joining them cost a second pass over fresh memory, which for tens
 /// of MiB took longer than encrypting them.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> ApiResult<Vec<u8>> {
+pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> ApiResult<Vec<u8>> {
     use http_body_util::BodyExt;
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
@@ -427,13 +443,7 @@ pub(crate) async fn update_record(
 ) -> ApiResult<Response> {
     caller.require()?;
     let id = record_id_arg(&id)?;
-    let expected: u64 = headers
-        .get("if-match")
-        .and_then(|h| h.to_str().ok())
-        .map(|h| h.trim().trim_matches('"').trim_start_matches("W/").trim_matches('"'))
-        .ok_or_else(|| ApiError::bad("if-match-required", "send If-Match with the version you read"))?
-        .parse()
-        .map_err(|_| ApiError::bad("invalid-if-match", "If-Match must be a version number"))?;
+    let expected = if_match(&headers)?;
     if !is_json(&headers) {
         return Ok(super::unsupported_media_type("send the new version as application/json"));
     }

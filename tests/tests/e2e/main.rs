@@ -27,6 +27,7 @@ mod conventions;
 mod lifecycle;
 mod limits;
 mod openapi;
+mod profiles;
 mod share;
 mod signing;
 mod templates;
