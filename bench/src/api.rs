@@ -225,7 +225,7 @@ pub(crate) struct System {
     accounts: Vec<DevnetAccount>,
     pub(crate) state: AppState,
     reader: IndexReader,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
 
@@ -608,7 +608,7 @@ fn seal_and_store(dir: &std::path::Path, plain: &[u8]) -> anyhow::Result<f64> {
 }
 
 /// One writer's small synced writes to the API's own database.
-fn synced_writes(db: &medanchor_api::db::ApiDb) -> anyhow::Result<SyncedWrite> {
+pub(crate) fn synced_writes(db: &medanchor_api::db::ApiDb) -> anyhow::Result<SyncedWrite> {
     use medanchor_api::db::Cf;
     let mut samples = Vec::with_capacity(SYNCED_WRITES);
     let start = Instant::now();

@@ -6,6 +6,7 @@ mod api;
 mod devnet;
 mod indexer;
 mod latency;
+mod profile;
 mod share;
 
 use std::process::ExitCode;
@@ -39,6 +40,9 @@ enum Command {
     /// Access-code generation and redemption latency with 100,000 active
     /// codes, against a bare synced RocksDB write.
     Share(share::ShareBenchArgs),
+    /// Patient health profile reads by a provider (the one rule per
+    /// section), against a bare synced RocksDB write.
+    Profile(profile::ProfileBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         Command::Indexer(args) => indexer::run(args),
         Command::Api(args) => api::run(args),
         Command::Share(args) => share::run(args),
+        Command::Profile(args) => profile::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -174,3 +174,22 @@ fn bench_share_generates_and_redeems_among_many_active_codes() {
     let http = ratio("http_redeem_ms").max(ratio("http_redeem_wrong_ms"));
     assert!((report["http_vs_write"].as_f64().expect("ratio") - http).abs() < 1e-9);
 }
+
+/// `medanchor-bench profile` at a small size: the provider's reads are
+/// answered with the sections its consent covers, and the report names
+/// its baseline and target. Timings are not asserted.
+#[test]
+fn bench_profile_reads_the_sections_the_chain_allows() {
+    let out = Command::new(env!("CARGO_BIN_EXE_medanchor-bench"))
+        .args(["profile", "--reads", "50", "--json"])
+        .output()
+        .expect("run medanchor-bench profile");
+    assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["reads"], 50);
+    assert_eq!(report["latency_ms"]["count"], 50);
+    // Medical history (4 sections) and treatment plans (2).
+    assert_eq!(report["sections"], 6);
+    assert!(report["synced_write"]["latency_ms"]["count"].as_u64().expect("count") > 0);
+    assert_eq!(report["target_p99_ms"], 5.0);
+}
