@@ -83,7 +83,7 @@ pub struct ProfileRead {
 
 /// The id a profile's envelope is bound to: derived from the patient, so a
 /// profile's ciphertext opens only as that patient's profile.
-fn profile_id(patient: &str) -> [u8; 16] {
+pub(crate) fn profile_id(patient: &str) -> [u8; 16] {
     let digest = Sha256::digest([b"medanchor patient profile v1\0".as_slice(), patient.as_bytes()].concat());
     let mut id = [0u8; 16];
     id.copy_from_slice(&digest[..16]);

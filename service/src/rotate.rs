@@ -1,6 +1,6 @@
-//! KEK rotation over the stored records: after [`Keyring::rotate`] adds a
-//! KEK version, [`rewrap_all`] moves every record version's data key to it
-//! ([`Keyring::rewrap`]). Payloads are never decrypted and blobs never
+//! KEK rotation over the stored records and health profiles: after
+//! [`Keyring::rotate`] adds a KEK version, [`rewrap_all`] moves every record
+//! version's and profile version's data key to it ([`Keyring::rewrap`]). Payloads are never decrypted and blobs never
 //! touched, so the anchors on-chain (SHA-256 of the blobs) stay valid.
 //!
 //! Crash safety: the new KEK is on disk before any data key is rewrapped,
@@ -45,7 +45,51 @@ pub enum RotateError {
 /// keyring's current KEK, for `tenant` (bound into every wrapped key).
 /// Returns how many versions were rewrapped.
 pub fn rewrap_all(db: &ApiDb, keyring: &Keyring, tenant: &str) -> Result<usize, RotateError> {
-    rewrap_pages(db, keyring, tenant, PAGE)
+    Ok(rewrap_pages(db, keyring, tenant, PAGE)? + rewrap_profiles(db, keyring, tenant, PAGE)?)
+}
+
+/// The profiles' data keys, every stored version (and the current pointer,
+/// which holds its own copy of the metadata).
+fn rewrap_profiles(db: &ApiDb, keyring: &Keyring, tenant: &str, page: usize) -> Result<usize, RotateError> {
+    let current = keyring.current();
+    let mut rewrapped = 0;
+    let mut start = Vec::new();
+    loop {
+        let rows = db.scan_page(Cf::Profiles, &start, page)?;
+        let Some((last, _)) = rows.last() else { break };
+        start = last.clone();
+        start.push(0);
+        let mut batch = db.batch();
+        let mut in_batch = 0;
+        for (key, value) in &rows {
+            let mut meta: crate::profiles::ProfileMeta =
+                serde_json::from_slice(value).map_err(|e| DbError::Corrupt(format!("profile metadata: {e}")))?;
+            if meta.kek_version == current {
+                continue;
+            }
+            let id = crate::profiles::profile_id(&meta.patient);
+            let what = || format!("the profile of {}", meta.patient);
+            let wrapped =
+                hex::decode(&meta.wrapped_key).map_err(|_| DbError::Corrupt(format!("{}: wrapped key", what())))?;
+            let binding = Binding { tenant, patient: &meta.patient, record_id: &id, version: meta.version };
+            let (new_key, version) = keyring
+                .rewrap(&binding, &wrapped, meta.kek_version)
+                .map_err(|source| RotateError::Rewrap { record_id: what(), version: meta.version, source })?;
+            meta.wrapped_key = hex::encode(new_key);
+            meta.kek_version = version;
+            let bytes = serde_json::to_vec(&meta).map_err(|e| DbError::Corrupt(e.to_string()))?;
+            batch.put_cf(db.cf(Cf::Profiles), key, bytes);
+            in_batch += 1;
+        }
+        if in_batch > 0 {
+            db.write(batch)?;
+            rewrapped += in_batch;
+        }
+        if rows.len() < page {
+            break;
+        }
+    }
+    Ok(rewrapped)
 }
 
 fn rewrap_pages(db: &ApiDb, keyring: &Keyring, tenant: &str, page: usize) -> Result<usize, RotateError> {
@@ -171,6 +215,44 @@ mod tests {
         }
         // Pending versions are still pending; a second run has nothing to do.
         assert_eq!(db.pending().expect("pending"), vec![([1; 16], 2), ([3; 16], 2)]);
+        assert_eq!(rewrap_all(&db, &ring, "t").expect("again"), 0);
+    }
+
+    #[test]
+    fn profiles_are_rewrapped_too_and_still_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = ApiDb::open(dir.path()).expect("db");
+        let mut ring = Keyring::ephemeral();
+        let patient = "ST1SJ3DTE5DN7X54YDH5D64R3BCB6A2AG2ZQ8YPD5";
+        let id = crate::profiles::profile_id(patient);
+        let mut blobs = Vec::new();
+        for version in [1u64, 2, 3] {
+            let binding = Binding { tenant: "t", patient, record_id: &id, version };
+            let sealed = ring.seal(&binding, format!("profile {version}").as_bytes()).expect("seal");
+            db.put_profile(&crate::profiles::ProfileMeta {
+                patient: patient.into(),
+                version,
+                data_hash: medanchor_contracts::DataHash([version as u8; 32]),
+                wrapped_key: hex::encode(&sealed.wrapped_key),
+                kek_version: sealed.kek_version,
+                updated_by: patient.into(),
+                updated_ms: 1,
+            })
+            .expect("put");
+            blobs.push(sealed.blob);
+        }
+        ring.rotate().expect("rotate");
+        // Three versions and the current pointer, over pages of two.
+        assert_eq!(rewrap_profiles(&db, &ring, "t", 2).expect("rewrap"), 4);
+        let current = db.current_profile(patient).expect("read").expect("current");
+        assert_eq!((current.version, current.kek_version), (3, 2));
+        let binding = Binding { tenant: "t", patient, record_id: &id, version: 3 };
+        let sealed = Sealed {
+            blob: blobs[2].clone(),
+            wrapped_key: hex::decode(&current.wrapped_key).expect("hex"),
+            kek_version: current.kek_version,
+        };
+        assert_eq!(&**ring.open_sealed(&binding, &sealed).expect("opens"), b"profile 3");
         assert_eq!(rewrap_all(&db, &ring, "t").expect("again"), 0);
     }
 }
