@@ -601,6 +601,25 @@
   )
 )
 
+;; A new credential commitment for a registered provider: the owner
+;; verified a new version of the provider's credential document. Whoever
+;; holds the document can check it against this hash.
+(define-public (set-provider-credential (provider principal) (credential-hash (buff 32)))
+  (begin
+    (asserts! (is-owner) ERR-UNAUTHORIZED)
+    (map-set providers provider
+      (merge (unwrap! (map-get? providers provider) ERR-PROVIDER-NOT-FOUND) { credential-hash: credential-hash }))
+    (print {
+      event: "provider-credential-set",
+      schema: EVENT-SCHEMA,
+      provider: provider,
+      credential-hash: credential-hash,
+      at: burn-block-height,
+    })
+    (ok true)
+  )
+)
+
 (define-public (set-provider-active (provider principal) (active bool))
   (begin
     (asserts! (is-owner) ERR-UNAUTHORIZED)

@@ -226,6 +226,12 @@ pub enum RecordEvent {
         active: bool,
         at: u64,
     },
+    ProviderCredentialSet {
+        provider: Principal,
+        #[serde(with = "hex32")]
+        credential_hash: [u8; 32],
+        at: u64,
+    },
     AnchorOperatorSet {
         operator: Principal,
         authorized: bool,
@@ -287,6 +293,7 @@ pub const RECORD_EVENT_NAMES: &[&str] = &[
     "audit-root-anchored",
     "provider-registered",
     "provider-status-set",
+    "provider-credential-set",
     "anchor-operator-set",
     "retention-period-set",
     "owner-proposed",
@@ -484,6 +491,11 @@ fn decode_record(f: &mut Fields<'_>) -> Result<RecordEvent, EventError> {
         "provider-status-set" => RecordEvent::ProviderStatusSet {
             provider: f.principal("provider")?,
             active: f.bool("active")?,
+            at: f.uint("at")?,
+        },
+        "provider-credential-set" => RecordEvent::ProviderCredentialSet {
+            provider: f.principal("provider")?,
+            credential_hash: f.buff("credential-hash")?,
             at: f.uint("at")?,
         },
         "anchor-operator-set" => RecordEvent::AnchorOperatorSet {
@@ -729,6 +741,10 @@ pub fn encode_print(event: &ContractEvent) -> ClarityValue {
             RecordEvent::ProviderStatusSet { provider, active, at } => {
                 ("provider-status-set", vec![("provider", p(provider)), ("active", V::Bool(*active)), ("at", u(*at))])
             }
+            RecordEvent::ProviderCredentialSet { provider, credential_hash, at } => (
+                "provider-credential-set",
+                vec![("provider", p(provider)), ("credential-hash", b(credential_hash)), ("at", u(*at))],
+            ),
             RecordEvent::AnchorOperatorSet { operator, authorized, at } => (
                 "anchor-operator-set",
                 vec![("operator", p(operator)), ("authorized", V::Bool(*authorized)), ("at", u(*at))],

@@ -66,6 +66,7 @@ describe("deployment", () => {
         "rollback-record",
         "set-anchor-operator",
         "set-provider-active",
+        "set-provider-credential",
         "set-retention-period",
         "unlock-record",
         "update-record",

@@ -100,6 +100,25 @@ describe("providers and provider access", () => {
     );
   });
 
+  it("only the owner replaces a registered provider's credential commitment", () => {
+    expect(pub(RM, "set-provider-credential", [p(provider), b32(2)], deployer).result).toBeErr(u(201));
+    const r = registerProvider(provider, 1);
+    const at = uintField(printEvent(r.events, RM, "provider-registered"), "at");
+    expect(pub(RM, "set-provider-credential", [p(provider), b32(2)], provider).result).toBeErr(u(200));
+    expect(pub(RM, "set-provider-credential", [p(provider), b32(2)], outsider).result).toBeErr(u(200));
+    pub(RM, "set-provider-active", [p(provider), Cl.bool(false)], deployer);
+    const s = pub(RM, "set-provider-credential", [p(provider), b32(3)], deployer);
+    expect(s.result).toBeOk(Cl.bool(true));
+    const e = printEvent(s.events, RM, "provider-credential-set");
+    if (e.type !== "tuple") throw new Error("unreachable");
+    expect(e.value["credential-hash"]).toStrictEqual(b32(3));
+    expect(e.value.provider).toStrictEqual(p(provider));
+    // Only the commitment changes: the active flag and registration height stay.
+    expect(ro(RM, "get-provider", [p(provider)])).toBeSome(
+      Cl.tuple({ "credential-hash": b32(3), active: Cl.bool(false), "registered-at": u(at) }),
+    );
+  });
+
   it("grant-provider-access validates patient, level, duration and provider", () => {
     expect(grantAccess(provider, LEVEL_WRITE).result).toBeErr(u(101));
     registerPatient(patient);

@@ -57,6 +57,7 @@ pub fn cost_report() -> Result<Vec<CostLine>> {
         (DEPLOYER_ADDRESS, RM, "register-provider", vec![p(PROVIDER), buf(0xa1, 32)]),
         (DEPLOYER_ADDRESS, RM, "register-provider", vec![p(RESPONDER), buf(0xa2, 32)]),
         (DEPLOYER_ADDRESS, RM, "set-provider-active", vec![p(RESPONDER), b(true)]),
+        (DEPLOYER_ADDRESS, RM, "set-provider-credential", vec![p(PROVIDER), buf(0xa3, 32)]),
         (DEPLOYER_ADDRESS, RM, "set-anchor-operator", vec![p(OPERATOR), b(true)]),
         (DEPLOYER_ADDRESS, RM, "set-retention-period", vec![u(1)]),
         (DEPLOYER_ADDRESS, PC, "set-emergency-responder", vec![p(RESPONDER), b(true)]),

@@ -430,6 +430,12 @@ fn record(stage: &mut Stage<'_>, ctx: &Ctx, event: &RecordEvent) -> Result<()> {
             row.active = *active;
             stage.put_row(Cf::Providers, k, &row)
         }
+        E::ProviderCredentialSet { provider, credential_hash, .. } => {
+            let k = principal_key(provider);
+            let mut row: ProviderRow = stage.row(Cf::Providers, &k)?.ok_or_else(|| missing("provider", provider))?;
+            row.credential_hash = *credential_hash;
+            stage.put_row(Cf::Providers, k, &row)
+        }
         E::AnchorOperatorSet { operator, authorized, .. } => {
             stage.put(Cf::Operators, principal_key(operator), vec![u8::from(*authorized)])
         }
