@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put, MethodRouter};
 use axum::{Json, Router};
 pub use medanchor_service::anchor::{resend_once, spawn_tracker, track_once, RESEND_AFTER, RETRY_QUEUED_AFTER};
+pub use medanchor_service::credentials::spawn_credential_expiry;
 pub use medanchor_service::grants::spawn_share_sweeper;
 pub use medanchor_service::records::{principal_arg, record_id_arg};
 /// The state every handler runs on: the service.
@@ -25,6 +26,7 @@ use rand::RngCore;
 use crate::error::{ApiError, ApiResult};
 
 pub(crate) mod audit_log;
+pub(crate) mod credentials;
 pub(crate) mod profiles;
 pub(crate) mod records;
 pub(crate) mod share;
@@ -106,6 +108,11 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Get, "/v1/templates", Get.route(templates::list_templates)),
         (Post, "/v1/templates", Post.route(templates::add_template)),
         (Get, "/v1/templates/{id}", Get.route(templates::template)),
+        (Get, "/v1/providers/{provider}/credentials", Get.route(credentials::read_credentials)),
+        (Put, "/v1/providers/{provider}/credentials", Put.route(credentials::write_credentials)),
+        (Get, "/v1/providers/{provider}/credentials/document", Get.route(credentials::credential_document)),
+        (Post, "/v1/providers/{provider}/credentials/decision", Post.route(credentials::decide_credentials)),
+        (Get, "/v1/credentials", Get.route(credentials::list_credentials)),
         (Get, "/openapi.json", Get.route(crate::openapi::openapi_json)),
     ]
 }
@@ -126,8 +133,13 @@ pub fn router(state: AppState) -> Router {
             } else if session_routes.contains(&(verb.name().to_string(), path.to_string())) {
                 // Before the extractors too: without a session the answer
                 // is 401, not the body's 415 or 422.
+                let limit = if (verb, path) == (Verb::Put, "/v1/providers/{provider}/credentials") {
+                    credentials::CREDENTIALS_BODY
+                } else {
+                    SMALL_BODY
+                };
                 handler
-                    .layer(DefaultBodyLimit::max(SMALL_BODY))
+                    .layer(DefaultBodyLimit::max(limit))
                     .layer(axum::middleware::from_fn_with_state(state.clone(), session_first))
             } else {
                 handler.layer(DefaultBodyLimit::max(SMALL_BODY))

@@ -12,7 +12,9 @@ pub mod app;
 pub mod error;
 pub mod openapi;
 
-pub use medanchor_service::{anchoring, audit, auth, authz, blob, db, disclosures, envelope, merkle, rotate, share};
+pub use medanchor_service::{
+    anchoring, audit, auth, authz, blob, credentials, db, disclosures, envelope, merkle, rotate, share,
+};
 
 /// Serves the API for `service` on `listener` until `shutdown` (with the
 /// client's address on every request, for the audit log's keyed hash and

@@ -55,6 +55,11 @@ use crate::db::AnchorStatus;
         crate::app::templates::list_templates,
         crate::app::templates::add_template,
         crate::app::templates::template,
+        crate::app::credentials::read_credentials,
+        crate::app::credentials::credential_document,
+        crate::app::credentials::write_credentials,
+        crate::app::credentials::decide_credentials,
+        crate::app::credentials::list_credentials,
         openapi_json,
     ),
     components(schemas(
@@ -70,6 +75,7 @@ use crate::db::AnchorStatus;
         (name = "share", description = "6-digit access codes and signed QR links: make, revoke, redeem"),
         (name = "templates", description = "Record templates for structured content"),
         (name = "profiles", description = "Patient health profiles, released part by part as the chain allows"),
+        (name = "credentials", description = "Provider credentials, their verification and on-chain commitment"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -421,6 +427,82 @@ pub struct FieldIssue {
     pub path: String,
     /// What is wrong with it.
     pub message: String,
+}
+
+// -------------------------------------------------------------- credentials
+
+/// A provider's credential version.
+#[derive(ToSchema, serde::Serialize)]
+pub struct CredentialView {
+    /// The provider.
+    pub provider: String,
+    /// The version (also the `ETag`).
+    pub version: u64,
+    /// `pending`, `verified`, `rejected` or `expired`.
+    pub state: &'static str,
+    /// The state with who decided, when, and why.
+    pub status: medanchor_service::credentials::CredentialStatus,
+    /// SHA-256 of the document's canonical bytes.
+    pub document_hash: DataHash,
+    /// The document.
+    pub document: medanchor_clinical::credentials::Credential,
+    /// When it was written (unix ms).
+    pub updated_ms: u64,
+    /// What the chain holds for the provider (single reads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainCommitment>,
+    /// Whether the chain commits to exactly this document (single reads
+    /// only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matches_chain: Option<bool>,
+}
+
+/// The contract's view of a provider (`get-provider`), as indexed.
+#[derive(ToSchema, serde::Serialize)]
+pub struct ChainCommitment {
+    /// Whether the provider is registered.
+    pub registered: bool,
+    /// The committed `credential-hash`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_hash: Option<DataHash>,
+    /// The active flag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+}
+
+/// `GET /v1/credentials`.
+#[derive(ToSchema, serde::Serialize)]
+pub struct CredentialList {
+    /// Current versions, by provider.
+    pub items: Vec<CredentialView>,
+    /// `after` for the next page, when there may be one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// `POST /v1/providers/{provider}/credentials/decision`. Other members
+/// are ignored (an internally tagged body's variants cannot each be
+/// closed in the document).
+#[derive(ToSchema, serde::Deserialize)]
+#[serde(tag = "decision", rename_all = "kebab-case")]
+pub enum DecisionBody {
+    /// Verify: commit the document's hash on-chain.
+    Verify {
+        /// The version decided on (the current one).
+        #[schema(minimum = 1)]
+        #[serde(deserialize_with = "medanchor_clinical::template::whole")]
+        version: u64,
+    },
+    /// Reject, with a reason for the provider.
+    Reject {
+        /// The version decided on (the current one).
+        #[schema(minimum = 1)]
+        #[serde(deserialize_with = "medanchor_clinical::template::whole")]
+        version: u64,
+        /// Why, 1 to 500 characters (not blank).
+        #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+        reason: String,
+    },
 }
 
 // ----------------------------------------------------------------- profiles

@@ -16,7 +16,8 @@
 //!
 //! Reading order: [`codes`] → [`units`] → [`template`] → [`builtin`] →
 //! [`registry`] → [`profile`] (the patient health profile, a template with
-//! a consent data type per section).
+//! a consent data type per section) → [`credentials`] (a provider's
+//! credential document, whose canonical bytes the chain commits to).
 //!
 //! Deliberately absent: who may read or write a record (the chain decides,
 //! through the service layer), storage, encryption and HTTP. A template's
@@ -25,6 +26,7 @@
 
 pub mod builtin;
 pub mod codes;
+pub mod credentials;
 pub mod profile;
 pub mod registry;
 pub mod template;

@@ -283,7 +283,7 @@ fn default_text_max() -> usize {
 
 /// A whole number as JSON Schema counts them: `2.0` is 2 (clients that
 /// hold every number as a double send it so).
-fn whole<'de, D, T>(d: D) -> Result<T, D::Error>
+pub fn whole<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: TryFrom<u64>,
@@ -347,6 +347,13 @@ pub enum Problem {
     /// Not an e-mail address.
     #[error("must be an e-mail address")]
     Email,
+    /// A number outside its range.
+    #[error("must be from {0} to {1}")]
+    Range(i64, i64),
+    /// The document's shape is wrong (a missing or unknown member, a
+    /// wrong type), in the parser's words.
+    #[error("{0}")]
+    Shape(String),
 }
 
 /// A failing field: its path in the content (`medications[1].dose.unit`)

@@ -156,6 +156,8 @@ fn kind(p: &Problem) -> &'static str {
         Problem::EndsBeforeStart => "ends-before-start",
         Problem::Phone => "phone",
         Problem::Email => "email",
+        Problem::Range(..) => "range",
+        Problem::Shape(_) => "shape",
     }
 }
 

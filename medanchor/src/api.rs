@@ -18,6 +18,9 @@ use medanchor_wallet::{ContractCall, RpcClient, Wallet};
 /// How often dead shares and expired grants are cleaned up.
 const SHARE_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
+/// How often expired provider credentials are looked for.
+const CREDENTIAL_EXPIRY_EVERY: Duration = Duration::from_secs(3600);
+
 /// How often `up` anchors the audit log's root (when it has grown).
 const AUDIT_ANCHOR_EVERY: Duration = Duration::from_secs(3);
 
@@ -53,8 +56,17 @@ pub fn start(
     let reader = IndexReader::new(index.db().clone());
     let state = AppState::open(config, data_dir, keys_dir, None, Arc::new(reader), RpcClient::new(rpc)?, custody)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // DEVNET ONLY: verified credentials are committed on-chain by the
+    // contract owner, which on a fresh devnet is the deployer's public test
+    // key. A real deployment gives the node its own owner key (or none: then
+    // verification answers 503 and the owner commits with its wallet).
+    let state = match accounts.iter().find(|a| a.name == "deployer") {
+        Some(deployer) => state.with_registrar(deployer.key.clone()),
+        None => state,
+    };
     app::spawn_tracker(state.clone(), Duration::from_millis(500));
     app::spawn_share_sweeper(state.clone(), SHARE_SWEEP_EVERY);
+    app::spawn_credential_expiry(state.clone(), CREDENTIAL_EXPIRY_EVERY);
     start_audit_anchoring(state.clone(), rpc, accounts)?;
     Ok(tokio::spawn(medanchor_api::serve(listener, state, shutdown)))
 }

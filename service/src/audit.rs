@@ -81,6 +81,27 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
+    /// An entry of the node's own jobs (actor `node`, role `system`).
+    pub fn system(action: &str, time_ms: u64) -> AuditEntry {
+        AuditEntry {
+            time_ms,
+            actor: "node".into(),
+            role: "system".into(),
+            action: action.into(),
+            patient: None,
+            record_id: None,
+            version: None,
+            method: None,
+            share_id: None,
+            outcome: "allowed".into(),
+            reason: None,
+            client_ip: None,
+            user_agent: None,
+            ip_hash: None,
+            request_id: String::new(),
+        }
+    }
+
     /// The leaf bytes.
     pub fn leaf(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("entries serialize")

@@ -13,6 +13,7 @@
 //! | `shares`, `share_index`, `share_links`, `share_grants`, `share_guards` | see [`crate::share::store`] | | |
 //! | `templates` | template id ‖ 0 ‖ version (u32 BE) | [`medanchor_clinical::Template`] JSON | versions people added, append-only (built-in ones are code) |
 //! | `profiles` | patient ‖ 0 ‖ version (u64 BE); patient ‖ 1 | [`crate::profiles::ProfileMeta`] JSON | every version kept; the `‖ 1` key is the current one, written in the same batch |
+//! | `credentials` | `v` ‖ provider ‖ 0 ‖ version (u64 BE); `v` ‖ provider ‖ 1; `s` ‖ state tag ‖ provider | [`crate::credentials::CredentialVersion`] JSON; empty | every version kept; the `‖ 1` key is the current one; the `s` key names the current version's state; all three written in one batch |
 //! | `meta` | name | bytes | `schema` (the version, ASCII decimal: [`SCHEMA_VERSION`]), `audit_size`, `audit_indexed`, `audit_anchor` ([`crate::anchoring::AnchorRecord`] JSON) |
 //!
 //! Writes are synced: an acknowledged record or audit entry survives a crash.
@@ -34,7 +35,8 @@ use serde::{Deserialize, Serialize};
 /// | 1 | the first release's layout |
 /// | 2 | every audit entry about a patient is in `audit_by_patient` (entries written before the index existed are indexed) |
 /// | 3 | the `templates` family (record templates people added) and the `profiles` family (patient health profiles) |
-pub const SCHEMA_VERSION: u32 = 3;
+/// | 4 | the `credentials` family (providers' credential documents and their verification) |
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// One migration step: brings a store at version `from` to `from + 1`.
 /// Each step is resumable — its writes are idempotent, and the version is
@@ -73,6 +75,7 @@ pub const MIGRATIONS: &[Migration] = &[
     // Opening creates the family; the step marks the layout that has it, so
     // an older build refuses a database whose templates it would ignore.
     Migration { from: 2, what: "families for record templates and health profiles", run: |_| Ok(()) },
+    Migration { from: 3, what: "the family for provider credentials", run: |_| Ok(()) },
 ];
 
 /// Column families.
@@ -92,11 +95,12 @@ pub enum Cf {
     ShareGuards,
     Templates,
     Profiles,
+    Credentials,
     Meta,
 }
 
 impl Cf {
-    pub(crate) const ALL: [Cf; 14] = [
+    pub(crate) const ALL: [Cf; 15] = [
         Cf::Records,
         Cf::Pending,
         Cf::Challenges,
@@ -110,6 +114,7 @@ impl Cf {
         Cf::ShareGuards,
         Cf::Templates,
         Cf::Profiles,
+        Cf::Credentials,
         Cf::Meta,
     ];
 
@@ -128,6 +133,7 @@ impl Cf {
             Cf::ShareGuards => "share_guards",
             Cf::Templates => "templates",
             Cf::Profiles => "profiles",
+            Cf::Credentials => "credentials",
             Cf::Meta => "meta",
         }
     }

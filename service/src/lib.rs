@@ -32,6 +32,7 @@ pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod blob;
+pub mod credentials;
 pub mod db;
 pub mod disclosures;
 pub mod envelope;

@@ -134,6 +134,9 @@ pub struct Service {
     pub(crate) templates: Arc<RwLock<medanchor_clinical::Registry>>,
     /// One template writer at a time (check, store, publish).
     pub(crate) template_writer: Arc<tokio::sync::Mutex<()>>,
+    /// The key that commits verified credentials on-chain (the contract
+    /// owner's), if this node holds it.
+    pub(crate) registrar: Option<Arc<crate::credentials::Registrar>>,
 }
 
 /// Unix milliseconds now: the system clock, or a test's.
@@ -192,6 +195,7 @@ impl Service {
             clock: Arc::new(now_ms),
             templates: Arc::new(RwLock::new(medanchor_clinical::Registry::builtin())),
             template_writer: Arc::default(),
+            registrar: None,
         }
     }
 
@@ -230,6 +234,13 @@ impl Service {
     /// sleeping; sessions keep the system clock).
     pub fn with_clock(mut self, clock: Clock) -> Service {
         self.clock = clock;
+        self
+    }
+
+    /// The same state committing verified credentials with `key` (the
+    /// contracts' owner).
+    pub fn with_registrar(mut self, key: StacksKey) -> Service {
+        self.registrar = Some(Arc::new(crate::credentials::Registrar::new(key)));
         self
     }
 

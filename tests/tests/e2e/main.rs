@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 mod authz;
 mod branches;
 mod conventions;
+mod credentials;
 mod lifecycle;
 mod limits;
 mod openapi;
@@ -157,6 +158,8 @@ async fn start_with(configure: impl FnOnce(&mut ApiConfig), clock: Option<app::C
         Some(c) => state.with_clock(c),
         None => state,
     };
+    // The contract owner commits verified credentials (as `up` does).
+    let state = state.with_registrar(accounts.iter().find(|a| a.name == "deployer").expect("deployer").key.clone());
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let api = format!("http://{}", api_listener.local_addr().expect("addr"));
     tokio::spawn(medanchor_api::serve(api_listener, state.clone(), std::future::pending()));
