@@ -538,7 +538,8 @@ pub struct Completeness {
     pub missing: Vec<&'static str>,
 }
 
-/// A health profile's content: every member optional. `allergies`:
+/// A health profile's content: every member optional. `full_name`;
+/// `phone` (7 to 15 digits, `+` optional); `allergies`:
 /// `[{substance, reaction, severity}]`; `chronic_conditions`: `[{code
 /// (ICD-10-CM), description?}]`; `current_medications`: `[{name, dose:
 /// {value, unit}, route, frequency}]`; `blood_type`: `A+`…`O-`;

@@ -1,5 +1,6 @@
 //! The patient health profile: what a patient keeps about themselves
-//! (allergies, conditions, medications, contacts, insurance, preferences),
+//! (name and phone, allergies, conditions, medications, contacts,
+//! insurance, preferences),
 //! the consent data type each part falls under, the part emergency
 //! responders may see, and how complete it is.
 //!
@@ -29,7 +30,9 @@ pub struct Section {
 }
 
 /// Every section, in form order.
-pub const SECTIONS: [Section; 12] = [
+pub const SECTIONS: [Section; 14] = [
+    Section { field: "full_name", data_type: DataType::BasicInfo, emergency: false },
+    Section { field: "phone", data_type: DataType::BasicInfo, emergency: false },
     Section { field: "allergies", data_type: DataType::MedicalHistory, emergency: true },
     Section { field: "chronic_conditions", data_type: DataType::MedicalHistory, emergency: false },
     Section { field: "current_medications", data_type: DataType::TreatmentPlans, emergency: true },
@@ -62,6 +65,8 @@ pub fn schema() -> Template {
         record_type: RecordType::BasicInfo,
         scope: Scope::Builtin,
         fields: vec![
+            f("full_name", "Full name", FieldKind::Text { max_len: 200 }),
+            f("phone", "Phone", FieldKind::Phone),
             f("allergies", "Allergies", FieldKind::Allergies { min: 0 }),
             f("chronic_conditions", "Chronic conditions", FieldKind::Diagnoses { min: 0 }),
             f("current_medications", "Current medications", FieldKind::Medications { min: 0 }),
@@ -128,7 +133,7 @@ mod tests {
         assert_eq!(completeness(&json!({})).0, 0);
         let some = json!({ "blood_type": "O+", "allergies": [], "organ_donor": false, "preferred_language": " " });
         let (percent, missing) = completeness(&some);
-        assert_eq!(percent, (2 * 100 / 12) as u8);
+        assert_eq!(percent, (2 * 100 / 14) as u8);
         assert!(missing.contains(&"allergies") && missing.contains(&"preferred_language"));
         assert!(!missing.contains(&"blood_type") && !missing.contains(&"organ_donor"));
     }

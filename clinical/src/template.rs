@@ -224,6 +224,9 @@ pub enum FieldKind {
     },
     /// A calendar date, `YYYY-MM-DD`.
     Date,
+    /// A phone number: an optional `+`, 7 to 15 digits, spaces, hyphens,
+    /// dots or parentheses between them.
+    Phone,
     /// Yes or no.
     Boolean,
     /// One of `options`.
@@ -502,6 +505,10 @@ fn check_field(kind: &FieldKind, v: &Value, path: &str, errors: &mut Vec<FieldEr
         FieldKind::Date => match v.as_str().and_then(parse_date) {
             None => fail(Problem::Date),
             Some(_) => Some(v.clone()),
+        },
+        FieldKind::Phone => match v.as_str().map(str::trim) {
+            Some(s) if is_phone(s) => Some(Value::String(s.to_string())),
+            _ => fail(Problem::Phone),
         },
         FieldKind::Boolean => match v {
             Value::Bool(_) => Some(v.clone()),

@@ -135,7 +135,8 @@ impl Service {
     /// How `who` may read `patient`'s profile, and which sections: the
     /// patient all; under an active override the emergency sections; else
     /// the sections whose data type the one rule allows. None allowed is
-    /// the contract's refusal (of the first data type, in section order).
+    /// the contract's refusal: of the first data type in section order,
+    /// unless a later one says more than "no consent".
     fn profile_access(&self, patient: &Principal, who: &Principal) -> Result<(ProfileAccess, Vec<&'static str>)> {
         if patient == who {
             return Ok((ProfileAccess::Owner, SECTIONS.iter().map(|s| s.field).collect()));
@@ -153,8 +154,19 @@ impl Service {
             match self.authorize_at(Operation::Read, patient, who, dt) {
                 Ok(AccessMethod::Emergency) => emergency = true,
                 Ok(_) => allowed.push(dt),
+                // The refusal that says most: a consent revoked or
+                // expired beats one never given (a section's data type
+                // the caller never asked for).
                 Err(e) => {
-                    first_refusal.get_or_insert(e);
+                    let never = |e: &Error| {
+                        matches!(
+                            e,
+                            Error::Forbidden { reason: Some(medanchor_contracts::ContractError::NoConsent), .. }
+                        )
+                    };
+                    if first_refusal.as_ref().is_none_or(|f| never(f) && !never(&e)) {
+                        first_refusal = Some(e);
+                    }
                 }
             }
         }

@@ -26,6 +26,8 @@ fn owner_call(contract: ContractName, function: &'static str, args: Vec<ClarityV
 
 fn full_profile() -> Value {
     json!({
+        "full_name": "María José García",
+        "phone": "+34 600 123 456",
         "allergies": [{ "substance": "Penicillin", "reaction": "hives", "severity": "severe" }],
         "chronic_conditions": [{ "code": "E11.9" }],
         "current_medications": [{ "name": "Metformin", "dose": { "value": 500, "unit": "mg" }, "route": "oral", "frequency": "twice-daily" }],
