@@ -359,6 +359,15 @@ pub enum Problem {
     Shape(String),
 }
 
+/// What a structured record is found by ([`Template::search_terms`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchTerms {
+    /// ICD-10-CM codes, as written in normal form (`E11.9`).
+    pub diagnoses: Vec<String>,
+    /// Medication names.
+    pub medications: Vec<String>,
+}
+
 /// A failing field: its path in the content (`medications[1].dose.unit`)
 /// and what is wrong.
 #[derive(Debug, Clone, PartialEq)]
@@ -434,6 +443,31 @@ impl Template {
             }
         }
         Ok(())
+    }
+
+    /// What a search finds a record by in `content` (its normal form):
+    /// the ICD-10-CM codes of its diagnosis fields and the names of its
+    /// medications, in field order, without repeats.
+    pub fn search_terms(&self, content: &Value) -> SearchTerms {
+        let mut terms = SearchTerms::default();
+        let mut push = |list: &mut Vec<String>, v: Option<&str>| {
+            if let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) {
+                if !list.iter().any(|t| t == v) {
+                    list.push(v.to_string());
+                }
+            }
+        };
+        for field in &self.fields {
+            let Some(entries) = content.get(&field.name).and_then(Value::as_array) else { continue };
+            for entry in entries {
+                match field.kind {
+                    FieldKind::Diagnoses { .. } => push(&mut terms.diagnoses, entry["code"].as_str()),
+                    FieldKind::Medications { .. } => push(&mut terms.medications, entry["name"].as_str()),
+                    _ => {}
+                }
+            }
+        }
+        terms
     }
 
     /// A new record's content: every field's default.

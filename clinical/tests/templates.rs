@@ -516,3 +516,17 @@ fn a_scope_has_exactly_its_two_shapes() {
         assert!(serde_json::from_value::<Scope>(refused.clone()).is_err(), "{refused}");
     }
 }
+
+#[test]
+fn search_terms_are_the_codes_and_medication_names() {
+    let registry = Registry::builtin();
+    let reference = TemplateRef { id: "consultation".parse().unwrap_or_else(|e| panic!("{e}")), version: 1 };
+    let t = registry.get(&reference).unwrap_or_else(|e| panic!("{e}"));
+    let content =
+        samples().into_iter().find(|(id, _)| *id == "consultation").map(|(_, c)| c).unwrap_or_else(|| panic!("sample"));
+    let normal = t.validate(&content).unwrap_or_else(|e| panic!("{e:?}"));
+    let terms = t.search_terms(&normal);
+    assert_eq!(terms.diagnoses, ["E11.9", "I10"]);
+    assert_eq!(terms.medications, ["Metformin", "Salbutamol"]);
+    assert_eq!(t.search_terms(&json!({})), Default::default());
+}
