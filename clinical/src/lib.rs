@@ -17,7 +17,9 @@
 //! Reading order: [`codes`] → [`units`] → [`template`] → [`builtin`] →
 //! [`registry`] → [`profile`] (the patient health profile, a template with
 //! a consent data type per section) → [`credentials`] (a provider's
-//! credential document, whose canonical bytes the chain commits to).
+//! credential document, whose canonical bytes the chain commits to) →
+//! [`search`] (blind indexes: records and patients found by keyed tokens,
+//! never by plaintext at rest).
 //!
 //! Deliberately absent: who may read or write a record (the chain decides,
 //! through the service layer), storage, encryption and HTTP. A template's
@@ -29,6 +31,7 @@ pub mod codes;
 pub mod credentials;
 pub mod profile;
 pub mod registry;
+pub mod search;
 pub mod template;
 pub mod units;
 

@@ -450,7 +450,7 @@ impl Template {
     /// medications, in field order, without repeats.
     pub fn search_terms(&self, content: &Value) -> SearchTerms {
         let mut terms = SearchTerms::default();
-        let mut push = |list: &mut Vec<String>, v: Option<&str>| {
+        let push = |list: &mut Vec<String>, v: Option<&str>| {
             if let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) {
                 if !list.iter().any(|t| t == v) {
                     list.push(v.to_string());
