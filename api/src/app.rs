@@ -29,6 +29,7 @@ pub(crate) mod audit_log;
 pub(crate) mod credentials;
 pub(crate) mod profiles;
 pub(crate) mod records;
+pub(crate) mod search;
 pub(crate) mod share;
 pub(crate) mod sign_in;
 pub(crate) mod templates;
@@ -113,6 +114,8 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Get, "/v1/providers/{provider}/credentials/document", Get.route(credentials::credential_document)),
         (Post, "/v1/providers/{provider}/credentials/decision", Post.route(credentials::decide_credentials)),
         (Get, "/v1/credentials", Get.route(credentials::list_credentials)),
+        (Get, "/v1/search/records", Get.route(search::search_records)),
+        (Get, "/v1/search/patients", Get.route(search::search_patients)),
         (Get, "/openapi.json", Get.route(crate::openapi::openapi_json)),
     ]
 }

@@ -60,6 +60,8 @@ use crate::db::AnchorStatus;
         crate::app::credentials::write_credentials,
         crate::app::credentials::decide_credentials,
         crate::app::credentials::list_credentials,
+        crate::app::search::search_records,
+        crate::app::search::search_patients,
         openapi_json,
     ),
     components(schemas(
@@ -76,6 +78,7 @@ use crate::db::AnchorStatus;
         (name = "templates", description = "Record templates for structured content"),
         (name = "profiles", description = "Patient health profiles, released part by part as the chain allows"),
         (name = "credentials", description = "Provider credentials, their verification and on-chain commitment"),
+        (name = "search", description = "Records and patients by what they hold: a blind index, results filtered by the chain"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -427,6 +430,69 @@ pub struct FieldIssue {
     pub path: String,
     /// What is wrong with it.
     pub message: String,
+}
+
+// ------------------------------------------------------------------- search
+
+/// A matched text.
+#[derive(ToSchema, serde::Serialize)]
+pub struct HighlightView {
+    /// `patient_name`, `diagnosis`, `medication`, `name`, `phone` or
+    /// `blood_group`.
+    pub field: &'static str,
+    /// The text as the caller may read it.
+    pub text: String,
+    /// `[start, end)` byte ranges of the matches in `text`.
+    pub ranges: Vec<[usize; 2]>,
+}
+
+/// A record found.
+#[derive(ToSchema, serde::Serialize)]
+pub struct RecordHitView {
+    /// The record.
+    pub record_id: RecordId,
+    /// Its current version.
+    pub version: u64,
+    /// The patient.
+    pub patient: String,
+    /// The record type.
+    pub record_type: String,
+    /// When the version was written (unix ms).
+    pub created_ms: u64,
+    /// The template it was written with, if structured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<medanchor_clinical::TemplateRef>,
+    /// What matched.
+    pub highlights: Vec<HighlightView>,
+}
+
+/// `GET /v1/search/records`.
+#[derive(ToSchema, serde::Serialize)]
+pub struct RecordSearchPage {
+    /// Newest first.
+    pub items: Vec<RecordHitView>,
+    /// The next page's `cursor`, when there may be one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A patient found.
+#[derive(ToSchema, serde::Serialize)]
+pub struct PatientHitView {
+    /// The patient's principal.
+    pub patient: String,
+    /// What matched.
+    pub highlights: Vec<HighlightView>,
+}
+
+/// `GET /v1/search/patients`.
+#[derive(ToSchema, serde::Serialize)]
+pub struct PatientSearchPage {
+    /// The patients found.
+    pub items: Vec<PatientHitView>,
+    /// The next page's `cursor`, when there may be one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 // -------------------------------------------------------------- credentials

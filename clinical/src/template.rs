@@ -819,6 +819,21 @@ pub fn parse_date(s: &str) -> Option<(i32, u32, u32)> {
     ((1800..=2200).contains(&y) && (1..=days).contains(&d)).then_some((y, m, d))
 }
 
+/// Unix milliseconds at the start (UTC) of a `YYYY-MM-DD` date
+/// ([`parse_date`]'s range; before 1970 is `None`).
+pub fn date_start_ms(s: &str) -> Option<u64> {
+    let (y, m, d) = parse_date(s)?;
+    // Howard Hinnant's days-from-civil.
+    let y = i64::from(y) - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days).ok().map(|d| d * 86_400_000)
+}
+
 /// A measurement's JSON, for defaults and tests.
 pub fn measurement(value: f64, unit: &str) -> Value {
     let mut m = Map::new();

@@ -122,5 +122,8 @@ fn expiry_is_judged_per_item_on_the_utc_day() {
         (4_107_542_400_000, (2100, 3, 1)),
     ] {
         assert_eq!(utc_date(ms), date, "{ms}");
+        let text = format!("{:04}-{:02}-{:02}", date.0, date.1, date.2);
+        assert_eq!(medanchor_clinical::template::date_start_ms(&text), Some(ms - ms % 86_400_000), "{text}");
     }
+    assert_eq!(medanchor_clinical::template::date_start_ms("1969-12-31"), None);
 }

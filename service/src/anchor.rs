@@ -38,6 +38,9 @@ pub(crate) fn store_version(
     let patient_s = patient.to_string();
     let binding = Binding { tenant: &s.config.tenant, patient: &patient_s, record_id: id, version };
     let size = buf.len();
+    let created_ms = now_ms();
+    // What search finds it by, taken from the plaintext before it is sealed.
+    let terms = s.record_terms(id, version, author, template.as_ref(), &buf, created_ms)?;
     // Sealed in place and stored from its parts: a large payload is never
     // copied after the request body (each fresh 50 MiB buffer cost more
     // than the cipher on it), and the plaintext does not outlive this call.
@@ -60,7 +63,7 @@ pub(crate) fn store_version(
         data_hash: DataHash(hash),
         wrapped_key: hex::encode(&sealed.wrapped_key),
         kek_version: sealed.kek_version,
-        created_ms: now_ms(),
+        created_ms,
         status: AnchorStatus::Pending,
         txid: None,
         block_height: None,
@@ -71,7 +74,12 @@ pub(crate) fn store_version(
         custodial: None,
         template,
     };
-    s.db.put_record(&meta, id).map_err(Error::internal)?;
+    // The version and its search entries in one synced batch: the index
+    // never lags an acknowledged write.
+    let mut batch = s.db.batch();
+    s.db.put_record_in(&mut batch, &meta, id);
+    s.index_record(&mut batch, id, &meta.patient, record_type, &terms)?;
+    s.db.write(batch).map_err(Error::internal)?;
     Ok(meta)
 }
 

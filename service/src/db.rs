@@ -14,7 +14,8 @@
 //! | `templates` | template id ‖ 0 ‖ version (u32 BE) | [`medanchor_clinical::Template`] JSON | versions people added, append-only (built-in ones are code) |
 //! | `profiles` | patient ‖ 0 ‖ version (u64 BE); patient ‖ 1 | [`crate::profiles::ProfileMeta`] JSON | every version kept; the `‖ 1` key is the current one, written in the same batch |
 //! | `credentials` | `v` ‖ provider ‖ 0 ‖ version (u64 BE); `v` ‖ provider ‖ 1; `s` ‖ state tag ‖ provider | [`crate::credentials::CredentialVersion`] JSON; empty | every version kept; the `‖ 1` key is the current one; the `s` key names the current version's state; all three written in one batch |
-//! | `meta` | name | bytes | `schema` (the version, ASCII decimal: [`SCHEMA_VERSION`]), `audit_size`, `audit_indexed`, `audit_anchor` ([`crate::anchoring::AnchorRecord`] JSON) |
+//! | `search` | `r`/`p` ‖ field ‖ token (16) ‖ sort (u64 BE) ‖ id; `d` ‖ scope ‖ id | empty; the document's keys | the blind index ([`crate::search`]): keyed tokens only, never plaintext; each document's keys listed under `d`, replaced in the batch that writes the record version or profile |
+//! | `meta` | name | bytes | `schema` (the version, ASCII decimal: [`SCHEMA_VERSION`]), `audit_size`, `audit_indexed`, `audit_anchor` ([`crate::anchoring::AnchorRecord`] JSON), `search_indexed` (the index covers everything stored) |
 //!
 //! Writes are synced: an acknowledged record or audit entry survives a crash.
 
@@ -35,7 +36,7 @@ use serde::{Deserialize, Serialize};
 /// | 1 | the first release's layout |
 /// | 2 | every audit entry about a patient is in `audit_by_patient` (entries written before the index existed are indexed) |
 /// | 3 | the `templates` family (record templates people added) and the `profiles` family (patient health profiles) |
-/// | 4 | the `credentials` family (providers' credential documents and their verification) |
+/// | 4 | the `credentials` family (providers' credential documents and their verification) and the `search` family (the blind index; built from what is stored at the first open, see [`crate::search`]) |
 pub const SCHEMA_VERSION: u32 = 4;
 
 /// One migration step: brings a store at version `from` to `from + 1`.
@@ -75,7 +76,7 @@ pub const MIGRATIONS: &[Migration] = &[
     // Opening creates the family; the step marks the layout that has it, so
     // an older build refuses a database whose templates it would ignore.
     Migration { from: 2, what: "families for record templates and health profiles", run: |_| Ok(()) },
-    Migration { from: 3, what: "the family for provider credentials", run: |_| Ok(()) },
+    Migration { from: 3, what: "families for provider credentials and the search index", run: |_| Ok(()) },
 ];
 
 /// Column families.
@@ -96,11 +97,12 @@ pub enum Cf {
     Templates,
     Profiles,
     Credentials,
+    Search,
     Meta,
 }
 
 impl Cf {
-    pub(crate) const ALL: [Cf; 15] = [
+    pub(crate) const ALL: [Cf; 16] = [
         Cf::Records,
         Cf::Pending,
         Cf::Challenges,
@@ -115,6 +117,7 @@ impl Cf {
         Cf::Templates,
         Cf::Profiles,
         Cf::Credentials,
+        Cf::Search,
         Cf::Meta,
     ];
 
@@ -134,6 +137,7 @@ impl Cf {
             Cf::Templates => "templates",
             Cf::Profiles => "profiles",
             Cf::Credentials => "credentials",
+            Cf::Search => "search",
             Cf::Meta => "meta",
         }
     }
@@ -424,16 +428,44 @@ impl ApiDb {
 
     /// Stores a profile version and makes it current (one synced batch).
     pub fn put_profile(&self, meta: &crate::profiles::ProfileMeta) -> Result<(), DbError> {
+        let mut batch = self.batch();
+        self.put_profile_in(&mut batch, meta)?;
+        self.write(batch)
+    }
+
+    /// [`ApiDb::put_profile`]'s writes, added to `batch`.
+    pub fn put_profile_in(&self, batch: &mut WriteBatch, meta: &crate::profiles::ProfileMeta) -> Result<(), DbError> {
         let value = serde_json::to_vec(meta).map_err(|e| DbError::Corrupt(e.to_string()))?;
         let mut version_key = meta.patient.as_bytes().to_vec();
         let mut current_key = version_key.clone();
         version_key.push(0);
         version_key.extend_from_slice(&meta.version.to_be_bytes());
         current_key.push(1);
-        let mut batch = self.batch();
         batch.put_cf(self.cf(Cf::Profiles), &version_key, &value);
         batch.put_cf(self.cf(Cf::Profiles), &current_key, &value);
-        self.write(batch)
+        Ok(())
+    }
+
+    /// Every patient's current profile version.
+    pub fn current_profiles(&self) -> Result<Vec<crate::profiles::ProfileMeta>, DbError> {
+        let mut out = Vec::new();
+        for (k, v) in self.scan(Cf::Profiles, &[])? {
+            // `patient ‖ 1` is the current pointer (a version key,
+            // `patient ‖ 0 ‖ version`, may end in 1 too: its length tells).
+            if k.last() == Some(&1) {
+                let meta: crate::profiles::ProfileMeta =
+                    serde_json::from_slice(&v).map_err(|e| DbError::Corrupt(format!("profile: {e}")))?;
+                if k.len() == meta.patient.len() + 1 {
+                    out.push(meta);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The RocksDB handle (the search index reads with its own iterator).
+    pub fn raw(&self) -> &DB {
+        &self.db
     }
 
     /// A patient's current profile version, if they wrote one.
@@ -455,14 +487,19 @@ impl ApiDb {
 
     /// Writes a record version's metadata (and its place in `pending`).
     pub fn put_record(&self, meta: &RecordMeta, record_id: &[u8; 16]) -> Result<(), DbError> {
-        let key = record_key(record_id, meta.version);
         let mut batch = self.batch();
+        self.put_record_in(&mut batch, meta, record_id);
+        self.write(batch)
+    }
+
+    /// [`ApiDb::put_record`]'s writes, added to `batch`.
+    pub fn put_record_in(&self, batch: &mut WriteBatch, meta: &RecordMeta, record_id: &[u8; 16]) {
+        let key = record_key(record_id, meta.version);
         batch.put_cf(self.cf(Cf::Records), &key, serde_json::to_vec(meta).expect("metadata serializes"));
         match meta.status {
             AnchorStatus::Pending => batch.put_cf(self.cf(Cf::Pending), &key, []),
             _ => batch.delete_cf(self.cf(Cf::Pending), &key),
         }
-        self.write(batch)
     }
 
     /// Versions whose anchor is pending: (record id, version).

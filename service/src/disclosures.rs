@@ -32,8 +32,15 @@ use crate::error::{Error, Result};
 use crate::state::{Caller, Service};
 
 /// The actions that read or write patient data.
-pub const DISCLOSING_ACTIONS: [&str; 5] =
-    ["record.read", "record.versions", "record.create", "record.update", "profile.read"];
+pub const DISCLOSING_ACTIONS: [&str; 7] = [
+    "record.read",
+    "record.versions",
+    "record.create",
+    "record.update",
+    "profile.read",
+    "record.search",
+    "patient.search",
+];
 
 /// How far back the report goes by default: HIPAA §164.528(a) gives the
 /// patient the disclosures of the six years before the request.

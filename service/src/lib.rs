@@ -42,6 +42,7 @@ pub mod merkle;
 pub mod profiles;
 pub mod records;
 pub mod rotate;
+pub mod search;
 pub mod share;
 pub mod sharing;
 pub mod sign_in;

@@ -185,7 +185,7 @@ impl Service {
     }
 
     /// The current profile version, decrypted.
-    fn open_profile(&self, patient: &str) -> Result<Option<(ProfileMeta, Value)>> {
+    pub(crate) fn open_profile(&self, patient: &str) -> Result<Option<(ProfileMeta, Value)>> {
         let Some(meta) = self.db.current_profile(patient)? else { return Ok(None) };
         let blob = self
             .blobs
@@ -299,7 +299,12 @@ impl Service {
             updated_by: patient.to_string(),
             updated_ms: now_ms(),
         };
-        self.db.put_profile(&meta)?;
+        // The profile and its search entries (name, phone, blood group,
+        // and the name on the patient's records) in one synced batch.
+        let mut batch = self.db.batch();
+        self.db.put_profile_in(&mut batch, &meta)?;
+        self.index_patient(&mut batch, patient, content)?;
+        self.db.write(batch)?;
         Ok(meta)
     }
 }

@@ -137,6 +137,8 @@ pub struct Service {
     /// The key that commits verified credentials on-chain (the contract
     /// owner's), if this node holds it.
     pub(crate) registrar: Option<Arc<crate::credentials::Registrar>>,
+    /// The search index's keys (derived from the node's secret).
+    pub(crate) search: Arc<crate::search::SearchKeys>,
 }
 
 /// Unix milliseconds now: the system clock, or a test's.
@@ -176,6 +178,7 @@ impl Service {
         let limiter = Arc::new(crate::share::limits::Limiter::new(config.share_limits));
         let challenges = Arc::new(crate::auth::ChallengeKey::derive(&root));
         let ip_key = Arc::new(crate::auth::derive_key(&root, b"medanchor audit ip-hash v1"));
+        let search = Arc::new(crate::search::SearchKeys::derive(&root, &config.tenant));
         Service {
             config: Arc::new(config),
             db,
@@ -196,6 +199,7 @@ impl Service {
             templates: Arc::new(RwLock::new(medanchor_clinical::Registry::builtin())),
             template_writer: Arc::default(),
             registrar: None,
+            search,
         }
     }
 
@@ -227,6 +231,7 @@ impl Service {
         );
         let service = Service::new(config, db, blobs, keyring, SessionKey::from_bytes(&secret), chain, node, custody);
         service.load_templates()?;
+        service.ensure_search_index()?;
         Ok(service)
     }
 

@@ -32,7 +32,7 @@ pub fn template_id_arg(s: &str) -> Result<TemplateId> {
 }
 
 impl Service {
-    fn registry(&self) -> std::sync::RwLockReadGuard<'_, medanchor_clinical::Registry> {
+    pub(crate) fn registry(&self) -> std::sync::RwLockReadGuard<'_, medanchor_clinical::Registry> {
         self.templates.read().unwrap_or_else(|p| p.into_inner())
     }
 

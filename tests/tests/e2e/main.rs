@@ -29,6 +29,7 @@ mod lifecycle;
 mod limits;
 mod openapi;
 mod profiles;
+mod search;
 mod share;
 mod signing;
 mod templates;

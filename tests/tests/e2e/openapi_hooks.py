@@ -7,6 +7,7 @@ filter drops only *positive* cases that break a rule the document states in
 prose because JSON Schema cannot express it. Negative cases all go out.
 """
 
+import datetime
 import hashlib
 import itertools
 import os
@@ -86,6 +87,33 @@ def filter_case(context, case) -> bool:
         # Likewise a credential document's: calendar dates, e-mail and
         # phone shapes, a photo whose bytes match its media type.
         return False
+    if (method, path) in (("GET", "/v1/search/records"), ("GET", "/v1/search/patients")):
+        # A search needs one criterion with a letter or digit, dates that
+        # are calendar dates from 1970 to 2200, and a cursor the node issued: rules
+        # the descriptions state and the schema cannot.
+        fields = ("patient_name", "diagnosis", "medication", "provider", "patient", "record_type",
+                  "name", "phone", "blood_group")
+        def searchable(f):
+            text = str(query.get(f, ""))
+            # A diagnosis code is matched by its ASCII letters and digits.
+            return any(c.isalnum() and (f != "diagnosis" or c.isascii()) for c in text)
+        if not any(searchable(f) for f in fields):
+            return False
+        if "cursor" in query:
+            return False
+        for bound in ("from", "to"):
+            if bound in query:
+                try:
+                    # Dates from 1970 to 2200 (a clinical date outside is a typo).
+                    if not 1970 <= datetime.date.fromisoformat(str(query[bound])).year <= 2200:
+                        return False
+                except ValueError:
+                    return False
+        if "from" in query and "to" in query and str(query["from"]) > str(query["to"]):
+            return False
+        if path == "/v1/search/patients" and "phone" in query and not any(c.isdigit() for c in str(query["phone"])):
+            # A phone number is matched by its digits.
+            return False
     if (method, path) == ("GET", "/v1/patients/{patient}/records") and "cursor" in query:
         # A cursor is a previous page's `next_cursor`; another query's is
         # refused. The generator cannot know one (the stateful phase
