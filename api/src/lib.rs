@@ -13,7 +13,7 @@ pub mod error;
 pub mod openapi;
 
 pub use medanchor_service::{
-    anchoring, audit, auth, authz, blob, credentials, db, disclosures, envelope, merkle, rotate, share,
+    anchoring, audit, auth, authz, blob, credentials, db, disclosures, envelope, merkle, rotate, search, share,
 };
 
 /// Serves the API for `service` on `listener` until `shutdown` (with the

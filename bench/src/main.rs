@@ -7,6 +7,7 @@ mod devnet;
 mod indexer;
 mod latency;
 mod profile;
+mod search;
 mod share;
 
 use std::process::ExitCode;
@@ -43,6 +44,9 @@ enum Command {
     /// Patient health profile reads by a provider (the one rule per
     /// section), against a bare synced RocksDB write.
     Profile(profile::ProfileBenchArgs),
+    /// Blind-index search over a million records, against a raw RocksDB
+    /// prefix scan of the same ranges.
+    Search(search::SearchBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Api(args) => api::run(args),
         Command::Share(args) => share::run(args),
         Command::Profile(args) => profile::run(args),
+        Command::Search(args) => search::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -193,3 +193,32 @@ fn bench_profile_reads_the_sections_the_chain_allows() {
     assert!(report["synced_write"]["latency_ms"]["count"].as_u64().expect("count") > 0);
     assert_eq!(report["target_p99_ms"], 5.0);
 }
+
+/// `medanchor-bench search` at a small size: every kind of query finds
+/// results through the service's index reader, next to the raw scan's
+/// baseline. Timings are not asserted.
+#[test]
+fn bench_search_finds_results_for_every_kind_of_query() {
+    let out = Command::new(env!("CARGO_BIN_EXE_medanchor-bench"))
+        .args(["search", "--records", "10000", "--queries", "30", "--json"])
+        .output()
+        .expect("run medanchor-bench search");
+    assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["records"], 10000);
+    assert!(report["keys"].as_u64().expect("keys") > 10000 * 10, "names index every prefix");
+    assert_eq!(report["raw_scan_ms"]["count"], 30);
+    let queries = report["queries"].as_array().expect("queries");
+    assert_eq!(queries.len(), 5);
+    for q in queries {
+        assert_eq!(q["latency_ms"]["count"], 30, "{q}");
+        let ratio = q["latency_ms"]["p99"].as_f64().expect("p99") / report["raw_scan_ms"]["p99"].as_f64().expect("raw");
+        assert!((q["p99_vs_raw_scan"].as_f64().expect("ratio") - ratio).abs() < 1e-6, "{q}");
+    }
+    // A full page of a diagnosis code's range; with half the candidates
+    // refused the search reads on, so pages stay (nearly) full.
+    assert_eq!(queries[0]["mean_results"], 20.0);
+    let refused = queries[1]["mean_results"].as_f64().expect("mean");
+    assert!(refused > 10.0 && refused <= 20.0, "{refused}");
+    assert_eq!(report["target_p99_ms"], 10.0);
+}

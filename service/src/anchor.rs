@@ -78,6 +78,7 @@ pub(crate) fn store_version(
     // never lags an acknowledged write.
     let mut batch = s.db.batch();
     s.db.put_record_in(&mut batch, &meta, id);
+    let _one_index_writer = s.index_stripes.lock(&meta.patient);
     s.index_record(&mut batch, id, &meta.patient, record_type, &terms)?;
     s.db.write(batch).map_err(Error::internal)?;
     Ok(meta)

@@ -303,6 +303,7 @@ impl Service {
         // and the name on the patient's records) in one synced batch.
         let mut batch = self.db.batch();
         self.db.put_profile_in(&mut batch, &meta)?;
+        let _one_index_writer = self.index_stripes.lock(patient);
         self.index_patient(&mut batch, patient, content)?;
         self.db.write(batch)?;
         Ok(meta)

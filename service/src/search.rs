@@ -82,6 +82,11 @@ impl SearchKeys {
         SearchKeys { tokens: SearchKey::new(tokens), cursor }
     }
 
+    /// The blind-token key.
+    pub fn tokens(&self) -> &SearchKey {
+        &self.tokens
+    }
+
     fn seal(&self, aad: &[u8], position: &Position) -> String {
         let cipher = Aes256Gcm::new_from_slice(&self.cursor).unwrap_or_else(|_| unreachable!("32-byte key"));
         let mut nonce = [0u8; 12];
@@ -103,6 +108,29 @@ impl SearchKeys {
             .decrypt(Nonce::from_slice(&bytes[..12]), AeadPayload { msg: &bytes[12..], aad })
             .map_err(|_| bad())?;
         Position::from_bytes(&plain).ok_or_else(bad)
+    }
+}
+
+/// Serializes the index writes about one patient (a record's entries
+/// carry the patient's name; a profile write renames them), striped so
+/// memory stays fixed: a record written while its patient is renamed
+/// never keeps the old name's entries.
+pub(crate) struct PatientStripes(Vec<std::sync::Mutex<()>>);
+
+impl Default for PatientStripes {
+    fn default() -> Self {
+        PatientStripes((0..64).map(|_| std::sync::Mutex::new(())).collect())
+    }
+}
+
+impl PatientStripes {
+    /// The stripe of `patient`, locked.
+    pub(crate) fn lock(&self, patient: &str) -> std::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        patient.hash(&mut h);
+        let stripe = &self.0[(h.finish() % self.0.len() as u64) as usize];
+        stripe.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -139,6 +139,8 @@ pub struct Service {
     pub(crate) registrar: Option<Arc<crate::credentials::Registrar>>,
     /// The search index's keys (derived from the node's secret).
     pub(crate) search: Arc<crate::search::SearchKeys>,
+    /// One index writer per patient at a time.
+    pub(crate) index_stripes: Arc<crate::search::PatientStripes>,
 }
 
 /// Unix milliseconds now: the system clock, or a test's.
@@ -200,6 +202,7 @@ impl Service {
             template_writer: Arc::default(),
             registrar: None,
             search,
+            index_stripes: Arc::default(),
         }
     }
 

@@ -118,6 +118,18 @@ fn a_v1_data_directory_is_migrated_in_place_and_served_the_same() {
                 .map(|i| i.as_str().expect("id"))
                 .collect();
             assert_eq!(ids, want, "{name}'s records");
+            // The search index, built at the first open for the records the
+            // release stored before it existed, finds the same ones.
+            let (status, found) = c.get(&format!("/v1/search/records?patient={p}&limit=100"), &token).await;
+            assert_eq!(status, 200, "{found}");
+            let mut found: Vec<&str> = found["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|r| r["record_id"].as_str().expect("id"))
+                .collect();
+            found.sort_unstable();
+            assert_eq!(found, want, "{name}'s records, searched");
             for record in m["records"].as_array().expect("records").iter().filter(|r| r["patient"] == p) {
                 let id = record["record_id"].as_str().expect("id");
                 let (_, current) = c.get(&format!("/v1/records/{id}"), &token).await;
