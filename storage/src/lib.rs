@@ -1,12 +1,25 @@
 //! Attachments' storage concerns, below the service layer and knowing
 //! nothing about who may read what.
 //!
-//! Today: [`sniff`] — which files a record may carry (PDF, JPEG, PNG,
-//! DICOM, DOC, DOCX), checked by declared media type, file-name extension
-//! and content signature, with the precise reason for a refusal. The
-//! object-store backends, the per-tenant key layout, stream encryption and
-//! signed links (issue "Attachments on object storage") build here next.
+//! - [`sniff`] — which files a record may carry (PDF, JPEG, PNG, DICOM,
+//!   DOC, DOCX), checked by declared media type, file-name extension and
+//!   content signature, with the precise reason for a refusal;
+//! - [`stream`] — STREAM over AES-256-GCM: files sealed chunk by chunk so
+//!   truncation, reordering and tampering are detected, bound to their
+//!   tenant, record, file and version;
+//! - [`keys`] — object keys `{tenant}/{yyyy}/{mm}/{record-id}/{file-id}`:
+//!   ids, never file names;
+//! - [`backend`] — the object store (local disk or S3-compatible, by
+//!   configuration) through `object_store`: write-once puts, reads by
+//!   range, per-tenant listing, and sealed multipart uploads hashed on
+//!   the way.
+//!
+//! Resumable (tus) uploads, signed links and the attachment service
+//! (issue "Attachments on object storage") build on these next.
 
+pub mod backend;
+pub mod keys;
 pub mod sniff;
+pub mod stream;
 
 pub use sniff::{check, FileKind, Refusal};
