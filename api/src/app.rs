@@ -25,6 +25,7 @@ use rand::RngCore;
 
 use crate::error::{ApiError, ApiResult};
 
+pub(crate) mod attachments;
 pub(crate) mod audit_log;
 pub(crate) mod credentials;
 pub(crate) mod profiles;
@@ -116,6 +117,10 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Get, "/v1/credentials", Get.route(credentials::list_credentials)),
         (Get, "/v1/search/records", Get.route(search::search_records)),
         (Get, "/v1/search/patients", Get.route(search::search_patients)),
+        (Post, "/v1/records/{id}/attachments", Post.route(attachments::upload_attachment)),
+        (Get, "/v1/records/{id}/attachments", Get.route(attachments::list_attachments)),
+        (Get, "/v1/records/{id}/attachments/{attachment}", Get.route(attachments::download_attachment)),
+        (Post, "/v1/records/{id}/attachments/{attachment}/remove", Post.route(attachments::remove_attachment)),
         (Get, "/openapi.json", Get.route(crate::openapi::openapi_json)),
     ]
 }
@@ -179,7 +184,7 @@ const REQUEST_ID: &str = "x-request-id";
 /// may hold one (base64 inflates it by a third); nothing else the API
 /// takes is larger than a few hundred bytes.
 fn payload_limit(config: &ApiConfig) -> usize {
-    config.max_record_bytes * 4 / 3 + 64 * 1024
+    (config.max_record_bytes * 4 / 3 + 64 * 1024).max(config.max_attachment_bytes)
 }
 
 /// The body limit of every route that takes no record payload.
@@ -187,7 +192,12 @@ pub const SMALL_BODY: usize = 16 * 1024;
 
 /// Routes whose body is a record payload (create, update).
 fn carries_payload(verb: Verb, path: &str) -> bool {
-    matches!((verb, path), (Verb::Post, "/v1/patients/{patient}/records") | (Verb::Put, "/v1/records/{id}"))
+    matches!(
+        (verb, path),
+        (Verb::Post, "/v1/patients/{patient}/records")
+            | (Verb::Put, "/v1/records/{id}")
+            | (Verb::Post, "/v1/records/{id}/attachments")
+    )
 }
 
 /// Refuses a request without a valid session before its body is read.

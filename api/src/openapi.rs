@@ -62,6 +62,10 @@ use crate::db::AnchorStatus;
         crate::app::credentials::list_credentials,
         crate::app::search::search_records,
         crate::app::search::search_patients,
+        crate::app::attachments::upload_attachment,
+        crate::app::attachments::list_attachments,
+        crate::app::attachments::download_attachment,
+        crate::app::attachments::remove_attachment,
         openapi_json,
     ),
     components(schemas(
@@ -78,6 +82,7 @@ use crate::db::AnchorStatus;
         (name = "templates", description = "Record templates for structured content"),
         (name = "profiles", description = "Patient health profiles, released part by part as the chain allows"),
         (name = "credentials", description = "Provider credentials, their verification and on-chain commitment"),
+        (name = "attachments", description = "Files attached to records: checked, sealed as streams, on the object store"),
         (name = "search", description = "Records and patients by what they hold: a blind index, results filtered by the chain"),
         (name = "meta", description = "This document"),
     )
@@ -430,6 +435,51 @@ pub struct FieldIssue {
     pub path: String,
     /// What is wrong with it.
     pub message: String,
+}
+
+// -------------------------------------------------------------- attachments
+
+/// An attachment version.
+#[derive(ToSchema, serde::Serialize)]
+pub struct AttachmentView {
+    /// The attachment (the same for every version of one file name).
+    pub attachment_id: String,
+    /// From 1.
+    pub version: u64,
+    /// The file's name.
+    pub name: String,
+    /// Its media type.
+    pub media_type: String,
+    /// The original size.
+    pub size: u64,
+    /// Bytes stored (compressed when that saved space, then sealed).
+    pub stored_size: u64,
+    /// SHA-256 of the stored ciphertext.
+    pub sha256: DataHash,
+    /// `gzip` when compressed before sealing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// Who uploaded it.
+    pub uploaded_by: String,
+    /// When (unix ms).
+    pub uploaded_ms: u64,
+    /// When it was marked removed (unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed_ms: Option<u64>,
+}
+
+/// `GET /v1/records/{id}/attachments`.
+#[derive(ToSchema, serde::Serialize)]
+pub struct AttachmentList {
+    /// By file, then version.
+    pub items: Vec<AttachmentView>,
+}
+
+/// `POST …/remove`.
+#[derive(ToSchema, serde::Serialize)]
+pub struct Removed {
+    /// Versions marked.
+    pub versions: u64,
 }
 
 // ------------------------------------------------------------------- search

@@ -15,6 +15,7 @@
 //! | `profiles` | patient ‖ 0 ‖ version (u64 BE); patient ‖ 1 | [`crate::profiles::ProfileMeta`] JSON | every version kept; the `‖ 1` key is the current one, written in the same batch |
 //! | `credentials` | `v` ‖ provider ‖ 0 ‖ version (u64 BE); `v` ‖ provider ‖ 1; `s` ‖ state tag ‖ provider | [`crate::credentials::CredentialVersion`] JSON; empty | every version kept; the `‖ 1` key is the current one; the `s` key names the current version's state; all three written in one batch |
 //! | `search` | `r`/`p` ‖ field ‖ token (16) ‖ sort (u64 BE) ‖ id; `d` ‖ scope ‖ id | empty; the document's keys | the blind index ([`crate::search`]): keyed tokens only, never plaintext; each document's keys listed under `d`, replaced in the batch that writes the record version or profile |
+//! | `attachments` | `v` ‖ record id ‖ attachment id ‖ version (u64 BE); `n` ‖ record id ‖ name MAC (16) | [`crate::attachments::AttachmentMeta`] JSON; the attachment id | every version kept (removal marks it); the name index finds a file's earlier versions by a keyed MAC of its name, never the name |
 //! | `meta` | name | bytes | `schema` (the version, ASCII decimal: [`SCHEMA_VERSION`]), `audit_size`, `audit_indexed`, `audit_anchor` ([`crate::anchoring::AnchorRecord`] JSON), `search_indexed` (the index covers everything stored) |
 //!
 //! Writes are synced: an acknowledged record or audit entry survives a crash.
@@ -36,7 +37,7 @@ use serde::{Deserialize, Serialize};
 /// | 1 | the first release's layout |
 /// | 2 | every audit entry about a patient is in `audit_by_patient` (entries written before the index existed are indexed) |
 /// | 3 | the `templates` family (record templates people added) and the `profiles` family (patient health profiles) |
-/// | 4 | the `credentials` family (providers' credential documents and their verification) and the `search` family (the blind index; built from what is stored at the first open, see [`crate::search`]) |
+/// | 4 | the `credentials` family (providers' credential documents and their verification) the `search` family (the blind index; built from what is stored at the first open, see [`crate::search`]) and the `attachments` family |
 pub const SCHEMA_VERSION: u32 = 4;
 
 /// One migration step: brings a store at version `from` to `from + 1`.
@@ -76,7 +77,7 @@ pub const MIGRATIONS: &[Migration] = &[
     // Opening creates the family; the step marks the layout that has it, so
     // an older build refuses a database whose templates it would ignore.
     Migration { from: 2, what: "families for record templates and health profiles", run: |_| Ok(()) },
-    Migration { from: 3, what: "families for provider credentials and the search index", run: |_| Ok(()) },
+    Migration { from: 3, what: "families for provider credentials, the search index and attachments", run: |_| Ok(()) },
 ];
 
 /// Column families.
@@ -98,11 +99,12 @@ pub enum Cf {
     Profiles,
     Credentials,
     Search,
+    Attachments,
     Meta,
 }
 
 impl Cf {
-    pub(crate) const ALL: [Cf; 16] = [
+    pub(crate) const ALL: [Cf; 17] = [
         Cf::Records,
         Cf::Pending,
         Cf::Challenges,
@@ -118,6 +120,7 @@ impl Cf {
         Cf::Profiles,
         Cf::Credentials,
         Cf::Search,
+        Cf::Attachments,
         Cf::Meta,
     ];
 
@@ -138,6 +141,7 @@ impl Cf {
             Cf::Profiles => "profiles",
             Cf::Credentials => "credentials",
             Cf::Search => "search",
+            Cf::Attachments => "attachments",
             Cf::Meta => "meta",
         }
     }

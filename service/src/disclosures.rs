@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::state::{Caller, Service};
 
 /// The actions that read or write patient data.
-pub const DISCLOSING_ACTIONS: [&str; 7] = [
+pub const DISCLOSING_ACTIONS: [&str; 9] = [
     "record.read",
     "record.versions",
     "record.create",
@@ -40,6 +40,8 @@ pub const DISCLOSING_ACTIONS: [&str; 7] = [
     "profile.read",
     "record.search",
     "patient.search",
+    "attachment.list",
+    "attachment.download",
 ];
 
 /// How far back the report goes by default: HIPAA §164.528(a) gives the

@@ -61,7 +61,8 @@ pub struct Binding<'a> {
 }
 
 impl Binding<'_> {
-    fn aad(&self, purpose: &str) -> Vec<u8> {
+    /// The associated data of a seal for `purpose` under this binding.
+    pub fn aad(&self, purpose: &str) -> Vec<u8> {
         // Length-prefixed fields: no two bindings encode alike.
         let mut out = Vec::new();
         for part in [purpose.as_bytes(), self.tenant.as_bytes(), self.patient.as_bytes(), self.record_id] {
@@ -71,6 +72,16 @@ impl Binding<'_> {
         out.extend_from_slice(&self.version.to_be_bytes());
         out
     }
+}
+
+/// A fresh data key and its wrapped form ([`Keyring::new_data_key`]).
+pub struct DataKey {
+    /// The key.
+    pub key: Zeroizing<[u8; 32]>,
+    /// The key wrapped under the KEK.
+    pub wrapped: Vec<u8>,
+    /// The KEK's version.
+    pub kek_version: u32,
 }
 
 /// A sealed payload: the blob to store, and the wrapped DEK to keep beside
@@ -262,10 +273,61 @@ impl Keyring {
         Ok(out)
     }
 
+    /// A fresh data key for a payload sealed elsewhere (an attachment's
+    /// stream), wrapped under the current KEK for `binding` and `purpose`.
+    pub fn new_data_key(&self, binding: &Binding<'_>, purpose: &str) -> Result<DataKey, EnvelopeError> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        rand::thread_rng().fill_bytes(key.as_mut());
+        let kek_version = self.current();
+        let wrapped = seal_with(self.kek(kek_version)?, key.as_ref(), &binding.aad(purpose));
+        Ok(DataKey { key, wrapped, kek_version })
+    }
+
+    /// The data key [`Keyring::new_data_key`] wrapped.
+    pub fn open_data_key(
+        &self,
+        binding: &Binding<'_>,
+        purpose: &str,
+        wrapped: &[u8],
+        kek_version: u32,
+    ) -> Result<Zeroizing<[u8; 32]>, EnvelopeError> {
+        let dek = Zeroizing::new(open_with(self.kek(kek_version)?, wrapped, &binding.aad(purpose))?);
+        <[u8; 32]>::try_from(&dek[..]).map(Zeroizing::new).map_err(|_| EnvelopeError::Tampered)
+    }
+
+    /// Seals a small value under a data key (an attachment's name and type).
+    pub fn seal_small(dek: &[u8; 32], plaintext: &[u8], binding: &Binding<'_>, purpose: &str) -> Vec<u8> {
+        seal_with(dek, plaintext, &binding.aad(purpose))
+    }
+
+    /// Opens what [`Keyring::seal_small`] sealed.
+    pub fn open_small(
+        dek: &[u8; 32],
+        sealed: &[u8],
+        binding: &Binding<'_>,
+        purpose: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
+        Ok(Zeroizing::new(open_with(dek, sealed, &binding.aad(purpose))?))
+    }
+
     /// Opens a sealed payload.
     pub fn open_sealed(&self, binding: &Binding<'_>, sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
         let dek = self.unwrap_dek(binding, &sealed.wrapped_key, sealed.kek_version)?;
         Ok(Zeroizing::new(open_with(&dek, &sealed.blob, &binding.aad("payload"))?))
+    }
+
+    /// Re-wraps a data key of [`Keyring::new_data_key`] under the current
+    /// KEK. Returns the new wrapped key and its KEK version.
+    pub fn rewrap_data_key(
+        &self,
+        binding: &Binding<'_>,
+        purpose: &str,
+        wrapped: &[u8],
+        kek_version: u32,
+    ) -> Result<(Vec<u8>, u32), EnvelopeError> {
+        let key = self.open_data_key(binding, purpose, wrapped, kek_version)?;
+        let current = self.current();
+        Ok((seal_with(self.kek(current)?, key.as_ref(), &binding.aad(purpose)), current))
     }
 
     /// Re-wraps a DEK under the current KEK without decrypting the payload.

@@ -83,6 +83,14 @@ pub enum Error {
         /// Seconds until an attempt would be allowed.
         retry_after_s: u64,
     },
+    /// A media type or content the node does not take (415).
+    #[error("{detail}")]
+    Unsupported {
+        /// Stable code.
+        code: &'static str,
+        /// Why.
+        detail: String,
+    },
     /// Input over a configured limit (bytes).
     #[error("body is larger than the limit of {0} bytes")]
     TooLarge(usize),
@@ -123,7 +131,8 @@ impl Error {
             | Error::Forbidden { code, .. }
             | Error::Attempt { code, .. }
             | Error::State { code, .. }
-            | Error::Gone { code, .. } => code,
+            | Error::Gone { code, .. }
+            | Error::Unsupported { code, .. } => code,
             Error::Content(_) => "invalid-content",
             Error::Unauthorized(_) => "unauthorized",
             Error::NotFound(_) => "not-found",

@@ -28,6 +28,7 @@
 
 pub mod anchor;
 pub mod anchoring;
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod authz;

@@ -45,7 +45,58 @@ pub enum RotateError {
 /// keyring's current KEK, for `tenant` (bound into every wrapped key).
 /// Returns how many versions were rewrapped.
 pub fn rewrap_all(db: &ApiDb, keyring: &Keyring, tenant: &str) -> Result<usize, RotateError> {
-    Ok(rewrap_pages(db, keyring, tenant, PAGE)? + rewrap_profiles(db, keyring, tenant, PAGE)?)
+    Ok(rewrap_pages(db, keyring, tenant, PAGE)?
+        + rewrap_profiles(db, keyring, tenant, PAGE)?
+        + rewrap_attachments(db, keyring, tenant, PAGE)?)
+}
+
+/// The attachments' data keys, every version (bound to the record's
+/// patient, read from its first version).
+fn rewrap_attachments(db: &ApiDb, keyring: &Keyring, tenant: &str, page: usize) -> Result<usize, RotateError> {
+    let current = keyring.current();
+    let mut rewrapped = 0;
+    let mut start = b"v".to_vec();
+    loop {
+        let rows = db.scan_page(Cf::Attachments, &start, page)?;
+        let rows: Vec<_> = rows.into_iter().take_while(|(k, _)| k.starts_with(b"v")).collect();
+        let Some((last, _)) = rows.last() else { break };
+        start = last.clone();
+        start.push(0);
+        let mut batch = db.batch();
+        let mut in_batch = 0;
+        for (key, value) in &rows {
+            let mut meta: crate::attachments::AttachmentMeta =
+                serde_json::from_slice(value).map_err(|e| DbError::Corrupt(format!("attachment metadata: {e}")))?;
+            if meta.kek_version == current {
+                continue;
+            }
+            let what = || format!("attachment {} of record {}", meta.attachment_id, meta.record_id);
+            let patient = db
+                .record(&meta.record_id, 1)?
+                .ok_or_else(|| DbError::Corrupt(format!("{}: no record version 1", what())))?
+                .patient;
+            let wrapped =
+                hex::decode(&meta.wrapped_key).map_err(|_| DbError::Corrupt(format!("{}: wrapped key", what())))?;
+            let binding = Binding { tenant, patient: &patient, record_id: &meta.record_id.0, version: meta.version };
+            let purpose = format!("attachment-dek {}", meta.attachment_id);
+            let (new_key, version) = keyring
+                .rewrap_data_key(&binding, &purpose, &wrapped, meta.kek_version)
+                .map_err(|source| RotateError::Rewrap { record_id: what(), version: meta.version, source })?;
+            meta.wrapped_key = hex::encode(new_key);
+            meta.kek_version = version;
+            let bytes = serde_json::to_vec(&meta).map_err(|e| DbError::Corrupt(e.to_string()))?;
+            batch.put_cf(db.cf(Cf::Attachments), key, bytes);
+            in_batch += 1;
+        }
+        if in_batch > 0 {
+            db.write(batch)?;
+            rewrapped += in_batch;
+        }
+        if rows.len() < page {
+            break;
+        }
+    }
+    Ok(rewrapped)
 }
 
 /// The profiles' data keys, every stored version (and the current pointer,
@@ -216,6 +267,57 @@ mod tests {
         // Pending versions are still pending; a second run has nothing to do.
         assert_eq!(db.pending().expect("pending"), vec![([1; 16], 2), ([3; 16], 2)]);
         assert_eq!(rewrap_all(&db, &ring, "t").expect("again"), 0);
+    }
+
+    #[test]
+    fn attachments_are_rewrapped_too_and_their_keys_still_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = ApiDb::open(dir.path()).expect("db");
+        let mut ring = Keyring::ephemeral();
+        let patient = "ST1SJ3DTE5DN7X54YDH5D64R3BCB6A2AG2ZQ8YPD5";
+        let id = [4u8; 16];
+        store(&db, &ring, "t", id, 1, "record");
+        let mut keys = Vec::new();
+        for version in [1u64, 2, 3] {
+            let binding = Binding { tenant: "t", patient, record_id: &id, version };
+            let dk = ring.new_data_key(&binding, &format!("attachment-dek {}", "ab".repeat(16))).expect("key");
+            let meta = crate::attachments::AttachmentMeta {
+                record_id: medanchor_contracts::RecordId(id),
+                attachment_id: "ab".repeat(16),
+                version,
+                object_key: String::new(),
+                size: 1,
+                stored_size: 1,
+                sha256: medanchor_contracts::DataHash([0; 32]),
+                encoding: None,
+                wrapped_key: hex::encode(&dk.wrapped),
+                kek_version: dk.kek_version,
+                info: String::new(),
+                uploaded_by: patient.into(),
+                uploaded_ms: 1,
+                removed: None,
+            };
+            let mut key = b"v".to_vec();
+            key.extend_from_slice(&id);
+            key.extend_from_slice(&[0xab; 16]);
+            key.extend_from_slice(&version.to_be_bytes());
+            let mut batch = db.batch();
+            batch.put_cf(db.cf(Cf::Attachments), key, serde_json::to_vec(&meta).expect("json"));
+            db.write(batch).expect("put");
+            keys.push(*dk.key);
+        }
+        ring.rotate().expect("rotate");
+        assert_eq!(rewrap_attachments(&db, &ring, "t", 2).expect("rewrap"), 3);
+        for (meta, key) in db.attachments(&id).expect("read").iter().zip(&keys) {
+            assert_eq!(meta.kek_version, 2);
+            let binding = Binding { tenant: "t", patient, record_id: &id, version: meta.version };
+            let wrapped = hex::decode(&meta.wrapped_key).expect("hex");
+            let opened = ring
+                .open_data_key(&binding, &format!("attachment-dek {}", meta.attachment_id), &wrapped, 2)
+                .expect("opens under the new KEK");
+            assert_eq!(*opened, *key, "the same data key");
+        }
+        assert_eq!(rewrap_attachments(&db, &ring, "t", 2).expect("again"), 0);
     }
 
     #[test]

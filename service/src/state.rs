@@ -55,6 +55,11 @@ pub struct Config {
     /// Providers' specialties (principal → names): who sees a specialty's
     /// templates.
     pub specialties: HashMap<String, Vec<String>>,
+    /// Where attachments are stored (default: `objects/` in the data
+    /// directory).
+    pub attachments: Option<medanchor_storage::backend::BackendConfig>,
+    /// Largest attachment, in bytes.
+    pub max_attachment_bytes: usize,
 }
 
 impl Config {
@@ -73,6 +78,8 @@ impl Config {
             share_policy: Default::default(),
             share_limits: Default::default(),
             specialties: HashMap::new(),
+            attachments: None,
+            max_attachment_bytes: crate::attachments::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -141,6 +148,10 @@ pub struct Service {
     pub(crate) search: Arc<crate::search::SearchKeys>,
     /// One index writer per patient at a time.
     pub(crate) index_stripes: Arc<crate::search::PatientStripes>,
+    /// The attachments' object store (set by [`Service::open`]).
+    pub(crate) objects: Option<Arc<medanchor_storage::backend::Backend>>,
+    /// Keys the MACs of attachment names.
+    pub(crate) attachment_names: Arc<[u8; 32]>,
 }
 
 /// Unix milliseconds now: the system clock, or a test's.
@@ -181,6 +192,7 @@ impl Service {
         let challenges = Arc::new(crate::auth::ChallengeKey::derive(&root));
         let ip_key = Arc::new(crate::auth::derive_key(&root, b"medanchor audit ip-hash v1"));
         let search = Arc::new(crate::search::SearchKeys::derive(&root, &config.tenant));
+        let attachment_names = Arc::new(crate::auth::derive_key(&root, b"medanchor attachment names v1"));
         Service {
             config: Arc::new(config),
             db,
@@ -203,6 +215,8 @@ impl Service {
             registrar: None,
             search,
             index_stripes: Arc::default(),
+            objects: None,
+            attachment_names,
         }
     }
 
@@ -232,7 +246,15 @@ impl Service {
         let blobs: Arc<dyn BlobStore> = Arc::new(
             crate::blob::LocalDir::open(&data_dir.join("blobs")).map_err(|e| io("opening the blob store", &e))?,
         );
-        let service = Service::new(config, db, blobs, keyring, SessionKey::from_bytes(&secret), chain, node, custody);
+        let objects_config = config
+            .attachments
+            .clone()
+            .unwrap_or(medanchor_storage::backend::BackendConfig::Local { root: data_dir.join("objects") });
+        let objects = medanchor_storage::backend::Backend::open(&objects_config)
+            .map_err(|e| io("opening the object store", &e))?;
+        let mut service =
+            Service::new(config, db, blobs, keyring, SessionKey::from_bytes(&secret), chain, node, custody);
+        service.objects = Some(Arc::new(objects));
         service.load_templates()?;
         service.ensure_search_index()?;
         Ok(service)

@@ -21,6 +21,7 @@ use medanchor_wallet::keys::{StacksKey, TESTNET_SINGLESIG};
 use medanchor_wallet::{ContractCall, GrantDuration, RpcClient, Wallet};
 use serde_json::{json, Value};
 
+mod attachments;
 mod authz;
 mod branches;
 mod conventions;
