@@ -12,12 +12,14 @@ use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put, MethodRouter};
+use axum::routing::{delete, get, head, options, patch, post, put, MethodRouter};
 use axum::{Json, Router};
 pub use medanchor_service::anchor::{resend_once, spawn_tracker, track_once, RESEND_AFTER, RETRY_QUEUED_AFTER};
 pub use medanchor_service::credentials::spawn_credential_expiry;
+pub use medanchor_service::file_anchors::{spawn_file_anchor, BATCH_EVERY as FILE_BATCH_EVERY};
 pub use medanchor_service::grants::spawn_share_sweeper;
 pub use medanchor_service::records::{principal_arg, record_id_arg};
+pub use medanchor_service::uploads::spawn_attachment_jobs;
 /// The state every handler runs on: the service.
 pub use medanchor_service::Service as AppState;
 pub use medanchor_service::{ChainView, Clock, Config as ApiConfig, Custody};
@@ -34,6 +36,7 @@ pub(crate) mod search;
 pub(crate) mod share;
 pub(crate) mod sign_in;
 pub(crate) mod templates;
+pub(crate) mod uploads;
 pub(crate) mod verify;
 
 pub use share::GRANT_HEADER;
@@ -47,6 +50,14 @@ pub(crate) enum Verb {
     Post,
     /// PUT.
     Put,
+    /// PATCH.
+    Patch,
+    /// DELETE.
+    Delete,
+    /// HEAD.
+    Head,
+    /// OPTIONS.
+    Options,
 }
 
 impl Verb {
@@ -56,6 +67,10 @@ impl Verb {
             Verb::Get => "GET",
             Verb::Post => "POST",
             Verb::Put => "PUT",
+            Verb::Patch => "PATCH",
+            Verb::Delete => "DELETE",
+            Verb::Head => "HEAD",
+            Verb::Options => "OPTIONS",
         }
     }
 
@@ -68,6 +83,10 @@ impl Verb {
             Verb::Get => get(handler),
             Verb::Post => post(handler),
             Verb::Put => put(handler),
+            Verb::Patch => patch(handler),
+            Verb::Delete => delete(handler),
+            Verb::Head => head(handler),
+            Verb::Options => options(handler),
         }
     }
 }
@@ -76,7 +95,7 @@ impl Verb {
 /// built from this list alone, and the OpenAPI test checks the document
 /// against it, so a route cannot be served undocumented.
 pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
-    use Verb::{Get, Post, Put};
+    use Verb::{Delete, Get, Head, Options, Patch, Post, Put};
     vec![
         (Post, "/v1/auth/challenge", Post.route(sign_in::challenge)),
         (Post, "/v1/auth/verify", Post.route(sign_in::sign_in)),
@@ -121,6 +140,15 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Get, "/v1/records/{id}/attachments", Get.route(attachments::list_attachments)),
         (Get, "/v1/records/{id}/attachments/{attachment}", Get.route(attachments::download_attachment)),
         (Post, "/v1/records/{id}/attachments/{attachment}/remove", Post.route(attachments::remove_attachment)),
+        (Post, "/v1/records/{id}/attachments/{attachment}/link", Post.route(attachments::attachment_link)),
+        (Get, "/v1/records/{id}/attachments/{attachment}/signed", Get.route(attachments::signed_download)),
+        (Post, "/v1/records/{id}/attachments/{attachment}/restore", Post.route(attachments::restore_attachment)),
+        (Get, "/v1/records/{id}/attachments/{attachment}/anchor", Get.route(attachments::attachment_anchor)),
+        (Options, "/v1/uploads", Options.route(uploads::tus_options)),
+        (Post, "/v1/records/{id}/uploads", Post.route(uploads::create_upload)),
+        (Head, "/v1/uploads/{upload}", Head.route(uploads::upload_status)),
+        (Patch, "/v1/uploads/{upload}", Patch.route(uploads::upload_piece)),
+        (Delete, "/v1/uploads/{upload}", Delete.route(uploads::cancel_upload)),
         (Get, "/openapi.json", Get.route(crate::openapi::openapi_json)),
     ]
 }
@@ -197,6 +225,7 @@ fn carries_payload(verb: Verb, path: &str) -> bool {
         (Verb::Post, "/v1/patients/{patient}/records")
             | (Verb::Put, "/v1/records/{id}")
             | (Verb::Post, "/v1/records/{id}/attachments")
+            | (Verb::Patch, "/v1/uploads/{upload}")
     )
 }
 

@@ -49,6 +49,8 @@ impl ApiError {
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict { precondition: true, .. } => StatusCode::PRECONDITION_FAILED,
+            // tus's own status for a piece that fails its Upload-Checksum.
+            Error::State { code: "checksum-mismatch", .. } => StatusCode::from_u16(460).unwrap_or(StatusCode::CONFLICT),
             Error::Conflict { .. } | Error::State { .. } => StatusCode::CONFLICT,
             Error::Gone { .. } => StatusCode::GONE,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -13,7 +13,8 @@ pub mod error;
 pub mod openapi;
 
 pub use medanchor_service::{
-    anchoring, audit, auth, authz, blob, credentials, db, disclosures, envelope, merkle, rotate, search, share,
+    anchoring, attachments, audit, auth, authz, blob, credentials, db, disclosures, envelope, file_anchors, merkle,
+    rotate, search, share, uploads,
 };
 
 /// Serves the API for `service` on `listener` until `shutdown` (with the

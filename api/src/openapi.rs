@@ -66,6 +66,15 @@ use crate::db::AnchorStatus;
         crate::app::attachments::list_attachments,
         crate::app::attachments::download_attachment,
         crate::app::attachments::remove_attachment,
+        crate::app::attachments::attachment_link,
+        crate::app::attachments::signed_download,
+        crate::app::attachments::restore_attachment,
+        crate::app::attachments::attachment_anchor,
+        crate::app::uploads::tus_options,
+        crate::app::uploads::create_upload,
+        crate::app::uploads::upload_status,
+        crate::app::uploads::upload_piece,
+        crate::app::uploads::cancel_upload,
         openapi_json,
     ),
     components(schemas(
@@ -83,6 +92,7 @@ use crate::db::AnchorStatus;
         (name = "profiles", description = "Patient health profiles, released part by part as the chain allows"),
         (name = "credentials", description = "Provider credentials, their verification and on-chain commitment"),
         (name = "attachments", description = "Files attached to records: checked, sealed as streams, on the object store"),
+        (name = "uploads", description = "Resumable uploads (tus 1.0: creation, expiration, checksum, termination)"),
         (name = "search", description = "Records and patients by what they hold: a blind index, results filtered by the chain"),
         (name = "meta", description = "This document"),
     )
@@ -466,6 +476,52 @@ pub struct AttachmentView {
     /// When it was marked removed (unix ms).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub removed_ms: Option<u64>,
+    /// The version this one restored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<u64>,
+}
+
+/// `GET …/anchor`: where a file's hash stands on-chain.
+#[derive(ToSchema, serde::Serialize)]
+pub struct FileAnchorView {
+    /// The attachment.
+    pub attachment_id: String,
+    /// The version.
+    pub version: u64,
+    /// SHA-256 of its stored ciphertext (the leaf's entry).
+    pub sha256: DataHash,
+    /// `queued` (waiting for a batch), `pending` (sent), `anchored`.
+    pub status: String,
+    /// Its index among the batch's leaves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leaf_index: Option<u64>,
+    /// The batch's leaf count (the `leaf-count` on-chain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree_size: Option<u64>,
+    /// The audit path, bottom-up (RFC 9162 §2.1.3.1), hex.
+    pub path: Vec<String>,
+    /// The batch's root, hex (the key of `get-batch`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// The `anchor-batch` transaction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub txid: Option<Txid>,
+    /// The block that anchored it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_height: Option<u64>,
+}
+
+/// `POST …/link`.
+#[derive(ToSchema, serde::Serialize)]
+pub struct LinkView {
+    /// The link (on the node's public URL).
+    pub url: String,
+    /// The same, as a path on this API.
+    pub path: String,
+    /// The version it names.
+    pub version: u64,
+    /// When it stops working (unix ms).
+    pub expires_ms: u64,
 }
 
 /// `GET /v1/records/{id}/attachments`.

@@ -221,7 +221,7 @@ pub struct Met {
 pub(crate) struct System {
     node: Node,
     pub(crate) api: String,
-    rpc: String,
+    pub(crate) rpc: String,
     accounts: Vec<DevnetAccount>,
     pub(crate) state: AppState,
     reader: IndexReader,
@@ -230,7 +230,12 @@ pub(crate) struct System {
 }
 
 impl System {
-    fn key(&self, name: &str) -> anyhow::Result<&StacksKey> {
+    /// The API's data directory.
+    pub(crate) fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    pub(crate) fn key(&self, name: &str) -> anyhow::Result<&StacksKey> {
         Ok(&self.accounts.iter().find(|a| a.name == name).with_context(|| format!("no devnet account {name}"))?.key)
     }
 
@@ -239,7 +244,7 @@ impl System {
     }
 
     /// Mines one block and waits for the indexer to reach it.
-    async fn mine(&self) -> anyhow::Result<()> {
+    pub(crate) async fn mine(&self) -> anyhow::Result<()> {
         self.node.mine_blocks(1, 0).await?;
         let tip = self.node.lock().chain.tip().height;
         for _ in 0..2000 {
@@ -314,7 +319,7 @@ pub(crate) async fn start_with(configure: impl FnOnce(&mut ApiConfig)) -> anyhow
 
 /// On-chain set-up, sign-in and the records; returns the provider's token
 /// and the record ids.
-async fn prepare(sys: &System, records: usize) -> anyhow::Result<(String, Vec<String>)> {
+pub(crate) async fn prepare(sys: &System, records: usize) -> anyhow::Result<(String, Vec<String>)> {
     let (patient, provider) = (sys.principal("wallet_1")?, sys.principal("wallet_2")?);
     sys.tx(
         "deployer",
@@ -586,7 +591,7 @@ async fn upload(sys: &System, token: &str, mib: usize) -> anyhow::Result<UploadR
 /// The work an upload cannot avoid, raw: AES-256-GCM encryption, SHA-256
 /// of the ciphertext, and a synced write of it (file and directory) in
 /// `dir`; the seconds it took.
-fn seal_and_store(dir: &std::path::Path, plain: &[u8]) -> anyhow::Result<f64> {
+pub(crate) fn seal_and_store(dir: &std::path::Path, plain: &[u8]) -> anyhow::Result<f64> {
     let mut key = [0u8; 32];
     let mut nonce = [0u8; 12];
     rand::thread_rng().fill_bytes(&mut key);

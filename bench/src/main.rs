@@ -3,6 +3,7 @@
 //! its result next to a baseline measured in the same run, and the ratio.
 
 mod api;
+mod attachments;
 mod devnet;
 mod indexer;
 mod latency;
@@ -47,6 +48,10 @@ enum Command {
     /// Blind-index search over a million records, against a raw RocksDB
     /// prefix scan of the same ranges.
     Search(search::SearchBenchArgs),
+    /// A 50 MB file through tus and back, on local disk and SeaweedFS,
+    /// against raw crypto + synced write and the raw object store; and
+    /// 10,000 file hashes anchored in one transaction.
+    Attachments(attachments::AttachmentsBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
         Command::Share(args) => share::run(args),
         Command::Profile(args) => profile::run(args),
         Command::Search(args) => search::run(args),
+        Command::Attachments(args) => attachments::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

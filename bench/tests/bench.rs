@@ -222,3 +222,29 @@ fn bench_search_finds_results_for_every_kind_of_query() {
     assert!(refused > 10.0 && refused <= 20.0, "{refused}");
     assert_eq!(report["target_p99_ms"], 10.0);
 }
+
+/// `medanchor-bench attachments` at a small size: the file goes through
+/// tus and back on local disk and on SeaweedFS, the PDF is compressed, and
+/// every hash of the batch has a proof that checks against the on-chain
+/// leaf count. Timings are not asserted.
+#[test]
+fn bench_attachments_uploads_downloads_on_both_backends_and_anchors_one_batch() {
+    let out = Command::new(env!("CARGO_BIN_EXE_medanchor-bench"))
+        .args(["attachments", "--mib", "2", "--chunk-mib", "1", "--batch", "64", "--json"])
+        .output()
+        .expect("run medanchor-bench attachments");
+    assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    for backend in ["local", "seaweedfs"] {
+        let b = &report[backend];
+        assert_eq!(b["bytes"], 2 << 20, "{backend}: {b}");
+        assert_eq!(b["patches"], 2, "{backend}: {b}");
+        assert!(b["stored_bytes"].as_u64().expect("stored") > 2 << 20, "sealed, not compressed: {b}");
+        assert!(b["upload_mb_per_sec"].as_f64().expect("rate") > 0.0);
+    }
+    assert!(report["gzip_stored_ratio"].as_f64().expect("ratio") < 0.5, "the PDF was compressed: {report}");
+    let batch = &report["batch"];
+    assert_eq!((batch["hashes"].as_u64(), batch["verified"].as_u64()), (Some(64), Some(64)), "{batch}");
+    assert_eq!(batch["on_chain_leaf_count"], 64);
+    assert_eq!(batch["transactions"], 1);
+}

@@ -20,6 +20,9 @@ const SHARE_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// How often expired provider credentials are looked for.
 const CREDENTIAL_EXPIRY_EVERY: Duration = Duration::from_secs(3600);
+/// Abandoned uploads (7 days) and removed files past retention (years):
+/// hourly is fine-grained enough for both.
+const ATTACHMENT_JOBS_EVERY: Duration = Duration::from_secs(3600);
 
 /// How often `up` anchors the audit log's root (when it has grown).
 const AUDIT_ANCHOR_EVERY: Duration = Duration::from_secs(3);
@@ -67,12 +70,14 @@ pub fn start(
     app::spawn_tracker(state.clone(), Duration::from_millis(500));
     app::spawn_share_sweeper(state.clone(), SHARE_SWEEP_EVERY);
     app::spawn_credential_expiry(state.clone(), CREDENTIAL_EXPIRY_EVERY);
+    app::spawn_attachment_jobs(state.clone(), ATTACHMENT_JOBS_EVERY);
     start_audit_anchoring(state.clone(), rpc, accounts)?;
     Ok(tokio::spawn(medanchor_api::serve(listener, state, shutdown)))
 }
 
 /// Anchors the audit log on-chain with the devnet `faucet` account as the
-/// API's operator key (the log's on-chain identity). `faucet` is a public
+/// API's operator key (the log's on-chain identity), and attachments'
+/// hashes in batches with the same key. `faucet` is a public
 /// devnet test key, never for real funds: a real deployment configures its
 /// own operator key, authorized once by the contract owner.
 fn start_audit_anchoring(state: AppState, rpc: &str, accounts: &[DevnetAccount]) -> anyhow::Result<()> {
@@ -94,6 +99,9 @@ fn start_audit_anchoring(state: AppState, rpc: &str, accounts: &[DevnetAccount])
             }
             None => tracing::warn!("no devnet `deployer` account: cannot authorize the audit operator"),
         }
+        // The same key anchors attachments' hashes in batches (the two
+        // tasks submit one at a time through the service).
+        app::spawn_file_anchor(state.clone(), operator.clone(), app::FILE_BATCH_EVERY);
         anchoring::spawn_audit_anchor(state, operator, AUDIT_ANCHOR_EVERY);
     });
     Ok(())

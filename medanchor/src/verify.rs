@@ -52,14 +52,25 @@ pub struct ChainArgs {
 /// Options of `verify file`.
 #[derive(Debug, clap::Args)]
 pub struct FileArgs {
-    /// The ciphertext file.
+    /// The ciphertext file (a record's stored blob, or an attachment's
+    /// stored object).
     path: PathBuf,
     /// The record id (32 hex digits).
     #[arg(long)]
     record: String,
-    /// The version to check (default: the one the chain anchors this hash as).
+    /// The version to check (default: the one the chain anchors this hash
+    /// as; for an attachment, its latest).
     #[arg(long)]
     version: Option<u64>,
+    /// The file is this attachment of the record: its hash is checked
+    /// through its batch's inclusion proof (fetched from `--api` with
+    /// `MEDANCHOR_API_TOKEN`, checked here) against the batch root the
+    /// chain holds (`get-batch`).
+    #[arg(long)]
+    attachment: Option<String>,
+    /// The API that serves the attachment's proof.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    api: String,
     #[command(flatten)]
     chain: ChainArgs,
 }
@@ -299,7 +310,90 @@ async fn file(args: FileArgs) -> anyhow::Result<Verdict> {
     let chain = Chain::new(&args.chain)?;
     let hash = medanchor_wallet::actions::sha256_file(&args.path)?;
     println!("file:     {} (SHA-256 {})", args.path.display(), hex32(&hash));
-    check_hash(&chain, &id, args.version, &hash).await
+    match &args.attachment {
+        Some(attachment) => check_attachment(&chain, &args, &id, attachment, &hash).await,
+        None => check_hash(&chain, &id, args.version, &hash).await,
+    }
+}
+
+/// Is `hash` a leaf of a batch whose root the chain holds, by the proof
+/// the API supplies (which is only believed once it leads to that root)?
+async fn check_attachment(
+    chain: &Chain,
+    args: &FileArgs,
+    id: &[u8; 16],
+    attachment: &str,
+    hash: &[u8; 32],
+) -> anyhow::Result<Verdict> {
+    let attachment = attachment.trim().to_ascii_lowercase();
+    if attachment.len() != 32 || !attachment.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("attachment id {attachment:?} is not 32 hex digits");
+    }
+    let token = std::env::var("MEDANCHOR_API_TOKEN").map_err(|_| {
+        anyhow!("the API serves an attachment's proof to a reader of the record: set MEDANCHOR_API_TOKEN")
+    })?;
+    let api = api_base(&args.api);
+    let mut url = format!("{api}/v1/records/{}/attachments/{attachment}/anchor", hex::encode(id));
+    if let Some(v) = args.version {
+        url.push_str(&format!("?version={v}"));
+    }
+    let v = get_json(&http()?, &url, Some(&token)).await?;
+    let status = v["status"].as_str().unwrap_or_default();
+    println!("proof:    from {url}: {status} (the API's word; checked below)");
+    if status == "queued" {
+        return Ok(Err("NOT ANCHORED: the file's hash waits for the next batch; try again in a few seconds".into()));
+    }
+    let root: [u8; 32] = v["root"]
+        .as_str()
+        .and_then(|s| hex::decode(s).ok())
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow!("{url}: no root in {v}"))?;
+    let (index, size) = match (v["leaf_index"].as_u64(), v["tree_size"].as_u64()) {
+        (Some(i), Some(n)) => (i, n),
+        _ => bail!("{url}: no leaf index or tree size in {v}"),
+    };
+    let path: Vec<merkle::Hash> = v["path"]
+        .as_array()
+        .ok_or_else(|| anyhow!("{url}: no path in {v}"))?
+        .iter()
+        .map(|h| {
+            h.as_str()
+                .and_then(|s| hex::decode(s).ok())
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| anyhow!("{url}: {h} is not a 32-byte hash"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let leaf = merkle::leaf_hash(hash);
+    if let Err(e) = merkle::verify_inclusion(&leaf, index, size, &path, &root) {
+        return Ok(Err(format!(
+            "MISMATCH: this file's hash is not leaf {index} of the batch with root {} ({e}): \
+             the file is not the stored object of attachment {attachment}, or the proof is false",
+            hex32(&root)
+        )));
+    }
+    println!("included: leaf {index} of {size}, root {} (computed here)", hex32(&root));
+    let on_chain = chain.read("get-batch", &[ClarityValue::Buffer(root.to_vec())]).await?;
+    let Some(t) = some_tuple(&on_chain, "get-batch")? else {
+        return Ok(Err(format!("NOT ANCHORED: get-batch({}) = none: the batch is not on-chain (yet)", hex32(&root))));
+    };
+    let leaf_count = uint(t, "leaf-count", "get-batch")?;
+    let at = uint(t, "at", "get-batch")?;
+    let submitter = match t.get("submitter") {
+        Some(ClarityValue::Principal(p)) => p.to_string(),
+        other => bail!("get-batch: submitter is {other:?}"),
+    };
+    println!("chain:    get-batch({}) = {leaf_count} leaves, by {submitter}, burn height {at}", hex32(&root));
+    if leaf_count != u128::from(size) {
+        return Ok(Err(format!(
+            "MISMATCH: the chain's batch has {leaf_count} leaves, the proof claims {size}: a proof for another tree"
+        )));
+    }
+    Ok(Ok(format!(
+        "file {} is attachment {attachment} of record 0x{}: leaf {index} of {size} in the batch {} anchored at burn height {at} by {submitter}",
+        hex32(hash),
+        hex::encode(id),
+        hex32(&root)
+    )))
 }
 
 fn http() -> anyhow::Result<reqwest::Client> {

@@ -308,7 +308,10 @@ impl Anchorer {
             return Ok(AnchorOutcome::UpToDate(h));
         }
         let root = audit.root(size)?;
-        let sent = self.wallet.submit(&anchor_call(size, &root), None).await?;
+        let sent = {
+            let _one = self.state.submit_lock.lock().await;
+            self.wallet.submit(&anchor_call(size, &root), None).await?
+        };
         let submission = Submission { tree_size: size, root: hex::encode(root), txid: sent.txid, sent_ms: now_ms() };
         tracing::info!(size, txid = %submission.txid, "audit root submitted");
         self.in_flight = Some((submission.clone(), Instant::now()));

@@ -28,8 +28,11 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use medanchor_contracts::principal::Principal;
+
+use crate::audit::AuditEntry;
 use crate::authz::Operation;
-use crate::db::{Cf, DbError};
+use crate::db::{Cf, DbError, RecordMeta};
 use crate::envelope::{Binding, Keyring};
 use crate::error::{Error, Result};
 use crate::state::{Caller, Service};
@@ -40,6 +43,9 @@ pub const DEFAULT_MAX_BYTES: usize = 50 * 1024 * 1024;
 pub const MAX_NAME: usize = 255;
 /// Most files (names) per record, and versions per file.
 pub const MAX_FILES: usize = 200;
+/// How long a removed attachment is kept before it is purged: six years,
+/// HIPAA's retention of documentation.
+pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(6 * 366 * 24 * 3600);
 
 /// What the database keeps about one attachment version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +78,42 @@ pub struct AttachmentMeta {
     pub uploaded_ms: u64,
     /// Who marked it removed, and when (unix ms).
     pub removed: Option<(String, u64)>,
+    /// The version this one restored (it shares that version's object).
+    #[serde(default)]
+    pub restored_from: Option<u64>,
+    /// The resumable upload it was completed from.
+    #[serde(default)]
+    pub upload_id: Option<String>,
+}
+
+impl AttachmentMeta {
+    /// The object's file id (the last segment of its key): what its data
+    /// key, stream and sealed info are bound to, so restoring a version
+    /// reuses the object without re-encrypting it.
+    pub fn file_id(&self) -> &str {
+        self.object_key.rsplit('/').next().unwrap_or_default()
+    }
+}
+
+/// The key-wrapping context of an attachment's data key: bound to its
+/// tenant, patient and record (version 0: a file's key serves every
+/// version that points at its object) and, by purpose, to the attachment
+/// and file.
+pub(crate) fn dek_purpose(attachment_id: &str, file_id: &str) -> String {
+    format!("attachment-dek {attachment_id} {file_id}")
+}
+
+fn stream_label(attachment_id: &str, file_id: &str) -> String {
+    format!("attachment {attachment_id} {file_id}")
+}
+
+fn info_label(attachment_id: &str, file_id: &str) -> String {
+    format!("attachment-info {attachment_id} {file_id}")
+}
+
+/// The binding of every key, stream and sealed name of a record's files.
+pub(crate) fn file_binding<'a>(tenant: &'a str, patient: &'a str, record: &'a [u8; 16]) -> Binding<'a> {
+    Binding { tenant, patient, record_id: record, version: 0 }
 }
 
 /// The sealed part of an attachment's metadata.
@@ -161,14 +203,42 @@ impl Service {
         media_type: &str,
         bytes: Vec<u8>,
     ) -> Result<Attachment> {
+        self.attach(caller, id, name, media_type, bytes, None).await
+    }
+
+    /// The attach rule: the record's current metadata and the audit entry
+    /// of an `action` by `caller`, once write access to the record's data
+    /// type is established (a refusal is audited).
+    pub(crate) async fn attach_access(
+        &self,
+        caller: &Caller,
+        id: &RecordId,
+        action: &str,
+    ) -> Result<(Principal, RecordMeta, AuditEntry)> {
         let who = caller.require()?.clone();
         let meta = self.current(id)?;
-        let mut entry = caller.entry(self.role_of(&who)?, "attachment.upload");
+        let mut entry = caller.entry(self.role_of(&who)?, action);
         entry.patient = Some(meta.patient.clone());
         entry.record_id = Some(id.bare_hex());
         let allowed = self.authorize_on_record(Operation::Update, id, &meta, &who);
         let method = self.audit_refusal(&entry, allowed).await?;
         entry.method = Some(method.name().to_string());
+        Ok((who, meta, entry))
+    }
+
+    /// Attaches a whole file; `upload` names the resumable upload it
+    /// completes (its row goes in the same batch as the new version, so a
+    /// completed upload is never completed twice).
+    pub(crate) async fn attach(
+        &self,
+        caller: &Caller,
+        id: &RecordId,
+        name: &str,
+        media_type: &str,
+        bytes: Vec<u8>,
+        upload: Option<&str>,
+    ) -> Result<Attachment> {
+        let (who, meta, mut entry) = self.attach_access(caller, id, "attachment.upload").await?;
         let name = name.trim();
         let checked = check_name(name).and_then(|()| {
             if bytes.len() > self.config.max_attachment_bytes {
@@ -183,50 +253,35 @@ impl Service {
         let lock = self.record_lock(id);
         let _one_writer = lock.lock().await;
         let mac = self.name_mac(id, name);
-        let attachment_id = match self.db.get(Cf::Attachments, &name_key(id, &mac))? {
-            Some(a) => a.try_into().map_err(|_| Error::internal("stored attachment id"))?,
-            None => {
-                let files = self.db.attachments(id)?.iter().filter(|m| m.version == 1).count();
-                if files >= MAX_FILES {
-                    let full = Error::State {
-                        code: "attachment-limit",
-                        detail: format!("at most {MAX_FILES} files per record"),
-                    };
-                    return self.audited(entry, Err(full)).await;
-                }
-                let mut a = [0u8; 16];
-                rand::thread_rng().fill_bytes(&mut a);
-                a
-            }
+        let (attachment_id, version) = match self.next_version(id, &mac) {
+            Ok(v) => v,
+            Err(e) => return self.audited(entry, Err(e)).await,
         };
-        let versions: Vec<AttachmentMeta> =
-            self.db.attachments(id)?.into_iter().filter(|m| m.attachment_id == hex::encode(attachment_id)).collect();
-        let version = versions.last().map_or(1, |m| m.version + 1);
-        if version as usize > MAX_FILES {
-            let full =
-                Error::State { code: "attachment-limit", detail: format!("at most {MAX_FILES} versions per file") };
-            return self.audited(entry, Err(full)).await;
-        }
         entry.version = Some(version);
-        let (encoded, encoding) = encode(kind, bytes.as_slice())?;
         let size = bytes.len() as u64;
-        drop(bytes);
+        // Moved, not copied: a 50 MB file is held once.
+        let (encoded, encoding) = encode(kind, bytes)?;
         let mut file_id = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut file_id);
         let key = ObjectKey::new(tenant, created_ms, id.0, file_id);
         let aid = hex::encode(attachment_id);
-        let binding = Binding { tenant: &self.config.tenant, patient: &meta.patient, record_id: &id.0, version };
+        let fid = hex::encode(file_id);
+        let binding = file_binding(&self.config.tenant, &meta.patient, &id.0);
         let crate::envelope::DataKey { key: dek, wrapped, kek_version } = self
             .keyring
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .new_data_key(&binding, &format!("attachment-dek {aid}"))
+            .new_data_key(&binding, &dek_purpose(&aid, &fid))
             .map_err(Error::internal)?;
-        let stream_binding = binding.aad(&format!("attachment {aid}"));
+        let stream_binding = binding.aad(&stream_label(&aid, &fid));
         let stored = async {
             let mut up = objects.sealed_upload(&key, &dek, &stream_binding).await?;
             for piece in encoded.chunks(1 << 20) {
-                up.write(piece).await?;
+                if let Err(e) = up.write(piece).await {
+                    // Nothing partial stays behind.
+                    let _ = up.abort().await;
+                    return Err(e);
+                }
             }
             up.finish().await
         }
@@ -241,7 +296,7 @@ impl Service {
             &dek,
             &serde_json::to_vec(&info).map_err(Error::internal)?,
             &binding,
-            &format!("attachment-info {aid}"),
+            &info_label(&aid, &fid),
         );
         let record = AttachmentMeta {
             record_id: *id,
@@ -258,30 +313,99 @@ impl Service {
             uploaded_by: who.to_string(),
             uploaded_ms: self.now_ms(),
             removed: None,
+            restored_from: None,
+            upload_id: upload.map(str::to_string),
         };
         let mut batch = self.db.batch();
-        let cf = self.db.cf(Cf::Attachments);
-        batch.put_cf(
-            cf,
-            version_key(id, &attachment_id, version),
-            serde_json::to_vec(&record).map_err(Error::internal)?,
-        );
-        batch.put_cf(cf, name_key(id, &mac), attachment_id);
+        self.put_version(&mut batch, &record, &attachment_id)?;
+        batch.put_cf(self.db.cf(Cf::Attachments), name_key(id, &mac), attachment_id);
+        if let Some(upload) = upload {
+            crate::uploads::finish_in(self, &mut batch, upload);
+        }
+        // Anchored with the next batch (written with the version: a stored
+        // file is never left out of anchoring).
+        self.queue_file_hash(&mut batch, &stored.sha256)?;
         self.db.write(batch)?;
         self.audited(entry, Ok(())).await?;
         Ok(Attachment { meta: record, info })
     }
 
-    /// The attachments of record `id` (every version), for a reader of
-    /// the record.
-    pub async fn list_attachments(&self, caller: &Caller, id: &RecordId) -> Result<Vec<Attachment>> {
+    /// The attachment id for the file named by `mac` on record `id`, and
+    /// the version an upload of it becomes (the caller holds the record's
+    /// lock).
+    fn next_version(&self, id: &RecordId, mac: &[u8; 16]) -> Result<([u8; 16], u64)> {
+        let attachment_id = match self.db.get(Cf::Attachments, &name_key(id, mac))? {
+            Some(a) => a.try_into().map_err(|_| Error::internal("stored attachment id"))?,
+            None => {
+                let files = self.db.attachments(id)?.iter().filter(|m| m.version == 1).count();
+                if files >= MAX_FILES {
+                    return Err(Error::State {
+                        code: "attachment-limit",
+                        detail: format!("at most {MAX_FILES} files per record"),
+                    });
+                }
+                let mut a = [0u8; 16];
+                rand::thread_rng().fill_bytes(&mut a);
+                a
+            }
+        };
+        let version = self.versions_of(id, &attachment_id)?.last().map_or(1, |m| m.version + 1);
+        if version as usize > MAX_FILES {
+            return Err(Error::State {
+                code: "attachment-limit",
+                detail: format!("at most {MAX_FILES} versions per file"),
+            });
+        }
+        Ok((attachment_id, version))
+    }
+
+    fn versions_of(&self, id: &RecordId, attachment: &[u8; 16]) -> Result<Vec<AttachmentMeta>> {
+        let aid = hex::encode(attachment);
+        Ok(self.db.attachments(id)?.into_iter().filter(|m| m.attachment_id == aid).collect())
+    }
+
+    fn put_version(&self, batch: &mut rocksdb::WriteBatch, m: &AttachmentMeta, attachment: &[u8; 16]) -> Result<()> {
+        let value = serde_json::to_vec(m).map_err(Error::internal)?;
+        batch.put_cf(self.db.cf(Cf::Attachments), version_key(&m.record_id, attachment, m.version), value);
+        Ok(())
+    }
+
+    /// The read rule for a record's files, with its audit entry: on the
+    /// chain's rule or through a share grant.
+    async fn file_access(
+        &self,
+        caller: &Caller,
+        id: &RecordId,
+        grant: Option<&str>,
+        action: &str,
+    ) -> Result<(RecordMeta, AuditEntry)> {
         let who = caller.require()?.clone();
         let meta = self.current(id)?;
-        let mut entry = caller.entry(self.role_of(&who)?, "attachment.list");
+        let mut entry = caller.entry(self.role_of(&who)?, action);
         entry.patient = Some(meta.patient.clone());
         entry.record_id = Some(id.bare_hex());
-        let method = self.audit_refusal(&entry, self.authorize_on_record(Operation::Read, id, &meta, &who)).await?;
-        entry.method = Some(method.name().to_string());
+        match self.read_access(id, &meta, &who, grant)? {
+            Ok((method, share_id)) => {
+                entry.method = Some(method);
+                entry.share_id = share_id;
+                Ok((meta, entry))
+            }
+            Err((e, share_id)) => {
+                entry.share_id = share_id;
+                self.audited(entry, Err(e)).await
+            }
+        }
+    }
+
+    /// The attachments of record `id` (every version), for a reader of
+    /// the record (on the chain's rule, or through a share grant).
+    pub async fn list_attachments(
+        &self,
+        caller: &Caller,
+        id: &RecordId,
+        grant: Option<&str>,
+    ) -> Result<Vec<Attachment>> {
+        let (meta, entry) = self.file_access(caller, id, grant, "attachment.list").await?;
         let list = self.db.attachments(id)?.into_iter().map(|m| self.open_info(&meta.patient, m)).collect();
         self.audited(entry, list).await
     }
@@ -294,27 +418,34 @@ impl Service {
         id: &RecordId,
         attachment: &[u8; 16],
         version: Option<u64>,
+        grant: Option<&str>,
     ) -> Result<Download> {
-        let who = caller.require()?.clone();
-        let meta = self.current(id)?;
-        let mut entry = caller.entry(self.role_of(&who)?, "attachment.download");
-        entry.patient = Some(meta.patient.clone());
-        entry.record_id = Some(id.bare_hex());
-        let method = self.audit_refusal(&entry, self.authorize_on_record(Operation::Read, id, &meta, &who)).await?;
-        entry.method = Some(method.name().to_string());
+        self.download_as(caller, id, attachment, version, grant, "attachment.download").await
+    }
+
+    async fn download_as(
+        &self,
+        caller: &Caller,
+        id: &RecordId,
+        attachment: &[u8; 16],
+        version: Option<u64>,
+        grant: Option<&str>,
+        action: &str,
+    ) -> Result<Download> {
+        let (meta, mut entry) = self.file_access(caller, id, grant, action).await?;
         let aid = hex::encode(attachment);
-        let versions: Vec<AttachmentMeta> =
-            self.db.attachments(id)?.into_iter().filter(|m| m.attachment_id == aid).collect();
-        let found = match version {
-            Some(v) => versions.into_iter().find(|m| m.version == v),
-            None => versions.into_iter().last(),
+        let found = match (version, self.versions_of(id, attachment)) {
+            (_, Err(e)) => Err(e),
+            (Some(v), Ok(versions)) => Ok(versions.into_iter().find(|m| m.version == v)),
+            (None, Ok(versions)) => Ok(versions.into_iter().last()),
         };
         let result = match found {
-            None => Err(Error::NotFound(format!("attachment {aid} of record {id}"))),
-            Some(m) if m.removed.is_some() => {
+            Err(e) => Err(e),
+            Ok(None) => Err(Error::NotFound(format!("attachment {aid} of record {id}"))),
+            Ok(Some(m)) if m.removed.is_some() => {
                 Err(Error::Gone { code: "attachment-removed", detail: "this attachment was removed".into() })
             }
-            Some(m) => {
+            Ok(Some(m)) => {
                 entry.version = Some(m.version);
                 self.open_file(&meta.patient, m).await
             }
@@ -322,27 +453,90 @@ impl Service {
         self.audited(entry, result).await
     }
 
+    /// One version (default: the latest) of an attachment, for a reader of
+    /// the record; the access is audited as `action`.
+    pub(crate) async fn attachment_version(
+        &self,
+        caller: &Caller,
+        id: &RecordId,
+        attachment: &[u8; 16],
+        version: Option<u64>,
+        action: &str,
+    ) -> Result<AttachmentMeta> {
+        let (_meta, mut entry) = self.file_access(caller, id, None, action).await?;
+        let versions = self.versions_of(id, attachment)?;
+        let found = match version {
+            Some(v) => versions.into_iter().find(|m| m.version == v),
+            None => versions.into_iter().last(),
+        };
+        let result =
+            found.ok_or_else(|| Error::NotFound(format!("attachment {} of record {id}", hex::encode(attachment))));
+        if let Ok(m) = &result {
+            entry.version = Some(m.version);
+        }
+        self.audited(entry, result).await
+    }
+
+    /// Restores version `from` of an attachment as its next version (the
+    /// same object: nothing is re-encrypted); the caller needs write
+    /// access. A removed version cannot be restored.
+    pub async fn restore_attachment(
+        &self,
+        caller: &Caller,
+        id: &RecordId,
+        attachment: &[u8; 16],
+        from: u64,
+    ) -> Result<Attachment> {
+        let (who, meta, mut entry) = self.attach_access(caller, id, "attachment.restore").await?;
+        let lock = self.record_lock(id);
+        let _one_writer = lock.lock().await;
+        let aid = hex::encode(attachment);
+        let versions = self.versions_of(id, attachment)?;
+        let next = versions.last().map_or(1, |m| m.version + 1);
+        let source = versions.iter().find(|m| m.version == from).cloned();
+        let checked = match source {
+            None => Err(Error::NotFound(format!("version {from} of attachment {aid} of record {id}"))),
+            Some(m) if m.removed.is_some() => {
+                Err(Error::Gone { code: "attachment-removed", detail: "a removed version cannot be restored".into() })
+            }
+            Some(_) if next as usize > MAX_FILES => {
+                Err(Error::State { code: "attachment-limit", detail: format!("at most {MAX_FILES} versions per file") })
+            }
+            Some(m) => Ok(m),
+        };
+        let source = self.audit_refusal(&entry, checked).await?;
+        entry.version = Some(next);
+        let restored = AttachmentMeta {
+            version: next,
+            uploaded_by: who.to_string(),
+            uploaded_ms: self.now_ms(),
+            removed: None,
+            restored_from: Some(from),
+            upload_id: None,
+            ..source
+        };
+        let mut batch = self.db.batch();
+        self.put_version(&mut batch, &restored, attachment)?;
+        self.db.write(batch)?;
+        self.audited(entry, Ok(())).await?;
+        self.open_info(&meta.patient, restored)
+    }
+
     /// Marks every version of an attachment removed (kept until the
-    /// record's retention ends): the caller needs write access.
+    /// retention ends, then purged by [`Service::purge_attachments`]): the
+    /// caller needs write access.
     pub async fn remove_attachment(&self, caller: &Caller, id: &RecordId, attachment: &[u8; 16]) -> Result<u64> {
-        let who = caller.require()?.clone();
-        let meta = self.current(id)?;
-        let mut entry = caller.entry(self.role_of(&who)?, "attachment.remove");
-        entry.patient = Some(meta.patient.clone());
-        entry.record_id = Some(id.bare_hex());
-        let method = self.audit_refusal(&entry, self.authorize_on_record(Operation::Update, id, &meta, &who)).await?;
-        entry.method = Some(method.name().to_string());
+        let (who, _meta, entry) = self.attach_access(caller, id, "attachment.remove").await?;
         let lock = self.record_lock(id);
         let _one_writer = lock.lock().await;
         let aid = hex::encode(attachment);
         let now = self.now_ms();
         let mut batch = self.db.batch();
         let mut marked = 0;
-        for mut m in self.db.attachments(id)?.into_iter().filter(|m| m.attachment_id == aid) {
+        for mut m in self.versions_of(id, attachment)? {
             if m.removed.is_none() {
                 m.removed = Some((who.to_string(), now));
-                let value = serde_json::to_vec(&m).map_err(Error::internal)?;
-                batch.put_cf(self.db.cf(Cf::Attachments), version_key(id, attachment, m.version), value);
+                self.put_version(&mut batch, &m, attachment)?;
                 marked += 1;
             }
         }
@@ -355,22 +549,58 @@ impl Service {
         Ok(marked)
     }
 
+    /// Deletes attachment versions removed longer ago than the retention
+    /// (their metadata, and their object once no kept version points at
+    /// it). Returns the versions purged. Run by a job.
+    pub async fn purge_attachments(&self) -> Result<usize> {
+        let cutoff = self.now_ms().saturating_sub(self.config.attachment_retention.as_millis() as u64);
+        let all = self.db.scan(Cf::Attachments, b"v")?;
+        let mut metas = Vec::with_capacity(all.len());
+        for (_, v) in all {
+            metas.push(serde_json::from_slice::<AttachmentMeta>(&v).map_err(Error::internal)?);
+        }
+        let mut purged = 0;
+        for m in metas.iter().filter(|m| m.removed.as_ref().is_some_and(|(_, at)| *at <= cutoff)) {
+            let lock = self.record_lock(&m.record_id);
+            let _one_writer = lock.lock().await;
+            let attachment = hex16(&m.attachment_id)?;
+            // Another version restored from this one (or this from it)
+            // shares the object: it stays while any of them is kept.
+            let shared = self
+                .versions_of(&m.record_id, &attachment)?
+                .iter()
+                .any(|o| o.version != m.version && o.object_key == m.object_key);
+            if !shared {
+                let key = ObjectKey::parse(&m.object_key).ok_or_else(|| Error::internal("stored object key"))?;
+                self.objects()?.delete(&key).await.map_err(|e| Error::Unavailable(format!("{e}")))?;
+            }
+            let mut batch = self.db.batch();
+            batch.delete_cf(self.db.cf(Cf::Attachments), version_key(&m.record_id, &attachment, m.version));
+            self.db.write(batch)?;
+            let mut entry = AuditEntry::system("attachment.purge", self.now_ms());
+            entry.record_id = Some(m.record_id.bare_hex());
+            entry.version = Some(m.version);
+            self.audited(entry, Ok(())).await?;
+            purged += 1;
+        }
+        Ok(purged)
+    }
+
     fn binding_key(&self, patient: &str, m: &AttachmentMeta) -> Result<Zeroizing<[u8; 32]>> {
-        let binding = Binding { tenant: &self.config.tenant, patient, record_id: &m.record_id.0, version: m.version };
+        let binding = file_binding(&self.config.tenant, patient, &m.record_id.0);
         let wrapped = hex::decode(&m.wrapped_key).map_err(Error::internal)?;
         self.keyring
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .open_data_key(&binding, &format!("attachment-dek {}", m.attachment_id), &wrapped, m.kek_version)
+            .open_data_key(&binding, &dek_purpose(&m.attachment_id, m.file_id()), &wrapped, m.kek_version)
             .map_err(Error::internal)
     }
 
     fn open_info(&self, patient: &str, meta: AttachmentMeta) -> Result<Attachment> {
         let dek = self.binding_key(patient, &meta)?;
-        let binding =
-            Binding { tenant: &self.config.tenant, patient, record_id: &meta.record_id.0, version: meta.version };
+        let binding = file_binding(&self.config.tenant, patient, &meta.record_id.0);
         let sealed = hex::decode(&meta.info).map_err(Error::internal)?;
-        let plain = Keyring::open_small(&dek, &sealed, &binding, &format!("attachment-info {}", meta.attachment_id))
+        let plain = Keyring::open_small(&dek, &sealed, &binding, &info_label(&meta.attachment_id, meta.file_id()))
             .map_err(Error::internal)?;
         let info = serde_json::from_slice(&plain).map_err(Error::internal)?;
         Ok(Attachment { meta, info })
@@ -382,9 +612,9 @@ impl Service {
         let key = ObjectKey::parse(&m.object_key).ok_or_else(|| Error::internal("stored object key"))?;
         let sealed: Bytes = self.objects()?.get(&key).await.map_err(|e| Error::Unavailable(format!("{e}")))?;
         let dek = self.binding_key(patient, m)?;
-        let binding = Binding { tenant: &self.config.tenant, patient, record_id: &m.record_id.0, version: m.version };
+        let binding = file_binding(&self.config.tenant, patient, &m.record_id.0);
         let plain =
-            medanchor_storage::stream::open(&dek, &binding.aad(&format!("attachment {}", m.attachment_id)), &sealed)
+            medanchor_storage::stream::open(&dek, &binding.aad(&stream_label(&m.attachment_id, m.file_id())), &sealed)
                 .map_err(|e| Error::internal(format!("attachment {}: {e}", m.attachment_id)))?;
         let bytes = match m.encoding.as_deref() {
             Some("gzip") => {
@@ -399,7 +629,7 @@ impl Service {
     }
 }
 
-fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.chars().count() <= MAX_NAME
         && !name.chars().any(|c| c.is_control() || c == '/' || c == '\\')
@@ -413,7 +643,7 @@ fn check_name(name: &str) -> Result<()> {
     })
 }
 
-fn refusal(r: Refusal) -> Error {
+pub(crate) fn refusal(r: Refusal) -> Error {
     match r.status() {
         415 => Error::Unsupported { code: "unsupported-attachment", detail: r.to_string() },
         _ => Error::bad("attachment-extension", r.to_string()),
@@ -421,15 +651,105 @@ fn refusal(r: Refusal) -> Error {
 }
 
 /// The bytes to seal: gzip when the kind compresses and it saves space.
-fn encode(kind: FileKind, bytes: &[u8]) -> Result<(Zeroizing<Vec<u8>>, Option<String>)> {
+fn encode(kind: FileKind, bytes: Vec<u8>) -> Result<(Zeroizing<Vec<u8>>, Option<String>)> {
+    let bytes = Zeroizing::new(bytes);
     if kind.compressible() {
         use std::io::Write;
         let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 2), flate2::Compression::fast());
-        gz.write_all(bytes).map_err(Error::internal)?;
+        gz.write_all(&bytes).map_err(Error::internal)?;
         let packed = Zeroizing::new(gz.finish().map_err(Error::internal)?);
         if packed.len() < bytes.len() {
             return Ok((packed, Some("gzip".into())));
         }
     }
-    Ok((Zeroizing::new(bytes.to_vec()), None))
+    Ok((bytes, None))
+}
+
+/// A signed download link's parts (the front end makes the URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The version it names.
+    pub version: u64,
+    /// Unix ms after which it is refused.
+    pub expires_ms: u64,
+    /// The principal whose access it carries.
+    pub principal: String,
+    /// The HMAC, hex.
+    pub signature: String,
+}
+
+impl Service {
+    /// A link to one version (default: the latest) of an attachment, valid
+    /// [`medanchor_storage::links::LIFETIME_MS`], carrying the caller's
+    /// access: whoever holds it reads the file as the caller could, and
+    /// only while the caller still could.
+    pub async fn attachment_link(
+        &self,
+        caller: &Caller,
+        id: &RecordId,
+        attachment: &[u8; 16],
+        version: Option<u64>,
+    ) -> Result<Link> {
+        let (_meta, mut entry) = self.file_access(caller, id, None, "attachment.link").await?;
+        let versions = self.versions_of(id, attachment)?;
+        let found = match version {
+            Some(v) => versions.into_iter().find(|m| m.version == v),
+            None => versions.into_iter().last(),
+        };
+        let result = match found {
+            None => Err(Error::NotFound(format!("attachment {} of record {id}", hex::encode(attachment)))),
+            Some(m) if m.removed.is_some() => {
+                Err(Error::Gone { code: "attachment-removed", detail: "this attachment was removed".into() })
+            }
+            Some(m) => Ok(m.version),
+        };
+        let version = self.audit_refusal(&entry, result).await?;
+        entry.version = Some(version);
+        let claims = medanchor_storage::links::Claims {
+            record: id.0,
+            attachment: *attachment,
+            version,
+            expires_ms: self.now_ms() + medanchor_storage::links::LIFETIME_MS,
+            principal: caller.require()?.to_string(),
+        };
+        let signature = hex::encode(medanchor_storage::links::sign(&self.link_key, &claims));
+        self.audited(entry, Ok(())).await?;
+        Ok(Link { version, expires_ms: claims.expires_ms, principal: claims.principal, signature })
+    }
+
+    /// Downloads through a signed link: the signature (constant time) and
+    /// the expiry are checked before anything else; then the principal it
+    /// carries must still be allowed to read the record. Audited as that
+    /// principal's download by link.
+    pub async fn download_by_link(
+        &self,
+        caller: &Caller,
+        id: &RecordId,
+        attachment: &[u8; 16],
+        link: &Link,
+    ) -> Result<Download> {
+        let sig = hex::decode(&link.signature).unwrap_or_default();
+        let claims = medanchor_storage::links::Claims {
+            record: id.0,
+            attachment: *attachment,
+            version: link.version,
+            expires_ms: link.expires_ms,
+            principal: link.principal.clone(),
+        };
+        let checked = medanchor_storage::links::verify(&self.link_key, &claims, &sig, self.now_ms());
+        let principal = match checked {
+            Ok(()) => link.principal.parse::<Principal>().map_err(|_| Error::internal("a signed principal"))?,
+            Err(e) => {
+                let code = match e {
+                    medanchor_storage::links::LinkError::Invalid => "link-invalid",
+                    medanchor_storage::links::LinkError::Expired => "link-expired",
+                };
+                let mut entry = caller.entry("none", "attachment.link-download");
+                entry.record_id = Some(id.bare_hex());
+                return self.audited(entry, Err(Error::Forbidden { code, detail: e.to_string(), reason: None })).await;
+            }
+        };
+        let bearer = Caller { principal: Some(principal), presented_token: false, ..caller.clone() };
+        self.download_as(&bearer, id, attachment, Some(link.version), None, "attachment.link-download").await
+    }
 }

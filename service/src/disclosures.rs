@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::state::{Caller, Service};
 
 /// The actions that read or write patient data.
-pub const DISCLOSING_ACTIONS: [&str; 9] = [
+pub const DISCLOSING_ACTIONS: [&str; 11] = [
     "record.read",
     "record.versions",
     "record.create",
@@ -42,6 +42,8 @@ pub const DISCLOSING_ACTIONS: [&str; 9] = [
     "patient.search",
     "attachment.list",
     "attachment.download",
+    "attachment.link-download",
+    "attachment.upload",
 ];
 
 /// How far back the report goes by default: HIPAA §164.528(a) gives the
@@ -211,6 +213,10 @@ fn describe(e: &AuditEntry, kind: Option<&RecordKind>) -> String {
         "record.create" => format!("created a {what}{version}"),
         "record.update" => format!("updated a {what}{version}"),
         "profile.read" => format!("read parts of the health profile{version}"),
+        "attachment.list" => format!("listed the files of a {what}"),
+        "attachment.download" => format!("downloaded a file of a {what}{version}"),
+        "attachment.link-download" => format!("downloaded a file of a {what}{version} through a signed link"),
+        "attachment.upload" => format!("attached a file to a {what}{version}"),
         other => format!("{other} on a {what}{version}"),
     }
 }

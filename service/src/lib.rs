@@ -38,6 +38,7 @@ pub mod db;
 pub mod disclosures;
 pub mod envelope;
 pub mod error;
+pub mod file_anchors;
 pub mod grants;
 pub mod merkle;
 pub mod profiles;
@@ -49,6 +50,7 @@ pub mod sharing;
 pub mod sign_in;
 pub mod state;
 pub mod templates;
+pub mod uploads;
 
 pub use error::{Error, Result};
 pub use state::{Caller, ChainView, Clock, Config, Custody, Service};

@@ -244,6 +244,30 @@ impl Service {
         }
     }
 
+    /// Whether `who` may read record `id` (its version `meta`): on the
+    /// chain's rule, or through the share grant `grant` within it — the
+    /// decision every read of a record's content (its payload, its
+    /// attachments) takes.
+    pub(crate) fn read_access(
+        &self,
+        id: &RecordId,
+        meta: &RecordMeta,
+        who: &Principal,
+        grant: Option<&str>,
+    ) -> Result<grants::Access> {
+        match grant {
+            Some(token) => {
+                let patient = principal_arg(&meta.patient, "patient")?;
+                grants::through_grant(self, token, who, &patient, data_type_of(meta)?)
+            }
+            None => match self.authorize_on_record(Operation::Read, id, meta, who) {
+                Ok(method) => Ok(Ok((method.name().to_string(), None))),
+                Err(e @ Error::Forbidden { .. }) => Ok(Err((e, None))),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
     /// A record version's metadata: `version`, or the current one.
     pub fn version_or_latest(&self, id: &RecordId, version: Option<u64>) -> Result<RecordMeta> {
         match version {
@@ -338,8 +362,6 @@ impl Service {
     ) -> Result<Opened> {
         let who = caller.require()?.clone();
         let meta = self.version_or_latest(id, version)?;
-        let patient = principal_arg(&meta.patient, "patient")?;
-        let data_type = data_type_of(&meta)?;
         let mut entry = caller.entry(self.role_of(&who)?, "record.read");
         entry.patient = Some(meta.patient.clone());
         entry.record_id = Some(meta.record_id.bare_hex());
@@ -348,15 +370,7 @@ impl Service {
         // few microseconds: done inline, as the blob read below is; a hop
         // through the blocking pool cost more than the reads on the hot
         // read path.
-        let access = match grant {
-            Some(token) => grants::through_grant(self, token, &who, &patient, data_type)?,
-            None => match self.authorize_on_record(Operation::Read, id, &meta, &who) {
-                Ok(method) => Ok((method.name().to_string(), None)),
-                Err(e @ Error::Forbidden { .. }) => Err((e, None)),
-                Err(e) => return Err(e),
-            },
-        };
-        match access {
+        match self.read_access(id, &meta, &who, grant)? {
             Ok((method, share_id)) => {
                 entry.method = Some(method);
                 entry.share_id = share_id;

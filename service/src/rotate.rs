@@ -77,8 +77,8 @@ fn rewrap_attachments(db: &ApiDb, keyring: &Keyring, tenant: &str, page: usize) 
                 .patient;
             let wrapped =
                 hex::decode(&meta.wrapped_key).map_err(|_| DbError::Corrupt(format!("{}: wrapped key", what())))?;
-            let binding = Binding { tenant, patient: &patient, record_id: &meta.record_id.0, version: meta.version };
-            let purpose = format!("attachment-dek {}", meta.attachment_id);
+            let binding = crate::attachments::file_binding(tenant, &patient, &meta.record_id.0);
+            let purpose = crate::attachments::dek_purpose(&meta.attachment_id, meta.file_id());
             let (new_key, version) = keyring
                 .rewrap_data_key(&binding, &purpose, &wrapped, meta.kek_version)
                 .map_err(|source| RotateError::Rewrap { record_id: what(), version: meta.version, source })?;
@@ -279,13 +279,15 @@ mod tests {
         store(&db, &ring, "t", id, 1, "record");
         let mut keys = Vec::new();
         for version in [1u64, 2, 3] {
-            let binding = Binding { tenant: "t", patient, record_id: &id, version };
-            let dk = ring.new_data_key(&binding, &format!("attachment-dek {}", "ab".repeat(16))).expect("key");
+            let binding = crate::attachments::file_binding("t", patient, &id);
+            let file = format!("{version:032x}");
+            let dk =
+                ring.new_data_key(&binding, &crate::attachments::dek_purpose(&"ab".repeat(16), &file)).expect("key");
             let meta = crate::attachments::AttachmentMeta {
                 record_id: medanchor_contracts::RecordId(id),
                 attachment_id: "ab".repeat(16),
                 version,
-                object_key: String::new(),
+                object_key: format!("t/2026/12/{}/{file}", hex::encode(id)),
                 size: 1,
                 stored_size: 1,
                 sha256: medanchor_contracts::DataHash([0; 32]),
@@ -296,6 +298,8 @@ mod tests {
                 uploaded_by: patient.into(),
                 uploaded_ms: 1,
                 removed: None,
+                restored_from: None,
+                upload_id: None,
             };
             let mut key = b"v".to_vec();
             key.extend_from_slice(&id);
@@ -310,11 +314,10 @@ mod tests {
         assert_eq!(rewrap_attachments(&db, &ring, "t", 2).expect("rewrap"), 3);
         for (meta, key) in db.attachments(&id).expect("read").iter().zip(&keys) {
             assert_eq!(meta.kek_version, 2);
-            let binding = Binding { tenant: "t", patient, record_id: &id, version: meta.version };
+            let binding = crate::attachments::file_binding("t", patient, &id);
             let wrapped = hex::decode(&meta.wrapped_key).expect("hex");
-            let opened = ring
-                .open_data_key(&binding, &format!("attachment-dek {}", meta.attachment_id), &wrapped, 2)
-                .expect("opens under the new KEK");
+            let purpose = crate::attachments::dek_purpose(&meta.attachment_id, meta.file_id());
+            let opened = ring.open_data_key(&binding, &purpose, &wrapped, 2).expect("opens under the new KEK");
             assert_eq!(*opened, *key, "the same data key");
         }
         assert_eq!(rewrap_attachments(&db, &ring, "t", 2).expect("again"), 0);

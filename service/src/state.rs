@@ -60,6 +60,11 @@ pub struct Config {
     pub attachments: Option<medanchor_storage::backend::BackendConfig>,
     /// Largest attachment, in bytes.
     pub max_attachment_bytes: usize,
+    /// How long a removed attachment is kept before the purge job deletes
+    /// it.
+    pub attachment_retention: Duration,
+    /// Most file hashes per anchored batch.
+    pub batch_max: usize,
 }
 
 impl Config {
@@ -80,6 +85,8 @@ impl Config {
             specialties: HashMap::new(),
             attachments: None,
             max_attachment_bytes: crate::attachments::DEFAULT_MAX_BYTES,
+            attachment_retention: crate::attachments::DEFAULT_RETENTION,
+            batch_max: crate::file_anchors::DEFAULT_BATCH_MAX,
         }
     }
 }
@@ -152,6 +159,14 @@ pub struct Service {
     pub(crate) objects: Option<Arc<medanchor_storage::backend::Backend>>,
     /// Keys the MACs of attachment names.
     pub(crate) attachment_names: Arc<[u8; 32]>,
+    /// Signs attachment download links.
+    pub(crate) link_key: Arc<[u8; 32]>,
+    /// Where unfinished resumable uploads are spooled (set by
+    /// [`Service::open`]).
+    pub(crate) spool: Option<Arc<medanchor_storage::spool::Spool>>,
+    /// One operator transaction submitted at a time (the audit and file
+    /// anchorers may share a key; its nonces must go out in order).
+    pub(crate) submit_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Unix milliseconds now: the system clock, or a test's.
@@ -193,6 +208,7 @@ impl Service {
         let ip_key = Arc::new(crate::auth::derive_key(&root, b"medanchor audit ip-hash v1"));
         let search = Arc::new(crate::search::SearchKeys::derive(&root, &config.tenant));
         let attachment_names = Arc::new(crate::auth::derive_key(&root, b"medanchor attachment names v1"));
+        let link_key = Arc::new(crate::auth::derive_key(&root, b"medanchor attachment links v1"));
         Service {
             config: Arc::new(config),
             db,
@@ -217,6 +233,9 @@ impl Service {
             index_stripes: Arc::default(),
             objects: None,
             attachment_names,
+            link_key,
+            spool: None,
+            submit_lock: Arc::default(),
         }
     }
 
@@ -255,6 +274,10 @@ impl Service {
         let mut service =
             Service::new(config, db, blobs, keyring, SessionKey::from_bytes(&secret), chain, node, custody);
         service.objects = Some(Arc::new(objects));
+        service.spool = Some(Arc::new(
+            medanchor_storage::spool::Spool::open(&data_dir.join("uploads"))
+                .map_err(|e| io("opening the upload spool", &e))?,
+        ));
         service.load_templates()?;
         service.ensure_search_index()?;
         Ok(service)

@@ -93,6 +93,10 @@ fn store_error(key: &str, e: object_store::Error) -> StorageError {
 pub struct Backend {
     store: Arc<dyn ObjectStore>,
     describe: String,
+    /// The root of a local store: `object_store` writes local files
+    /// without syncing them, so a completed object is synced here (an
+    /// acknowledged file must survive a power loss, not just a crash).
+    local_root: Option<PathBuf>,
 }
 
 /// An object's key and size, as listed.
@@ -136,7 +140,11 @@ impl Backend {
                 Arc::new(b.build().map_err(|e| StorageError::Config(e.to_string()))?)
             }
         };
-        Ok(Backend { store, describe: config.to_string() })
+        let local_root = match config {
+            BackendConfig::Local { root } => Some(root.clone()),
+            BackendConfig::S3 { .. } => None,
+        };
+        Ok(Backend { store, describe: config.to_string(), local_root })
     }
 
     /// What this store is (for logs; no secret).
@@ -207,7 +215,8 @@ impl Backend {
         let mut hash = Sha256::new();
         hash.update(sealer.header());
         let pending = sealer.header().to_vec();
-        Ok(SealedUpload { key: k, upload, sealer: Some(sealer), hash, pending, size: 0, parts: 0 })
+        let local = self.local_root.as_ref().map(|root| (root.clone(), k.clone()));
+        Ok(SealedUpload { key: k, upload, sealer: Some(sealer), hash, pending, size: 0, parts: 0, local })
     }
 }
 
@@ -221,6 +230,23 @@ pub struct SealedUpload {
     pending: Vec<u8>,
     size: u64,
     parts: usize,
+    /// A local store's root and the key: synced once complete.
+    local: Option<(PathBuf, String)>,
+}
+
+/// Syncs a completed local object and the directories down to it.
+fn sync_local(root: &std::path::Path, key: &str) -> std::io::Result<()> {
+    let file = root.join(key);
+    std::fs::File::open(&file)?.sync_all()?;
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        std::fs::File::open(d)?.sync_all()?;
+        if d == root {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
 }
 
 /// A finished upload.
@@ -263,6 +289,12 @@ impl SealedUpload {
         let part = std::mem::take(&mut self.pending);
         self.send(part).await?;
         self.upload.complete().await.map_err(|e| store_error(&self.key, e))?;
+        if let Some((root, key)) = self.local.take() {
+            tokio::task::spawn_blocking(move || sync_local(&root, &key))
+                .await
+                .map_err(|e| StorageError::Store(e.to_string()))?
+                .map_err(|e| StorageError::Store(format!("syncing {}: {e}", self.key)))?;
+        }
         Ok(Stored { size: self.size, sha256: self.hash.finalize().into(), parts: self.parts })
     }
 

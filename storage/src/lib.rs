@@ -12,14 +12,17 @@
 //! - [`backend`] — the object store (local disk or S3-compatible, by
 //!   configuration) through `object_store`: write-once puts, reads by
 //!   range, per-tenant listing, and sealed multipart uploads hashed on
-//!   the way.
-//!
-//! Resumable (tus) uploads, signed links and the attachment service
-//! (issue "Attachments on object storage") build on these next.
+//!   the way;
+//! - [`links`] — signed download links: one file version, one principal,
+//!   an expiry, under the node's HMAC key;
+//! - [`spool`] — the durable, encrypted spool of resumable uploads:
+//!   chunks appended as AEAD segments bound to upload, index and offset.
 
 pub mod backend;
 pub mod keys;
+pub mod links;
 pub mod sniff;
+pub mod spool;
 pub mod stream;
 
 pub use sniff::{check, FileKind, Refusal};

@@ -57,7 +57,15 @@ impl FileKind {
         !matches!(self, FileKind::Jpeg | FileKind::Png)
     }
 
-    fn from_media_type(media_type: &str) -> Option<FileKind> {
+    /// Whether its signature is in its first 132 bytes (so a resumable
+    /// upload can be refused after its first piece); a zip or OLE file's
+    /// is in its directory, which may be anywhere.
+    pub fn has_leading_signature(self) -> bool {
+        matches!(self, FileKind::Pdf | FileKind::Jpeg | FileKind::Png | FileKind::Dicom)
+    }
+
+    /// The kind a media type (parameters ignored) declares.
+    pub fn from_media_type(media_type: &str) -> Option<FileKind> {
         let m = media_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
         FileKind::ALL.into_iter().find(|k| k.media_type() == m)
     }
@@ -136,16 +144,23 @@ impl Refusal {
 /// first bytes, or, for a zip, in its central directory — pass the whole
 /// file for DOCX).
 pub fn check(media_type: &str, file_name: &str, bytes: &[u8]) -> Result<FileKind, Refusal> {
+    let declared = check_declared(media_type, file_name)?;
+    match FileKind::detect(bytes) {
+        Some(k) if k == declared => Ok(k),
+        detected => Err(Refusal::Content { declared, detected }),
+    }
+}
+
+/// Checks what can be checked before the content arrives: the declared
+/// media type is accepted and the name's extension fits it.
+pub fn check_declared(media_type: &str, file_name: &str) -> Result<FileKind, Refusal> {
     let declared = FileKind::from_media_type(media_type)
         .ok_or_else(|| Refusal::UnsupportedType(media_type.chars().take(100).collect()))?;
     let ext = file_name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
     if !declared.extensions().contains(&ext.as_str()) {
         return Err(Refusal::Extension { kind: declared, got: ext.chars().take(16).collect() });
     }
-    match FileKind::detect(bytes) {
-        Some(k) if k == declared => Ok(k),
-        detected => Err(Refusal::Content { declared, detected }),
-    }
+    Ok(declared)
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<usize> {

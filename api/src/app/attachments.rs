@@ -1,5 +1,6 @@
-//! Attachments of a record: upload (the raw file as the body), list,
-//! download, remove.
+//! Attachments of a record: upload (the raw file as the body; resumable
+//! uploads are `uploads`), list, download (with a session, or through a
+//! signed link), restore a version, remove.
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -12,7 +13,7 @@ use serde::Deserialize;
 use super::records::read_body;
 use super::{record_id_arg, with_request_id, AppState, Caller};
 use crate::error::{ApiError, ApiResult};
-use crate::openapi::{AttachmentList, AttachmentView, Removed};
+use crate::openapi::{AttachmentList, AttachmentView, FileAnchorView, LinkView, Removed};
 
 fn view(a: Attachment) -> AttachmentView {
     let m = a.meta;
@@ -28,6 +29,7 @@ fn view(a: Attachment) -> AttachmentView {
         uploaded_by: m.uploaded_by,
         uploaded_ms: m.uploaded_ms,
         removed_ms: m.removed.map(|(_, at)| at),
+        restored_from: m.restored_from,
     }
 }
 
@@ -91,7 +93,10 @@ pub(crate) async fn upload_attachment(
     summary = "A record's attachments, every version",
     description = "For whoever may read the record now (the contract's `get-record` rule). Names and types are decrypted for the reader. Audited as a disclosure.",
     security(("bearer" = [])),
-    params(("id" = medanchor_contracts::RecordId, Path, description = "The record")),
+    params(
+        ("id" = medanchor_contracts::RecordId, Path, description = "The record"),
+        ("X-Share-Grant" = Option<crate::openapi::GrantToken>, Header, nullable = false, description = "A grant from redeeming a share: read through it instead of on-chain consent"),
+    ),
     responses(
         (status = 200, description = "By file, then version", body = AttachmentList),
         crate::openapi::errors::InvalidInput,
@@ -105,10 +110,12 @@ pub(crate) async fn list_attachments(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> ApiResult<Json<AttachmentList>> {
     caller.require()?;
     let id = record_id_arg(&id)?;
-    let items = s.list_attachments(&caller, &id).await?.into_iter().map(view).collect();
+    let grant = super::share::grant_token(&headers);
+    let items = s.list_attachments(&caller, &id, grant).await?.into_iter().map(view).collect();
     Ok(Json(AttachmentList { items }))
 }
 
@@ -129,6 +136,7 @@ pub(crate) struct DownloadQuery {
         ("id" = medanchor_contracts::RecordId, Path, description = "The record"),
         ("attachment" = String, Path, pattern = "^[0-9a-fA-F]{32}$", description = "The attachment"),
         ("version" = Option<u64>, Query, minimum = 1, description = "A version"),
+        ("X-Share-Grant" = Option<crate::openapi::GrantToken>, Header, nullable = false, description = "A grant from redeeming a share: read through it instead of on-chain consent"),
     ),
     responses(
         (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
@@ -145,18 +153,26 @@ pub(crate) async fn download_attachment(
     caller: Caller,
     Path((id, attachment)): Path<(String, String)>,
     Query(q): Query<DownloadQuery>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     caller.require()?;
     let id = record_id_arg(&id)?;
     let attachment = attachment_id_arg(&attachment)?;
-    let version = q
-        .version
-        .map(|v| match v.parse::<u64>() {
-            Ok(n) if n >= 1 => Ok(n),
-            _ => Err(ApiError::bad("invalid-version", "version must be an integer from 1")),
-        })
-        .transpose()?;
-    let got = s.download_attachment(&caller, &id, &attachment, version).await?;
+    let version = q.version.as_deref().map(version_arg).transpose()?;
+    let grant = super::share::grant_token(&headers);
+    let got = s.download_attachment(&caller, &id, &attachment, version, grant).await?;
+    Ok(with_request_id(file_response(got), &caller.request_id))
+}
+
+fn version_arg(v: &str) -> ApiResult<u64> {
+    match v.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(ApiError::bad("invalid-version", "version must be an integer from 1")),
+    }
+}
+
+/// The file as a download: its type, its name (RFC 6266), never cached.
+fn file_response(got: medanchor_service::attachments::Download) -> Response {
     let info = &got.attachment.info;
     let mut response = got.bytes.to_vec().into_response();
     let h = response.headers_mut();
@@ -179,7 +195,7 @@ pub(crate) async fn download_attachment(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(with_request_id(response, &caller.request_id))
+    response
 }
 
 /// Marks an attachment removed.
@@ -213,4 +229,222 @@ pub(crate) async fn remove_attachment(
     let attachment = attachment_id_arg(&attachment)?;
     let versions = s.remove_attachment(&caller, &id, &attachment).await?;
     Ok(Json(Removed { versions }))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct VersionQuery {
+    version: Option<String>,
+}
+
+/// Makes a signed download link.
+#[utoipa::path(
+    post,
+    path = "/v1/records/{id}/attachments/{attachment}/link",
+    tag = "attachments",
+    summary = "A download link valid 15 minutes",
+    description = "For whoever may read the record now (on-chain consent, the patient, an override). The link names one version (the latest unless `version` is given) and carries the caller's access: it is HMAC-signed by the node over record, attachment, version, expiry and caller, works without a session until it expires, and only while the caller could still read the file. Issuing and every use are audited.",
+    security(("bearer" = [])),
+    params(
+        ("id" = medanchor_contracts::RecordId, Path, description = "The record"),
+        ("attachment" = String, Path, pattern = "^[0-9a-fA-F]{32}$", description = "The attachment"),
+        ("version" = Option<u64>, Query, minimum = 1, description = "A version"),
+    ),
+    responses(
+        (status = 201, description = "The link", body = LinkView),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::NotPermitted,
+        crate::openapi::errors::NotFound,
+        (status = 410, description = "Removed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::ServerFault,
+    )
+)]
+pub(crate) async fn attachment_link(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((id, attachment)): Path<(String, String)>,
+    Query(q): Query<VersionQuery>,
+) -> ApiResult<Response> {
+    caller.require()?;
+    let id = record_id_arg(&id)?;
+    let attachment = attachment_id_arg(&attachment)?;
+    let version = q.version.as_deref().map(version_arg).transpose()?;
+    let link = s.attachment_link(&caller, &id, &attachment, version).await?;
+    let path = format!(
+        "/v1/records/{}/attachments/{}/signed?version={}&expires={}&by={}&sig={}",
+        id.bare_hex(),
+        hex::encode(attachment),
+        link.version,
+        link.expires_ms,
+        link.principal,
+        link.signature
+    );
+    let url = format!("{}{path}", s.config().public_url.trim_end_matches('/'));
+    let body = LinkView { url, path, version: link.version, expires_ms: link.expires_ms };
+    Ok(with_request_id((StatusCode::CREATED, Json(body)).into_response(), &caller.request_id))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SignedQuery {
+    version: Option<String>,
+    expires: Option<String>,
+    by: Option<String>,
+    sig: Option<String>,
+}
+
+/// Downloads through a signed link.
+#[utoipa::path(
+    get,
+    path = "/v1/records/{id}/attachments/{attachment}/signed",
+    tag = "attachments",
+    summary = "Download through a signed link (no session)",
+    description = "The link from `POST …/link`. Refused (403) when its signature does not cover this record, attachment, version, expiry and principal, when it expired, or when the principal it carries may no longer read the record. Audited as a disclosure to that principal.",
+    params(
+        ("id" = medanchor_contracts::RecordId, Path, description = "The record"),
+        ("attachment" = String, Path, pattern = "^[0-9a-fA-F]{32}$", description = "The attachment"),
+        ("version" = u64, Query, minimum = 1, description = "The version the link names"),
+        ("expires" = u64, Query, description = "Its expiry (unix ms)"),
+        ("by" = String, Query, min_length = 1, max_length = 200, description = "The principal whose access it carries"),
+        ("sig" = String, Query, pattern = "^[0-9a-f]{64}$", description = "The node's HMAC"),
+    ),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NotPermitted,
+        crate::openapi::errors::NotFound,
+        (status = 410, description = "Removed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::ServerFault,
+    )
+)]
+pub(crate) async fn signed_download(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((id, attachment)): Path<(String, String)>,
+    Query(q): Query<SignedQuery>,
+) -> ApiResult<Response> {
+    let id = record_id_arg(&id)?;
+    let attachment = attachment_id_arg(&attachment)?;
+    let missing = |what: &str| ApiError::bad("invalid-link", format!("the link lacks `{what}`"));
+    let version = version_arg(q.version.as_deref().ok_or_else(|| missing("version"))?)?;
+    let expires_ms = q
+        .expires
+        .as_deref()
+        .ok_or_else(|| missing("expires"))?
+        .parse::<u64>()
+        .map_err(|_| ApiError::bad("invalid-link", "`expires` is unix milliseconds"))?;
+    let principal = q.by.ok_or_else(|| missing("by"))?;
+    let signature = q.sig.ok_or_else(|| missing("sig"))?;
+    if principal.len() > 200 || signature.len() != 64 {
+        return Err(ApiError::bad("invalid-link", "a malformed link"));
+    }
+    let link = medanchor_service::attachments::Link { version, expires_ms, principal, signature };
+    let got = s.download_by_link(&caller, &id, &attachment, &link).await?;
+    Ok(with_request_id(file_response(got), &caller.request_id))
+}
+
+/// Restores an earlier version.
+#[utoipa::path(
+    post,
+    path = "/v1/records/{id}/attachments/{attachment}/restore",
+    tag = "attachments",
+    summary = "Restore an earlier version of a file as its newest",
+    description = "The caller needs write access to the record's data type. The restored version is a new version pointing at the same sealed object (nothing is re-encrypted); a removed version cannot be restored (410). Audited.",
+    security(("bearer" = [])),
+    params(
+        ("id" = medanchor_contracts::RecordId, Path, description = "The record"),
+        ("attachment" = String, Path, pattern = "^[0-9a-fA-F]{32}$", description = "The attachment"),
+        ("version" = u64, Query, minimum = 1, description = "The version to restore"),
+    ),
+    responses(
+        (status = 201, description = "The new version", body = AttachmentView),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::NotPermitted,
+        crate::openapi::errors::NotFound,
+        (status = 409, description = "Past 200 versions", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 410, description = "Removed", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::errors::ServerFault,
+    )
+)]
+pub(crate) async fn restore_attachment(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((id, attachment)): Path<(String, String)>,
+    Query(q): Query<VersionQuery>,
+) -> ApiResult<Response> {
+    caller.require()?;
+    let id = record_id_arg(&id)?;
+    let attachment = attachment_id_arg(&attachment)?;
+    let from = version_arg(
+        q.version.as_deref().ok_or_else(|| ApiError::bad("invalid-version", "send the version to restore"))?,
+    )?;
+    let restored = s.restore_attachment(&caller, &id, &attachment, from).await?;
+    Ok(with_request_id((StatusCode::CREATED, Json(view(restored))).into_response(), &caller.request_id))
+}
+
+/// An attachment's anchoring and inclusion proof.
+#[utoipa::path(
+    get,
+    path = "/v1/records/{id}/attachments/{attachment}/anchor",
+    tag = "attachments",
+    summary = "An attachment's on-chain anchoring: its batch and inclusion proof",
+    description = "For whoever may read the record now. The file's ciphertext hash is anchored in a batch (an RFC 6962 tree of many files' hashes, whose root one `anchor-batch` transaction puts on-chain): `queued` until the next batch, then `pending` (sent) and `anchored`, with the leaf index, the tree size, the audit path and the root — checkable against the chain's `get-batch` without trusting this API (`medanchor verify file PATH --attachment ID`). Audited.",
+    security(("bearer" = [])),
+    params(
+        ("id" = medanchor_contracts::RecordId, Path, description = "The record"),
+        ("attachment" = String, Path, pattern = "^[0-9a-fA-F]{32}$", description = "The attachment"),
+        ("version" = Option<u64>, Query, minimum = 1, description = "A version (default: the latest)"),
+    ),
+    responses(
+        (status = 200, description = "Where its hash stands", body = FileAnchorView),
+        crate::openapi::errors::InvalidInput,
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::NotPermitted,
+        crate::openapi::errors::NotFound,
+        crate::openapi::errors::ServerFault,
+    )
+)]
+pub(crate) async fn attachment_anchor(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path((id, attachment)): Path<(String, String)>,
+    Query(q): Query<VersionQuery>,
+) -> ApiResult<Json<FileAnchorView>> {
+    use medanchor_service::file_anchors::{BatchStatus, FileAnchor};
+    caller.require()?;
+    let id = record_id_arg(&id)?;
+    let attachment = attachment_id_arg(&attachment)?;
+    let version = q.version.as_deref().map(version_arg).transpose()?;
+    let (meta, anchor) = s.attachment_anchor(&caller, &id, &attachment, version).await?;
+    let view = match anchor {
+        FileAnchor::Queued => FileAnchorView {
+            attachment_id: meta.attachment_id,
+            version: meta.version,
+            sha256: meta.sha256,
+            status: "queued".into(),
+            leaf_index: None,
+            tree_size: None,
+            path: Vec::new(),
+            root: None,
+            txid: None,
+            block_height: None,
+        },
+        FileAnchor::Batched(p) => FileAnchorView {
+            attachment_id: meta.attachment_id,
+            version: meta.version,
+            sha256: meta.sha256,
+            status: match p.status {
+                BatchStatus::Pending => "pending",
+                BatchStatus::Anchored => "anchored",
+            }
+            .into(),
+            leaf_index: Some(p.leaf_index),
+            tree_size: Some(p.tree_size),
+            path: p.path.iter().map(hex::encode).collect(),
+            root: Some(hex::encode(p.root)),
+            txid: p.txid,
+            block_height: p.block_height,
+        },
+    };
+    Ok(Json(view))
 }

@@ -10,5 +10,6 @@ mod keys;
 mod share_js;
 mod up_index;
 mod upgrade;
+mod upload_crash;
 mod verify;
 mod wallet;

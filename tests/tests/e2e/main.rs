@@ -34,6 +34,7 @@ mod search;
 mod share;
 mod signing;
 mod templates;
+mod uploads;
 mod verify;
 
 struct System {

@@ -23,7 +23,7 @@ use super::{start_with, System};
 const HOUR: u64 = 3_600_000;
 
 /// A clock the test moves: system time plus an offset.
-fn manual_clock() -> (app::Clock, Arc<AtomicU64>) {
+pub(super) fn manual_clock() -> (app::Clock, Arc<AtomicU64>) {
     let offset = Arc::new(AtomicU64::new(0));
     let o = offset.clone();
     let clock: app::Clock = Arc::new(move || {

@@ -1,0 +1,224 @@
+//! The spool of resumable uploads: the bytes of an unfinished upload,
+//! encrypted, on local disk, until the upload completes.
+//!
+//! Every acknowledged chunk must survive a crash, yet nothing may sit in
+//! plaintext. Each piece the node receives is appended as one AEAD
+//! segment under the upload's own key:
+//!
+//! ```text
+//! segment: ciphertext length (u32 BE) ‖ nonce (12, random) ‖ AES-256-GCM ciphertext ‖ tag
+//! associated data: "medanchor spool v1" ‖ upload id ‖ segment index ‖ plaintext offset ‖ plaintext length
+//! ```
+//!
+//! So a segment moved (reordering), dropped (truncation: the committed
+//! [`Position`] counts segments and bytes), changed, or copied into
+//! another upload fails to open. Nonces are random rather than counted
+//! because a crash can leave a written but uncommitted segment that the
+//! next append overwrites with other bytes at the same index: a counter
+//! would then repeat a nonce under one key.
+//!
+//! The spool only appends and reads; what is acknowledged is the caller's
+//! [`Position`], committed elsewhere after [`Writer::sync`]. A writer
+//! opened at a position first cuts whatever a crash left beyond it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use rand::RngCore;
+use zeroize::Zeroizing;
+
+const DOMAIN: &[u8] = b"medanchor spool v1";
+/// The largest plaintext of one segment.
+pub const MAX_SEGMENT: usize = 4 << 20;
+const NONCE: usize = 12;
+const TAG: usize = 16;
+
+/// Why the spool failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// Reading or writing the spool file.
+    #[error("spool i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// A segment does not open where it stands (changed, moved, foreign),
+    /// or the file is shorter than its committed position.
+    #[error("the spooled upload is damaged at segment {0}")]
+    Damaged(u64),
+}
+
+/// How far an upload's spool stands: what was committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Position {
+    /// Segments written.
+    pub segments: u64,
+    /// Plaintext bytes they hold (the upload's offset).
+    pub offset: u64,
+    /// Bytes of the spool file they take.
+    pub bytes: u64,
+}
+
+/// A directory of spool files, one per upload (named by its id).
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+}
+
+impl Spool {
+    /// The spool in `dir` (created).
+    pub fn open(dir: &Path) -> std::io::Result<Spool> {
+        std::fs::create_dir_all(dir)?;
+        Ok(Spool { dir: dir.to_path_buf() })
+    }
+
+    fn path(&self, upload: &[u8; 16]) -> PathBuf {
+        self.dir.join(format!("{}.spool", hex(upload)))
+    }
+
+    /// A writer appending to `upload`'s spool at `at` (its committed
+    /// position): anything beyond it is cut first.
+    pub fn writer(&self, upload: &[u8; 16], key: &[u8; 32], at: Position) -> Result<Writer, SpoolError> {
+        let path = self.path(upload);
+        let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)?;
+        let len = file.metadata()?.len();
+        if len < at.bytes {
+            return Err(SpoolError::Damaged(at.segments));
+        }
+        if len > at.bytes {
+            file.set_len(at.bytes)?;
+        }
+        if at.bytes == 0 {
+            // A new file: its directory entry must survive a crash too.
+            sync_dir(&self.dir)?;
+        }
+        file.seek(SeekFrom::Start(at.bytes))?;
+        Ok(Writer {
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            cipher: Aes256Gcm::new(key.into()),
+            upload: *upload,
+            at,
+        })
+    }
+
+    /// The plaintext of `upload`'s spool up to `at`, every segment checked.
+    pub fn read(&self, upload: &[u8; 16], key: &[u8; 32], at: Position) -> Result<Zeroizing<Vec<u8>>, SpoolError> {
+        let mut file = File::open(self.path(upload))?;
+        let mut sealed = Vec::with_capacity(at.bytes as usize);
+        (&mut file).take(at.bytes).read_to_end(&mut sealed)?;
+        if (sealed.len() as u64) < at.bytes {
+            return Err(SpoolError::Damaged(at.segments));
+        }
+        let cipher = Aes256Gcm::new(key.into());
+        let mut out = Zeroizing::new(Vec::with_capacity(at.offset as usize));
+        let mut rest = &sealed[..];
+        for index in 0..at.segments {
+            let damaged = || SpoolError::Damaged(index);
+            let len =
+                rest.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).ok_or_else(damaged)?;
+            if !(NONCE + TAG..=NONCE + MAX_SEGMENT + TAG).contains(&len) {
+                return Err(damaged());
+            }
+            let body = rest.get(4..4 + len).ok_or_else(damaged)?;
+            let (nonce, ct) = body.split_at(NONCE);
+            let plain_len = (ct.len() - TAG) as u64;
+            let aad = aad(upload, index, out.len() as u64, plain_len);
+            let plain = Zeroizing::new(
+                cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad }).map_err(|_| damaged())?,
+            );
+            out.extend_from_slice(&plain);
+            rest = &rest[4 + len..];
+        }
+        if !rest.is_empty() || out.len() as u64 != at.offset {
+            return Err(SpoolError::Damaged(at.segments));
+        }
+        Ok(out)
+    }
+
+    /// Deletes `upload`'s spool (absent is fine).
+    pub fn remove(&self, upload: &[u8; 16]) -> std::io::Result<()> {
+        match std::fs::remove_file(self.path(upload)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// The uploads that have a spool file.
+    pub fn list(&self) -> std::io::Result<Vec<[u8; 16]>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let name = entry?.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".spool")) else { continue };
+            let mut b = [0u8; 16];
+            if id.len() == 32
+                && (0..16).all(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).map(|v| b[i] = v).is_ok())
+            {
+                out.push(b);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Appends segments to one upload's spool.
+pub struct Writer {
+    file: std::io::BufWriter<File>,
+    cipher: Aes256Gcm,
+    upload: [u8; 16],
+    at: Position,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("at", &self.at).finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// Seals `plaintext` (at most [`MAX_SEGMENT`] bytes; nothing for an
+    /// empty piece) as the next segment and writes it (not yet synced).
+    pub fn push(&mut self, plaintext: &[u8]) -> Result<(), SpoolError> {
+        if plaintext.is_empty() {
+            return Ok(());
+        }
+        assert!(plaintext.len() <= MAX_SEGMENT, "a segment holds at most MAX_SEGMENT bytes");
+        let mut nonce = [0u8; NONCE];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let aad = aad(&self.upload, self.at.segments, self.at.offset, plaintext.len() as u64);
+        let ct = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+            .map_err(|_| SpoolError::Damaged(self.at.segments))?;
+        self.file.write_all(&((NONCE + ct.len()) as u32).to_be_bytes())?;
+        self.file.write_all(&nonce)?;
+        self.file.write_all(&ct)?;
+        self.at.segments += 1;
+        self.at.offset += plaintext.len() as u64;
+        self.at.bytes += (4 + NONCE + ct.len()) as u64;
+        Ok(())
+    }
+
+    /// Where the writer stands (including unsynced segments).
+    pub fn position(&self) -> Position {
+        self.at
+    }
+
+    /// Makes every pushed segment durable; returns the position to commit.
+    pub fn sync(&mut self) -> Result<Position, SpoolError> {
+        self.file.flush()?;
+        self.file.get_ref().sync_data()?;
+        Ok(self.at)
+    }
+}
+
+fn aad(upload: &[u8; 16], index: u64, offset: u64, len: u64) -> Vec<u8> {
+    [DOMAIN, upload, &index.to_be_bytes(), &offset.to_be_bytes(), &len.to_be_bytes()].concat()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
