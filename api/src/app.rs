@@ -144,6 +144,7 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Get, "/v1/records/{id}/attachments/{attachment}/signed", Get.route(attachments::signed_download)),
         (Post, "/v1/records/{id}/attachments/{attachment}/restore", Post.route(attachments::restore_attachment)),
         (Get, "/v1/records/{id}/attachments/{attachment}/anchor", Get.route(attachments::attachment_anchor)),
+        (Get, "/v1/admin/storage/report", Get.route(attachments::storage_report)),
         (Options, "/v1/uploads", Options.route(uploads::tus_options)),
         (Post, "/v1/records/{id}/uploads", Post.route(uploads::create_upload)),
         (Head, "/v1/uploads/{upload}", Head.route(uploads::upload_status)),

@@ -70,6 +70,7 @@ use crate::db::AnchorStatus;
         crate::app::attachments::signed_download,
         crate::app::attachments::restore_attachment,
         crate::app::attachments::attachment_anchor,
+        crate::app::attachments::storage_report,
         crate::app::uploads::tus_options,
         crate::app::uploads::create_upload,
         crate::app::uploads::upload_status,

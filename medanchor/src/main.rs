@@ -6,6 +6,7 @@ mod demo;
 mod indexer;
 mod keys;
 mod share;
+mod storage;
 mod verify;
 mod wallet;
 
@@ -60,6 +61,12 @@ enum Command {
     Share {
         #[command(subcommand)]
         command: share::ShareCommand,
+    },
+    /// The object store: what it holds per tenant and class, its growth
+    /// and estimated cost (an admin's session).
+    Storage {
+        #[command(subcommand)]
+        command: storage::StorageCommand,
     },
     /// Key maintenance: rotate the key-encryption key (API stopped).
     Keys {
@@ -213,6 +220,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Indexer { command: Some(IndexerCommand::Replay(args)), .. } => indexer::replay(args),
         Command::Wallet { command } => wallet::run(command),
         Command::Keys { command } => keys::run(command),
+        Command::Storage { command } => storage::run(command),
         Command::Verify { command } => verify::run(command),
         Command::Share { command } => share::run(command),
         Command::Demo(args) => demo::run(args),

@@ -84,6 +84,9 @@ pub struct AttachmentMeta {
     /// The resumable upload it was completed from.
     #[serde(default)]
     pub upload_id: Option<String>,
+    /// The object's storage class when not the store's standard one.
+    #[serde(default)]
+    pub storage_class: Option<String>,
 }
 
 impl AttachmentMeta {
@@ -276,12 +279,10 @@ impl Service {
         let stream_binding = binding.aad(&stream_label(&aid, &fid));
         let stored = async {
             let mut up = objects.sealed_upload(&key, &dek, &stream_binding).await?;
-            for piece in encoded.chunks(1 << 20) {
-                if let Err(e) = up.write(piece).await {
-                    // Nothing partial stays behind.
-                    let _ = up.abort().await;
-                    return Err(e);
-                }
+            if let Err(e) = up.write(&encoded).await {
+                // Nothing partial stays behind.
+                let _ = up.abort().await;
+                return Err(e);
             }
             up.finish().await
         }
@@ -315,6 +316,7 @@ impl Service {
             removed: None,
             restored_from: None,
             upload_id: upload.map(str::to_string),
+            storage_class: None,
         };
         let mut batch = self.db.batch();
         self.put_version(&mut batch, &record, &attachment_id)?;

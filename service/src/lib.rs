@@ -49,6 +49,7 @@ pub mod share;
 pub mod sharing;
 pub mod sign_in;
 pub mod state;
+pub mod storage_report;
 pub mod templates;
 pub mod uploads;
 

@@ -300,6 +300,7 @@ mod tests {
                 removed: None,
                 restored_from: None,
                 upload_id: None,
+                storage_class: None,
             };
             let mut key = b"v".to_vec();
             key.extend_from_slice(&id);

@@ -65,6 +65,12 @@ pub struct Config {
     pub attachment_retention: Duration,
     /// Most file hashes per anchored batch.
     pub batch_max: usize,
+    /// USD per GB-month of each storage class (the storage report's
+    /// estimate).
+    pub storage_prices: std::collections::BTreeMap<String, f64>,
+    /// Bytes stored past which a tenant is reported (and logged) as over
+    /// its threshold.
+    pub storage_alert_bytes: Option<u64>,
 }
 
 impl Config {
@@ -87,6 +93,8 @@ impl Config {
             max_attachment_bytes: crate::attachments::DEFAULT_MAX_BYTES,
             attachment_retention: crate::attachments::DEFAULT_RETENTION,
             batch_max: crate::file_anchors::DEFAULT_BATCH_MAX,
+            storage_prices: crate::storage_report::default_prices(),
+            storage_alert_bytes: None,
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::stream::{Sealer, StreamError};
 
 /// Ciphertext bytes per multipart part (S3 wants ≥ 5 MiB but the last).
 pub const PART: usize = 8 * 1024 * 1024;
+const SEALED_CHUNK: usize = crate::stream::CHUNK + crate::stream::TAG;
 
 /// Where objects are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,14 +264,19 @@ pub struct Stored {
 impl SealedUpload {
     /// Seals `plaintext` and sends every whole part it completes.
     pub async fn write(&mut self, plaintext: &[u8]) -> Result<(), StorageError> {
-        let sealer = self.sealer.as_mut().ok_or(StreamError::TooLong)?;
-        let sealed = sealer.update(plaintext)?;
-        self.hash.update(&sealed);
-        self.pending.extend_from_slice(&sealed);
-        while self.pending.len() >= PART {
-            let rest = self.pending.split_off(PART);
-            let part = std::mem::replace(&mut self.pending, rest);
-            self.send(part).await?;
+        // Sealed straight into the part being built, which is then moved
+        // (not copied) into the request once it holds a part's worth: a
+        // part is PART bytes or up to one chunk more.
+        let step = PART.max(crate::stream::CHUNK);
+        for piece in plaintext.chunks(step) {
+            let sealer = self.sealer.as_mut().ok_or(StreamError::TooLong)?;
+            let before = self.pending.len();
+            sealer.update_into(piece, &mut self.pending)?;
+            self.hash.update(&self.pending[before..]);
+            if self.pending.len() >= PART {
+                let part = std::mem::replace(&mut self.pending, Vec::with_capacity(PART + 2 * SEALED_CHUNK));
+                self.send(part).await?;
+            }
         }
         Ok(())
     }

@@ -102,34 +102,38 @@ impl Spool {
     }
 
     /// The plaintext of `upload`'s spool up to `at`, every segment checked.
+    ///
+    /// Each segment is read straight into its place in the result and
+    /// opened there (no second buffer: a 50 MB file is held once).
     pub fn read(&self, upload: &[u8; 16], key: &[u8; 32], at: Position) -> Result<Zeroizing<Vec<u8>>, SpoolError> {
-        let mut file = File::open(self.path(upload))?;
-        let mut sealed = Vec::with_capacity(at.bytes as usize);
-        (&mut file).take(at.bytes).read_to_end(&mut sealed)?;
-        if (sealed.len() as u64) < at.bytes {
-            return Err(SpoolError::Damaged(at.segments));
-        }
+        use aes_gcm::aead::AeadInPlace;
+        let mut file = std::io::BufReader::with_capacity(64 * 1024, File::open(self.path(upload))?);
         let cipher = Aes256Gcm::new(key.into());
-        let mut out = Zeroizing::new(Vec::with_capacity(at.offset as usize));
-        let mut rest = &sealed[..];
+        let mut out = Zeroizing::new(Vec::with_capacity(at.offset as usize + MAX_SEGMENT + TAG));
+        let mut consumed = 0u64;
         for index in 0..at.segments {
             let damaged = || SpoolError::Damaged(index);
-            let len =
-                rest.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).ok_or_else(damaged)?;
+            let mut len = [0u8; 4];
+            file.read_exact(&mut len).map_err(|_| damaged())?;
+            let len = u32::from_be_bytes(len) as usize;
             if !(NONCE + TAG..=NONCE + MAX_SEGMENT + TAG).contains(&len) {
                 return Err(damaged());
             }
-            let body = rest.get(4..4 + len).ok_or_else(damaged)?;
-            let (nonce, ct) = body.split_at(NONCE);
-            let plain_len = (ct.len() - TAG) as u64;
-            let aad = aad(upload, index, out.len() as u64, plain_len);
-            let plain = Zeroizing::new(
-                cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad }).map_err(|_| damaged())?,
-            );
-            out.extend_from_slice(&plain);
-            rest = &rest[4 + len..];
+            let mut nonce = [0u8; NONCE];
+            file.read_exact(&mut nonce).map_err(|_| damaged())?;
+            let plain_len = len - NONCE - TAG;
+            let start = out.len();
+            out.resize(start + plain_len, 0);
+            file.read_exact(&mut out[start..]).map_err(|_| damaged())?;
+            let mut tag = [0u8; TAG];
+            file.read_exact(&mut tag).map_err(|_| damaged())?;
+            let aad = aad(upload, index, start as u64, plain_len as u64);
+            cipher
+                .decrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut out[start..], (&tag).into())
+                .map_err(|_| damaged())?;
+            consumed += (4 + len) as u64;
         }
-        if !rest.is_empty() || out.len() as u64 != at.offset {
+        if consumed != at.bytes || out.len() as u64 != at.offset {
             return Err(SpoolError::Damaged(at.segments));
         }
         Ok(out)

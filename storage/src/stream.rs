@@ -111,6 +111,13 @@ impl Sealer {
     /// the next call. Returns the ciphertext of the chunks sealed.
     pub fn update(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, StreamError> {
         let mut out = Vec::with_capacity((self.pending.len() + plaintext.len()) / CHUNK * (CHUNK + TAG));
+        self.update_into(plaintext, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Sealer::update`], appending the sealed chunks to `out` (a buffer
+    /// the caller reuses or hands on, instead of a fresh one per call).
+    pub fn update_into(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), StreamError> {
         let mut input = plaintext;
         // Fill the pending chunk first, then seal whole chunks straight
         // from the input (no copy), keeping the tail.
@@ -120,18 +127,18 @@ impl Sealer {
             input = &input[take..];
             if self.pending.len() == CHUNK && !input.is_empty() {
                 let chunk = std::mem::take(&mut *self.pending);
-                self.seal_next(&chunk, &mut out)?;
+                self.seal_next(&chunk, out)?;
             }
         }
         // A full chunk is sealed only once more input follows it: the last
         // chunk must be sealed as last, and only `finish` knows which.
         while input.len() > CHUNK {
             let (chunk, rest) = input.split_at(CHUNK);
-            self.seal_next(chunk, &mut out)?;
+            self.seal_next(chunk, out)?;
             input = rest;
         }
         self.pending.extend_from_slice(input);
-        Ok(out)
+        Ok(())
     }
 
     fn seal_next(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), StreamError> {
@@ -197,18 +204,23 @@ impl Opener {
             self.aad = aad(&header, &self.binding);
             self.buf.drain(..HEADER);
         }
-        let mut out = Zeroizing::new(Vec::new());
         let sealed = CHUNK + TAG;
-        // Keep at least one whole chunk back: it may be the last.
-        while self.buf.len() > sealed {
+        let whole = self.buf.len().saturating_sub(1) / sealed;
+        let mut out = Zeroizing::new(Vec::with_capacity(whole * CHUNK));
+        // Keep at least one whole chunk back: it may be the last. Chunks
+        // are opened where they stand and the rest moved down once (not
+        // once per chunk: that was quadratic in the size of a file).
+        let mut at = 0;
+        while self.buf.len() - at > sealed {
             let dec = self.dec.as_mut().ok_or(StreamError::Header)?;
             let plain = dec
-                .decrypt_next(Payload { msg: &self.buf[..sealed], aad: &self.aad })
+                .decrypt_next(Payload { msg: &self.buf[at..at + sealed], aad: &self.aad })
                 .map_err(|_| StreamError::Tampered(self.chunks))?;
             out.extend_from_slice(&plain);
-            self.buf.drain(..sealed);
+            at += sealed;
             self.chunks = self.chunks.checked_add(1).ok_or(StreamError::TooLong)?;
         }
+        self.buf.drain(..at);
         Ok(out)
     }
 

@@ -172,9 +172,11 @@ fn version_arg(v: &str) -> ApiResult<u64> {
 }
 
 /// The file as a download: its type, its name (RFC 6266), never cached.
-fn file_response(got: medanchor_service::attachments::Download) -> Response {
+fn file_response(mut got: medanchor_service::attachments::Download) -> Response {
+    // Moved into the body, not copied: it is sent as it is.
+    let bytes = std::mem::take(&mut *got.bytes);
     let info = &got.attachment.info;
-    let mut response = got.bytes.to_vec().into_response();
+    let mut response = bytes.into_response();
     let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&info.media_type) {
         h.insert(header::CONTENT_TYPE, v);
@@ -447,4 +449,34 @@ pub(crate) async fn attachment_anchor(
         },
     };
     Ok(Json(view))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ReportQuery {
+    tenant: Option<String>,
+}
+
+/// The storage report.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/storage/report",
+    tag = "attachments",
+    summary = "What the object store holds (admins)",
+    description = "Bytes and objects per tenant and storage class (each object once, removed ones until their purge), growth per month of upload, an estimated monthly cost from the configured price table, and the tenants over their alert threshold (also logged as a warning); unfinished uploads in the local spool apart. Admins only; audited.",
+    security(("bearer" = [])),
+    params(("tenant" = Option<String>, Query, min_length = 1, max_length = 63, description = "One tenant only")),
+    responses(
+        (status = 200, description = "The report", body = medanchor_service::storage_report::StorageReport),
+        crate::openapi::errors::NoSession,
+        crate::openapi::errors::NotPermitted,
+        crate::openapi::errors::ServerFault,
+    )
+)]
+pub(crate) async fn storage_report(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ReportQuery>,
+) -> ApiResult<Json<medanchor_service::storage_report::StorageReport>> {
+    caller.require()?;
+    Ok(Json(s.storage_report(&caller, q.tenant.as_deref()).await?))
 }

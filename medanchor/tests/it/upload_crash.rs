@@ -188,6 +188,27 @@ fn kill_9_mid_upload_loses_no_acknowledged_piece_and_the_upload_resumes() {
         let out = run(copy.to_str().expect("utf-8"));
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(!out.status.success() && stdout.contains("MISMATCH"), "{stdout}");
+
+        // The storage report through the CLI, as an admin (`up` makes the
+        // devnet deployer one); a provider is refused.
+        let admin = sign_in(&api, "deployer").await;
+        let report = |token: &str, json: bool| {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_medanchor"));
+            c.args(["storage", "report", "--api", &api]).env("MEDANCHOR_API_TOKEN", token);
+            if json {
+                c.arg("--json");
+            }
+            c.output().expect("run medanchor storage report")
+        };
+        let out = report(&admin, true);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let r: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(r["tenants"][0]["objects"], 1, "{r}");
+        assert!(r["tenants"][0]["bytes"].as_u64().expect("bytes") > file.len() as u64, "sealed: {r}");
+        let out = report(&admin, false);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("1 objects"), "{}", String::from_utf8_lossy(&out.stdout));
+        let out = report(&token, false);
+        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("403"));
     });
 }
 

@@ -498,3 +498,59 @@ async fn file_hashes_are_anchored_in_batches_with_proofs_that_lead_to_the_on_cha
     assert!(matches!(sys.state.file_anchor(&sha).expect("anchor"), Some(FileAnchor::Batched(_))));
     let _ = pdf_id;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_storage_report_counts_each_object_once_with_costs_and_thresholds_for_admins_only() {
+    use medanchor_contracts::DEPLOYER_ADDRESS;
+    let sys = super::start_with(
+        |c| {
+            c.admins = vec![DEPLOYER_ADDRESS.to_string()];
+            c.storage_alert_bytes = Some(100_000);
+        },
+        None,
+    )
+    .await;
+    sys.consent_provider("wallet_2").await;
+    let doctor = sys.sign_in("wallet_2").await;
+    let me = sys.sign_in("wallet_1").await;
+    let admin = sys.sign_in("deployer").await;
+    let (record, _pdf_id, jpg_id) = record_with_files(&sys, &doctor).await;
+    let files = format!("/v1/records/{record}/attachments");
+    let restored = sys
+        .http
+        .post(format!("{}{files}/{jpg_id}/restore?version=1", sys.api))
+        .bearer_auth(&doctor)
+        .send()
+        .await
+        .expect("restore");
+    assert_eq!(restored.status(), 201);
+    let (_, list) = sys.get(&files, &me).await;
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items.len(), 4, "four versions");
+    // Three objects: the restored version shares its source's.
+    let stored: u64 =
+        items.iter().filter(|i| i["restored_from"].is_null()).map(|i| i["stored_size"].as_u64().expect("size")).sum();
+
+    let (status, report) = sys.get("/v1/admin/storage/report", &admin).await;
+    assert_eq!(status, 200, "{report}");
+    let t = &report["tenants"][0];
+    assert_eq!(
+        (t["tenant"].as_str(), t["objects"].as_u64(), t["bytes"].as_u64()),
+        (Some("test"), Some(3), Some(stored)),
+        "{report}"
+    );
+    assert_eq!(t["classes"][0]["class"], "STANDARD");
+    assert_eq!(t["months"].as_array().expect("months").len(), 1, "{report}");
+    let cost = t["monthly_cost"].as_f64().expect("cost");
+    assert!((cost - stored as f64 / 1e9 * 0.023).abs() < 1e-12, "{cost}");
+    assert_eq!(t["over_threshold"], true, "past 100,000 bytes: {report}");
+    assert_eq!(report["spooled_uploads"], 0);
+    let (status, other) = sys.get("/v1/admin/storage/report?tenant=elsewhere", &admin).await;
+    assert_eq!((status, other["tenants"].as_array().map(Vec::len)), (200, Some(0)));
+    // Admins only.
+    let (status, body) = sys.get("/v1/admin/storage/report", &doctor).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("admin-only")), "{body}");
+    assert_eq!(sys.get("/v1/admin/storage/report", &me).await.0, 403);
+    let anonymous = sys.http.get(format!("{}/v1/admin/storage/report", sys.api)).send().await.expect("get");
+    assert_eq!(anonymous.status(), 401);
+}
