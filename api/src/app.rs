@@ -22,7 +22,7 @@ pub use medanchor_service::records::{principal_arg, record_id_arg};
 pub use medanchor_service::uploads::spawn_attachment_jobs;
 /// The state every handler runs on: the service.
 pub use medanchor_service::Service as AppState;
-pub use medanchor_service::{ChainView, Clock, Config as ApiConfig, Custody};
+pub use medanchor_service::{BackendConfig, ChainView, Clock, Config as ApiConfig, Custody};
 use rand::RngCore;
 
 use crate::error::{ApiError, ApiResult};

@@ -27,6 +27,64 @@ const ATTACHMENT_JOBS_EVERY: Duration = Duration::from_secs(3600);
 /// How often `up` anchors the audit log's root (when it has grown).
 const AUDIT_ANCHOR_EVERY: Duration = Duration::from_secs(3);
 
+/// Where `up` keeps attachments and what it tells admins about them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StorageArgs {
+    /// Keep attachments in this S3 bucket instead of local disk
+    /// (credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`,
+    /// never arguments).
+    #[arg(long)]
+    s3_bucket: Option<String>,
+    /// The S3-compatible server (`http://127.0.0.1:8333` for a local
+    /// SeaweedFS; path-style requests); without it, AWS itself.
+    #[arg(long, requires = "s3_bucket")]
+    s3_endpoint: Option<String>,
+    /// The bucket's region.
+    #[arg(long, default_value = "us-east-1")]
+    s3_region: String,
+    /// The largest attachment, in MB (10^6 bytes).
+    #[arg(long, default_value_t = 50)]
+    max_attachment_mb: usize,
+    /// Bytes stored past which a tenant is reported (and logged) as over
+    /// its threshold.
+    #[arg(long)]
+    storage_alert_bytes: Option<u64>,
+    /// The price of a storage class in USD per GB-month, `CLASS=PRICE`
+    /// (repeatable; the storage report's estimate; AWS list prices by
+    /// default).
+    #[arg(long = "storage-price", value_parser = parse_price)]
+    storage_prices: Vec<(String, f64)>,
+}
+
+fn parse_price(s: &str) -> Result<(String, f64), String> {
+    let (class, price) = s.split_once('=').ok_or("write CLASS=PRICE, e.g. STANDARD=0.023")?;
+    let price: f64 = price.trim().parse().map_err(|_| format!("{price:?} is not a number"))?;
+    let class = class.trim().to_ascii_uppercase();
+    if class.is_empty() || !price.is_finite() || price < 0.0 {
+        return Err("a class name and a non-negative price".into());
+    }
+    Ok((class, price))
+}
+
+impl StorageArgs {
+    /// Sets the API's storage configuration.
+    pub fn apply(&self, config: &mut ApiConfig) {
+        if let Some(bucket) = &self.s3_bucket {
+            config.attachments = Some(app::BackendConfig::S3 {
+                endpoint: self.s3_endpoint.clone(),
+                bucket: bucket.clone(),
+                region: self.s3_region.clone(),
+                credentials: None,
+            });
+        }
+        config.max_attachment_bytes = self.max_attachment_mb.saturating_mul(1_000_000).max(1);
+        config.storage_alert_bytes = self.storage_alert_bytes;
+        for (class, price) in &self.storage_prices {
+            config.storage_prices.insert(class.clone(), *price);
+        }
+    }
+}
+
 /// Starts the API on `listener` (with the anchor tracker and the audit
 /// anchoring task); returns its server task.
 #[allow(clippy::too_many_arguments)]
@@ -38,6 +96,7 @@ pub fn start(
     keys_dir: &Path,
     custodial: &[DevnetAccount],
     accounts: &[DevnetAccount],
+    storage: &StorageArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let mut custody = Custody::default();
@@ -56,6 +115,7 @@ pub fn start(
     config.admins = address("deployer").into_iter().collect();
     config.auditors = address("faucet").into_iter().collect();
     config.public_url = format!("http://{}", listener.local_addr()?);
+    storage.apply(&mut config);
     let reader = IndexReader::new(index.db().clone());
     let state = AppState::open(config, data_dir, keys_dir, None, Arc::new(reader), RpcClient::new(rpc)?, custody)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -143,4 +203,56 @@ async fn authorize_devnet_operator(node: &RpcClient, owner: StacksKey, operator:
     );
     tracing::info!(%operator, txid = %sent.txid, "devnet: audit operator authorized by the deployer");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        storage: StorageArgs,
+    }
+
+    #[test]
+    fn storage_flags_choose_the_backend_limits_and_prices() {
+        let mut config = ApiConfig::new("t", "SP000000000000000000002Q6VF78");
+        let cli = Cli::try_parse_from([
+            "up",
+            "--s3-bucket",
+            "records",
+            "--s3-endpoint",
+            "http://127.0.0.1:8333",
+            "--max-attachment-mb",
+            "20",
+            "--storage-alert-bytes",
+            "1000",
+            "--storage-price",
+            "glacier=0.004",
+        ])
+        .expect("parse");
+        cli.storage.apply(&mut config);
+        assert_eq!(
+            config.attachments,
+            Some(app::BackendConfig::S3 {
+                endpoint: Some("http://127.0.0.1:8333".into()),
+                bucket: "records".into(),
+                region: "us-east-1".into(),
+                credentials: None,
+            })
+        );
+        assert_eq!((config.max_attachment_bytes, config.storage_alert_bytes), (20_000_000, Some(1000)));
+        assert_eq!(config.storage_prices.get("GLACIER"), Some(&0.004));
+        assert_eq!(config.storage_prices.get("STANDARD"), Some(&0.023), "the defaults stay");
+        // Local disk by default; an endpoint needs a bucket; prices parse.
+        let mut local = ApiConfig::new("t", "SP000000000000000000002Q6VF78");
+        Cli::try_parse_from(["up"]).expect("parse").storage.apply(&mut local);
+        assert_eq!(local.attachments, None);
+        assert!(Cli::try_parse_from(["up", "--s3-endpoint", "http://x"]).is_err());
+        for bad in ["STANDARD", "=1", "X=-1", "X=cheap"] {
+            assert!(Cli::try_parse_from(["up", "--storage-price", bad]).is_err(), "{bad}");
+        }
+    }
 }

@@ -127,6 +127,8 @@ struct UpArgs {
     /// (custodial providers, for hospital systems).
     #[arg(long = "custodial", default_values_t = ["wallet_2".to_string(), "wallet_3".to_string()])]
     custodial: Vec<String>,
+    #[command(flatten)]
+    storage: api::StorageArgs,
 }
 
 /// The indexer part of `medanchor up`.
@@ -142,6 +144,7 @@ struct ApiArgs {
     data_dir: std::path::PathBuf,
     keys_dir: std::path::PathBuf,
     custodial: Vec<String>,
+    storage: api::StorageArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +215,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 data_dir: args.api_data_dir,
                 keys_dir: args.keys_dir,
                 custodial: args.custodial,
+                storage: args.storage,
             };
             devnet(args.devnet, Some((index, api)))
         }
@@ -340,6 +344,7 @@ fn devnet(args: DevnetArgs, indexer: Option<(IndexerUp, ApiArgs)>) -> anyhow::Re
                         &api.keys_dir,
                         &custodial,
                         &accounts,
+                        &api.storage,
                         stopped(),
                     )?);
                     println!(

@@ -54,4 +54,7 @@ pub mod templates;
 pub mod uploads;
 
 pub use error::{Error, Result};
+/// Where attachments are stored (local disk or S3-compatible), as the
+/// service's configuration names it.
+pub use medanchor_storage::backend::BackendConfig;
 pub use state::{Caller, ChainView, Clock, Config, Custody, Service};
