@@ -3,7 +3,8 @@
 //! piece cut by the crash keeps at most what arrived, and the upload
 //! resumes from the node's offset to a byte-identical attachment — whose
 //! stored object `medanchor verify file --attachment` then checks against
-//! the batch root `up` anchored on-chain.
+//! the batch root `up` anchored on-chain. And `up --s3-bucket …` keeps
+//! attachments on a real S3-compatible server (SeaweedFS on loopback).
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -23,6 +24,45 @@ fn file() -> Vec<u8> {
     b.extend((0..6 * MIB).map(|i| ((i as u32).wrapping_mul(2_654_435_761) >> 11) as u8));
     b.extend_from_slice(&[0xff, 0xd9]);
     b
+}
+
+/// wallet_1 a patient, wallet_2 a provider it consents to and gives WRITE
+/// access, each by a signed transaction to `up`'s devnet.
+async fn consenting_provider(node: &RpcClient, rpc: &str, root: &std::path::Path) {
+    operator_authorized(node, root).await;
+    let provider: medanchor_contracts::Principal = address("wallet_2").parse().expect("principal");
+    tx(rpc, "wallet_1", ContractCall::register_patient([1; 32], None, None)).await;
+    let register = ContractCall {
+        contract: ContractName::RecordManagement,
+        function: "register-provider",
+        args: vec![ClarityValue::Principal(provider.clone()), ClarityValue::Buffer(vec![2; 32])],
+    };
+    tx(rpc, "deployer", register).await;
+    tx(rpc, "wallet_1", ContractCall::grant_consent(&provider, DataType::LabResults, GrantDuration::UntilRevoked))
+        .await;
+    let access = ContractCall::grant_provider_access(&provider, AccessLevel::Write, GrantDuration::UntilRevoked);
+    tx(rpc, "wallet_1", access.expect("call")).await;
+}
+
+/// A lab record for wallet_1 written by the caller of `token`; its id.
+async fn new_record(http: &reqwest::Client, api: &str, token: &str) -> String {
+    let r: Value = http
+        .post(format!("{api}/v1/patients/{}/records", address("wallet_1")))
+        .bearer_auth(token)
+        .json(&json!({ "record_type": "lab-results", "content": { "study": "knee" } }))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    r["record_id"].as_str().expect("id").to_string()
+}
+
+/// An attachment's bytes, as the reader of `token` downloads them.
+async fn download(http: &reqwest::Client, api: &str, token: &str, record: &str, attachment: &str) -> Vec<u8> {
+    let r = http.get(format!("{api}/v1/records/{record}/attachments/{attachment}")).bearer_auth(token).send().await;
+    r.expect("get").bytes().await.expect("bytes").to_vec()
 }
 
 async fn head(http: &reqwest::Client, url: &str, token: &str) -> (u16, u64) {
@@ -55,33 +95,10 @@ fn kill_9_mid_upload_loses_no_acknowledged_piece_and_the_upload_resumes() {
     let file = file();
 
     let (record, location, acknowledged) = rt.block_on(async {
-        operator_authorized(&node, root).await;
-        let provider: medanchor_contracts::Principal = address("wallet_2").parse().expect("principal");
-        tx(&rpc, "wallet_1", ContractCall::register_patient([1; 32], None, None)).await;
-        let register = ContractCall {
-            contract: ContractName::RecordManagement,
-            function: "register-provider",
-            args: vec![ClarityValue::Principal(provider.clone()), ClarityValue::Buffer(vec![2; 32])],
-        };
-        tx(&rpc, "deployer", register).await;
-        tx(&rpc, "wallet_1", ContractCall::grant_consent(&provider, DataType::LabResults, GrantDuration::UntilRevoked))
-            .await;
-        let access = ContractCall::grant_provider_access(&provider, AccessLevel::Write, GrantDuration::UntilRevoked);
-        tx(&rpc, "wallet_1", access.expect("call")).await;
+        consenting_provider(&node, &rpc, root).await;
         let http = reqwest::Client::new();
         let token = sign_in(&api, "wallet_2").await;
-        let patient = address("wallet_1");
-        let r: Value = http
-            .post(format!("{api}/v1/patients/{patient}/records"))
-            .bearer_auth(&token)
-            .json(&json!({ "record_type": "lab-results", "content": { "study": "knee" } }))
-            .send()
-            .await
-            .expect("post")
-            .json()
-            .await
-            .expect("json");
-        let record = r["record_id"].as_str().expect("id").to_string();
+        let record = new_record(&http, &api, &token).await;
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
         let r = http
             .post(format!("{api}/v1/records/{record}/uploads"))
@@ -133,16 +150,8 @@ fn kill_9_mid_upload_loses_no_acknowledged_piece_and_the_upload_resumes() {
         assert_eq!(r.status(), 204);
         let attachment = r.headers()["medanchor-attachment-id"].to_str().expect("ascii").to_string();
         let me = sign_in(&api, "wallet_1").await;
-        let got = http
-            .get(format!("{api}/v1/records/{record}/attachments/{attachment}"))
-            .bearer_auth(&me)
-            .send()
-            .await
-            .expect("get")
-            .bytes()
-            .await
-            .expect("bytes");
-        assert!(got.as_ref() == file.as_slice(), "byte-identical after the crash and resume");
+        let got = download(&http, &api, &me, &record, &attachment).await;
+        assert!(got == file, "byte-identical after the crash and resume");
 
         // `up` anchors the file's hash in a batch; `verify file` checks the
         // stored object against the on-chain root through its proof.
@@ -226,4 +235,62 @@ fn objects(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// The storage test's SeaweedFS harness (`weed mini` on loopback), shared,
+/// not copied.
+#[path = "../../../storage/tests/support/mod.rs"]
+#[allow(dead_code)]
+mod seaweed;
+
+#[test]
+fn up_keeps_attachments_on_an_s3_server_when_told_to() {
+    let server = seaweed::Seaweed::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let ports = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
+    let (rpc, api) = (ports.rpc(), ports.api());
+    let _up = Up::start_env(
+        root,
+        &ports,
+        &["--s3-bucket", seaweed::BUCKET, "--s3-endpoint", &server.endpoint],
+        &[("AWS_ACCESS_KEY_ID", seaweed::ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", seaweed::SECRET_KEY)],
+    );
+    let node = RpcClient::new(&rpc).expect("rpc");
+    let rt = rt();
+    let file = file();
+    rt.block_on(async {
+        consenting_provider(&node, &rpc, root).await;
+        let http = reqwest::Client::new();
+        let token = sign_in(&api, "wallet_2").await;
+        let record = new_record(&http, &api, &token).await;
+        let r = http
+            .post(format!("{api}/v1/records/{record}/attachments"))
+            .query(&[("name", "knee.jpg")])
+            .bearer_auth(&token)
+            .header("content-type", "image/jpeg")
+            .body(file.clone())
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(r.status(), 201);
+        let attachment = r.json::<Value>().await.expect("json")["attachment_id"].as_str().expect("id").to_string();
+        let me = sign_in(&api, "wallet_1").await;
+        let got = download(&http, &api, &me, &record, &attachment).await;
+        assert!(got == file, "byte-identical from the S3 server");
+        // On the server, not on local disk; the report names the store.
+        assert!(!root.join("api").join("objects").exists() || objects(&root.join("api").join("objects")).is_empty());
+        let admin = sign_in(&api, "deployer").await;
+        let report: Value = http
+            .get(format!("{api}/v1/admin/storage/report"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("report")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(report["store"], format!("s3 bucket {} at {}", seaweed::BUCKET, server.endpoint), "{report}");
+        assert_eq!(report["tenants"][0]["objects"], 1, "{report}");
+    });
 }

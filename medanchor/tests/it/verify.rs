@@ -48,8 +48,14 @@ impl Up {
 
     /// [`Up::start`] with more arguments for `up`.
     pub(super) fn start_with(root: &Path, ports: &Ports, extra: &[&str]) -> Up {
+        Up::start_env(root, ports, extra, &[])
+    }
+
+    /// [`Up::start_with`] with environment variables for `up`.
+    pub(super) fn start_env(root: &Path, ports: &Ports, extra: &[&str], env: &[(&str, &str)]) -> Up {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("up.log")).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_medanchor"))
+            .envs(env.iter().copied())
             .arg("up")
             .args(["--data-dir", &root.join("devnet").display().to_string()])
             .args(["--indexer-data-dir", &root.join("indexer").display().to_string()])
