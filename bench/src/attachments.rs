@@ -26,8 +26,6 @@
 //! Targets are ratios to baselines of the same run; numbers are reported,
 //! never asserted (the command fails only if the work itself fails).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -47,9 +45,6 @@ const TARGET_LOCAL_VS_RAW: f64 = 0.5;
 /// Target: tus upload MB/s at least this share of the raw store's put on
 /// SeaweedFS.
 const TARGET_S3_VS_RAW: f64 = 0.7;
-const ACCESS_KEY: &str = "medanchor-bench";
-const SECRET_KEY: &str = "medanchor-bench-secret-key";
-const BUCKET: &str = "medanchor";
 
 /// Options of `medanchor-bench attachments`.
 #[derive(Debug, Clone, clap::Args)]
@@ -66,10 +61,6 @@ pub struct AttachmentsBenchArgs {
     /// Skip SeaweedFS (local disk only).
     #[arg(long)]
     pub no_s3: bool,
-    /// The `weed` binary (default: the one `scripts/lib.sh ensure_seaweedfs`
-    /// installs).
-    #[arg(long)]
-    pub weed: Option<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -355,87 +346,11 @@ async fn batch(sys: &System, hashes: usize) -> anyhow::Result<BatchResult> {
     })
 }
 
-/// The pinned `weed`, installed when missing (the repository's script).
-fn weed() -> anyhow::Result<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("repo root")?;
-    let out =
-        Command::new("bash").arg("-c").arg("source scripts/lib.sh && ensure_seaweedfs").current_dir(root).output()?;
-    anyhow::ensure!(out.status.success(), "ensure_seaweedfs: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(PathBuf::from(String::from_utf8(out.stdout)?.trim()))
-}
-
-struct Seaweed {
-    child: Child,
-    endpoint: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Seaweed {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_seaweed(weed: &Path) -> anyhow::Result<Seaweed> {
-    let dir = tempfile::tempdir()?;
-    let config = dir.path().join("s3.json");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{{"identities":[{{"name":"medanchor","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
-        ),
-    )?;
-    let base = (0..200)
-        .map(|_| 20_000 + (rand::random::<u16>() % 9_000))
-        .find(|b| {
-            (0..6).flat_map(|i| [b + i, b + i + 10_000]).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
-        })
-        .context("no free block of ports")?;
-    let port = |i: u16| (base + i).to_string();
-    let log = std::fs::File::create(dir.path().join("weed.log"))?;
-    let child = Command::new(weed)
-        .args(["mini", &format!("-dir={}", dir.path().join("data").display())])
-        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
-        .arg(format!("-master.port={}", port(0)))
-        .arg(format!("-volume.port={}", port(1)))
-        .arg(format!("-filer.port={}", port(2)))
-        .arg(format!("-s3.port={}", port(3)))
-        .arg(format!("-webdav.port={}", port(4)))
-        .arg(format!("-admin.port={}", port(5)))
-        .args(["-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0"])
-        .arg(format!("-s3.config={}", config.display()))
-        .arg(format!("-bucket={BUCKET}"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("starting weed mini")?;
-    let server = Seaweed { child, endpoint: format!("http://127.0.0.1:{}", port(3)), _dir: dir };
-    // Ready when the S3 port refuses an unsigned request (403).
-    let started = Instant::now();
-    loop {
-        let answer = s3_status(&server.endpoint);
-        if answer == Some(403) {
-            return Ok(server);
-        }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "SeaweedFS did not start");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The status of an unsigned `GET /bucket` (none when nothing answers).
-fn s3_status(endpoint: &str) -> Option<u16> {
-    use std::io::{Read, Write};
-    let host = endpoint.trim_start_matches("http://");
-    let mut conn = std::net::TcpStream::connect(host).ok()?;
-    conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    let request = format!("GET /{BUCKET} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    conn.write_all(request.as_bytes()).ok()?;
-    let mut head = [0u8; 12];
-    conn.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
-}
+/// The storage tests' SeaweedFS harness (`weed mini` on loopback, the
+/// pinned build `scripts/lib.sh ensure_seaweedfs` installs), shared, not
+/// copied.
+#[path = "../../storage/tests/support/mod.rs"]
+mod seaweed;
 
 /// Runs the benchmark.
 pub fn run(args: AttachmentsBenchArgs) -> anyhow::Result<()> {
@@ -486,16 +401,12 @@ pub fn run(args: AttachmentsBenchArgs) -> anyhow::Result<()> {
     let seaweedfs = if args.no_s3 {
         None
     } else {
-        let weed = match &args.weed {
-            Some(w) => w.clone(),
-            None => weed()?,
-        };
-        let server = start_seaweed(&weed)?;
+        let server = seaweed::Seaweed::start();
         let config = BackendConfig::S3 {
             endpoint: Some(server.endpoint.clone()),
-            bucket: BUCKET.into(),
+            bucket: seaweed::BUCKET.into(),
             region: "us-east-1".into(),
-            credentials: Some((ACCESS_KEY.into(), SECRET_KEY.into())),
+            credentials: Some((seaweed::ACCESS_KEY.into(), seaweed::SECRET_KEY.into())),
         };
         eprintln!("SeaweedFS at {}: starting another node", server.endpoint);
         let c2 = config.clone();

@@ -153,32 +153,40 @@ impl Service {
         Ok(())
     }
 
-    /// Every leaf's proof in batch `root`, the tree built once (what a
-    /// client asking per file would be given, all at once).
-    pub fn batch_proofs(&self, root: &Hash) -> Result<Vec<FileProof>> {
-        let row = self.file_batch(root)?.ok_or_else(|| Error::NotFound(format!("batch {}", hex::encode(root))))?;
+    /// Batch `root`: its row, its leaves and its tree, rebuilt from the
+    /// stored leaves and checked against the root that names it.
+    fn batch_with_tree(&self, root: &Hash) -> Result<(BatchRow, Vec<Hash>, MemoryStore)> {
+        let row = self.file_batch(root)?.ok_or_else(|| Error::internal("a batch without its row"))?;
         let leaves = row.leaves.iter().map(|h| hash32(h)).collect::<Result<Vec<_>>>()?;
         let (computed, store) = batch_tree(&leaves);
         if &computed != root {
             return Err(Error::internal(format!("batch {} does not hold what it names", row.root)));
         }
+        Ok((row, leaves, store))
+    }
+
+    fn proof_in(row: &BatchRow, leaves: &[Hash], store: &MemoryStore, index: u64) -> Result<FileProof> {
         let size = leaves.len() as u64;
-        leaves
-            .iter()
-            .enumerate()
-            .map(|(i, sha)| {
-                Ok(FileProof {
-                    sha256: *sha,
-                    leaf_index: i as u64,
-                    tree_size: size,
-                    path: merkle::inclusion_proof(i as u64, size, &store).map_err(Error::internal)?,
-                    root: computed,
-                    status: row.status,
-                    txid: row.txid,
-                    block_height: row.block_height,
-                })
-            })
-            .collect()
+        Ok(FileProof {
+            sha256: leaves[index as usize],
+            leaf_index: index,
+            tree_size: size,
+            path: merkle::inclusion_proof(index, size, store).map_err(Error::internal)?,
+            root: hash32(&row.root)?,
+            status: row.status,
+            txid: row.txid,
+            block_height: row.block_height,
+        })
+    }
+
+    /// Every leaf's proof in batch `root`, the tree built once (what a
+    /// client asking per file would be given, all at once).
+    pub fn batch_proofs(&self, root: &Hash) -> Result<Vec<FileProof>> {
+        if self.file_batch(root)?.is_none() {
+            return Err(Error::NotFound(format!("batch {}", hex::encode(root))));
+        }
+        let (row, leaves, store) = self.batch_with_tree(root)?;
+        (0..leaves.len() as u64).map(|i| Self::proof_in(&row, &leaves, &store, i)).collect()
     }
 
     /// Hashes waiting for a batch (at most `limit` counted).
@@ -258,23 +266,11 @@ impl Service {
         let root: Hash = place.get(..32).and_then(|r| r.try_into().ok()).ok_or_else(|| Error::internal("place"))?;
         let index = place.get(32..40).and_then(|i| i.try_into().ok()).map(u64::from_be_bytes);
         let index = index.ok_or_else(|| Error::internal("a batch index"))?;
-        let row = self.file_batch(&root)?.ok_or_else(|| Error::internal("a batch without its row"))?;
-        let leaves = row.leaves.iter().map(|h| hash32(h)).collect::<Result<Vec<_>>>()?;
-        let (computed, store) = batch_tree(&leaves);
-        if computed != root || leaves.get(index as usize) != Some(sha) {
+        let (row, leaves, store) = self.batch_with_tree(&root)?;
+        if leaves.get(index as usize) != Some(sha) {
             return Err(Error::internal(format!("batch {} does not hold what it names", row.root)));
         }
-        let path = merkle::inclusion_proof(index, leaves.len() as u64, &store).map_err(Error::internal)?;
-        Ok(Some(FileAnchor::Batched(FileProof {
-            sha256: *sha,
-            leaf_index: index,
-            tree_size: leaves.len() as u64,
-            path,
-            root,
-            status: row.status,
-            txid: row.txid,
-            block_height: row.block_height,
-        })))
+        Ok(Some(FileAnchor::Batched(Self::proof_in(&row, &leaves, &store, index)?)))
     }
 
     /// The anchoring of one attachment version, for a reader of the record.

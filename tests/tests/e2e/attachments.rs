@@ -221,9 +221,9 @@ async fn attachments_are_checked_sealed_versioned_and_released_only_as_the_chain
     assert!(disclosures.to_string().contains("attachment.download"), "{disclosures}");
 }
 
-/// A lab record by wallet_2 for wallet_1 with one PDF and two versions of a
-/// JPEG: (record, pdf id, jpeg id).
-async fn record_with_files(sys: &System, doctor: &str) -> (String, String, String) {
+/// A lab-results record for wallet_1 written by `doctor`, mined and
+/// anchored; its id.
+pub(super) async fn lab_record(sys: &System, doctor: &str) -> String {
     let patient = sys.principal("wallet_1");
     let r: Value = sys
         .http
@@ -239,6 +239,13 @@ async fn record_with_files(sys: &System, doctor: &str) -> (String, String, Strin
     let record = r["record_id"].as_str().expect("id").to_string();
     sys.mine().await;
     medanchor_api::app::track_once(&sys.state).expect("track");
+    record
+}
+
+/// A lab record by wallet_2 for wallet_1 with one PDF and two versions of a
+/// JPEG: (record, pdf id, jpeg id).
+async fn record_with_files(sys: &System, doctor: &str) -> (String, String, String) {
+    let record = lab_record(sys, doctor).await;
     let (s, a) = upload(sys, Some(doctor), &record, "report.pdf", "application/pdf", pdf()).await;
     assert_eq!(s, 201, "{a}");
     let (s, b) = upload(sys, Some(doctor), &record, "scan.jpg", "image/jpeg", jpeg(1)).await;

@@ -16,6 +16,7 @@ use serde_json::Value;
 use sha2::Digest;
 use tokio::io::AsyncWriteExt;
 
+use super::attachments::lab_record;
 use super::System;
 
 const MIB: usize = 1 << 20;
@@ -125,25 +126,6 @@ impl Tus<'_> {
         conn.flush().await.expect("flush");
         drop(conn);
     }
-}
-
-async fn lab_record(sys: &System, doctor: &str) -> String {
-    let patient = sys.principal("wallet_1");
-    let r: Value = sys
-        .http
-        .post(format!("{}/v1/patients/{patient}/records", sys.api))
-        .bearer_auth(doctor)
-        .json(&serde_json::json!({ "record_type": "lab-results", "content": { "test": "MRI" } }))
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
-    let record = r["record_id"].as_str().expect("id").to_string();
-    sys.mine().await;
-    medanchor_api::app::track_once(&sys.state).expect("track");
-    record
 }
 
 async fn download(sys: &System, token: &str, record: &str, attachment: &str) -> Vec<u8> {
