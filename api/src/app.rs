@@ -184,9 +184,95 @@ pub fn router(state: AppState) -> Router {
             r.route(path, handler)
         })
         .fallback(|| async { ApiError(medanchor_service::Error::NotFound("route".into())) })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), members_only))
         .layer(axum::middleware::map_response(problem_for_rejections))
         .layer(axum::middleware::from_fn(request_context))
         .with_state(state)
+}
+
+/// The tenant header: which tenant a request is for.
+pub const TENANT_HEADER: &str = "x-tenant-id";
+
+/// The routes of every tenant a node serves, one [`router`] each (each
+/// over its own service: database, keys, audit log), chosen per request by
+/// `X-Tenant-ID` — or, on signed download links (which a browser follows
+/// without headers), their `tenant` query parameter. A node with one tenant needs neither; with
+/// several, a request naming none (or an unknown one) is refused with 400
+/// before any tenant sees it. `/openapi.json` is the same for all.
+pub fn tenants_router(tenants: Vec<AppState>) -> Router {
+    let mut routers = Vec::with_capacity(tenants.len());
+    for state in tenants {
+        routers.push((state.config().tenant.clone(), router(state)));
+    }
+    let dispatch = std::sync::Arc::new(routers);
+    Router::new().fallback(move |request: axum::extract::Request| {
+        let dispatch = dispatch.clone();
+        async move {
+            use tower::ServiceExt;
+            match pick_tenant(&dispatch, &request) {
+                Ok(i) => match dispatch[i].1.clone().oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                },
+                Err(e) => with_request_id(e.into_response(), &random_hex(8)),
+            }
+        }
+    })
+}
+
+/// The index of the tenant `request` is for.
+fn pick_tenant(tenants: &[(String, Router)], request: &axum::extract::Request) -> ApiResult<usize> {
+    let header = match request.headers().get(TENANT_HEADER) {
+        Some(v) => Some(v.to_str().map_err(|_| ApiError::bad("unknown-tenant", "X-Tenant-ID is not text"))?),
+        None => None,
+    };
+    // Only a signed link carries its tenant in the query (other routes
+    // may have a `tenant` parameter of their own, e.g. the storage report).
+    // With one tenant it is not read at all: that tenant's link key
+    // already refuses any other's link.
+    let link = tenants.len() > 1 && request.uri().path().ends_with("/signed");
+    let query =
+        request.uri().query().filter(|_| link).and_then(|q| {
+            form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "tenant").map(|(_, v)| v.into_owned())
+        });
+    let named = match (header, query.as_deref()) {
+        (Some(h), Some(q)) if h != q => {
+            return Err(ApiError::bad("tenant-mismatch", "X-Tenant-ID and the tenant parameter name different tenants"))
+        }
+        (Some(h), _) => Some(h),
+        (None, q) => q,
+    };
+    match named {
+        Some(name) => tenants.iter().position(|(t, _)| t == name).ok_or_else(|| {
+            ApiError::bad("unknown-tenant", format!("this node serves no tenant {}", crate::error::echo(name)))
+        }),
+        None if tenants.len() == 1 || request.uri().path() == "/openapi.json" => Ok(0),
+        None => Err(ApiError::bad("tenant-required", "this node serves several tenants: name one in X-Tenant-ID")),
+    }
+}
+
+/// Refuses a signed-in caller who is not a member of this tenant (403,
+/// audited in the tenant's log), before the route does any work.
+async fn members_only(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let caller = Caller::from(&state, request.headers(), None);
+    let Some(principal) = caller.principal.clone() else { return next.run(request).await };
+    if state.is_member(&principal) {
+        return next.run(request).await;
+    }
+    let refusal = medanchor_service::Error::Forbidden {
+        code: "not-a-member",
+        detail: format!("{principal} is not a member of tenant {}", state.config().tenant),
+        reason: None,
+    };
+    let entry = caller.entry("none", "tenant.access");
+    match state.audited::<()>(entry, Err(refusal)).await {
+        Ok(()) => next.run(request).await,
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 /// Gives every request an id — in `X-Request-Id` on every response, errors

@@ -25,7 +25,17 @@ pub async fn serve(
     service: medanchor_service::Service,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = app::router(service);
+    serve_tenants(listener, vec![service], shutdown).await
+}
+
+/// Serves the API of every tenant in `tenants` (the first is the one a
+/// request naming none gets when it is the only one) on `listener`.
+pub async fn serve_tenants(
+    listener: tokio::net::TcpListener,
+    tenants: Vec<medanchor_service::Service>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = app::tenants_router(tenants);
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await

@@ -480,6 +480,8 @@ pub struct AttachmentView {
     /// The version this one restored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restored_from: Option<u64>,
+    /// The object's storage class (`STANDARD` on a local store).
+    pub storage_class: String,
 }
 
 /// `GET …/anchor`: where a file's hash stands on-chain.

@@ -15,6 +15,8 @@ use medanchor_wallet::accounts::DevnetAccount;
 use medanchor_wallet::keys::StacksKey;
 use medanchor_wallet::{ContractCall, RpcClient, Wallet};
 
+use crate::tenants::{TenantsFile, DEFAULT_TENANT};
+
 /// How often dead shares and expired grants are cleaned up.
 const SHARE_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -97,6 +99,7 @@ pub fn start(
     custodial: &[DevnetAccount],
     accounts: &[DevnetAccount],
     storage: &StorageArgs,
+    tenants: &TenantsFile,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let mut custody = Custody::default();
@@ -116,6 +119,12 @@ pub fn start(
     config.auditors = address("faucet").into_iter().collect();
     config.public_url = format!("http://{}", listener.local_addr()?);
     storage.apply(&mut config);
+    // What every further tenant starts from (before `default`'s own
+    // settings: members, limits and roles are per tenant).
+    let base = config.clone();
+    if let Some(spec) = tenants.get(DEFAULT_TENANT) {
+        spec.apply(&mut config);
+    }
     let reader = IndexReader::new(index.db().clone());
     let state = AppState::open(config, data_dir, keys_dir, None, Arc::new(reader), RpcClient::new(rpc)?, custody)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -127,12 +136,23 @@ pub fn start(
         Some(deployer) => state.with_registrar(deployer.key.clone()),
         None => state,
     };
-    app::spawn_tracker(state.clone(), Duration::from_millis(500));
-    app::spawn_share_sweeper(state.clone(), SHARE_SWEEP_EVERY);
-    app::spawn_credential_expiry(state.clone(), CREDENTIAL_EXPIRY_EVERY);
-    app::spawn_attachment_jobs(state.clone(), ATTACHMENT_JOBS_EVERY);
-    start_audit_anchoring(state.clone(), rpc, accounts)?;
-    Ok(tokio::spawn(medanchor_api::serve(listener, state, shutdown)))
+    let mut states = vec![state.clone()];
+    for spec in tenants.tenants.iter().filter(|t| t.id != DEFAULT_TENANT) {
+        let mut config = base.clone();
+        spec.apply(&mut config);
+        let (data, keys) = crate::tenants::dirs(data_dir, keys_dir, &spec.id);
+        let tenant = state.open_tenant(config, &data, &keys).map_err(|e| anyhow::anyhow!("tenant {}: {e}", spec.id))?;
+        tracing::info!(tenant = %spec.id, data = %data.display(), "tenant opened");
+        states.push(tenant);
+    }
+    for s in &states {
+        app::spawn_tracker(s.clone(), Duration::from_millis(500));
+        app::spawn_share_sweeper(s.clone(), SHARE_SWEEP_EVERY);
+        app::spawn_credential_expiry(s.clone(), CREDENTIAL_EXPIRY_EVERY);
+        app::spawn_attachment_jobs(s.clone(), ATTACHMENT_JOBS_EVERY);
+    }
+    start_audit_anchoring(states.clone(), rpc, accounts)?;
+    Ok(tokio::spawn(medanchor_api::serve_tenants(listener, states, shutdown)))
 }
 
 /// Anchors the audit log on-chain with the devnet `faucet` account as the
@@ -140,7 +160,12 @@ pub fn start(
 /// hashes in batches with the same key. `faucet` is a public
 /// devnet test key, never for real funds: a real deployment configures its
 /// own operator key, authorized once by the contract owner.
-fn start_audit_anchoring(state: AppState, rpc: &str, accounts: &[DevnetAccount]) -> anyhow::Result<()> {
+///
+/// The contract keeps one audit head per operator, so the operator key
+/// anchors the `default` tenant's log; every tenant's file hashes are
+/// batch-anchored with it (batches are keyed by root, not by operator).
+fn start_audit_anchoring(states: Vec<AppState>, rpc: &str, accounts: &[DevnetAccount]) -> anyhow::Result<()> {
+    let state = states[0].clone();
     let key = |name: &str| accounts.iter().find(|a| a.name == name).map(|a| a.key.clone());
     let Some(operator) = key("faucet") else {
         tracing::warn!("no devnet `faucet` account: the audit log is not anchored on-chain");
@@ -161,7 +186,9 @@ fn start_audit_anchoring(state: AppState, rpc: &str, accounts: &[DevnetAccount])
         }
         // The same key anchors attachments' hashes in batches (the two
         // tasks submit one at a time through the service).
-        app::spawn_file_anchor(state.clone(), operator.clone(), app::FILE_BATCH_EVERY);
+        for s in &states {
+            app::spawn_file_anchor(s.clone(), operator.clone(), app::FILE_BATCH_EVERY);
+        }
         anchoring::spawn_audit_anchor(state, operator, AUDIT_ANCHOR_EVERY);
     });
     Ok(())

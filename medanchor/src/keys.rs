@@ -31,8 +31,9 @@ pub struct RotateArgs {
     /// The API's data directory (as `medanchor up --api-data-dir`).
     #[arg(long, default_value = ".medanchor/api")]
     api_data_dir: PathBuf,
-    /// The tenant bound into every wrapped key (`medanchor up` uses
-    /// `default`).
+    /// The tenant whose keys to rotate (`default`, or one of `up
+    /// --tenants`: its KEKs and data under `tenants/{id}/` of both
+    /// directories).
     #[arg(long, default_value = "default")]
     tenant: String,
 }
@@ -52,6 +53,9 @@ fn has_kek(dir: &Path) -> bool {
 }
 
 fn rotate(args: &RotateArgs) -> anyhow::Result<()> {
+    let (api_data_dir, keys_dir) = crate::tenants::dirs(&args.api_data_dir, &args.keys_dir, &args.tenant);
+    let args = RotateArgs { keys_dir, api_data_dir, tenant: args.tenant.clone() };
+    let args = &args;
     // Refuse paths that hold nothing yet: opening them would quietly
     // create an empty database or a first KEK, and a typo would then
     // "succeed" without touching the real data.

@@ -7,6 +7,7 @@ mod indexer;
 mod keys;
 mod share;
 mod storage;
+mod tenants;
 mod verify;
 mod wallet;
 
@@ -129,6 +130,11 @@ struct UpArgs {
     custodial: Vec<String>,
     #[command(flatten)]
     storage: api::StorageArgs,
+    /// The tenants the API serves besides `default` (and `default`'s own
+    /// members and limits), from a TOML file (see ARCHITECTURE.md); a
+    /// request names its tenant in `X-Tenant-ID` once there are several.
+    #[arg(long)]
+    tenants: Option<std::path::PathBuf>,
 }
 
 /// The indexer part of `medanchor up`.
@@ -145,6 +151,7 @@ struct ApiArgs {
     keys_dir: std::path::PathBuf,
     custodial: Vec<String>,
     storage: api::StorageArgs,
+    tenants: tenants::TenantsFile,
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,6 +223,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 keys_dir: args.keys_dir,
                 custodial: args.custodial,
                 storage: args.storage,
+                tenants: match &args.tenants {
+                    Some(path) => tenants::TenantsFile::load(path)?,
+                    None => tenants::TenantsFile::default(),
+                },
             };
             devnet(args.devnet, Some((index, api)))
         }
@@ -345,6 +356,7 @@ fn devnet(args: DevnetArgs, indexer: Option<(IndexerUp, ApiArgs)>) -> anyhow::Re
                         &custodial,
                         &accounts,
                         &api.storage,
+                        &api.tenants,
                         stopped(),
                     )?);
                     println!(

@@ -4,6 +4,12 @@
 //! `MEDANCHOR_API_TOKEN`, never an argument) for what its store holds:
 //! bytes and objects per tenant and storage class, growth per month, the
 //! estimated monthly cost, and the tenants over their threshold.
+//!
+//! `apply-lifecycle` writes the bucket's lifecycle configuration — per
+//! tenant prefix, a transition to an archive class and the abort of
+//! incomplete multipart uploads (`--tenants`, defaults 90 days to
+//! `GLACIER`, 7 days) — and reads it back, failing unless the bucket holds
+//! exactly those rules.
 
 use anyhow::{anyhow, bail, Context};
 use clap::Subcommand;
@@ -15,12 +21,35 @@ pub enum StorageCommand {
     /// Bytes, objects and estimated cost per tenant and storage class, and
     /// growth per month (an admin's session in `MEDANCHOR_API_TOKEN`).
     Report(ReportArgs),
+    /// Applies the per-tenant lifecycle rules to the S3 bucket and reads
+    /// them back (credentials from `AWS_ACCESS_KEY_ID` /
+    /// `AWS_SECRET_ACCESS_KEY`).
+    ApplyLifecycle(LifecycleArgs),
+}
+
+/// Options of `storage apply-lifecycle`.
+#[derive(Debug, clap::Args)]
+pub struct LifecycleArgs {
+    /// The bucket (as `medanchor up --s3-bucket`).
+    #[arg(long)]
+    s3_bucket: String,
+    /// The S3-compatible server; without it, AWS itself.
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// The bucket's region.
+    #[arg(long, default_value = "us-east-1")]
+    s3_region: String,
+    /// The tenants file (as `medanchor up --tenants`): each tenant's
+    /// lifecycle; without it, `default`'s defaults only.
+    #[arg(long)]
+    tenants: Option<std::path::PathBuf>,
 }
 
 /// Options of `storage report`.
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
-    /// One tenant only.
+    /// The tenant (required when the node serves several; an admin of
+    /// that tenant's session).
     #[arg(long)]
     tenant: Option<String>,
     /// Print the API's JSON as it is.
@@ -36,6 +65,7 @@ pub fn run(command: StorageCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     match command {
         StorageCommand::Report(args) => runtime.block_on(report(args)),
+        StorageCommand::ApplyLifecycle(args) => runtime.block_on(apply_lifecycle(args)),
     }
 }
 
@@ -48,12 +78,12 @@ async fn report(args: ReportArgs) -> anyhow::Result<()> {
     if let Some(t) = &args.tenant {
         url.query_pairs_mut().append_pair("tenant", t);
     }
-    let response = reqwest::Client::new()
-        .get(url.clone())
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
+    let mut request = reqwest::Client::new().get(url.clone()).bearer_auth(token);
+    if let Some(t) = &args.tenant {
+        // A node serving several tenants answers each one's report apart.
+        request = request.header("x-tenant-id", t);
+    }
+    let response = request.send().await.with_context(|| format!("GET {url}"))?;
     let status = response.status();
     let body: Value = response.json().await.with_context(|| format!("GET {url}: not JSON"))?;
     if !status.is_success() {
@@ -97,5 +127,35 @@ async fn report(args: ReportArgs) -> anyhow::Result<()> {
         body["spooled_uploads"],
         gb(&body["spooled_bytes"])
     );
+    Ok(())
+}
+
+async fn apply_lifecycle(args: LifecycleArgs) -> anyhow::Result<()> {
+    use medanchor_storage::lifecycle::{get_lifecycle, put_lifecycle, Rule, S3Target};
+    let tenants = match &args.tenants {
+        Some(path) => crate::tenants::TenantsFile::load(path)?,
+        None => crate::tenants::TenantsFile::default(),
+    };
+    let mut rules = Vec::new();
+    for (id, l) in tenants.lifecycles() {
+        let tenant = id.parse().map_err(|e| anyhow!("tenant {id:?}: {e}"))?;
+        rules.push(Rule::for_tenant(&tenant, l.archive_after_days, &l.archive_class, l.abort_multipart_after_days));
+    }
+    let target = S3Target::from_env(args.s3_endpoint.clone(), &args.s3_bucket, &args.s3_region)?;
+    put_lifecycle(&target, &rules).await.with_context(|| format!("applying the lifecycle to {}", args.s3_bucket))?;
+    let mut held =
+        get_lifecycle(&target).await.with_context(|| format!("reading {}'s lifecycle back", args.s3_bucket))?;
+    held.sort_by(|a, b| a.id.cmp(&b.id));
+    rules.sort_by(|a, b| a.id.cmp(&b.id));
+    if held != rules {
+        bail!("bucket {} holds other lifecycle rules than were applied: {held:?}", args.s3_bucket);
+    }
+    println!("bucket {}: lifecycle applied and read back ({} rules)", args.s3_bucket, held.len());
+    for r in &held {
+        println!(
+            "  {:<24} prefix {:<16} → {} after {} days; incomplete uploads aborted after {} days",
+            r.id, r.prefix, r.archive_class, r.archive_after_days, r.abort_multipart_after_days
+        );
+    }
     Ok(())
 }

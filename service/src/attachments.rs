@@ -219,10 +219,11 @@ impl Service {
         action: &str,
     ) -> Result<(Principal, RecordMeta, AuditEntry)> {
         let who = caller.require()?.clone();
-        let meta = self.current(id)?;
         let mut entry = caller.entry(self.role_of(&who)?, action);
-        entry.patient = Some(meta.patient.clone());
         entry.record_id = Some(id.bare_hex());
+        // Audited when this tenant holds no such record (another's id).
+        let meta = self.audit_refusal(&entry, self.current(id)).await?;
+        entry.patient = Some(meta.patient.clone());
         let allowed = self.authorize_on_record(Operation::Update, id, &meta, &who);
         let method = self.audit_refusal(&entry, allowed).await?;
         entry.method = Some(method.name().to_string());
@@ -278,7 +279,8 @@ impl Service {
             .map_err(Error::internal)?;
         let stream_binding = binding.aad(&stream_label(&aid, &fid));
         let stored = async {
-            let mut up = objects.sealed_upload(&key, &dek, &stream_binding).await?;
+            let class = Some(self.config.storage_class.as_str());
+            let mut up = objects.sealed_upload_in(&key, &dek, &stream_binding, class).await?;
             if let Err(e) = up.write(&encoded).await {
                 // Nothing partial stays behind.
                 let _ = up.abort().await;
@@ -316,7 +318,7 @@ impl Service {
             removed: None,
             restored_from: None,
             upload_id: upload.map(str::to_string),
-            storage_class: None,
+            storage_class: stored.class.clone(),
         };
         let mut batch = self.db.batch();
         self.put_version(&mut batch, &record, &attachment_id)?;
@@ -382,10 +384,11 @@ impl Service {
         action: &str,
     ) -> Result<(RecordMeta, AuditEntry)> {
         let who = caller.require()?.clone();
-        let meta = self.current(id)?;
         let mut entry = caller.entry(self.role_of(&who)?, action);
-        entry.patient = Some(meta.patient.clone());
         entry.record_id = Some(id.bare_hex());
+        // Audited when this tenant holds no such record (another's id).
+        let meta = self.audit_refusal(&entry, self.current(id)).await?;
+        entry.patient = Some(meta.patient.clone());
         match self.read_access(id, &meta, &who, grant)? {
             Ok((method, share_id)) => {
                 entry.method = Some(method);

@@ -411,6 +411,12 @@ impl ApiDb {
             .transpose()
     }
 
+    /// Whether this database holds any version of a record (a record of
+    /// another tenant, or one never written through this node, is not).
+    pub fn holds_record(&self, record_id: &[u8; 16]) -> Result<bool, DbError> {
+        Ok(self.scan_page(Cf::Records, record_id, 1)?.first().is_some_and(|(k, _)| k.starts_with(record_id)))
+    }
+
     /// Every version of a record, oldest first.
     pub fn versions(&self, record_id: &[u8; 16]) -> Result<Vec<RecordMeta>, DbError> {
         self.scan(Cf::Records, record_id)?

@@ -361,8 +361,11 @@ impl Service {
         grant: Option<&str>,
     ) -> Result<Opened> {
         let who = caller.require()?.clone();
-        let meta = self.version_or_latest(id, version)?;
         let mut entry = caller.entry(self.role_of(&who)?, "record.read");
+        // A record this tenant does not hold is a refusal too (audited):
+        // another tenant's id is tried here first.
+        entry.record_id = Some(id.bare_hex());
+        let meta = self.audit_refusal(&entry, self.version_or_latest(id, version)).await?;
         entry.patient = Some(meta.patient.clone());
         entry.record_id = Some(meta.record_id.bare_hex());
         entry.version = Some(meta.version);
@@ -424,8 +427,10 @@ impl Service {
         let lock = self.record_lock(id);
         let _guard = lock.lock().await;
         let versions = self.db.versions(id)?;
-        let current = versions.last().cloned().ok_or_else(|| Error::NotFound(format!("record {id}")))?;
         let mut entry = caller.entry(self.role_of(&who)?, "record.update");
+        entry.record_id = Some(id.bare_hex());
+        let held = versions.last().cloned().ok_or_else(|| Error::NotFound(format!("record {id}")));
+        let current = self.audit_refusal(&entry, held).await?;
         entry.patient = Some(current.patient.clone());
         entry.record_id = Some(current.record_id.bare_hex());
         // One read of the chain's view serves the version base and the rule.
@@ -477,8 +482,10 @@ impl Service {
     pub async fn record_versions(&self, caller: &Caller, id: &RecordId) -> Result<Vec<RecordMeta>> {
         let who = caller.require()?.clone();
         let versions = self.db.versions(id)?;
-        let first = versions.first().ok_or_else(|| Error::NotFound(format!("record {id}")))?;
         let mut entry = caller.entry(self.role_of(&who)?, "record.versions");
+        entry.record_id = Some(id.bare_hex());
+        let held = versions.first().ok_or_else(|| Error::NotFound(format!("record {id}")));
+        let first = self.audit_refusal(&entry, held).await?;
         entry.patient = Some(first.patient.clone());
         entry.record_id = Some(first.record_id.bare_hex());
         match self.authorize_on_record(Operation::Read, id, first, &who) {
@@ -532,6 +539,11 @@ impl Service {
             let mut allowed = HashMap::new();
             let mut items = Vec::new();
             for r in page.items {
+                // The chain lists every tenant's records; this tenant
+                // shows only its own.
+                if !s2.db.holds_record(&r.record_id.0)? {
+                    continue;
+                }
                 let dt = r.data_type;
                 let ok = match allowed.get(&dt) {
                     Some(ok) => *ok,
@@ -618,9 +630,14 @@ impl Service {
         let _guard = lock.lock().await;
         let mut entry = caller.entry(self.role_of(&who)?, op.action());
         entry.record_id = Some(id.bare_hex());
-        if let Some(current) = self.db.versions(id)?.pop() {
-            entry.patient = Some(current.patient.clone());
-            entry.version = Some(current.version);
+        match self.db.versions(id)?.pop() {
+            Some(current) => {
+                entry.patient = Some(current.patient.clone());
+                entry.version = Some(current.version);
+            }
+            // Another tenant's record (or one this node never wrote): the
+            // chain may allow the call, but not through this tenant.
+            None => return self.audited(entry, Err(Error::NotFound(format!("record {id}")))).await,
         }
         let (s2, w2, id2) = (self.clone(), who.clone(), *id);
         // The one rule on the anchored record (a transition needs it on-chain).

@@ -29,8 +29,17 @@ impl<T: AccessReader + ChainReader + ConsentReader + RecordReader + Send + Sync>
 /// How the API runs.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Bound into every ciphertext (one node may serve several tenants).
+    /// This service's tenant: its object-key prefix, bound into every
+    /// ciphertext and wrapped key (one node serves one [`Service`] per
+    /// tenant, each over its own database, keys and audit log).
     pub tenant: String,
+    /// Who may use this tenant (principals), from configuration; `None`:
+    /// anyone the chain knows (a node with one tenant). Admins and
+    /// auditors are members.
+    pub members: Option<Vec<String>>,
+    /// The storage class new attachments are written in (S3's
+    /// `x-amz-storage-class`; recorded in their metadata).
+    pub storage_class: String,
     /// Named in sign-in challenges.
     pub domain: String,
     /// Largest record payload, in bytes.
@@ -78,6 +87,8 @@ impl Config {
     pub fn new(tenant: &str, contracts: &str) -> Self {
         Config {
             tenant: tenant.into(),
+            members: None,
+            storage_class: "STANDARD".into(),
             domain: "medanchor.localhost".into(),
             max_record_bytes: 64 << 20,
             session_ttl: Duration::from_secs(3600),
@@ -216,7 +227,11 @@ impl Service {
         let ip_key = Arc::new(crate::auth::derive_key(&root, b"medanchor audit ip-hash v1"));
         let search = Arc::new(crate::search::SearchKeys::derive(&root, &config.tenant));
         let attachment_names = Arc::new(crate::auth::derive_key(&root, b"medanchor attachment names v1"));
-        let link_key = Arc::new(crate::auth::derive_key(&root, b"medanchor attachment links v1"));
+        // Per tenant: a link one tenant signed never verifies in another.
+        let link_key = Arc::new(crate::auth::derive_key(
+            &root,
+            format!("medanchor attachment links v1\0{}", config.tenant).as_bytes(),
+        ));
         Service {
             config: Arc::new(config),
             db,
@@ -303,6 +318,68 @@ impl Service {
     pub fn with_registrar(mut self, key: StacksKey) -> Service {
         self.registrar = Some(Arc::new(crate::credentials::Registrar::new(key)));
         self
+    }
+
+    /// Another tenant's service on the same node: its own database, blobs,
+    /// KEKs and upload spool in `data_dir` / `keys_dir`, its own audit log
+    /// and configuration; the node's secret, the chain, the RPC, the
+    /// custodial keys (one nonce lock per key across tenants), the operator
+    /// submission lock, the registrar, the clock, the redemption limiter
+    /// and the object store (each tenant under its own key prefix) shared
+    /// with this one.
+    pub fn open_tenant(
+        &self,
+        config: Config,
+        data_dir: &std::path::Path,
+        keys_dir: &std::path::Path,
+    ) -> Result<Service> {
+        let io = |what: &str, e: &dyn std::fmt::Display| Error::internal(format!("{what}: {e}"));
+        if config.tenant == self.config.tenant {
+            return Err(Error::internal(format!("tenant {:?} is opened twice", config.tenant)));
+        }
+        std::fs::create_dir_all(data_dir).map_err(|e| io("creating the tenant's data directory", &e))?;
+        std::fs::create_dir_all(keys_dir).map_err(|e| io("creating the tenant's key directory", &e))?;
+        let keyring = Keyring::open(keys_dir).map_err(|e| io("opening the tenant's keyring", &e))?;
+        let db = Arc::new(ApiDb::open(&data_dir.join("db")).map_err(|e| io("opening the tenant's database", &e))?);
+        let blobs: Arc<dyn BlobStore> = Arc::new(
+            crate::blob::LocalDir::open(&data_dir.join("blobs")).map_err(|e| io("opening the tenant's blobs", &e))?,
+        );
+        let secret = self.checkpoint.to_bytes();
+        let mut service = Service::new(
+            config,
+            db,
+            blobs,
+            keyring,
+            SessionKey::from_bytes(&secret),
+            self.chain.clone(),
+            self.node.clone(),
+            Custody::default(),
+        );
+        service.custody = self.custody.clone();
+        service.submit_lock = self.submit_lock.clone();
+        service.registrar = self.registrar.clone();
+        service.clock = self.clock.clone();
+        service.limiter = self.limiter.clone();
+        service.objects = self.objects.clone();
+        service.spool = Some(Arc::new(
+            medanchor_storage::spool::Spool::open(&data_dir.join("uploads"))
+                .map_err(|e| io("opening the tenant's upload spool", &e))?,
+        ));
+        service.load_templates()?;
+        service.ensure_search_index()?;
+        Ok(service)
+    }
+
+    /// Whether `p` may use this tenant: listed as a member, an admin or an
+    /// auditor (or anyone, when the tenant lists no members).
+    pub fn is_member(&self, p: &Principal) -> bool {
+        let s = p.to_string();
+        match &self.config.members {
+            None => true,
+            Some(members) => {
+                members.contains(&s) || self.config.admins.contains(&s) || self.config.auditors.contains(&s)
+            }
+        }
     }
 
     /// Now, on this state's clock (unix ms).

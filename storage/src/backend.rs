@@ -210,14 +210,31 @@ impl Backend {
         data_key: &[u8; 32],
         binding: &[u8],
     ) -> Result<SealedUpload, StorageError> {
+        self.sealed_upload_in(key, data_key, binding, None).await
+    }
+
+    /// [`Backend::sealed_upload`] in storage class `class` (S3's
+    /// `x-amz-storage-class`; a local store has one class and ignores it).
+    pub async fn sealed_upload_in(
+        &self,
+        key: &ObjectKey,
+        data_key: &[u8; 32],
+        binding: &[u8],
+        class: Option<&str>,
+    ) -> Result<SealedUpload, StorageError> {
         let k = key.to_string();
-        let upload = self.store.put_multipart(&Self::path(key)).await.map_err(|e| store_error(&k, e))?;
+        let class = class.filter(|_| self.local_root.is_none()).map(str::to_string);
+        let mut opts = object_store::PutMultipartOptions::default();
+        if let Some(c) = &class {
+            opts.attributes.insert(object_store::Attribute::StorageClass, c.clone().into());
+        }
+        let upload = self.store.put_multipart_opts(&Self::path(key), opts).await.map_err(|e| store_error(&k, e))?;
         let sealer = Sealer::new(data_key, binding);
         let mut hash = Sha256::new();
         hash.update(sealer.header());
         let pending = sealer.header().to_vec();
         let local = self.local_root.as_ref().map(|root| (root.clone(), k.clone()));
-        Ok(SealedUpload { key: k, upload, sealer: Some(sealer), hash, pending, size: 0, parts: 0, local })
+        Ok(SealedUpload { key: k, upload, sealer: Some(sealer), hash, pending, size: 0, parts: 0, local, class })
     }
 }
 
@@ -233,6 +250,8 @@ pub struct SealedUpload {
     parts: usize,
     /// A local store's root and the key: synced once complete.
     local: Option<(PathBuf, String)>,
+    /// The storage class the object is written in (S3 only).
+    class: Option<String>,
 }
 
 /// Syncs a completed local object and the directories down to it.
@@ -259,6 +278,8 @@ pub struct Stored {
     pub sha256: [u8; 32],
     /// Multipart parts sent.
     pub parts: usize,
+    /// The storage class it was written in (`None`: the store's only one).
+    pub class: Option<String>,
 }
 
 impl SealedUpload {
@@ -301,7 +322,7 @@ impl SealedUpload {
                 .map_err(|e| StorageError::Store(e.to_string()))?
                 .map_err(|e| StorageError::Store(format!("syncing {}: {e}", self.key)))?;
         }
-        Ok(Stored { size: self.size, sha256: self.hash.finalize().into(), parts: self.parts })
+        Ok(Stored { size: self.size, sha256: self.hash.finalize().into(), parts: self.parts, class: self.class.take() })
     }
 
     /// Abandons the upload: nothing stays behind.

@@ -106,16 +106,22 @@ impl fmt::Display for ObjectKey {
 
 /// The UTC year and month of a unix time in milliseconds.
 fn year_month(unix_ms: u64) -> (u16, u8) {
-    // Howard Hinnant's days-to-civil.
-    let z = (unix_ms / 86_400_000) as i64 + 719_468;
+    let (y, m, _) = civil_from_days((unix_ms / 86_400_000) as i64);
+    (y as u16, m as u8)
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian
+/// (H. Hinnant's `civil_from_days`; no date crate for one function).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
     let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
+    let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y as u16, m as u8)
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 #[cfg(test)]

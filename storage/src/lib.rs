@@ -15,11 +15,15 @@
 //!   the way;
 //! - [`links`] — signed download links: one file version, one principal,
 //!   an expiry, under the node's HMAC key;
+//! - [`lifecycle`] — a bucket's lifecycle rules per tenant prefix (archive
+//!   transition, abort of incomplete multipart uploads), applied and read
+//!   back with SigV4-signed requests;
 //! - [`spool`] — the durable, encrypted spool of resumable uploads:
 //!   chunks appended as AEAD segments bound to upload, index and offset.
 
 pub mod backend;
 pub mod keys;
+pub mod lifecycle;
 pub mod links;
 pub mod sniff;
 pub mod spool;

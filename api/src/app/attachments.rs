@@ -30,6 +30,7 @@ fn view(a: Attachment) -> AttachmentView {
         uploaded_ms: m.uploaded_ms,
         removed_ms: m.removed.map(|(_, at)| at),
         restored_from: m.restored_from,
+        storage_class: m.storage_class.unwrap_or_else(|| "STANDARD".into()),
     }
 }
 
@@ -273,13 +274,16 @@ pub(crate) async fn attachment_link(
     let version = q.version.as_deref().map(version_arg).transpose()?;
     let link = s.attachment_link(&caller, &id, &attachment, version).await?;
     let path = format!(
-        "/v1/records/{}/attachments/{}/signed?version={}&expires={}&by={}&sig={}",
+        "/v1/records/{}/attachments/{}/signed?version={}&expires={}&by={}&sig={}&tenant={}",
         id.bare_hex(),
         hex::encode(attachment),
         link.version,
         link.expires_ms,
         link.principal,
-        link.signature
+        link.signature,
+        // A browser follows the link without headers: the tenant rides in
+        // it (the signature key is the tenant's own).
+        s.config().tenant
     );
     let url = format!("{}{path}", s.config().public_url.trim_end_matches('/'));
     let body = LinkView { url, path, version: link.version, expires_ms: link.expires_ms };
@@ -292,6 +296,9 @@ pub(crate) struct SignedQuery {
     expires: Option<String>,
     by: Option<String>,
     sig: Option<String>,
+    /// Read by the tenant dispatch, before this route.
+    #[allow(dead_code)]
+    tenant: Option<String>,
 }
 
 /// Downloads through a signed link.
@@ -308,6 +315,7 @@ pub(crate) struct SignedQuery {
         ("expires" = u64, Query, description = "Its expiry (unix ms)"),
         ("by" = String, Query, min_length = 1, max_length = 200, description = "The principal whose access it carries"),
         ("sig" = String, Query, pattern = "^[0-9a-f]{64}$", description = "The node's HMAC"),
+        ("tenant" = Option<String>, Query, description = "The tenant whose link it is (as `X-Tenant-ID`)"),
     ),
     responses(
         (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),

@@ -173,15 +173,17 @@ pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> 
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let mut body = body;
     if declared.is_some_and(|n| n > limit as u64) {
+        linger(&mut body).await;
         return Err(Error::TooLarge(limit).into());
     }
     let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
-    let mut body = body;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ApiError::bad("invalid-body", format!("reading the body: {e}")))?;
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > limit {
+                linger(&mut body).await;
                 return Err(Error::TooLarge(limit).into());
             }
             buf.extend_from_slice(&data);
@@ -189,6 +191,31 @@ pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> 
     }
     Ok(buf)
 }
+
+/// Reads and drops what is left of a refused body, up to [`LINGER_BYTES`]
+/// or [`LINGER_TIME`], before the 413 goes out: a connection closed with
+/// the client's bytes unread is reset, and the client often loses the
+/// answer with it (nginx's lingering close). Bounded, and only ever after
+/// the session was checked, so it costs an attacker more than the node.
+async fn linger(body: &mut Body) {
+    use http_body_util::BodyExt;
+    let mut left = LINGER_BYTES;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let n = frame.data_ref().map_or(0, |d| d.len());
+            if n >= left {
+                break;
+            }
+            left -= n;
+        }
+    })
+    .await;
+}
+
+/// At most this much of a refused body is read before the answer.
+const LINGER_BYTES: usize = 8 << 20;
+/// For at most this long.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// `POST /v1/patients/{patient}/records`: the JSON form (`RecordBody`,
 /// content as JSON or base64), or the binary form — `Content-Type:

@@ -85,13 +85,16 @@ async fn lookup(
     id: &RecordId,
     version: Option<u64>,
 ) -> ApiResult<RecordMeta> {
-    match s.version_or_latest(id, version).map_err(ApiError::from) {
-        Ok(m) => Ok(m),
-        Err(e) => {
-            audit(s, caller, action, Some((id, version)), None, Some(e.to_string())).await?;
-            Err(e)
-        }
+    let found = s.version_or_latest(id, version);
+    if found.is_err() && caller.principal.is_some() {
+        // Audited as a refusal (`denied`, not-found), as every lookup of
+        // a record this tenant does not hold is.
+        let mut entry = caller.entry(&role(s, caller).await?, action);
+        entry.record_id = Some(id.bare_hex());
+        entry.version = version;
+        return Ok(s.audited(entry, found).await?);
     }
+    Ok(found?)
 }
 
 /// The stored ciphertext, hashed again.

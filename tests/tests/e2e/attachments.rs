@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::System;
 
-fn pdf() -> Vec<u8> {
+pub(super) fn pdf() -> Vec<u8> {
     let mut b = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n".to_vec();
     for i in 0..4000 {
         b.extend_from_slice(format!("BT /F1 12 Tf 72 {i} Td (Haemoglobin A1c 5.4 percent) Tj ET\n").as_bytes());
@@ -21,14 +21,14 @@ fn pdf() -> Vec<u8> {
     b
 }
 
-fn jpeg(seed: u8) -> Vec<u8> {
+pub(super) fn jpeg(seed: u8) -> Vec<u8> {
     let mut b = vec![0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0];
     b.extend((0..50_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ seed));
     b.extend_from_slice(&[0xff, 0xd9]);
     b
 }
 
-async fn upload(
+pub(super) async fn upload(
     sys: &System,
     token: Option<&str>,
     record: &str,
@@ -244,7 +244,7 @@ pub(super) async fn lab_record(sys: &System, doctor: &str) -> String {
 
 /// A lab record by wallet_2 for wallet_1 with one PDF and two versions of a
 /// JPEG: (record, pdf id, jpeg id).
-async fn record_with_files(sys: &System, doctor: &str) -> (String, String, String) {
+pub(super) async fn record_with_files(sys: &System, doctor: &str) -> (String, String, String) {
     let record = lab_record(sys, doctor).await;
     let (s, a) = upload(sys, Some(doctor), &record, "report.pdf", "application/pdf", pdf()).await;
     assert_eq!(s, 201, "{a}");
@@ -253,6 +253,13 @@ async fn record_with_files(sys: &System, doctor: &str) -> (String, String, Strin
     let (s, _) = upload(sys, Some(doctor), &record, "scan.jpg", "image/jpeg", jpeg(2)).await;
     assert_eq!(s, 201);
     (record, a["attachment_id"].as_str().expect("id").into(), b["attachment_id"].as_str().expect("id").into())
+}
+
+/// `path` with the last digit of its signature changed.
+fn flip_sig(path: &str) -> String {
+    let at = path.find("&sig=").expect("sig") + "&sig=".len() + 63;
+    let digit = if &path[at..at + 1] == "0" { "1" } else { "0" };
+    format!("{}{digit}{}", &path[..at], &path[at + 1..])
 }
 
 async fn anonymous(sys: &System, path: &str) -> (u16, Vec<u8>, Value) {
@@ -305,7 +312,7 @@ async fn links_expire_and_follow_consent_versions_restore_grants_read_and_remova
         (path.replace("version=1", "version=2"), "link-invalid"),
         (path.replace(&format!("expires={expires}"), &format!("expires={}", expires + 3_600_000)), "link-invalid"),
         (path.replace(&provider.to_string(), &sys.principal("wallet_3").to_string()), "link-invalid"),
-        (format!("{}{}", &path[..path.len() - 1], if path.ends_with('0') { '1' } else { '0' }), "link-invalid"),
+        (flip_sig(&path), "link-invalid"),
     ];
     for (bad, code) in tampered {
         let (status, _, body) = anonymous(&sys, &bad).await;

@@ -21,7 +21,7 @@ use super::System;
 
 const DAY_MS: u64 = 86_400_000;
 
-fn document(name: &str, cert_expires: &str) -> Value {
+pub(super) fn document(name: &str, cert_expires: &str) -> Value {
     json!({
         "name": name,
         "license": { "number": "MD-448812", "issuer": "Medical Board of California" },

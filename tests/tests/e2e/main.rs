@@ -34,6 +34,7 @@ mod search;
 mod share;
 mod signing;
 mod templates;
+mod tenants;
 mod uploads;
 mod verify;
 

@@ -24,7 +24,7 @@ fn owner_call(contract: ContractName, function: &'static str, args: Vec<ClarityV
     ContractCall { contract, function, args }
 }
 
-fn full_profile() -> Value {
+pub(super) fn full_profile() -> Value {
     json!({
         "full_name": "María José García",
         "phone": "+34 600 123 456",

@@ -352,7 +352,7 @@ async fn a_patient_shares_by_code_and_qr_and_sees_every_use() {
 
 /// Makes a single-use QR share for lab results; returns its QR object with
 /// the code and share id added.
-async fn a_body_qr(sys: &System, patient_token: &str) -> Value {
+pub(super) async fn a_body_qr(sys: &System, patient_token: &str) -> Value {
     let a = sys
         .make_share(
             patient_token,

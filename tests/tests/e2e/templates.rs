@@ -186,7 +186,7 @@ async fn post_template(sys: &System, token: &str, body: &Value) -> (u16, Value) 
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-fn custom(id: &str, version: u32, scope: Value) -> Value {
+pub(super) fn custom(id: &str, version: u32, scope: Value) -> Value {
     json!({
         "id": id, "version": version, "title": "Echocardiogram", "record_type": "imaging", "scope": scope,
         "fields": [
