@@ -277,17 +277,11 @@ impl Service {
         custody: Custody,
     ) -> Result<Service> {
         let io = |what: &str, e: &dyn std::fmt::Display| Error::internal(format!("{what}: {e}"));
-        std::fs::create_dir_all(data_dir).map_err(|e| io("creating the data directory", &e))?;
-        std::fs::create_dir_all(keys_dir).map_err(|e| io("creating the key directory", &e))?;
-        let keyring = Keyring::open(keys_dir).map_err(|e| io("opening the keyring", &e))?;
+        let (keyring, db, blobs) = open_stores(data_dir, keys_dir)?;
         let secret = match secret {
             Some(s) => s,
             None => node_secret(&keys_dir.join("session.key")).map_err(|e| io("the node's secret", &e))?,
         };
-        let db = Arc::new(ApiDb::open(&data_dir.join("db")).map_err(|e| io("opening the database", &e))?);
-        let blobs: Arc<dyn BlobStore> = Arc::new(
-            crate::blob::LocalDir::open(&data_dir.join("blobs")).map_err(|e| io("opening the blob store", &e))?,
-        );
         let objects_config = config
             .attachments
             .clone()
@@ -297,13 +291,7 @@ impl Service {
         let mut service =
             Service::new(config, db, blobs, keyring, SessionKey::from_bytes(&secret), chain, node, custody);
         service.objects = Some(Arc::new(objects));
-        service.spool = Some(Arc::new(
-            medanchor_storage::spool::Spool::open(&data_dir.join("uploads"))
-                .map_err(|e| io("opening the upload spool", &e))?,
-        ));
-        service.load_templates()?;
-        service.ensure_search_index()?;
-        Ok(service)
+        service.finish_open(data_dir)
     }
 
     /// The same state on another clock (tests move time instead of
@@ -333,17 +321,10 @@ impl Service {
         data_dir: &std::path::Path,
         keys_dir: &std::path::Path,
     ) -> Result<Service> {
-        let io = |what: &str, e: &dyn std::fmt::Display| Error::internal(format!("{what}: {e}"));
         if config.tenant == self.config.tenant {
             return Err(Error::internal(format!("tenant {:?} is opened twice", config.tenant)));
         }
-        std::fs::create_dir_all(data_dir).map_err(|e| io("creating the tenant's data directory", &e))?;
-        std::fs::create_dir_all(keys_dir).map_err(|e| io("creating the tenant's key directory", &e))?;
-        let keyring = Keyring::open(keys_dir).map_err(|e| io("opening the tenant's keyring", &e))?;
-        let db = Arc::new(ApiDb::open(&data_dir.join("db")).map_err(|e| io("opening the tenant's database", &e))?);
-        let blobs: Arc<dyn BlobStore> = Arc::new(
-            crate::blob::LocalDir::open(&data_dir.join("blobs")).map_err(|e| io("opening the tenant's blobs", &e))?,
-        );
+        let (keyring, db, blobs) = open_stores(data_dir, keys_dir)?;
         let secret = self.checkpoint.to_bytes();
         let mut service = Service::new(
             config,
@@ -361,13 +342,19 @@ impl Service {
         service.clock = self.clock.clone();
         service.limiter = self.limiter.clone();
         service.objects = self.objects.clone();
-        service.spool = Some(Arc::new(
+        service.finish_open(data_dir)
+    }
+
+    /// The last steps of every open: the upload spool in `data_dir`, the
+    /// stored templates, the search index.
+    fn finish_open(mut self, data_dir: &std::path::Path) -> Result<Service> {
+        self.spool = Some(Arc::new(
             medanchor_storage::spool::Spool::open(&data_dir.join("uploads"))
-                .map_err(|e| io("opening the tenant's upload spool", &e))?,
+                .map_err(|e| Error::internal(format!("opening the upload spool: {e}")))?,
         ));
-        service.load_templates()?;
-        service.ensure_search_index()?;
-        Ok(service)
+        self.load_templates()?;
+        self.ensure_search_index()?;
+        Ok(self)
     }
 
     /// Whether `p` may use this tenant: listed as a member, an admin or an
@@ -624,6 +611,22 @@ impl Caller {
             request_id: self.request_id.clone(),
         }
     }
+}
+
+/// A service's own stores: the KEKs in `keys_dir`, the database and the
+/// ciphertext blobs in `data_dir` (both directories created).
+fn open_stores(
+    data_dir: &std::path::Path,
+    keys_dir: &std::path::Path,
+) -> Result<(Keyring, Arc<ApiDb>, Arc<dyn BlobStore>)> {
+    let io = |what: &str, e: &dyn std::fmt::Display| Error::internal(format!("{what}: {e}"));
+    std::fs::create_dir_all(data_dir).map_err(|e| io("creating the data directory", &e))?;
+    std::fs::create_dir_all(keys_dir).map_err(|e| io("creating the key directory", &e))?;
+    let keyring = Keyring::open(keys_dir).map_err(|e| io("opening the keyring", &e))?;
+    let db = Arc::new(ApiDb::open(&data_dir.join("db")).map_err(|e| io("opening the database", &e))?);
+    let blobs: Arc<dyn BlobStore> =
+        Arc::new(crate::blob::LocalDir::open(&data_dir.join("blobs")).map_err(|e| io("opening the blob store", &e))?);
+    Ok((keyring, db, blobs))
 }
 
 /// The node's 32-byte secret in `path` (hex), created (0600, synced) on
