@@ -21,7 +21,7 @@
 
 use bytes::Bytes;
 use medanchor_contracts::{DataHash, RecordId};
-use medanchor_storage::backend::Backend;
+use medanchor_storage::backend::{Backend, Stored};
 use medanchor_storage::keys::{ObjectKey, Tenant};
 use medanchor_storage::sniff::{self, FileKind, Refusal};
 use rand::RngCore;
@@ -106,7 +106,7 @@ pub(crate) fn dek_purpose(attachment_id: &str, file_id: &str) -> String {
     format!("attachment-dek {attachment_id} {file_id}")
 }
 
-fn stream_label(attachment_id: &str, file_id: &str) -> String {
+pub(crate) fn stream_label(attachment_id: &str, file_id: &str) -> String {
     format!("attachment {attachment_id} {file_id}")
 }
 
@@ -117,6 +117,52 @@ fn info_label(attachment_id: &str, file_id: &str) -> String {
 /// The binding of every key, stream and sealed name of a record's files.
 pub(crate) fn file_binding<'a>(tenant: &'a str, patient: &'a str, record: &'a [u8; 16]) -> Binding<'a> {
     Binding { tenant, patient, record_id: record, version: 0 }
+}
+
+/// A file a one-pass upload sealed as its final stream
+/// ([`Service::attach_sealed`]).
+pub(crate) struct SealedFile<'a> {
+    /// As uploaded.
+    pub name: &'a str,
+    /// As declared.
+    pub media_type: &'a str,
+    /// The file's first bytes (its content signature).
+    pub first: &'a [u8],
+    /// The file's size.
+    pub size: u64,
+    /// The attachment the stream is bound to.
+    pub attachment_id: [u8; 16],
+    /// The file (object) id it is bound to.
+    pub file_id: [u8; 16],
+    /// The stream, complete.
+    pub path: &'a std::path::Path,
+    /// Its data key, and that key wrapped for [`dek_purpose`].
+    pub dek: &'a [u8; 32],
+    /// The wrapped data key.
+    pub wrapped: Vec<u8>,
+    /// The KEK version that wrapped it.
+    pub kek_version: u32,
+    /// The upload it completes.
+    pub upload: &'a str,
+}
+
+/// What a new attachment version is made of, once its file is stored.
+struct NewVersion<'a> {
+    who: &'a Principal,
+    patient: &'a str,
+    id: &'a RecordId,
+    mac: [u8; 16],
+    attachment_id: [u8; 16],
+    version: u64,
+    file_id: [u8; 16],
+    key: ObjectKey,
+    size: u64,
+    encoding: Option<String>,
+    wrapped: Vec<u8>,
+    kek_version: u32,
+    dek: &'a [u8; 32],
+    info: FileInfo,
+    upload: Option<&'a str>,
 }
 
 /// The sealed part of an attachment's metadata.
@@ -244,12 +290,7 @@ impl Service {
     ) -> Result<Attachment> {
         let (who, meta, mut entry) = self.attach_access(caller, id, "attachment.upload").await?;
         let name = name.trim();
-        let checked = check_name(name).and_then(|()| {
-            if bytes.len() > self.config.max_attachment_bytes {
-                return Err(Error::TooLarge(self.config.max_attachment_bytes));
-            }
-            sniff::check(media_type, name, &bytes).map_err(refusal)
-        });
+        let checked = self.check_file(name, media_type, bytes.len() as u64, &bytes);
         let kind = self.audit_refusal(&entry, checked).await?;
         let objects = self.objects()?.clone();
         let tenant = self.tenant_name()?;
@@ -257,7 +298,7 @@ impl Service {
         let lock = self.record_lock(id);
         let _one_writer = lock.lock().await;
         let mac = self.name_mac(id, name);
-        let (attachment_id, version) = match self.next_version(id, &mac) {
+        let (attachment_id, version) = match self.next_version(id, &mac, None) {
             Ok(v) => v,
             Err(e) => return self.audited(entry, Err(e)).await,
         };
@@ -294,36 +335,136 @@ impl Service {
             Ok(s) => s,
             Err(e) => return self.audited(entry, Err(e)).await,
         };
-        let info = FileInfo { name: name.to_string(), media_type: kind.media_type().to_string() };
+        let version = NewVersion {
+            who: &who,
+            patient: &meta.patient,
+            id,
+            mac,
+            attachment_id,
+            version,
+            file_id,
+            key,
+            size,
+            encoding,
+            wrapped,
+            kek_version,
+            dek: &dek,
+            info: FileInfo { name: name.to_string(), media_type: kind.media_type().to_string() },
+            upload,
+        };
+        self.commit_version(entry, version, stored).await
+    }
+
+    /// Completes a one-pass upload ([`crate::uploads`]): the file is
+    /// already sealed, under its attachment's data key, as the final
+    /// stream at `file.path`, so it is only checked (the rule, the name,
+    /// the size, the content signature from its first bytes) and stored
+    /// as it is. `None` when the file name has meanwhile become another
+    /// attachment (another upload of the same new name completed first):
+    /// the stream is bound to the attachment it was started as, so the
+    /// caller stores the plaintext the two-pass way instead.
+    pub(crate) async fn attach_sealed(
+        &self,
+        caller: &Caller,
+        id: &RecordId,
+        file: SealedFile<'_>,
+    ) -> Result<Option<Attachment>> {
+        let (who, meta, mut entry) = self.attach_access(caller, id, "attachment.upload").await?;
+        let name = file.name.trim();
+        let checked = self.check_file(name, file.media_type, file.size, file.first);
+        let kind = self.audit_refusal(&entry, checked).await?;
+        if kind.compressible() {
+            return Err(Error::internal("a compressible type was uploaded in one pass"));
+        }
+        let objects = self.objects()?.clone();
+        let tenant = self.tenant_name()?;
+        let created_ms = self.db.record(id, 1)?.map_or(meta.created_ms, |m| m.created_ms);
+        let lock = self.record_lock(id);
+        let _one_writer = lock.lock().await;
+        let mac = self.name_mac(id, name);
+        let (attachment_id, version) = match self.next_version(id, &mac, Some(file.attachment_id)) {
+            Ok(v) => v,
+            Err(e) => return self.audited(entry, Err(e)).await,
+        };
+        if attachment_id != file.attachment_id {
+            return Ok(None);
+        }
+        entry.version = Some(version);
+        let key = ObjectKey::new(tenant, created_ms, id.0, file.file_id);
+        let class = Some(self.config.storage_class.as_str());
+        let stored = match objects.put_file(&key, file.path, class).await {
+            Ok(s) => s,
+            Err(e) => return self.audited(entry, Err(Error::Unavailable(format!("storing the file: {e}")))).await,
+        };
+        let version = NewVersion {
+            who: &who,
+            patient: &meta.patient,
+            id,
+            mac,
+            attachment_id,
+            version,
+            file_id: file.file_id,
+            key,
+            size: file.size,
+            encoding: None,
+            wrapped: file.wrapped,
+            kek_version: file.kek_version,
+            dek: file.dek,
+            info: FileInfo { name: name.to_string(), media_type: kind.media_type().to_string() },
+            upload: Some(file.upload),
+        };
+        self.commit_version(entry, version, stored).await.map(Some)
+    }
+
+    /// The checks of a file before it is stored: its name, its size, and
+    /// its declared type against its extension and its content (`bytes`:
+    /// the whole file, or at least its first bytes for a type whose
+    /// signature leads).
+    fn check_file(&self, name: &str, media_type: &str, size: u64, bytes: &[u8]) -> Result<FileKind> {
+        check_name(name)?;
+        if size > self.config.max_attachment_bytes as u64 {
+            return Err(Error::TooLarge(self.config.max_attachment_bytes));
+        }
+        sniff::check(media_type, name, bytes).map_err(refusal)
+    }
+
+    /// Writes a stored file's new version (with its name's attachment
+    /// id, the end of the upload it completes, and its hash queued for
+    /// anchoring) in one batch, and audits it. The caller holds the
+    /// record's lock.
+    async fn commit_version(&self, entry: AuditEntry, v: NewVersion<'_>, stored: Stored) -> Result<Attachment> {
+        let aid = hex::encode(v.attachment_id);
+        let fid = hex::encode(v.file_id);
+        let binding = file_binding(&self.config.tenant, v.patient, &v.id.0);
         let sealed_info = Keyring::seal_small(
-            &dek,
-            &serde_json::to_vec(&info).map_err(Error::internal)?,
+            v.dek,
+            &serde_json::to_vec(&v.info).map_err(Error::internal)?,
             &binding,
             &info_label(&aid, &fid),
         );
         let record = AttachmentMeta {
-            record_id: *id,
+            record_id: *v.id,
             attachment_id: aid,
-            version,
-            object_key: key.to_string(),
-            size,
+            version: v.version,
+            object_key: v.key.to_string(),
+            size: v.size,
             stored_size: stored.size,
             sha256: DataHash(stored.sha256),
-            encoding,
-            wrapped_key: hex::encode(wrapped),
-            kek_version,
+            encoding: v.encoding,
+            wrapped_key: hex::encode(v.wrapped),
+            kek_version: v.kek_version,
             info: hex::encode(sealed_info),
-            uploaded_by: who.to_string(),
+            uploaded_by: v.who.to_string(),
             uploaded_ms: self.now_ms(),
             removed: None,
             restored_from: None,
-            upload_id: upload.map(str::to_string),
+            upload_id: v.upload.map(str::to_string),
             storage_class: stored.class.clone(),
         };
         let mut batch = self.db.batch();
-        self.put_version(&mut batch, &record, &attachment_id)?;
-        batch.put_cf(self.db.cf(Cf::Attachments), name_key(id, &mac), attachment_id);
-        if let Some(upload) = upload {
+        self.put_version(&mut batch, &record, &v.attachment_id)?;
+        batch.put_cf(self.db.cf(Cf::Attachments), name_key(v.id, &v.mac), v.attachment_id);
+        if let Some(upload) = v.upload {
             crate::uploads::finish_in(self, &mut batch, upload);
         }
         // Anchored with the next batch (written with the version: a stored
@@ -331,13 +472,28 @@ impl Service {
         self.queue_file_hash(&mut batch, &stored.sha256)?;
         self.db.write(batch)?;
         self.audited(entry, Ok(())).await?;
-        Ok(Attachment { meta: record, info })
+        Ok(Attachment { meta: record, info: v.info })
+    }
+
+    /// The attachment a file named `name` on record `id` would be now
+    /// (its name's, or a fresh id): what a one-pass upload binds its
+    /// stream to.
+    pub(crate) fn attachment_id_for(&self, id: &RecordId, name: &str) -> Result<[u8; 16]> {
+        match self.db.get(Cf::Attachments, &name_key(id, &self.name_mac(id, name.trim())))? {
+            Some(a) => a.try_into().map_err(|_| Error::internal("stored attachment id")),
+            None => {
+                let mut a = [0u8; 16];
+                rand::thread_rng().fill_bytes(&mut a);
+                Ok(a)
+            }
+        }
     }
 
     /// The attachment id for the file named by `mac` on record `id`, and
     /// the version an upload of it becomes (the caller holds the record's
-    /// lock).
-    fn next_version(&self, id: &RecordId, mac: &[u8; 16]) -> Result<([u8; 16], u64)> {
+    /// lock). A name not seen before gets `fresh` (what a one-pass upload
+    /// was bound to when it started), or a new id.
+    fn next_version(&self, id: &RecordId, mac: &[u8; 16], fresh: Option<[u8; 16]>) -> Result<([u8; 16], u64)> {
         let attachment_id = match self.db.get(Cf::Attachments, &name_key(id, mac))? {
             Some(a) => a.try_into().map_err(|_| Error::internal("stored attachment id"))?,
             None => {
@@ -348,9 +504,11 @@ impl Service {
                         detail: format!("at most {MAX_FILES} files per record"),
                     });
                 }
-                let mut a = [0u8; 16];
-                rand::thread_rng().fill_bytes(&mut a);
-                a
+                fresh.unwrap_or_else(|| {
+                    let mut a = [0u8; 16];
+                    rand::thread_rng().fill_bytes(&mut a);
+                    a
+                })
             }
         };
         let version = self.versions_of(id, &attachment_id)?.last().map_or(1, |m| m.version + 1);

@@ -17,17 +17,30 @@
 //! the removal of the upload's row go in one batch, so an upload completes
 //! once. Only the uploader sees or changes an upload; an upload untouched
 //! for [`ABANDONED_AFTER`] is deleted by the sweep.
+//!
+//! A type that is never compressed (JPEG, PNG) is uploaded in **one
+//! pass**: its attachment and file ids and its data key are chosen when
+//! the upload is created, and each piece is sealed straight into the
+//! final STREAM ([`medanchor_storage::spool::StreamWriter`]): whole chunks
+//! to the stream file, the partial chunk at the end sealed into the
+//! database with the committed offset (one batch). The last chunk is
+//! sealed when the last byte is in, and the file is then stored as it is
+//! (linked into a local store, or sent to S3 from the file), with no
+//! second encryption and no second copy. Should the name have become
+//! another attachment in the meantime, the stream is opened and stored
+//! the two-pass way.
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use medanchor_contracts::RecordId;
 use medanchor_storage::sniff::{self, FileKind};
 use medanchor_storage::spool::{Position, Spool, MAX_SEGMENT};
+use medanchor_storage::stream::{self, CHUNK};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use crate::attachments::{check_name, file_binding, refusal, Attachment, FileInfo};
+use crate::attachments::{check_name, dek_purpose, file_binding, refusal, stream_label, Attachment, FileInfo};
 use crate::db::{Cf, DbError};
 use crate::envelope::Keyring;
 use crate::error::{Error, Result};
@@ -72,6 +85,19 @@ pub struct UploadRow {
     pub created_ms: u64,
     /// Unix ms of the last piece (or the creation).
     pub touched_ms: u64,
+    /// Uploaded in one pass: the attachment and file it is sealed as
+    /// (`segments` then counts the stream's committed chunks).
+    #[serde(default)]
+    pub direct: Option<DirectPlan>,
+}
+
+/// The attachment and file a one-pass upload is sealed as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectPlan {
+    /// The attachment (hex): its name's when the upload started, or new.
+    pub attachment_id: String,
+    /// The file, the object's last key segment (hex).
+    pub file_id: String,
 }
 
 impl UploadRow {
@@ -167,11 +193,77 @@ fn row_key(upload: &[u8; 16]) -> Vec<u8> {
     [&b"u"[..], upload].concat()
 }
 
+/// A one-pass upload's partial last chunk, sealed.
+fn tail_key(upload: &[u8; 16]) -> Vec<u8> {
+    [&b"t"[..], upload].concat()
+}
+
+fn tail_label(upload: &str, chunks: u64) -> String {
+    format!("upload-tail {upload} {chunks}")
+}
+
 /// Removes upload `upload`'s row in `batch` (the batch that writes the
 /// attachment it became).
 pub(crate) fn finish_in(s: &Service, batch: &mut rocksdb::WriteBatch, upload: &str) {
     if let Ok(id) = upload_id_arg(upload) {
         batch.delete_cf(s.db.cf(Cf::Attachments), row_key(&id));
+        batch.delete_cf(s.db.cf(Cf::Attachments), tail_key(&id));
+    }
+}
+
+/// Where the bytes of a piece go.
+enum Sink {
+    /// The spool: segments of up to [`MAX_SEGMENT`] bytes.
+    Spool { writer: medanchor_storage::spool::Writer, buf: Vec<u8> },
+    /// The final stream: whole chunks sealed as they complete, the rest
+    /// kept for the next piece.
+    Stream { writer: medanchor_storage::spool::StreamWriter, tail: zeroize::Zeroizing<Vec<u8>>, length: u64 },
+}
+
+impl Sink {
+    /// Bytes received, committed or not.
+    fn received(&self) -> u64 {
+        match self {
+            Sink::Spool { writer, buf } => writer.position().offset + buf.len() as u64,
+            Sink::Stream { writer, tail, .. } => u64::from(writer.chunks()) * CHUNK as u64 + tail.len() as u64,
+        }
+    }
+
+    fn take(&mut self, mut rest: &[u8]) -> Result<()> {
+        match self {
+            Sink::Spool { writer, buf } => {
+                while !rest.is_empty() {
+                    let take = (MAX_SEGMENT - buf.len()).min(rest.len());
+                    buf.extend_from_slice(&rest[..take]);
+                    rest = &rest[take..];
+                    if buf.len() == MAX_SEGMENT {
+                        writer.push(buf).map_err(Error::internal)?;
+                        buf.clear();
+                    }
+                }
+            }
+            Sink::Stream { writer, tail, length, .. } => {
+                // A chunk is sealed once whole, unless it is the file's
+                // last: that one is sealed, flagged, at completion.
+                let sealable =
+                    |w: &medanchor_storage::spool::StreamWriter| (u64::from(w.chunks()) + 1) * (CHUNK as u64) < *length;
+                if !tail.is_empty() {
+                    let take = (CHUNK - tail.len()).min(rest.len());
+                    tail.extend_from_slice(&rest[..take]);
+                    rest = &rest[take..];
+                    if tail.len() == CHUNK && sealable(writer) {
+                        writer.push(tail, false).map_err(Error::internal)?;
+                        tail.clear();
+                    }
+                }
+                while rest.len() >= CHUNK && tail.is_empty() && sealable(writer) {
+                    writer.push(&rest[..CHUNK], false).map_err(Error::internal)?;
+                    rest = &rest[CHUNK..];
+                }
+                tail.extend_from_slice(rest);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -196,14 +288,36 @@ impl Service {
         self.spool.as_deref().ok_or_else(|| Error::Unavailable("this node has no upload spool".into()))
     }
 
+    /// The upload's key: the spool's own, or (one pass) the attachment's
+    /// data key.
     fn spool_key(&self, row: &UploadRow) -> Result<zeroize::Zeroizing<[u8; 32]>> {
         let binding = file_binding(&self.config.tenant, &row.patient, &row.record_id.0);
         let wrapped = hex::decode(&row.wrapped_key).map_err(Error::internal)?;
+        let purpose = match &row.direct {
+            Some(d) => dek_purpose(&d.attachment_id, &d.file_id),
+            None => format!("upload-spool {}", row.upload_id),
+        };
         self.keyring
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .open_data_key(&binding, &format!("upload-spool {}", row.upload_id), &wrapped, row.kek_version)
+            .open_data_key(&binding, &purpose, &wrapped, row.kek_version)
             .map_err(Error::internal)
+    }
+
+    /// What a one-pass upload's stream is bound to.
+    fn stream_binding(&self, row: &UploadRow, plan: &DirectPlan) -> Vec<u8> {
+        file_binding(&self.config.tenant, &row.patient, &row.record_id.0)
+            .aad(&stream_label(&plan.attachment_id, &plan.file_id))
+    }
+
+    /// A one-pass upload's committed partial chunk.
+    fn upload_tail(&self, row: &UploadRow, key: &[u8; 32]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        let upload = upload_id_arg(&row.upload_id)?;
+        let Some(sealed) = self.db.get(Cf::Attachments, &tail_key(&upload))? else {
+            return Ok(zeroize::Zeroizing::new(Vec::new()));
+        };
+        let binding = file_binding(&self.config.tenant, &row.patient, &row.record_id.0);
+        Keyring::open_small(key, &sealed, &binding, &tail_label(&row.upload_id, row.segments)).map_err(Error::internal)
     }
 
     fn upload_info(&self, row: &UploadRow, key: &[u8; 32]) -> Result<FileInfo> {
@@ -272,11 +386,27 @@ impl Service {
         rand::thread_rng().fill_bytes(&mut upload);
         let uid = hex::encode(upload);
         let binding = file_binding(&self.config.tenant, &meta.patient, &id.0);
+        // A type never compressed is sealed as its final stream as it
+        // arrives (one pass); the others are spooled, then compressed.
+        let direct = if kind.compressible() {
+            None
+        } else {
+            let mut file_id = [0u8; 16];
+            rand::thread_rng().fill_bytes(&mut file_id);
+            Some(DirectPlan {
+                attachment_id: hex::encode(self.attachment_id_for(id, name)?),
+                file_id: hex::encode(file_id),
+            })
+        };
+        let purpose = match &direct {
+            Some(d) => dek_purpose(&d.attachment_id, &d.file_id),
+            None => format!("upload-spool {uid}"),
+        };
         let crate::envelope::DataKey { key, wrapped, kek_version } = self
             .keyring
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .new_data_key(&binding, &format!("upload-spool {uid}"))
+            .new_data_key(&binding, &purpose)
             .map_err(Error::internal)?;
         let info = FileInfo { name: name.to_string(), media_type: kind.media_type().to_string() };
         let sealed_info = Keyring::seal_small(
@@ -286,7 +416,7 @@ impl Service {
             &format!("upload-info {uid}"),
         );
         let now = self.now_ms();
-        let row = UploadRow {
+        let mut row = UploadRow {
             upload_id: uid,
             record_id: *id,
             patient: meta.patient.clone(),
@@ -300,7 +430,15 @@ impl Service {
             spooled: 0,
             created_ms: now,
             touched_ms: now,
+            direct,
         };
+        if let Some(plan) = &row.direct {
+            // The stream file first: a row never names a missing file (a
+            // file without its row is swept).
+            let binding = self.stream_binding(&row, plan);
+            self.spool()?.create_stream(&upload, &key, &binding).map_err(Error::internal)?;
+            row.spooled = stream::HEADER as u64;
+        }
         self.put_upload(&row)?;
         self.audited(entry, Ok(())).await?;
         Ok(state(&row, None))
@@ -351,10 +489,23 @@ impl Service {
         self.authorize_on_record(crate::authz::Operation::Update, &row.record_id, &meta, &who)?;
         let key = self.spool_key(&row)?;
         let spool = self.spool()?;
-        let mut writer = spool.writer(upload, &key, row.position()).map_err(Error::internal)?;
+        let mut sink = match &row.direct {
+            None => Sink::Spool {
+                writer: spool.writer(upload, &key, row.position()).map_err(Error::internal)?,
+                buf: Vec::with_capacity(MAX_SEGMENT.min((row.length - row.offset) as usize)),
+            },
+            Some(plan) => {
+                let chunks = u32::try_from(row.segments).map_err(Error::internal)?;
+                let binding = self.stream_binding(&row, plan);
+                Sink::Stream {
+                    writer: spool.stream_writer(upload, &key, &binding, chunks).map_err(Error::internal)?,
+                    tail: self.upload_tail(&row, &key)?,
+                    length: row.length,
+                }
+            }
+        };
         let mut hasher = checksum.as_ref().map(Hasher::of);
         let mut first = Vec::new();
-        let mut buf = Vec::with_capacity(MAX_SEGMENT.min((row.length - row.offset) as usize));
         let mut overrun = false;
         let mut interrupted = None;
         let mut body = std::pin::pin!(body);
@@ -366,8 +517,7 @@ impl Service {
                     break;
                 }
             };
-            let received = writer.position().offset + buf.len() as u64 + bytes.len() as u64;
-            if received > row.length {
+            if sink.received() + bytes.len() as u64 > row.length {
                 overrun = true;
                 break;
             }
@@ -377,16 +527,7 @@ impl Service {
             if row.offset == 0 && first.len() < FIRST_BYTES {
                 first.extend_from_slice(&bytes[..bytes.len().min(FIRST_BYTES - first.len())]);
             }
-            let mut rest = &bytes[..];
-            while !rest.is_empty() {
-                let take = (MAX_SEGMENT - buf.len()).min(rest.len());
-                buf.extend_from_slice(&rest[..take]);
-                rest = &rest[take..];
-                if buf.len() == MAX_SEGMENT {
-                    writer.push(&buf).map_err(Error::internal)?;
-                    buf.clear();
-                }
-            }
+            sink.take(&bytes)?;
         }
         if overrun {
             // Nothing of this piece counts; the spool is cut back to the
@@ -407,10 +548,31 @@ impl Service {
                 });
             }
         }
-        writer.push(&buf).map_err(Error::internal)?;
-        drop(buf);
-        let at = writer.sync().map_err(Error::internal)?;
-        drop(writer);
+        // Durable before it is acknowledged: the file synced, then the
+        // position (and a one-pass upload's partial chunk) committed.
+        let mut batch = self.db.batch();
+        let at = match sink {
+            Sink::Spool { mut writer, buf } => {
+                writer.push(&buf).map_err(Error::internal)?;
+                writer.sync().map_err(Error::internal)?
+            }
+            Sink::Stream { mut writer, tail, .. } => {
+                let chunks = u64::from(writer.sync().map_err(Error::internal)?);
+                let cf = self.db.cf(Cf::Attachments);
+                if tail.is_empty() {
+                    batch.delete_cf(cf, tail_key(upload));
+                } else {
+                    let binding = file_binding(&self.config.tenant, &row.patient, &row.record_id.0);
+                    let sealed = Keyring::seal_small(&key, &tail, &binding, &tail_label(&row.upload_id, chunks));
+                    batch.put_cf(cf, tail_key(upload), sealed);
+                }
+                Position {
+                    segments: chunks,
+                    offset: chunks * CHUNK as u64 + tail.len() as u64,
+                    bytes: stream::chunk_at(chunks),
+                }
+            }
+        };
         // The first bytes against the declared type, before a large file
         // is spooled in full (zip-based types are checked at the end).
         if row.offset == 0 && (first.len() >= FIRST_BYTES || at.offset == row.length) {
@@ -436,7 +598,9 @@ impl Service {
         row.offset = at.offset;
         row.spooled = at.bytes;
         row.touched_ms = self.now_ms();
-        self.put_upload(&row)?;
+        let id = upload_id_arg(&row.upload_id)?;
+        batch.put_cf(self.db.cf(Cf::Attachments), row_key(&id), serde_json::to_vec(&row).map_err(Error::internal)?);
+        self.db.write(batch)?;
         if row.offset == row.length {
             return self.complete_upload(caller, row).await;
         }
@@ -450,11 +614,15 @@ impl Service {
         let upload = upload_id_arg(&row.upload_id)?;
         let key = self.spool_key(&row)?;
         let info = self.upload_info(&row, &key)?;
-        let mut spooled = self.spool()?.read(&upload, &key, row.position()).map_err(Error::internal)?;
-        // Moved out, not copied (`attach` holds it as `Zeroizing` too).
-        let bytes = std::mem::take(&mut *spooled);
-        let result =
-            self.attach(caller, &row.record_id, &info.name, &info.media_type, bytes, Some(&row.upload_id)).await;
+        let result = match &row.direct {
+            Some(plan) => self.complete_direct(caller, &row, plan, &key, &info).await,
+            None => {
+                let mut spooled = self.spool()?.read(&upload, &key, row.position()).map_err(Error::internal)?;
+                // Moved out, not copied (`attach` holds it as `Zeroizing` too).
+                let bytes = std::mem::take(&mut *spooled);
+                self.attach(caller, &row.record_id, &info.name, &info.media_type, bytes, Some(&row.upload_id)).await
+            }
+        };
         match result {
             Ok(attachment) => {
                 let _ = self.spool()?.remove(&upload);
@@ -470,9 +638,65 @@ impl Service {
         }
     }
 
+    /// A one-pass upload's completion: the last chunk sealed into the
+    /// stream, which is then stored as it is.
+    async fn complete_direct(
+        &self,
+        caller: &Caller,
+        row: &UploadRow,
+        plan: &DirectPlan,
+        key: &[u8; 32],
+        info: &FileInfo,
+    ) -> Result<Attachment> {
+        let upload = upload_id_arg(&row.upload_id)?;
+        let spool = self.spool()?;
+        let binding = self.stream_binding(row, plan);
+        let chunks = u32::try_from(row.segments).map_err(Error::internal)?;
+        let tail = self.upload_tail(row, key)?;
+        if row.segments * CHUNK as u64 + tail.len() as u64 != row.length {
+            return Err(Error::internal("a one-pass upload's committed chunks and tail do not make its length"));
+        }
+        let first = match chunks {
+            0 => tail.clone(),
+            _ => spool.stream_chunk(&upload, key, &binding, 0, false, CHUNK).map_err(Error::internal)?,
+        };
+        let mut writer = spool.stream_writer(&upload, key, &binding, chunks).map_err(Error::internal)?;
+        writer.push(&tail, true).map_err(Error::internal)?;
+        writer.sync().map_err(Error::internal)?;
+        drop(writer);
+        let wrapped = hex::decode(&row.wrapped_key).map_err(Error::internal)?;
+        let ids = |s: &str| -> Result<[u8; 16]> {
+            hex::decode(s).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| Error::internal("a stored id"))
+        };
+        let path = spool.stream_path(&upload);
+        let file = crate::attachments::SealedFile {
+            name: &info.name,
+            media_type: &info.media_type,
+            first: &first,
+            size: row.length,
+            attachment_id: ids(&plan.attachment_id)?,
+            file_id: ids(&plan.file_id)?,
+            path: &path,
+            dek: key,
+            wrapped,
+            kek_version: row.kek_version,
+            upload: &row.upload_id,
+        };
+        if let Some(done) = self.attach_sealed(caller, &row.record_id, file).await? {
+            return Ok(done);
+        }
+        // The name became another attachment meanwhile: the plaintext,
+        // the two-pass way.
+        let sealed = std::fs::read(&path).map_err(Error::internal)?;
+        let mut bytes = stream::open(key, &binding, &sealed).map_err(Error::internal)?;
+        let bytes = std::mem::take(&mut *bytes);
+        self.attach(caller, &row.record_id, &info.name, &info.media_type, bytes, Some(&row.upload_id)).await
+    }
+
     fn drop_upload(&self, upload: &[u8; 16]) -> Result<()> {
         let mut batch = self.db.batch();
         batch.delete_cf(self.db.cf(Cf::Attachments), row_key(upload));
+        batch.delete_cf(self.db.cf(Cf::Attachments), tail_key(upload));
         self.db.write(batch)?;
         self.spool()?.remove(upload).map_err(Error::internal)
     }

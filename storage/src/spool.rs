@@ -20,6 +20,21 @@
 //! The spool only appends and reads; what is acknowledged is the caller's
 //! [`Position`], committed elsewhere after [`Writer::sync`]. A writer
 //! opened at a position first cuts whatever a crash left beyond it.
+//!
+//! A file that will not be compressed need not be spooled and then sealed
+//! again: its upload is written straight as the final object's STREAM
+//! ([`crate::stream`]) in `{id}.stream`, whole chunks only, under the
+//! attachment's own data key ([`StreamWriter`]). The partial chunk at the
+//! end of each piece is the caller's to keep (sealed, with the committed
+//! chunk count), and the last chunk is sealed once the length is reached;
+//! the completed file is then the object itself, byte for byte.
+//!
+//! STREAM's nonces are counted, so a chunk position must never be sealed
+//! twice with different bytes under one prefix. A chunk written but not
+//! committed (a piece refused for its checksum, or cut by a crash after
+//! the write) may be followed by other bytes at the same position, so a
+//! writer that finds more than the committed chunks in the file reseals
+//! the committed ones under a fresh prefix before anything is appended.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -30,6 +45,9 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
 use zeroize::Zeroizing;
 
+use crate::stream::{self, Chunks};
+
+const SEALED_CHUNK: usize = stream::CHUNK + stream::TAG;
 const DOMAIN: &[u8] = b"medanchor spool v1";
 /// The largest plaintext of one segment.
 pub const MAX_SEGMENT: usize = 4 << 20;
@@ -74,6 +92,115 @@ impl Spool {
 
     fn path(&self, upload: &[u8; 16]) -> PathBuf {
         self.dir.join(format!("{}.spool", hex(upload)))
+    }
+
+    /// Where `upload`'s stream file is (the completed object, once its
+    /// last chunk is in).
+    pub fn stream_path(&self, upload: &[u8; 16]) -> PathBuf {
+        self.dir.join(format!("{}.stream", hex(upload)))
+    }
+
+    /// Creates `upload`'s stream file holding the header of a fresh
+    /// stream under `key`, bound to `binding` (synced, with its directory
+    /// entry).
+    pub fn create_stream(&self, upload: &[u8; 16], key: &[u8; 32], binding: &[u8]) -> Result<(), SpoolError> {
+        let chunks = Chunks::new(key, binding);
+        let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(self.stream_path(upload))?;
+        file.write_all(chunks.header())?;
+        file.sync_data()?;
+        sync_dir(&self.dir)?;
+        Ok(())
+    }
+
+    /// A writer appending chunks to `upload`'s stream, which holds
+    /// `committed` chunks. Anything beyond them is cut; if there was
+    /// anything, the committed chunks are resealed under a fresh nonce
+    /// prefix first (see the module's notes).
+    pub fn stream_writer(
+        &self,
+        upload: &[u8; 16],
+        key: &[u8; 32],
+        binding: &[u8],
+        committed: u32,
+    ) -> Result<StreamWriter, SpoolError> {
+        let path = self.stream_path(upload);
+        let want = stream::chunk_at(u64::from(committed));
+        let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
+        let len = file.metadata()?.len();
+        if len < want {
+            return Err(SpoolError::Damaged(u64::from(committed)));
+        }
+        let mut header = [0u8; stream::HEADER];
+        file.read_exact(&mut header)?;
+        let chunks = Chunks::from_header(key, binding, &header).map_err(|_| SpoolError::Damaged(0))?;
+        if len > want {
+            drop(file);
+            self.reseal(upload, key, binding, &chunks, committed)?;
+            file = OpenOptions::new().read(true).write(true).open(&path)?;
+            file.read_exact(&mut header)?;
+        }
+        let chunks = Chunks::from_header(key, binding, &header).map_err(|_| SpoolError::Damaged(0))?;
+        file.seek(SeekFrom::Start(want))?;
+        Ok(StreamWriter {
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            chunks,
+            next: committed,
+            scratch: Vec::with_capacity(SEALED_CHUNK),
+        })
+    }
+
+    /// Rewrites the first `committed` chunks under a fresh prefix, into a
+    /// new file renamed over the old one (a crash leaves one or the other).
+    fn reseal(
+        &self,
+        upload: &[u8; 16],
+        key: &[u8; 32],
+        binding: &[u8],
+        old: &Chunks,
+        committed: u32,
+    ) -> Result<(), SpoolError> {
+        let path = self.stream_path(upload);
+        let tmp = path.with_extension("reseal");
+        let fresh = Chunks::new(key, binding);
+        let mut src = std::io::BufReader::with_capacity(1 << 20, File::open(&path)?);
+        src.seek(SeekFrom::Start(stream::HEADER as u64))?;
+        let mut dst = std::io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        dst.write_all(fresh.header())?;
+        let mut sealed = vec![0u8; SEALED_CHUNK];
+        let mut out = Vec::with_capacity(SEALED_CHUNK);
+        for index in 0..committed {
+            src.read_exact(&mut sealed).map_err(|_| SpoolError::Damaged(u64::from(index)))?;
+            let plain = old.open(index, false, &sealed).map_err(|_| SpoolError::Damaged(u64::from(index)))?;
+            out.clear();
+            fresh.seal(index, false, &plain, &mut out).map_err(|_| SpoolError::Damaged(u64::from(index)))?;
+            dst.write_all(&out)?;
+        }
+        let file = dst.into_inner().map_err(|e| e.into_error())?;
+        file.sync_data()?;
+        std::fs::rename(&tmp, &path)?;
+        sync_dir(&self.dir)?;
+        Ok(())
+    }
+
+    /// Chunk `index` of `upload`'s stream, opened (the first bytes of a
+    /// file, to check its type).
+    pub fn stream_chunk(
+        &self,
+        upload: &[u8; 16],
+        key: &[u8; 32],
+        binding: &[u8],
+        index: u32,
+        last: bool,
+        len: usize,
+    ) -> Result<Zeroizing<Vec<u8>>, SpoolError> {
+        let mut file = File::open(self.stream_path(upload))?;
+        let mut header = [0u8; stream::HEADER];
+        file.read_exact(&mut header)?;
+        let chunks = Chunks::from_header(key, binding, &header).map_err(|_| SpoolError::Damaged(0))?;
+        file.seek(SeekFrom::Start(stream::chunk_at(u64::from(index))))?;
+        let mut sealed = vec![0u8; len.min(stream::CHUNK) + stream::TAG];
+        file.read_exact(&mut sealed).map_err(|_| SpoolError::Damaged(u64::from(index)))?;
+        chunks.open(index, last, &sealed).map_err(|_| SpoolError::Damaged(u64::from(index)))
     }
 
     /// A writer appending to `upload`'s spool at `at` (its committed
@@ -139,12 +266,16 @@ impl Spool {
         Ok(out)
     }
 
-    /// Deletes `upload`'s spool (absent is fine).
+    /// Deletes `upload`'s spool and stream files (absent is fine).
     pub fn remove(&self, upload: &[u8; 16]) -> std::io::Result<()> {
-        match std::fs::remove_file(self.path(upload)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        let path = self.stream_path(upload);
+        for p in [self.path(upload), path.with_extension("reseal"), path] {
+            match std::fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
+        Ok(())
     }
 
     /// The uploads that have a spool file.
@@ -152,7 +283,10 @@ impl Spool {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&self.dir)? {
             let name = entry?.file_name();
-            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".spool")) else { continue };
+            let Some(name) = name.to_str() else { continue };
+            let Some(id) = [".spool", ".stream", ".reseal"].iter().find_map(|s| name.strip_suffix(s)) else {
+                continue;
+            };
             let mut b = [0u8; 16];
             if id.len() == 32
                 && (0..16).all(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).map(|v| b[i] = v).is_ok())
@@ -160,6 +294,8 @@ impl Spool {
                 out.push(b);
             }
         }
+        out.sort_unstable();
+        out.dedup();
         Ok(out)
     }
 }
@@ -212,6 +348,47 @@ impl Writer {
         self.file.flush()?;
         self.file.get_ref().sync_data()?;
         Ok(self.at)
+    }
+}
+
+/// Appends sealed chunks to one upload's stream file.
+pub struct StreamWriter {
+    file: std::io::BufWriter<File>,
+    chunks: Chunks,
+    next: u32,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for StreamWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamWriter").field("next", &self.next).finish_non_exhaustive()
+    }
+}
+
+impl StreamWriter {
+    /// Seals `plaintext` as the next chunk (a whole [`stream::CHUNK`], or
+    /// the last one) and writes it (not yet synced).
+    pub fn push(&mut self, plaintext: &[u8], last: bool) -> Result<(), SpoolError> {
+        self.scratch.clear();
+        let index = self.next;
+        self.chunks
+            .seal(index, last, plaintext, &mut self.scratch)
+            .map_err(|_| SpoolError::Damaged(u64::from(index)))?;
+        self.file.write_all(&self.scratch)?;
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Chunks written (including unsynced ones).
+    pub fn chunks(&self) -> u32 {
+        self.next
+    }
+
+    /// Makes every pushed chunk durable; returns the chunk count to commit.
+    pub fn sync(&mut self) -> Result<u32, SpoolError> {
+        self.file.flush()?;
+        self.file.get_ref().sync_data()?;
+        Ok(self.next)
     }
 }
 

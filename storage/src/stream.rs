@@ -24,7 +24,7 @@
 //! knows which chunks to fetch. The data key is the caller's (the service
 //! wraps it under the tenant's KEK, as it does for records).
 
-use aes_gcm::aead::stream::{DecryptorBE32, EncryptorBE32};
+use aes_gcm::aead::stream::{DecryptorBE32, NewStream, StreamBE32, StreamPrimitive};
 use aes_gcm::aead::{KeyInit, Payload};
 use aes_gcm::Aes256Gcm;
 use zeroize::Zeroizing;
@@ -66,19 +66,122 @@ pub fn sealed_len(plaintext: u64) -> u64 {
     HEADER as u64 + plaintext + chunks * TAG as u64
 }
 
+/// Where chunk `index` of a sealed stream starts.
+pub fn chunk_at(index: u64) -> u64 {
+    HEADER as u64 + index * (CHUNK + TAG) as u64
+}
+
+/// One stream's chunks by position: chunk `index` sealed or opened where
+/// it stands. A resumable upload writes its stream across requests and
+/// restarts, so it cannot keep a running counter; the caller says which
+/// chunk it seals and whether it is the last.
+pub struct Chunks {
+    stream: StreamBE32<Aes256Gcm>,
+    header: [u8; HEADER],
+    aad: Vec<u8>,
+}
+
+impl std::fmt::Debug for Chunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunks").finish_non_exhaustive()
+    }
+}
+
+impl Chunks {
+    /// A new stream under `key`, bound to `binding`, with a random nonce
+    /// prefix (its header is [`Chunks::header`]).
+    pub fn new(key: &[u8; 32], binding: &[u8]) -> Chunks {
+        let mut prefix = [0u8; PREFIX];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut prefix);
+        let mut header = [0u8; HEADER];
+        header[..8].copy_from_slice(MAGIC);
+        header[8..12].copy_from_slice(&(CHUNK as u32).to_be_bytes());
+        header[12..].copy_from_slice(&prefix);
+        Chunks::with_header(key, binding, header)
+    }
+
+    /// The stream whose header is `header` (as read back from its file).
+    pub fn from_header(key: &[u8; 32], binding: &[u8], header: &[u8]) -> Result<Chunks, StreamError> {
+        let header: [u8; HEADER] = header.get(..HEADER).and_then(|h| h.try_into().ok()).ok_or(StreamError::Header)?;
+        if &header[..8] != MAGIC || header[8..12] != (CHUNK as u32).to_be_bytes() {
+            return Err(StreamError::Header);
+        }
+        Ok(Chunks::with_header(key, binding, header))
+    }
+
+    fn with_header(key: &[u8; 32], binding: &[u8], header: [u8; HEADER]) -> Chunks {
+        let prefix: [u8; PREFIX] = header[12..].try_into().unwrap_or_else(|_| unreachable!("HEADER - 12 == PREFIX"));
+        let stream = StreamBE32::from_aead(Aes256Gcm::new(key.into()), (&prefix).into());
+        Chunks { stream, aad: aad(&header, binding), header }
+    }
+
+    /// The stream's header (its first bytes).
+    pub fn header(&self) -> &[u8; HEADER] {
+        &self.header
+    }
+
+    /// Seals `plaintext` (a whole [`CHUNK`], or at most one for the last
+    /// chunk) as chunk `index`, appending the ciphertext to `out`.
+    pub fn seal(&self, index: u32, last: bool, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), StreamError> {
+        if index == u32::MAX || plaintext.len() > CHUNK || (!last && plaintext.len() != CHUNK) {
+            return Err(StreamError::TooLong);
+        }
+        let start = out.len();
+        out.extend_from_slice(plaintext);
+        // Sealed in place, where it lands in `out` (no copy).
+        let mut tail = Tail { vec: out, start };
+        self.stream.encrypt_in_place(index, last, &self.aad, &mut tail).map_err(|_| StreamError::Tampered(index))
+    }
+
+    /// Opens chunk `index` (`sealed`: its ciphertext and tag).
+    pub fn open(&self, index: u32, last: bool, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, StreamError> {
+        self.stream
+            .decrypt(index, last, Payload { msg: sealed, aad: &self.aad })
+            .map(Zeroizing::new)
+            .map_err(|_| StreamError::Tampered(index))
+    }
+}
+
+/// The end of a vector, from `start`, as the AEAD's in-place buffer.
+struct Tail<'a> {
+    vec: &'a mut Vec<u8>,
+    start: usize,
+}
+
+impl AsRef<[u8]> for Tail<'_> {
+    fn as_ref(&self) -> &[u8] {
+        &self.vec[self.start..]
+    }
+}
+
+impl AsMut<[u8]> for Tail<'_> {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.vec[self.start..]
+    }
+}
+
+impl aes_gcm::aead::Buffer for Tail<'_> {
+    fn extend_from_slice(&mut self, other: &[u8]) -> aes_gcm::aead::Result<()> {
+        self.vec.extend_from_slice(other);
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.vec.truncate(self.start + len);
+    }
+}
+
 /// Seals a stream, chunk by chunk: feed it any amount of plaintext with
 /// [`Sealer::update`], collect what it returns, then [`Sealer::finish`].
 pub struct Sealer {
-    enc: Option<EncryptorBE32<Aes256Gcm>>,
-    header: [u8; HEADER],
-    aad: Vec<u8>,
+    chunks: Chunks,
     pending: Zeroizing<Vec<u8>>,
-    chunks: u32,
+    next: u32,
 }
 
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sealer").field("chunks", &self.chunks).finish_non_exhaustive()
+        f.debug_struct("Sealer").field("chunks", &self.next).finish_non_exhaustive()
     }
 }
 
@@ -87,24 +190,12 @@ impl Sealer {
     /// prefix. Returns the sealer; its header is the stream's first bytes
     /// ([`Sealer::header`]).
     pub fn new(key: &[u8; 32], binding: &[u8]) -> Sealer {
-        let mut prefix = [0u8; PREFIX];
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut prefix);
-        Sealer::with_prefix(key, binding, prefix)
-    }
-
-    fn with_prefix(key: &[u8; 32], binding: &[u8], prefix: [u8; PREFIX]) -> Sealer {
-        let mut header = [0u8; HEADER];
-        header[..8].copy_from_slice(MAGIC);
-        header[8..12].copy_from_slice(&(CHUNK as u32).to_be_bytes());
-        header[12..].copy_from_slice(&prefix);
-        let cipher = Aes256Gcm::new(key.into());
-        let enc = EncryptorBE32::from_aead(cipher, (&prefix).into());
-        Sealer { enc: Some(enc), aad: aad(&header, binding), header, pending: Zeroizing::new(Vec::new()), chunks: 0 }
+        Sealer { chunks: Chunks::new(key, binding), pending: Zeroizing::new(Vec::new()), next: 0 }
     }
 
     /// The stream's header.
     pub fn header(&self) -> &[u8; HEADER] {
-        &self.header
+        self.chunks.header()
     }
 
     /// Seals every whole chunk `plaintext` completes; keeps the rest for
@@ -142,22 +233,19 @@ impl Sealer {
     }
 
     fn seal_next(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), StreamError> {
-        if self.chunks == u32::MAX - 1 {
+        if self.next == u32::MAX - 1 {
             return Err(StreamError::TooLong);
         }
-        let enc = self.enc.as_mut().ok_or(StreamError::TooLong)?;
-        let sealed =
-            enc.encrypt_next(Payload { msg: chunk, aad: &self.aad }).map_err(|_| StreamError::Tampered(self.chunks))?;
-        out.extend_from_slice(&sealed);
-        self.chunks += 1;
+        self.chunks.seal(self.next, false, chunk, out)?;
+        self.next += 1;
         Ok(())
     }
 
     /// Seals what is left as the last chunk (possibly empty).
-    pub fn finish(mut self) -> Result<Vec<u8>, StreamError> {
-        let enc = self.enc.take().ok_or(StreamError::TooLong)?;
-        let last = std::mem::take(&mut *self.pending);
-        enc.encrypt_last(Payload { msg: &last, aad: &self.aad }).map_err(|_| StreamError::Tampered(self.chunks))
+    pub fn finish(self) -> Result<Vec<u8>, StreamError> {
+        let mut out = Vec::with_capacity(self.pending.len() + TAG);
+        self.chunks.seal(self.next, true, &self.pending, &mut out)?;
+        Ok(out)
     }
 }
 

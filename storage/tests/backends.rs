@@ -53,6 +53,29 @@ async fn suite(backend: &Backend) {
     // Plaintext never reaches the store.
     assert!(!bytes.windows(64).any(|w| w == &plain[1000..1064]), "{what}");
 
+    // A file already sealed (a one-pass upload's stream) stored as it is:
+    // linked on disk, multipart from the file on S3. The same key stored
+    // again (a completion retried after a crash) is replaced whole.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("stream");
+    let sealed_file = medanchor_storage::stream::seal(&KEY, &binding, &plain[..PART + 4321]).expect("seal");
+    std::fs::write(&file, &sealed_file).unwrap_or_else(|e| panic!("{e}"));
+    let fk = key("tenant-a", 6, 6);
+    for _ in 0..2 {
+        let stored = backend.put_file(&fk, &file, None).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(stored.size, sealed_file.len() as u64, "{what}");
+        assert_eq!(stored.sha256, <[u8; 32]>::from(Sha256::digest(&sealed_file)), "{what}");
+        let got = backend.get(&fk).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(got[..] == sealed_file[..], "{what}: stored byte for byte");
+    }
+    // The source may go: the object stays (a link, not the same name).
+    std::fs::remove_file(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(backend.get(&fk).await.map(|b| b.len()).ok(), Some(sealed_file.len()), "{what}");
+    let missing = backend.put_file(&key("tenant-a", 6, 7), &file, None).await;
+    assert!(matches!(missing, Err(StorageError::Store(_))), "{what}: {missing:?}");
+    assert!(matches!(backend.get(&key("tenant-a", 6, 7)).await, Err(StorageError::NotFound(_))), "{what}");
+    backend.delete(&fk).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+
     // Written once: a second put at a key is refused, the first stays.
     let small = key("tenant-a", 2, 1);
     backend.put_new(&small, Bytes::from_static(b"first")).await.unwrap_or_else(|e| panic!("{what}: {e}"));

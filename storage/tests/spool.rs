@@ -86,3 +86,67 @@ fn damage_of_every_kind_is_refused() {
     let beyond = Position { bytes: at.bytes + 1, ..at };
     assert!(matches!(spool.writer(&UP, &KEY, beyond), Err(SpoolError::Damaged(_))));
 }
+
+/// A one-pass upload's stream file: chunks written across writers
+/// (restarts) make the final stream, byte for byte.
+#[test]
+fn a_stream_written_across_writers_opens_as_the_whole_file() {
+    use medanchor_storage::stream::{self, CHUNK};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(dir.path()).expect("spool");
+    let binding = b"tenant\0record\0attachment\0file";
+    let file = pattern(3 * CHUNK + 1234, 5);
+    spool.create_stream(&UP, &KEY, binding).expect("create");
+    let header = std::fs::read(spool.stream_path(&UP)).expect("read");
+    for (i, chunk) in file.chunks(CHUNK).enumerate() {
+        let mut w = spool.stream_writer(&UP, &KEY, binding, i as u32).expect("writer");
+        w.push(chunk, i == 3).expect("push");
+        assert_eq!(w.sync().expect("sync"), i as u32 + 1);
+    }
+    let sealed = std::fs::read(spool.stream_path(&UP)).expect("read");
+    assert_eq!(sealed[..stream::HEADER], header[..], "no reseal: every chunk was committed");
+    assert_eq!(sealed.len() as u64, stream::sealed_len(file.len() as u64));
+    assert_eq!(&*stream::open(&KEY, binding, &sealed).expect("opens"), &file[..]);
+    assert!(stream::open(&KEY, b"another binding", &sealed).is_err());
+    assert_eq!(spool.list().expect("list"), vec![UP]);
+    spool.remove(&UP).expect("remove");
+    assert!(spool.list().expect("list").is_empty());
+}
+
+/// Chunks written but never committed (a refused piece, a crash after the
+/// write) are cut, and the committed ones resealed under a fresh nonce
+/// prefix before anything else is sealed at those positions: with the old
+/// prefix, other bytes at the same chunk position would reuse a nonce.
+#[test]
+fn uncommitted_chunks_force_a_fresh_prefix_and_nothing_is_lost() {
+    use medanchor_storage::stream::{self, CHUNK, HEADER};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(dir.path()).expect("spool");
+    let binding = b"b";
+    let file = pattern(4 * CHUNK + 10, 6);
+    spool.create_stream(&UP, &KEY, binding).expect("create");
+    let mut w = spool.stream_writer(&UP, &KEY, binding, 0).expect("writer");
+    w.push(&file[..CHUNK], false).expect("push");
+    w.push(&file[CHUNK..2 * CHUNK], false).expect("push");
+    let committed = w.sync().expect("sync");
+    // Then a piece that is refused after two of its chunks were written.
+    w.push(&pattern(CHUNK, 99), false).expect("push");
+    w.push(&pattern(CHUNK, 98), false).expect("push");
+    w.sync().expect("sync");
+    drop(w);
+    let before = std::fs::read(spool.stream_path(&UP)).expect("read");
+    let mut w = spool.stream_writer(&UP, &KEY, binding, committed).expect("writer");
+    let after = std::fs::read(spool.stream_path(&UP)).expect("read");
+    assert_eq!(after.len() as u64, stream::chunk_at(2), "cut back to the committed chunks");
+    assert_ne!(after[..HEADER], before[..HEADER], "a fresh nonce prefix");
+    assert_ne!(after[HEADER..], before[HEADER..stream::chunk_at(2) as usize], "the committed chunks resealed");
+    w.push(&file[2 * CHUNK..3 * CHUNK], false).expect("push");
+    w.push(&file[3 * CHUNK..4 * CHUNK], false).expect("push");
+    w.push(&file[4 * CHUNK..], true).expect("push");
+    w.sync().expect("sync");
+    drop(w);
+    let sealed = std::fs::read(spool.stream_path(&UP)).expect("read");
+    assert_eq!(&*stream::open(&KEY, binding, &sealed).expect("opens"), &file[..], "nothing committed was lost");
+    // A committed count the file does not reach.
+    assert!(matches!(spool.stream_writer(&UP, &KEY, binding, 9), Err(SpoolError::Damaged(_))));
+}

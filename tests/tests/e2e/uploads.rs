@@ -378,3 +378,115 @@ async fn tus_js_client_uploads_to_the_node_unchanged() {
         list["items"].as_array().expect("items").iter().map(|i| i["version"].as_u64().expect("v")).collect();
     assert_eq!(versions, vec![1, 2], "the same name twice: two versions of one file");
 }
+
+async fn download_version(sys: &System, token: &str, record: &str, attachment: &str, version: u64) -> Vec<u8> {
+    let path = format!("{}/v1/records/{record}/attachments/{attachment}?version={version}", sys.api);
+    let r = sys.http.get(path).bearer_auth(token).send().await.expect("get");
+    assert_eq!(r.status(), 200);
+    r.bytes().await.expect("bytes").to_vec()
+}
+
+fn object_files(sys: &System) -> usize {
+    let mut stack = vec![sys._dir.path().join("objects")];
+    let mut n = 0;
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten() {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// JPEG and PNG are sealed into their final stream as they arrive (one
+/// pass). Sizes around the chunk boundary round-trip; two uploads of one
+/// new name started together both land, as versions 1 and 2 of one
+/// attachment (the second was bound to an id the name did not get, so it
+/// is stored the two-pass way); content refused at completion leaves no
+/// object, no spool and no version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pass_uploads_round_trip_race_for_a_name_and_refuse_late_content() {
+    use medanchor_storage::stream::{sealed_len, CHUNK};
+    let sys = super::start_with(|c| c.max_attachment_bytes = 8 * MIB, None).await;
+    sys.consent_provider("wallet_2").await;
+    let doctor = sys.sign_in("wallet_2").await;
+    let me = sys.sign_in("wallet_1").await;
+    let record = lab_record(&sys, &doctor).await;
+    let tus = Tus { sys: &sys };
+    let items = |list: &Value| -> Vec<(String, u64, u64)> {
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| {
+                let id = i["attachment_id"].as_str().expect("id").to_string();
+                (id, i["version"].as_u64().expect("v"), i["stored_size"].as_u64().expect("stored"))
+            })
+            .collect()
+    };
+
+    // Around the chunk size: only a tail, one whole last chunk, a chunk
+    // and a byte, exactly two chunks, several chunks and a tail; sent in
+    // pieces that do not fall on chunk boundaries.
+    for (i, len) in [500, CHUNK, CHUNK + 1, 2 * CHUNK, 5 * CHUNK + 777].into_iter().enumerate() {
+        let file = jpeg(len, 40 + i as u8);
+        let r = tus.create(Some(&doctor), &record, len, &format!("size-{len}.jpg"), "image/jpeg").await;
+        let location = r.header("location").expect("Location").to_string();
+        let mut at = 0;
+        let mut last = None;
+        while at < len {
+            let end = (at + 40_000 + at % 7).min(len);
+            last = Some(tus.patch(&doctor, &location, at as u64, file[at..end].to_vec(), None).await);
+            at = end;
+        }
+        let r = last.expect("a piece");
+        assert_eq!((r.status, r.offset()), (204, len as u64), "{len}: {:?}", r.body);
+        let id = r.header("medanchor-attachment-id").expect("completed").to_string();
+        assert!(download(&sys, &me, &record, &id).await == file, "{len}: byte-identical");
+        let (_, list) = sys.get(&format!("/v1/records/{record}/attachments"), &me).await;
+        let stored = items(&list).into_iter().find(|(a, _, _)| *a == id).expect("listed").2;
+        assert_eq!(stored, sealed_len(len as u64), "{len}: the stream, stored as it was sealed");
+    }
+    assert_eq!(spool_files(&sys), 0);
+
+    // Two uploads of one new name, both started before either completes.
+    let (f1, f2) = (jpeg(3 * CHUNK + 5, 1), jpeg(2 * CHUNK + 9, 2));
+    let u1 = tus.create(Some(&doctor), &record, f1.len(), "xray.jpg", "image/jpeg").await;
+    let u2 = tus.create(Some(&doctor), &record, f2.len(), "xray.jpg", "image/jpeg").await;
+    let (u1, u2) = (u1.header("location").expect("u1").to_string(), u2.header("location").expect("u2").to_string());
+    assert_eq!(tus.patch(&doctor, &u2, 0, f2[..CHUNK + 3].to_vec(), None).await.status, 204);
+    let r1 = tus.patch(&doctor, &u1, 0, f1.clone(), None).await;
+    assert_eq!(r1.header("medanchor-attachment-version"), Some("1"), "{:?}", r1.body);
+    let r2 = tus.patch(&doctor, &u2, (CHUNK + 3) as u64, f2[CHUNK + 3..].to_vec(), None).await;
+    assert_eq!(r2.header("medanchor-attachment-version"), Some("2"), "{:?}", r2.body);
+    let id = r1.header("medanchor-attachment-id").expect("id").to_string();
+    assert_eq!(r2.header("medanchor-attachment-id"), Some(id.as_str()), "one file name, one attachment");
+    assert!(download_version(&sys, &me, &record, &id, 1).await == f1);
+    assert!(download_version(&sys, &me, &record, &id, 2).await == f2);
+    // A third, of the name that now exists: one pass again, version 3.
+    let f3 = jpeg(CHUNK + 100, 3);
+    let u3 = tus.create(Some(&doctor), &record, f3.len(), "xray.jpg", "image/jpeg").await;
+    let r3 = tus.patch(&doctor, u3.header("location").expect("u3"), 0, f3.clone(), None).await;
+    assert_eq!(r3.header("medanchor-attachment-version"), Some("3"), "{:?}", r3.body);
+    assert!(download(&sys, &me, &record, &id).await == f3);
+
+    // A PNG whose first piece is too short for the early check, then JPEG
+    // bytes: refused at completion (415), and nothing stays behind.
+    let objects = object_files(&sys);
+    let (_, before) = sys.get(&format!("/v1/records/{record}/attachments"), &me).await;
+    let fake = jpeg(2 * CHUNK + 50, 9);
+    let r = tus.create(Some(&doctor), &record, fake.len(), "scan.png", "image/png").await;
+    let location = r.header("location").expect("Location").to_string();
+    assert_eq!(tus.patch(&doctor, &location, 0, fake[..100].to_vec(), None).await.status, 204);
+    let r = tus.patch(&doctor, &location, 100, fake[100..].to_vec(), None).await;
+    assert_eq!((r.status, r.body["code"].as_str()), (415, Some("unsupported-attachment")), "{:?}", r.body);
+    assert_eq!(tus.head(&doctor, &location).await.status, 404, "refused and deleted");
+    assert_eq!(spool_files(&sys), 0, "no spool or stream left");
+    assert_eq!(object_files(&sys), objects, "no object stored");
+    let (_, after) = sys.get(&format!("/v1/records/{record}/attachments"), &me).await;
+    assert_eq!(items(&after), items(&before), "no version");
+}
