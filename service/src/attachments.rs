@@ -293,8 +293,6 @@ impl Service {
         let checked = self.check_file(name, media_type, bytes.len() as u64, &bytes);
         let kind = self.audit_refusal(&entry, checked).await?;
         let objects = self.objects()?.clone();
-        let tenant = self.tenant_name()?;
-        let created_ms = self.db.record(id, 1)?.map_or(meta.created_ms, |m| m.created_ms);
         let lock = self.record_lock(id);
         let _one_writer = lock.lock().await;
         let mac = self.name_mac(id, name);
@@ -308,7 +306,7 @@ impl Service {
         let (encoded, encoding) = encode(kind, bytes)?;
         let mut file_id = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut file_id);
-        let key = ObjectKey::new(tenant, created_ms, id.0, file_id);
+        let key = self.object_key(id, &meta, file_id)?;
         let aid = hex::encode(attachment_id);
         let fid = hex::encode(file_id);
         let binding = file_binding(&self.config.tenant, &meta.patient, &id.0);
@@ -377,8 +375,6 @@ impl Service {
             return Err(Error::internal("a compressible type was uploaded in one pass"));
         }
         let objects = self.objects()?.clone();
-        let tenant = self.tenant_name()?;
-        let created_ms = self.db.record(id, 1)?.map_or(meta.created_ms, |m| m.created_ms);
         let lock = self.record_lock(id);
         let _one_writer = lock.lock().await;
         let mac = self.name_mac(id, name);
@@ -390,9 +386,14 @@ impl Service {
             return Ok(None);
         }
         entry.version = Some(version);
-        let key = ObjectKey::new(tenant, created_ms, id.0, file.file_id);
+        let key = self.object_key(id, &meta, file.file_id)?;
         let class = Some(self.config.storage_class.as_str());
-        let stored = match objects.put_file(&key, file.path, class).await {
+        // The parts sent while the file arrived, if any (taken only now:
+        // a refusal above leaves them for the upload's deletion to abort).
+        let parts = crate::uploads::upload_id_arg(file.upload)
+            .ok()
+            .and_then(|u| self.file_parts.lock().unwrap_or_else(|p| p.into_inner()).remove(&u));
+        let stored = match objects.put_file(&key, file.path, class, parts).await {
             Ok(s) => s,
             Err(e) => return self.audited(entry, Err(Error::Unavailable(format!("storing the file: {e}")))).await,
         };
@@ -414,6 +415,13 @@ impl Service {
             upload: Some(file.upload),
         };
         self.commit_version(entry, version, stored).await.map(Some)
+    }
+
+    /// Where file `file_id` of record `id` is stored:
+    /// `{tenant}/{yyyy}/{mm}/{record}/{file}`, by the record's creation.
+    pub(crate) fn object_key(&self, id: &RecordId, meta: &RecordMeta, file_id: [u8; 16]) -> Result<ObjectKey> {
+        let created_ms = self.db.record(id, 1)?.map_or(meta.created_ms, |m| m.created_ms);
+        Ok(ObjectKey::new(self.tenant_name()?, created_ms, id.0, file_id))
     }
 
     /// The checks of a file before it is stored: its name, its size, and

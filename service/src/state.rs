@@ -183,6 +183,10 @@ pub struct Service {
     /// Where unfinished resumable uploads are spooled (set by
     /// [`Service::open`]).
     pub(crate) spool: Option<Arc<medanchor_storage::spool::Spool>>,
+    /// One-pass uploads' parts already on their way to S3, by upload (an
+    /// optimisation: lost in a restart, the file is sent whole at
+    /// completion).
+    pub(crate) file_parts: Arc<std::sync::Mutex<HashMap<[u8; 16], medanchor_storage::backend::FileParts>>>,
     /// One operator transaction submitted at a time (the audit and file
     /// anchorers may share a key; its nonces must go out in order).
     pub(crate) submit_lock: Arc<tokio::sync::Mutex<()>>,
@@ -258,6 +262,7 @@ impl Service {
             attachment_names,
             link_key,
             spool: None,
+            file_parts: Arc::default(),
             submit_lock: Arc::default(),
         }
     }

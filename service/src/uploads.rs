@@ -489,6 +489,7 @@ impl Service {
         self.authorize_on_record(crate::authz::Operation::Update, &row.record_id, &meta, &who)?;
         let key = self.spool_key(&row)?;
         let spool = self.spool()?;
+        let mut resealed = false;
         let mut sink = match &row.direct {
             None => Sink::Spool {
                 writer: spool.writer(upload, &key, row.position()).map_err(Error::internal)?,
@@ -497,11 +498,9 @@ impl Service {
             Some(plan) => {
                 let chunks = u32::try_from(row.segments).map_err(Error::internal)?;
                 let binding = self.stream_binding(&row, plan);
-                Sink::Stream {
-                    writer: spool.stream_writer(upload, &key, &binding, chunks).map_err(Error::internal)?,
-                    tail: self.upload_tail(&row, &key)?,
-                    length: row.length,
-                }
+                let writer = spool.stream_writer(upload, &key, &binding, chunks).map_err(Error::internal)?;
+                resealed = writer.resealed();
+                Sink::Stream { writer, tail: self.upload_tail(&row, &key)?, length: row.length }
             }
         };
         let mut hasher = checksum.as_ref().map(Hasher::of);
@@ -601,6 +600,11 @@ impl Service {
         let id = upload_id_arg(&row.upload_id)?;
         batch.put_cf(self.db.cf(Cf::Attachments), row_key(&id), serde_json::to_vec(&row).map_err(Error::internal)?);
         self.db.write(batch)?;
+        if let Some(plan) = &row.direct {
+            if row.offset < row.length {
+                self.send_parts(&row, plan, &meta, resealed).await;
+            }
+        }
         if row.offset == row.length {
             return self.complete_upload(caller, row).await;
         }
@@ -661,6 +665,13 @@ impl Service {
             _ => spool.stream_chunk(&upload, key, &binding, 0, false, CHUNK).map_err(Error::internal)?,
         };
         let mut writer = spool.stream_writer(&upload, key, &binding, chunks).map_err(Error::internal)?;
+        if writer.resealed() {
+            // What was sent of the stream is stale.
+            let stale = self.file_parts.lock().unwrap_or_else(|p| p.into_inner()).remove(&upload);
+            if let Some(stale) = stale {
+                stale.abort().await;
+            }
+        }
         writer.push(&tail, true).map_err(Error::internal)?;
         writer.sync().map_err(Error::internal)?;
         drop(writer);
@@ -693,7 +704,51 @@ impl Service {
         self.attach(caller, &row.record_id, &info.name, &info.media_type, bytes, Some(&row.upload_id)).await
     }
 
+    /// Sends a one-pass upload's new whole parts to an S3 store while the
+    /// next piece arrives (nothing on local disk, where the finished file
+    /// is linked). Best effort: what fails here is sent at completion.
+    async fn send_parts(&self, row: &UploadRow, plan: &DirectPlan, meta: &crate::db::RecordMeta, resealed: bool) {
+        let Ok(upload) = upload_id_arg(&row.upload_id) else { return };
+        let (Some(objects), Ok(spool)) = (self.objects.as_deref(), self.spool()) else { return };
+        let taken = self.file_parts.lock().unwrap_or_else(|p| p.into_inner()).remove(&upload);
+        let parts = match taken {
+            // The stream was resealed: what was sent of it is stale.
+            Some(stale) if resealed => {
+                stale.abort().await;
+                None
+            }
+            other => other,
+        };
+        let parts = match parts {
+            Some(p) => Some(p),
+            None => {
+                let Ok(file_id) = hex::decode(&plan.file_id).map(<[u8; 16]>::try_from) else { return };
+                let Ok(Ok(key)) = file_id.map(|f| self.object_key(&row.record_id, meta, f)) else { return };
+                match objects.start_file(&key, Some(&self.config.storage_class)).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(upload = %row.upload_id, error = %e, "could not start sending parts; the file goes whole at completion");
+                        None
+                    }
+                }
+            }
+        };
+        let Some(mut parts) = parts else { return };
+        match parts.advance(&spool.stream_path(&upload), stream::chunk_at(row.segments)).await {
+            Ok(()) => {
+                self.file_parts.lock().unwrap_or_else(|p| p.into_inner()).insert(upload, parts);
+            }
+            Err(e) => {
+                tracing::warn!(upload = %row.upload_id, error = %e, "sending parts failed; the file goes whole at completion");
+                parts.abort().await;
+            }
+        }
+    }
+
     fn drop_upload(&self, upload: &[u8; 16]) -> Result<()> {
+        if let Some(parts) = self.file_parts.lock().unwrap_or_else(|p| p.into_inner()).remove(upload) {
+            tokio::spawn(parts.abort());
+        }
         let mut batch = self.db.batch();
         batch.delete_cf(self.db.cf(Cf::Attachments), row_key(upload));
         batch.delete_cf(self.db.cf(Cf::Attachments), tail_key(upload));

@@ -25,11 +25,11 @@ use crate::stream::{Sealer, StreamError};
 
 /// Ciphertext bytes per multipart part (S3 wants ≥ 5 MiB but the last).
 pub const PART: usize = 8 * 1024 * 1024;
-/// Parts of one file sent at once. One: SeaweedFS on two cores took each
-/// part of two or four concurrent ones slower than the whole sequence
-/// (measured with `medanchor-bench attachments`); reading and hashing the
-/// next part still overlaps the one being sent.
-const PARTS_IN_FLIGHT: usize = 1;
+/// Parts of one file sent at once. Two: on SeaweedFS (two cores shared
+/// with the node) one at a time left the server idle between parts, four
+/// made each part slower than the whole sequence (measured with
+/// `medanchor-bench attachments`).
+const PARTS_IN_FLIGHT: usize = 2;
 const SEALED_CHUNK: usize = crate::stream::CHUNK + crate::stream::TAG;
 
 /// Where objects are kept.
@@ -248,17 +248,20 @@ impl Backend {
     /// no other file has (stored again after a crash, the object is
     /// replaced whole, never mixed). On local disk the file is linked into
     /// place (no copy; the caller removes its own name afterwards), on S3
-    /// sent as multipart parts read from the file, several in flight.
-    /// Returns what was stored, with the SHA-256 of its bytes.
+    /// sent as multipart parts read from the file — continuing `parts`,
+    /// the parts already sent while the file was being written, when they
+    /// are for this key. Returns what was stored, with the SHA-256 of its
+    /// bytes.
     pub async fn put_file(
         &self,
         key: &ObjectKey,
         path: &std::path::Path,
         class: Option<&str>,
+        parts: Option<FileParts>,
     ) -> Result<Stored, StorageError> {
         let k = key.to_string();
-        let io = |e: std::io::Error| StorageError::Store(format!("storing {k} from {}: {e}", path.display()));
         if let Some(root) = &self.local_root {
+            let io = |e: std::io::Error| StorageError::Store(format!("storing {k} from {}: {e}", path.display()));
             let (root, src, key_path) = (root.clone(), path.to_path_buf(), k.clone());
             let (size, sha256) = tokio::task::spawn_blocking(move || link_local(&root, &key_path, &src))
                 .await
@@ -266,67 +269,146 @@ impl Backend {
                 .map_err(io)?;
             return Ok(Stored { size, sha256, parts: 1, class: None });
         }
+        let parts = match parts {
+            Some(p) if p.key == k => p,
+            other => {
+                if let Some(stale) = other {
+                    stale.abort().await;
+                }
+                match self.start_file(key, class).await? {
+                    Some(p) => p,
+                    None => return Err(StorageError::Config("a local store has no multipart file upload".into())),
+                }
+            }
+        };
+        parts.finish(path).await
+    }
+
+    /// Starts sending a file that is still being written to `key` as
+    /// multipart parts ([`FileParts`]); `None` on local disk, where a
+    /// finished file is linked instead.
+    pub async fn start_file(&self, key: &ObjectKey, class: Option<&str>) -> Result<Option<FileParts>, StorageError> {
+        if self.local_root.is_some() {
+            return Ok(None);
+        }
+        let k = key.to_string();
         let class = class.map(str::to_string);
         let mut opts = object_store::PutMultipartOptions::default();
         if let Some(c) = &class {
             opts.attributes.insert(object_store::Attribute::StorageClass, c.clone().into());
         }
-        let mut upload = self.store.put_multipart_opts(&Self::path(key), opts).await.map_err(|e| store_error(&k, e))?;
-        // A reader thread reads and hashes the next parts off the async
-        // threads while one is sent.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
-        let src = path.to_path_buf();
-        let reader = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, [u8; 32])> {
-            use std::io::Read;
+        let upload = self.store.put_multipart_opts(&Self::path(key), opts).await.map_err(|e| store_error(&k, e))?;
+        Ok(Some(FileParts {
+            key: k,
+            upload,
+            sent: 0,
+            hash: Sha256::new(),
+            parts: 0,
+            in_flight: std::collections::VecDeque::new(),
+            class,
+        }))
+    }
+}
+
+/// A file sent to S3 as multipart parts while it is still being written:
+/// every whole part of its durable beginning goes out as soon as it is
+/// there ([`FileParts::advance`]), so completing the file sends only its
+/// end. Parts are read back from the file (the page cache), hashed in
+/// order, and sent [`PARTS_IN_FLIGHT`] at a time in the background.
+pub struct FileParts {
+    key: String,
+    upload: Box<dyn MultipartUpload>,
+    sent: u64,
+    hash: Sha256,
+    parts: usize,
+    in_flight: std::collections::VecDeque<tokio::task::JoinHandle<object_store::Result<()>>>,
+    class: Option<String>,
+}
+
+impl std::fmt::Debug for FileParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileParts").field("key", &self.key).field("sent", &self.sent).finish_non_exhaustive()
+    }
+}
+
+impl FileParts {
+    /// Sends every whole part of `path` before byte `durable` (bytes that
+    /// will not change) not sent yet.
+    pub async fn advance(&mut self, path: &std::path::Path, durable: u64) -> Result<(), StorageError> {
+        while self.sent + PART as u64 <= durable {
+            self.send_from(path, PART).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads `len` bytes of `path` at the next unsent offset and sends
+    /// them as the next part, once fewer than [`PARTS_IN_FLIGHT`] are out.
+    async fn send_from(&mut self, path: &std::path::Path, len: usize) -> Result<(), StorageError> {
+        let (src, at) = (path.to_path_buf(), self.sent);
+        let part = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+            use std::io::{Read, Seek};
             let mut file = std::fs::File::open(src)?;
-            let (mut hash, mut size) = (Sha256::new(), 0u64);
-            loop {
-                let mut part = Vec::with_capacity(PART);
-                (&mut file).take(PART as u64).read_to_end(&mut part)?;
-                if part.is_empty() {
-                    break;
-                }
-                hash.update(&part);
-                size += part.len() as u64;
-                if tx.blocking_send(Bytes::from(part)).is_err() {
-                    break;
-                }
+            file.seek(std::io::SeekFrom::Start(at))?;
+            let mut part = Vec::with_capacity(len);
+            file.take(len as u64).read_to_end(&mut part)?;
+            Ok(part)
+        })
+        .await
+        .map_err(|e| StorageError::Store(e.to_string()))?
+        .map_err(|e| StorageError::Store(format!("reading {} for {}: {e}", path.display(), self.key)))?;
+        if part.len() != len {
+            return Err(StorageError::Store(format!("{} is shorter than what was to be sent", path.display())));
+        }
+        while self.in_flight.len() >= PARTS_IN_FLIGHT {
+            self.wait_one().await?;
+        }
+        self.hash.update(&part);
+        self.sent += len as u64;
+        self.parts += 1;
+        self.in_flight.push_back(tokio::spawn(self.upload.put_part(PutPayload::from(part))));
+        Ok(())
+    }
+
+    async fn wait_one(&mut self) -> Result<(), StorageError> {
+        if let Some(part) = self.in_flight.pop_front() {
+            part.await.map_err(|e| StorageError::Store(e.to_string()))?.map_err(|e| store_error(&self.key, e))?;
+        }
+        Ok(())
+    }
+
+    /// Sends the rest of the complete file `path` and completes the
+    /// object (aborted on failure: nothing partial stays).
+    pub async fn finish(mut self, path: &std::path::Path) -> Result<Stored, StorageError> {
+        let done: Result<(), StorageError> = async {
+            let len =
+                std::fs::metadata(path).map_err(|e| StorageError::Store(format!("{}: {e}", path.display())))?.len();
+            if len < self.sent {
+                return Err(StorageError::Store(format!("{} is shorter than its parts sent", path.display())));
             }
-            Ok((size, hash.finalize().into()))
-        });
-        let mut in_flight = futures::stream::FuturesUnordered::new();
-        let mut parts = 0;
-        let sent: Result<(), StorageError> = async {
-            use futures::StreamExt;
-            while let Some(part) = rx.recv().await {
-                while in_flight.len() >= PARTS_IN_FLIGHT {
-                    in_flight.next().await.transpose().map_err(|e| store_error(&k, e))?;
-                }
-                in_flight.push(upload.put_part(PutPayload::from_bytes(part)));
-                parts += 1;
+            self.advance(path, len).await?;
+            if len > self.sent || self.parts == 0 {
+                self.send_from(path, (len - self.sent) as usize).await?;
             }
-            while let Some(done) = in_flight.next().await {
-                done.map_err(|e| store_error(&k, e))?;
+            while !self.in_flight.is_empty() {
+                self.wait_one().await?;
             }
+            self.upload.complete().await.map_err(|e| store_error(&self.key, e))?;
             Ok(())
         }
         .await;
-        drop(rx);
-        let read = reader.await.map_err(|e| StorageError::Store(e.to_string()))?.map_err(io);
-        let (size, sha256) = match (sent, read) {
-            (Ok(()), Ok(r)) if parts > 0 => r,
-            (sent, read) => {
-                let _ = upload.abort().await;
-                sent?;
-                read?;
-                return Err(StorageError::Store(format!("{k}: the file to store is empty")));
-            }
-        };
-        if let Err(e) = upload.complete().await {
-            let _ = upload.abort().await;
-            return Err(store_error(&k, e));
+        if let Err(e) = done {
+            self.abort().await;
+            return Err(e);
         }
-        Ok(Stored { size, sha256, parts, class })
+        Ok(Stored { size: self.sent, sha256: self.hash.finalize().into(), parts: self.parts, class: self.class })
+    }
+
+    /// Abandons the upload (its parts are deleted by the server).
+    pub async fn abort(mut self) {
+        for part in self.in_flight.drain(..) {
+            part.abort();
+        }
+        let _ = self.upload.abort().await;
     }
 }
 

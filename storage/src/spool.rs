@@ -133,7 +133,8 @@ impl Spool {
         let mut header = [0u8; stream::HEADER];
         file.read_exact(&mut header)?;
         let chunks = Chunks::from_header(key, binding, &header).map_err(|_| SpoolError::Damaged(0))?;
-        if len > want {
+        let resealed = len > want;
+        if resealed {
             drop(file);
             self.reseal(upload, key, binding, &chunks, committed)?;
             file = OpenOptions::new().read(true).write(true).open(&path)?;
@@ -146,6 +147,7 @@ impl Spool {
             chunks,
             next: committed,
             scratch: Vec::with_capacity(SEALED_CHUNK),
+            resealed,
         })
     }
 
@@ -357,6 +359,7 @@ pub struct StreamWriter {
     chunks: Chunks,
     next: u32,
     scratch: Vec<u8>,
+    resealed: bool,
 }
 
 impl std::fmt::Debug for StreamWriter {
@@ -377,6 +380,13 @@ impl StreamWriter {
         self.file.write_all(&self.scratch)?;
         self.next += 1;
         Ok(())
+    }
+
+    /// Whether opening this writer resealed the stream (its bytes, from
+    /// the header on, are not what they were: anything sent of them is
+    /// stale).
+    pub fn resealed(&self) -> bool {
+        self.resealed
     }
 
     /// Chunks written (including unsynced ones).

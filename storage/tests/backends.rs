@@ -62,7 +62,7 @@ async fn suite(backend: &Backend) {
     std::fs::write(&file, &sealed_file).unwrap_or_else(|e| panic!("{e}"));
     let fk = key("tenant-a", 6, 6);
     for _ in 0..2 {
-        let stored = backend.put_file(&fk, &file, None).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        let stored = backend.put_file(&fk, &file, None, None).await.unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(stored.size, sealed_file.len() as u64, "{what}");
         assert_eq!(stored.sha256, <[u8; 32]>::from(Sha256::digest(&sealed_file)), "{what}");
         let got = backend.get(&fk).await.unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -71,7 +71,7 @@ async fn suite(backend: &Backend) {
     // The source may go: the object stays (a link, not the same name).
     std::fs::remove_file(&file).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(backend.get(&fk).await.map(|b| b.len()).ok(), Some(sealed_file.len()), "{what}");
-    let missing = backend.put_file(&key("tenant-a", 6, 7), &file, None).await;
+    let missing = backend.put_file(&key("tenant-a", 6, 7), &file, None, None).await;
     assert!(matches!(missing, Err(StorageError::Store(_))), "{what}: {missing:?}");
     assert!(matches!(backend.get(&key("tenant-a", 6, 7)).await, Err(StorageError::NotFound(_))), "{what}");
     backend.delete(&fk).await.unwrap_or_else(|e| panic!("{what}: {e}"));
