@@ -1,4 +1,5 @@
-//! KEK rotation over the stored records and health profiles: after
+//! KEK rotation over the stored records, health profiles, attachments and
+//! unfinished uploads: after
 //! [`Keyring::rotate`] adds a KEK version, [`rewrap_all`] moves every record
 //! version's and profile version's data key to it ([`Keyring::rewrap`]). Payloads are never decrypted and blobs never
 //! touched, so the anchors on-chain (SHA-256 of the blobs) stay valid.
@@ -47,7 +48,43 @@ pub enum RotateError {
 pub fn rewrap_all(db: &ApiDb, keyring: &Keyring, tenant: &str) -> Result<usize, RotateError> {
     Ok(rewrap_pages(db, keyring, tenant, PAGE)?
         + rewrap_profiles(db, keyring, tenant, PAGE)?
-        + rewrap_attachments(db, keyring, tenant, PAGE)?)
+        + rewrap_attachments(db, keyring, tenant, PAGE)?
+        + rewrap_uploads(db, keyring, tenant)?)
+}
+
+/// Unfinished uploads' keys (the spool's, or a one-pass upload's data
+/// key): an upload outlives a rotation by up to 7 days, and a retired KEK
+/// must not strand it. At most 32 per uploader, so one batch.
+fn rewrap_uploads(db: &ApiDb, keyring: &Keyring, tenant: &str) -> Result<usize, RotateError> {
+    let current = keyring.current();
+    let mut batch = db.batch();
+    let mut rewrapped = 0;
+    for mut row in db.uploads()? {
+        if row.kek_version == current {
+            continue;
+        }
+        let what = || format!("upload {} of record {}", row.upload_id, row.record_id);
+        let wrapped =
+            hex::decode(&row.wrapped_key).map_err(|_| DbError::Corrupt(format!("{}: wrapped key", what())))?;
+        let binding = crate::attachments::file_binding(tenant, &row.patient, &row.record_id.0);
+        let purpose = crate::uploads::key_purpose(&row.upload_id, row.direct.as_ref());
+        let (new_key, version) = keyring
+            .rewrap_data_key(&binding, &purpose, &wrapped, row.kek_version)
+            .map_err(|source| RotateError::Rewrap { record_id: what(), version: 0, source })?;
+        row.wrapped_key = hex::encode(new_key);
+        row.kek_version = version;
+        let id: [u8; 16] = hex::decode(&row.upload_id)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| DbError::Corrupt(format!("{}: id", what())))?;
+        let bytes = serde_json::to_vec(&row).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        batch.put_cf(db.cf(Cf::Attachments), crate::uploads::row_key(&id), bytes);
+        rewrapped += 1;
+    }
+    if rewrapped > 0 {
+        db.write(batch)?;
+    }
+    Ok(rewrapped)
 }
 
 /// The attachments' data keys, every version (bound to the record's
@@ -322,6 +359,57 @@ mod tests {
             assert_eq!(*opened, *key, "the same data key");
         }
         assert_eq!(rewrap_attachments(&db, &ring, "t", 2).expect("again"), 0);
+    }
+
+    #[test]
+    fn unfinished_uploads_keys_are_rewrapped_and_still_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = ApiDb::open(dir.path()).expect("db");
+        let mut ring = Keyring::ephemeral();
+        let patient = "ST1SJ3DTE5DN7X54YDH5D64R3BCB6A2AG2ZQ8YPD5";
+        let id = [5u8; 16];
+        let mut keys = Vec::new();
+        for (n, direct) in [(1u8, None), (2, Some(("cd".repeat(16), "ef".repeat(16))))] {
+            let upload = [n; 16];
+            let uid = hex::encode(upload);
+            let direct = direct.map(|(a, f)| crate::uploads::DirectPlan { attachment_id: a, file_id: f });
+            let binding = crate::attachments::file_binding("t", patient, &id);
+            let dk = ring.new_data_key(&binding, &crate::uploads::key_purpose(&uid, direct.as_ref())).expect("key");
+            let row = crate::uploads::UploadRow {
+                upload_id: uid,
+                record_id: medanchor_contracts::RecordId(id),
+                patient: patient.into(),
+                uploader: patient.into(),
+                length: 10,
+                info: String::new(),
+                wrapped_key: hex::encode(&dk.wrapped),
+                kek_version: dk.kek_version,
+                segments: 0,
+                offset: 0,
+                spooled: 0,
+                created_ms: 1,
+                touched_ms: 1,
+                direct,
+            };
+            let mut batch = db.batch();
+            batch.put_cf(
+                db.cf(Cf::Attachments),
+                crate::uploads::row_key(&upload),
+                serde_json::to_vec(&row).expect("json"),
+            );
+            db.write(batch).expect("put");
+            keys.push(*dk.key);
+        }
+        ring.rotate().expect("rotate");
+        assert_eq!(rewrap_all(&db, &ring, "t").expect("rewrap"), 2);
+        for (row, key) in db.uploads().expect("rows").iter().zip(&keys) {
+            assert_eq!(row.kek_version, 2);
+            let binding = crate::attachments::file_binding("t", patient, &id);
+            let wrapped = hex::decode(&row.wrapped_key).expect("hex");
+            let purpose = crate::uploads::key_purpose(&row.upload_id, row.direct.as_ref());
+            assert_eq!(*ring.open_data_key(&binding, &purpose, &wrapped, 2).expect("opens"), *key, "the same key");
+        }
+        assert_eq!(rewrap_all(&db, &ring, "t").expect("again"), 0);
     }
 
     #[test]

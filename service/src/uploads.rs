@@ -189,7 +189,16 @@ impl Hasher {
     }
 }
 
-fn row_key(upload: &[u8; 16]) -> Vec<u8> {
+/// What an upload's key is wrapped for: the spool's own key, or (one
+/// pass) the attachment's data key.
+pub(crate) fn key_purpose(upload: &str, direct: Option<&DirectPlan>) -> String {
+    match direct {
+        Some(d) => dek_purpose(&d.attachment_id, &d.file_id),
+        None => format!("upload-spool {upload}"),
+    }
+}
+
+pub(crate) fn row_key(upload: &[u8; 16]) -> Vec<u8> {
     [&b"u"[..], upload].concat()
 }
 
@@ -293,10 +302,7 @@ impl Service {
     fn spool_key(&self, row: &UploadRow) -> Result<zeroize::Zeroizing<[u8; 32]>> {
         let binding = file_binding(&self.config.tenant, &row.patient, &row.record_id.0);
         let wrapped = hex::decode(&row.wrapped_key).map_err(Error::internal)?;
-        let purpose = match &row.direct {
-            Some(d) => dek_purpose(&d.attachment_id, &d.file_id),
-            None => format!("upload-spool {}", row.upload_id),
-        };
+        let purpose = key_purpose(&row.upload_id, row.direct.as_ref());
         self.keyring
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -398,10 +404,7 @@ impl Service {
                 file_id: hex::encode(file_id),
             })
         };
-        let purpose = match &direct {
-            Some(d) => dek_purpose(&d.attachment_id, &d.file_id),
-            None => format!("upload-spool {uid}"),
-        };
+        let purpose = key_purpose(&uid, direct.as_ref());
         let crate::envelope::DataKey { key, wrapped, kek_version } = self
             .keyring
             .read()
