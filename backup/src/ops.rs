@@ -1,0 +1,359 @@
+//! Create, verify, restore, list and prune.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+
+use crate::blob::{self, HashWriter};
+use crate::capture;
+use crate::key::BackupKey;
+use crate::manifest::{FileEntry, Manifest, Signed, StoreDigest, FORMAT};
+use crate::target::{sync_dir, Target};
+use crate::{BackupError, Result};
+
+/// A directory to back up, under a name (the first component of every
+/// path captured from it).
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Its name in the backup (`devnet`, `indexer`, `api`, `keys`).
+    pub name: String,
+    /// The directory.
+    pub dir: PathBuf,
+}
+
+/// What a backup stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// The backup's id.
+    pub id: String,
+    /// Files captured.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Blobs written by this backup (the rest were there already).
+    pub new_blobs: usize,
+    /// Bytes those blobs take in the target (compressed, sealed).
+    pub new_blob_bytes: u64,
+    /// Stores captured through a checkpoint.
+    pub stores: usize,
+}
+
+const SCRATCH: &str = ".backup-ckpt-";
+
+/// Files to capture: (path in the backup, file on disk), and the stores'
+/// digests. Stores are checkpointed into scratch directories beside them
+/// (hard links need the same file system), listed in `scratch` for the
+/// caller to delete.
+fn walk(
+    rel: &str,
+    dir: &Path,
+    files: &mut Vec<(String, PathBuf)>,
+    stores: &mut Vec<StoreDigest>,
+    scratch: &mut Vec<PathBuf>,
+) -> Result<()> {
+    if capture::is_store(dir) {
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let ckpt = dir.with_file_name(format!("{SCRATCH}{name}-{:08x}", rand::random::<u32>()));
+        scratch.push(ckpt.clone());
+        capture::checkpoint(dir, &ckpt)?;
+        stores.push(StoreDigest { path: rel.to_string(), families: capture::digest(&ckpt)? });
+        return list_files(rel, &ckpt, files, &|name| name == "LOCK" || name.starts_with("LOG"));
+    }
+    let mut entries: Vec<_> =
+        std::fs::read_dir(dir).map_err(crate::io(dir))?.collect::<std::io::Result<_>>().map_err(crate::io(dir))?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(SCRATCH) {
+            continue;
+        }
+        let path = e.path();
+        let kind = e.file_type().map_err(crate::io(&path))?;
+        let child = format!("{rel}/{name}");
+        if kind.is_dir() {
+            walk(&child, &path, files, stores, scratch)?;
+        } else if kind.is_file() {
+            files.push((child, path));
+        }
+    }
+    Ok(())
+}
+
+fn list_files(rel: &str, dir: &Path, files: &mut Vec<(String, PathBuf)>, skip: &dyn Fn(&str) -> bool) -> Result<()> {
+    let mut entries: Vec<_> =
+        std::fs::read_dir(dir).map_err(crate::io(dir))?.collect::<std::io::Result<_>>().map_err(crate::io(dir))?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !skip(&name) && e.file_type().map_err(crate::io(&e.path()))?.is_file() {
+            files.push((format!("{rel}/{name}"), e.path()));
+        }
+    }
+    Ok(())
+}
+
+/// A backup id: the capture's UTC time (sorts) and a random suffix.
+fn backup_id(now_ms: u64) -> String {
+    let secs = now_ms / 1000;
+    let (y, m, d) = medanchor_storage::keys::civil_from_days((secs / 86_400) as i64);
+    let t = secs % 86_400;
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}{:03}Z-{:04x}",
+        t / 3600,
+        t % 3600 / 60,
+        t % 60,
+        now_ms % 1000,
+        rand::random::<u16>()
+    )
+}
+
+/// Backs up `sources` into `target` as set `set`, every blob sealed under
+/// `key`, the manifest signed by `signer`. Stores are captured through
+/// checkpoints; a blob already in the target is not written again.
+pub fn create(
+    sources: &[Source],
+    target: &Target,
+    key: &BackupKey,
+    signer: &SigningKey,
+    set: &str,
+    now_ms: u64,
+) -> Result<(Signed, Created)> {
+    let (mut files, mut stores, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+    let walked = sources.iter().try_for_each(|s| {
+        if !crate::manifest::safe_relative(&s.name) || s.name.contains('/') {
+            return Err(BackupError::Manifest(format!("source name {:?}", s.name)));
+        }
+        walk(&s.name, &s.dir, &mut files, &mut stores, &mut scratch)
+    });
+    let stored = walked.and_then(|()| store_files(&files, target, key));
+    for dir in &scratch {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let (entries, new_blobs, new_blob_bytes) = stored?;
+    let manifest = Manifest {
+        format: FORMAT,
+        id: backup_id(now_ms),
+        set: set.to_string(),
+        created_ms: now_ms,
+        node_key: String::new(),
+        files: entries,
+        stores,
+    };
+    let signed = Signed::sign(manifest, signer)?;
+    target.put_manifest(&signed)?;
+    let m = &signed.manifest;
+    let created = Created {
+        id: m.id.clone(),
+        files: m.files.len(),
+        bytes: m.bytes(),
+        new_blobs,
+        new_blob_bytes,
+        stores: m.stores.len(),
+    };
+    Ok((signed, created))
+}
+
+fn store_files(files: &[(String, PathBuf)], target: &Target, key: &BackupKey) -> Result<(Vec<FileEntry>, usize, u64)> {
+    let (mut entries, mut new_blobs, mut new_bytes) = (Vec::with_capacity(files.len()), 0, 0);
+    for (rel, path) in files {
+        let (sha, size) = blob::hash_file(path)?;
+        let address = key.address(&sha);
+        if !target.has_blob(&address) {
+            new_bytes += target.put_blob(&address, |tmp| blob::seal_file(key, &address, path, tmp))?;
+            new_blobs += 1;
+        }
+        entries.push(FileEntry { path: rel.clone(), size, sha256: hex::encode(sha), blob: address });
+    }
+    Ok((entries, new_blobs, new_bytes))
+}
+
+/// What a verification checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The backup.
+    pub id: String,
+    /// Files opened and compared.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Stores restored, opened and found in their captured state.
+    pub stores: usize,
+}
+
+/// Verifies backup `id`: the manifest's signature (under `trusted`, the
+/// node's key, when given), every blob opened and compared with the
+/// manifest, and the whole backup restored into `scratch` (which must not
+/// exist; removed afterwards) with every store opened and its state
+/// digest compared with the one captured. Marks the backup verified.
+pub fn verify(
+    target: &Target,
+    id: &str,
+    key: &BackupKey,
+    trusted: Option<&VerifyingKey>,
+    scratch: &Path,
+    now_ms: u64,
+) -> Result<Verified> {
+    let restored = restore(target, id, key, trusted, scratch);
+    let _ = std::fs::remove_dir_all(scratch);
+    let verified = restored?;
+    target.mark_verified(id, now_ms)?;
+    Ok(verified)
+}
+
+/// Restores backup `id` into `into`, which must not exist or be empty: a
+/// restore never overwrites. Every file is written to a sibling directory
+/// first, checked against the manifest, synced; every store is opened and
+/// its digest compared; only then is the directory renamed into place.
+pub fn restore(
+    target: &Target,
+    id: &str,
+    key: &BackupKey,
+    trusted: Option<&VerifyingKey>,
+    into: &Path,
+) -> Result<Verified> {
+    if into.exists() && std::fs::read_dir(into).map_err(crate::io(into))?.next().is_some() {
+        return Err(BackupError::NotEmpty(into.display().to_string()));
+    }
+    let signed = target.manifest(id)?;
+    let manifest = signed.verify(trusted)?;
+    let name = into.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "restore".into());
+    let staging = into.with_file_name(format!(".{name}.restoring-{:08x}", rand::random::<u32>()));
+    let result = restore_into(target, manifest, key, &staging);
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+        return result;
+    }
+    if into.exists() {
+        std::fs::remove_dir(into).map_err(crate::io(into))?;
+    }
+    std::fs::rename(&staging, into).map_err(crate::io(into))?;
+    if let Some(parent) = into.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_dir(parent)?;
+    }
+    result
+}
+
+fn restore_into(target: &Target, manifest: &Manifest, key: &BackupKey, staging: &Path) -> Result<Verified> {
+    let mut dirs = HashSet::new();
+    for f in &manifest.files {
+        let dest = staging.join(&f.path);
+        let dir = dest.parent().unwrap_or(staging).to_path_buf();
+        if dirs.insert(dir.clone()) {
+            std::fs::create_dir_all(&dir).map_err(crate::io(&dir))?;
+        }
+        let file = std::fs::File::create(&dest).map_err(crate::io(&dest))?;
+        let sink = HashWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
+        let (sha, size, out) = blob::open_blob(key, &f.blob, &target.blob_path(&f.blob), sink)?.finish();
+        if hex::encode(sha) != f.sha256 || size != f.size {
+            return Err(BackupError::Mismatch {
+                path: f.path.clone(),
+                what: format!("restored {size} bytes that do not hash as the manifest says"),
+            });
+        }
+        let file = out.into_inner().map_err(|e| BackupError::Io { path: f.path.clone(), source: e.into_error() })?;
+        file.sync_all().map_err(crate::io(&dest))?;
+    }
+    for dir in &dirs {
+        sync_dir(dir)?;
+    }
+    for store in &manifest.stores {
+        let restored = capture::digest(&staging.join(&store.path))?;
+        for (family, captured) in &store.families {
+            let got = restored.get(family);
+            if got != Some(captured) {
+                return Err(BackupError::Digest {
+                    store: store.path.clone(),
+                    family: family.clone(),
+                    captured: format!("{} keys, {}", captured.keys, captured.sha256),
+                    restored: got.map_or("absent".into(), |g| format!("{} keys, {}", g.keys, g.sha256)),
+                });
+            }
+        }
+    }
+    Ok(Verified {
+        id: manifest.id.clone(),
+        files: manifest.files.len(),
+        bytes: manifest.bytes(),
+        stores: manifest.stores.len(),
+    })
+}
+
+/// A backup, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Its id.
+    pub id: String,
+    /// Its set.
+    pub set: String,
+    /// Unix ms of the capture.
+    pub created_ms: u64,
+    /// Files.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// When it last verified.
+    pub verified_ms: Option<u64>,
+}
+
+/// Every backup in `target`, oldest first (manifests not checked here:
+/// `verify` does that).
+pub fn list(target: &Target) -> Result<Vec<Summary>> {
+    target
+        .ids()?
+        .into_iter()
+        .map(|id| {
+            let m = target.manifest(&id)?.manifest;
+            Ok(Summary {
+                verified_ms: target.verified_ms(&id),
+                id,
+                set: m.set.clone(),
+                created_ms: m.created_ms,
+                files: m.files.len(),
+                bytes: m.bytes(),
+            })
+        })
+        .collect()
+}
+
+/// What a prune removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    /// Backups removed.
+    pub backups: Vec<String>,
+    /// Blobs no remaining backup holds, removed.
+    pub blobs: usize,
+}
+
+/// Removes the backups of set `set` captured more than `retain_ms` before
+/// `now_ms` — never the newest verified one, nor the newest one — then
+/// every blob no remaining backup (of any set) holds, and leftover
+/// temporaries.
+pub fn prune(target: &Target, set: &str, retain_ms: u64, now_ms: u64) -> Result<Pruned> {
+    let all = list(target)?;
+    let ours: Vec<&Summary> = all.iter().filter(|s| s.set == set).collect();
+    let newest = ours.last().map(|s| s.id.clone());
+    let newest_verified = ours.iter().rev().find(|s| s.verified_ms.is_some()).map(|s| s.id.clone());
+    let mut removed = Vec::new();
+    for s in &ours {
+        let keep = Some(&s.id) == newest.as_ref() || Some(&s.id) == newest_verified.as_ref();
+        if !keep && s.created_ms.saturating_add(retain_ms) < now_ms {
+            target.remove_manifest(&s.id)?;
+            removed.push(s.id.clone());
+        }
+    }
+    let mut held = HashSet::new();
+    for id in target.ids()? {
+        held.extend(target.manifest(&id)?.manifest.files.into_iter().map(|f| f.blob));
+    }
+    let (blobs, temps) = target.blobs()?;
+    let mut swept = 0;
+    for b in blobs.iter().filter(|b| !held.contains(*b)) {
+        target.remove_blob(b)?;
+        swept += 1;
+    }
+    for t in temps {
+        let _ = std::fs::remove_file(t);
+    }
+    Ok(Pruned { backups: removed, blobs: swept })
+}
