@@ -1,6 +1,7 @@
 //! The `medanchor` command.
 
 mod api;
+mod backup;
 mod client;
 mod demo;
 mod indexer;
@@ -73,6 +74,12 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: keys::KeysCommand,
+    },
+    /// Backups of a stopped node's data: create, list, verify, restore,
+    /// prune.
+    Backup {
+        #[command(subcommand)]
+        command: backup::BackupCommand,
     },
     /// The indexer alone, behind any stacks-node (`replay` rebuilds it).
     #[command(args_conflicts_with_subcommands = true)]
@@ -235,6 +242,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Indexer { command: Some(IndexerCommand::Replay(args)), .. } => indexer::replay(args),
         Command::Wallet { command } => wallet::run(command),
         Command::Keys { command } => keys::run(command),
+        Command::Backup { command } => backup::run(command),
         Command::Storage { command } => storage::run(command),
         Command::Verify { command } => verify::run(command),
         Command::Share { command } => share::run(command),

@@ -2,6 +2,7 @@
 //! on loopback.
 
 mod anchor_load;
+mod backup;
 mod datadir_v1;
 mod demo;
 mod devnet_process;

@@ -28,7 +28,7 @@ fn file() -> Vec<u8> {
 
 /// wallet_1 a patient, wallet_2 a provider it consents to and gives WRITE
 /// access, each by a signed transaction to `up`'s devnet.
-async fn consenting_provider(node: &RpcClient, rpc: &str, root: &std::path::Path) {
+pub(super) async fn consenting_provider(node: &RpcClient, rpc: &str, root: &std::path::Path) {
     operator_authorized(node, root).await;
     let provider: medanchor_contracts::Principal = address("wallet_2").parse().expect("principal");
     tx(rpc, "wallet_1", ContractCall::register_patient([1; 32], None, None)).await;
@@ -45,7 +45,7 @@ async fn consenting_provider(node: &RpcClient, rpc: &str, root: &std::path::Path
 }
 
 /// A lab record for wallet_1 written by the caller of `token`; its id.
-async fn new_record(http: &reqwest::Client, api: &str, token: &str) -> String {
+pub(super) async fn new_record(http: &reqwest::Client, api: &str, token: &str) -> String {
     let r: Value = http
         .post(format!("{api}/v1/patients/{}/records", address("wallet_1")))
         .bearer_auth(token)
@@ -60,7 +60,13 @@ async fn new_record(http: &reqwest::Client, api: &str, token: &str) -> String {
 }
 
 /// An attachment's bytes, as the reader of `token` downloads them.
-async fn download(http: &reqwest::Client, api: &str, token: &str, record: &str, attachment: &str) -> Vec<u8> {
+pub(super) async fn download(
+    http: &reqwest::Client,
+    api: &str,
+    token: &str,
+    record: &str,
+    attachment: &str,
+) -> Vec<u8> {
     let r = http.get(format!("{api}/v1/records/{record}/attachments/{attachment}")).bearer_auth(token).send().await;
     r.expect("get").bytes().await.expect("bytes").to_vec()
 }

@@ -1,0 +1,254 @@
+//! `medanchor backup`: backups of a stopped node's data directories.
+//!
+//! `create` captures every directory under `--root` (the devnet's chain,
+//! the indexer, the API: stores through RocksDB checkpoints, files as they
+//! are) as the `data` set under the backup key, and the KEK directory as
+//! the `keys` set under the recovery key when one is given (kept offline
+//! by the operator: the backup key alone never opens a data key). Both
+//! manifests are signed with the node's key. `verify` opens every blob,
+//! restores into a scratch directory and compares every store's state
+//! digest; `restore` does the same into an empty directory; `prune` keeps
+//! `--retain-days` (and always the newest verified backup).
+//!
+//! The stores are opened to be checkpointed, so a running node's stores
+//! are refused (RocksDB's lock): stop `medanchor up` first.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use medanchor_backup::key::BackupKey;
+use medanchor_backup::target::Target;
+use medanchor_backup::Source;
+
+/// `medanchor backup …`.
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Backs up the node's data (and, with `--recovery-key`, its KEKs).
+    Create(CreateArgs),
+    /// Lists the backups in a target.
+    List(TargetArgs),
+    /// Verifies a backup: signature, every blob, and a restore into a
+    /// scratch directory with every store's state compared.
+    Verify(VerifyArgs),
+    /// Restores a backup into an empty directory.
+    Restore(RestoreArgs),
+    /// Removes backups past their retention (never the newest verified).
+    Prune(PruneArgs),
+}
+
+/// Where backups go, and the key that seals them.
+#[derive(Debug, clap::Args)]
+pub struct TargetArgs {
+    /// The target directory (another disk, a mounted share).
+    #[arg(long, default_value = ".medanchor-backups")]
+    to: PathBuf,
+    /// The backup key (created on the first backup, 0600); keep it apart
+    /// from the data directory and from the KEKs.
+    #[arg(long, default_value = ".medanchor-backup.key")]
+    key: PathBuf,
+    /// The set: `data`, or `keys` (sealed under the recovery key).
+    #[arg(long, default_value = "data")]
+    set: String,
+}
+
+/// Options of `backup create`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The directory holding the node's data directories (as `up`'s
+    /// defaults: `devnet/`, `indexer/`, `api/`, `keys/`).
+    #[arg(long, default_value = ".medanchor")]
+    root: PathBuf,
+    /// The KEK directory (never part of the `data` set).
+    #[arg(long, default_value = ".medanchor/keys")]
+    keys_dir: PathBuf,
+    /// Also back up the KEK directory, sealed under this recovery key
+    /// (created if missing; keep it offline).
+    #[arg(long)]
+    recovery_key: Option<PathBuf>,
+}
+
+/// Options of `backup verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The backup's id (`backup list`).
+    id: String,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The node's public key (hex) the manifest must be signed with;
+    /// default: the one in `--keys-dir`'s `session.key`, if present.
+    #[arg(long)]
+    node_key: Option<String>,
+    /// The KEK directory (for the node's key).
+    #[arg(long, default_value = ".medanchor/keys")]
+    keys_dir: PathBuf,
+}
+
+/// Options of `backup restore`.
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    verify: VerifyArgs,
+    /// Where to restore (must not exist, or be empty).
+    #[arg(long)]
+    into: PathBuf,
+}
+
+/// Options of `backup prune`.
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Keep backups this many days.
+    #[arg(long, default_value_t = 30)]
+    retain_days: u64,
+}
+
+/// Runs a `backup` subcommand.
+pub fn run(command: BackupCommand) -> anyhow::Result<()> {
+    match command {
+        BackupCommand::Create(args) => create(&args),
+        BackupCommand::List(args) => list(&args),
+        BackupCommand::Verify(args) => verify(&args),
+        BackupCommand::Restore(args) => restore(&args),
+        BackupCommand::Prune(args) => prune(&args),
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The node's signing key: its secret (`session.key`, 64 hex digits),
+/// as the API signs audit checkpoints with it.
+fn node_key(keys_dir: &Path) -> anyhow::Result<SigningKey> {
+    let path = keys_dir.join("session.key");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the node's key {} (has the node run?)", path.display()))?;
+    let secret: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .with_context(|| format!("{} is not 32 bytes of hex", path.display()))?;
+    Ok(SigningKey::from_bytes(&secret))
+}
+
+fn trusted(args: &VerifyArgs) -> anyhow::Result<Option<VerifyingKey>> {
+    if let Some(hex_key) = &args.node_key {
+        let bytes: [u8; 32] =
+            hex::decode(hex_key).ok().and_then(|b| b.try_into().ok()).context("--node-key is 64 hex digits")?;
+        return Ok(Some(VerifyingKey::from_bytes(&bytes).context("--node-key is not an Ed25519 key")?));
+    }
+    if args.keys_dir.join("session.key").exists() {
+        return Ok(Some(node_key(&args.keys_dir)?.verifying_key()));
+    }
+    eprintln!("warning: no --node-key and no node key in {}: the manifest is checked against the key it names (integrity, not origin)", args.keys_dir.display());
+    Ok(None)
+}
+
+fn set_key(target: &TargetArgs, create: bool) -> anyhow::Result<BackupKey> {
+    let key = if create { BackupKey::load_or_create(&target.key) } else { BackupKey::load(&target.key) };
+    key.with_context(|| format!("the backup key {}", target.key.display()))
+}
+
+fn create(args: &CreateArgs) -> anyhow::Result<()> {
+    let keys_dir = std::fs::canonicalize(&args.keys_dir).unwrap_or_else(|_| args.keys_dir.clone());
+    let mut sources = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&args.root)
+        .with_context(|| format!("reading {}", args.root.display()))?
+        .collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let dir = e.path();
+        let same_as_keys = std::fs::canonicalize(&dir).is_ok_and(|d| d == keys_dir);
+        if e.file_type()?.is_dir() && !same_as_keys {
+            sources.push(Source { name: e.file_name().to_string_lossy().into_owned(), dir });
+        }
+    }
+    if sources.is_empty() {
+        bail!("{} holds no data directory", args.root.display());
+    }
+    let signer = node_key(&args.keys_dir)?;
+    let target = Target::open(&args.target.to)?;
+    let start = std::time::Instant::now();
+    let (_, created) =
+        medanchor_backup::create(&sources, &target, &set_key(&args.target, true)?, &signer, &args.target.set, now_ms())
+            .context("backing up (is `medanchor up` stopped?)")?;
+    println!(
+        "backup {} ({}): {} files, {} bytes from {} stores and files; {} new blobs ({} bytes) in {:.1} s",
+        created.id,
+        args.target.set,
+        created.files,
+        created.bytes,
+        created.stores,
+        created.new_blobs,
+        created.new_blob_bytes,
+        start.elapsed().as_secs_f64()
+    );
+    if let Some(recovery) = &args.recovery_key {
+        let key =
+            BackupKey::load_or_create(recovery).with_context(|| format!("the recovery key {}", recovery.display()))?;
+        let sources = [Source { name: "keys".into(), dir: args.keys_dir.clone() }];
+        let (_, keys) = medanchor_backup::create(&sources, &target, &key, &signer, "keys", now_ms())?;
+        println!("backup {} (keys, under the recovery key): {} files", keys.id, keys.files);
+    }
+    Ok(())
+}
+
+fn list(args: &TargetArgs) -> anyhow::Result<()> {
+    let target = Target::open(&args.to)?;
+    for s in medanchor_backup::list(&target)? {
+        let verified = s.verified_ms.map_or_else(|| "not verified".to_string(), |ms| format!("verified at {ms}"));
+        println!("{}  {:<4}  {} files  {} bytes  {verified}", s.id, s.set, s.files, s.bytes);
+    }
+    Ok(())
+}
+
+fn scratch_beside(target: &Path) -> PathBuf {
+    target.join(format!(".verify-{:08x}", rand_u32()))
+}
+
+fn rand_u32() -> u32 {
+    // Unique enough for a scratch name: time and pid.
+    (now_ms() as u32) ^ std::process::id().rotate_left(16)
+}
+
+fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
+    let target = Target::open(&args.target.to)?;
+    let key = set_key(&args.target, false)?;
+    let trusted = trusted(args)?;
+    let v =
+        medanchor_backup::verify(&target, &args.id, &key, trusted.as_ref(), &scratch_beside(&args.target.to), now_ms())
+            .with_context(|| format!("backup {} does not verify", args.id))?;
+    println!(
+        "backup {} verifies: {} files, {} bytes, {} stores in their captured state",
+        v.id, v.files, v.bytes, v.stores
+    );
+    Ok(())
+}
+
+fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
+    let target = Target::open(&args.verify.target.to)?;
+    let key = set_key(&args.verify.target, false)?;
+    let trusted = trusted(&args.verify)?;
+    let v = medanchor_backup::restore(&target, &args.verify.id, &key, trusted.as_ref(), &args.into)
+        .with_context(|| format!("restoring backup {}", args.verify.id))?;
+    println!(
+        "restored backup {} into {}: {} files, {} bytes, {} stores in their captured state",
+        v.id,
+        args.into.display(),
+        v.files,
+        v.bytes,
+        v.stores
+    );
+    Ok(())
+}
+
+fn prune(args: &PruneArgs) -> anyhow::Result<()> {
+    let target = Target::open(&args.target.to)?;
+    let p = medanchor_backup::prune(&target, &args.target.set, args.retain_days * 86_400_000, now_ms())?;
+    println!("removed {} backups ({}) and {} blobs no backup holds", p.backups.len(), p.backups.join(", "), p.blobs);
+    Ok(())
+}
