@@ -41,38 +41,62 @@ pub struct Created {
 
 const SCRATCH: &str = ".backup-ckpt-";
 
-/// Files to capture: (path in the backup, file on disk), and the stores'
-/// digests. Stores are checkpointed into scratch directories beside them
-/// (hard links need the same file system), listed in `scratch` for the
-/// caller to delete.
-fn walk(
-    rel: &str,
-    dir: &Path,
-    files: &mut Vec<(String, PathBuf)>,
-    stores: &mut Vec<StoreDigest>,
-    scratch: &mut Vec<PathBuf>,
-) -> Result<()> {
-    if capture::is_store(dir) {
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let ckpt = dir.with_file_name(format!("{SCRATCH}{name}-{:08x}", rand::random::<u32>()));
-        scratch.push(ckpt.clone());
-        capture::checkpoint(dir, &ckpt)?;
-        stores.push(StoreDigest { path: rel.to_string(), families: capture::digest(&ckpt)? });
-        return list_files(rel, &ckpt, files, &|name| name == "LOCK" || name.starts_with("LOG"));
+/// A store a running process holds open: captured through its own handle
+/// (opening it again would be refused by its lock).
+pub struct LiveStore<'a> {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Writes a checkpoint of it into the given directory (absent; on the
+    /// same file system).
+    pub checkpoint: &'a (dyn Fn(&Path) -> std::result::Result<(), String> + Sync),
+}
+
+impl std::fmt::Debug for LiveStore<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveStore").field("dir", &self.dir).finish_non_exhaustive()
     }
+}
+
+/// Every store under `dir`: (path in the backup, directory).
+fn find_stores(rel: &str, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
+    if capture::is_store(dir) {
+        out.push((rel.to_string(), dir.to_path_buf()));
+        return Ok(());
+    }
+    for e in sorted(dir)? {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(SCRATCH) && e.file_type().map_err(crate::io(&e.path()))?.is_dir() {
+            find_stores(&format!("{rel}/{name}"), &e.path(), out)?;
+        }
+    }
+    Ok(())
+}
+
+fn sorted(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
     let mut entries: Vec<_> =
         std::fs::read_dir(dir).map_err(crate::io(dir))?.collect::<std::io::Result<_>>().map_err(crate::io(dir))?;
     entries.sort_by_key(|e| e.file_name());
-    for e in entries {
+    Ok(entries)
+}
+
+/// Every plain file under `dir` but the stores' (captured from their
+/// checkpoints instead) and scratch directories.
+fn plain_files(rel: &str, dir: &Path, stores: &HashSet<PathBuf>, files: &mut Vec<(String, PathBuf)>) -> Result<()> {
+    // A source may be a store itself (the devnet's and the indexer's data
+    // directories are).
+    if stores.contains(dir) {
+        return Ok(());
+    }
+    for e in sorted(dir)? {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with(SCRATCH) {
-            continue;
-        }
         let path = e.path();
         let kind = e.file_type().map_err(crate::io(&path))?;
         let child = format!("{rel}/{name}");
+        if name.starts_with(SCRATCH) || stores.contains(&path) {
+            continue;
+        }
         if kind.is_dir() {
-            walk(&child, &path, files, stores, scratch)?;
+            plain_files(&child, &path, stores, files)?;
         } else if kind.is_file() {
             files.push((child, path));
         }
@@ -80,11 +104,51 @@ fn walk(
     Ok(())
 }
 
+/// What to capture, at one point in time: every store checkpointed first
+/// (into scratch directories beside them — hard links need the same file
+/// system — listed in `scratch` for the caller to delete), then the other
+/// files listed. A file is written before the metadata that names it is
+/// committed, so everything a checkpoint names is on disk when the files
+/// are listed after it (files written later are extra, never missing).
+fn capture_sources(
+    sources: &[Source],
+    live: &[LiveStore<'_>],
+    files: &mut Vec<(String, PathBuf)>,
+    digests: &mut Vec<StoreDigest>,
+    scratch: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut stores = Vec::new();
+    for s in sources {
+        if !crate::manifest::safe_relative(&s.name) || s.name.contains('/') {
+            return Err(BackupError::Manifest(format!("source name {:?}", s.name)));
+        }
+        find_stores(&s.name, &s.dir, &mut stores)?;
+    }
+    let mut store_dirs = HashSet::new();
+    for (rel, dir) in &stores {
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let ckpt = dir.with_file_name(format!("{SCRATCH}{name}-{:08x}", rand::random::<u32>()));
+        scratch.push(ckpt.clone());
+        let here = canonical(dir);
+        match live.iter().find(|l| canonical(&l.dir) == here) {
+            Some(l) => (l.checkpoint)(&ckpt)
+                .map_err(|message| BackupError::Store { path: dir.display().to_string(), message })?,
+            None => capture::checkpoint(dir, &ckpt)?,
+        }
+        digests.push(StoreDigest { path: rel.clone(), families: capture::digest(&ckpt)? });
+        list_files(rel, &ckpt, files, &|name| name == "LOCK" || name.starts_with("LOG"))?;
+        store_dirs.insert(dir.clone());
+    }
+    for s in sources {
+        plain_files(&s.name, &s.dir, &store_dirs, files)?;
+    }
+    files.sort();
+    Ok(())
+}
+
 fn list_files(rel: &str, dir: &Path, files: &mut Vec<(String, PathBuf)>, skip: &dyn Fn(&str) -> bool) -> Result<()> {
-    let mut entries: Vec<_> =
-        std::fs::read_dir(dir).map_err(crate::io(dir))?.collect::<std::io::Result<_>>().map_err(crate::io(dir))?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
+    for e in sorted(dir)? {
         let name = e.file_name().to_string_lossy().into_owned();
         if !skip(&name) && e.file_type().map_err(crate::io(&e.path()))?.is_file() {
             files.push((format!("{rel}/{name}"), e.path()));
@@ -110,9 +174,11 @@ fn backup_id(now_ms: u64) -> String {
 
 /// Backs up `sources` into `target` as set `set`, every blob sealed under
 /// `key`, the manifest signed by `signer`. Stores are captured through
-/// checkpoints; a blob already in the target is not written again.
+/// checkpoints (through `live`'s handles for the stores a running node
+/// holds); a blob already in the target is not written again.
 pub fn create(
     sources: &[Source],
+    live: &[LiveStore<'_>],
     target: &Target,
     key: &BackupKey,
     signer: &SigningKey,
@@ -120,12 +186,7 @@ pub fn create(
     now_ms: u64,
 ) -> Result<(Signed, Created)> {
     let (mut files, mut stores, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
-    let walked = sources.iter().try_for_each(|s| {
-        if !crate::manifest::safe_relative(&s.name) || s.name.contains('/') {
-            return Err(BackupError::Manifest(format!("source name {:?}", s.name)));
-        }
-        walk(&s.name, &s.dir, &mut files, &mut stores, &mut scratch)
-    });
+    let walked = capture_sources(sources, live, &mut files, &mut stores, &mut scratch);
     let stored = walked.and_then(|()| store_files(&files, target, key));
     for dir in &scratch {
         let _ = std::fs::remove_dir_all(dir);

@@ -44,7 +44,7 @@ impl Fixture {
     }
 
     fn backup(&self, now: u64) -> medanchor_backup::Created {
-        create(&self.sources(), &self.target(), &self.key, &self.node, "data", now).expect("create").1
+        create(&self.sources(), &[], &self.target(), &self.key, &self.node, "data", now).expect("create").1
     }
 
     fn scratch(&self) -> PathBuf {
@@ -146,13 +146,43 @@ fn a_backup_restores_byte_for_byte_and_the_next_one_stores_only_changes() {
     );
 }
 
+/// A source that is a store itself (as the devnet's and the indexer's
+/// data directories are) is captured from its checkpoint only, through a
+/// live handle when one is given.
+#[test]
+fn a_source_that_is_a_store_is_captured_once_through_its_live_handle() {
+    let f = Fixture::new();
+    let store = f.dir.path().join("indexer");
+    write_store(&store, 0..100);
+    let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &store, ["default", "records"]).expect("open");
+    let checkpoint = |into: &Path| {
+        rocksdb::checkpoint::Checkpoint::new(&db).and_then(|c| c.create_checkpoint(into)).map_err(|e| e.to_string())
+    };
+    let live = [medanchor_backup::LiveStore { dir: store.clone(), checkpoint: &checkpoint }];
+    let sources = [Source { name: "indexer".into(), dir: store.clone() }];
+    let (signed, _) = create(&sources, &live, &f.target(), &f.key, &f.node, "data", DAY).expect("create while open");
+    let paths: Vec<&str> = signed.manifest.files.iter().map(|e| e.path.as_str()).collect();
+    let unique: std::collections::HashSet<&&str> = paths.iter().collect();
+    assert_eq!(unique.len(), paths.len(), "each file once: {paths:?}");
+    assert_eq!(signed.manifest.stores.len(), 1);
+    assert_eq!(signed.manifest.stores[0].path, "indexer");
+    assert_eq!(signed.manifest.stores[0].families["records"].keys, 100);
+    // Written on while captured: the backup holds the state at its checkpoint.
+    let cf = db.cf_handle("records").expect("cf");
+    db.put_cf(&cf, "record-999999", b"after").expect("put");
+    let into = f.scratch();
+    restore(&f.target(), &signed.manifest.id, &f.key, Some(&f.node.verifying_key()), &into).expect("restore");
+    let digest = medanchor_backup::capture::digest(&into.join("indexer")).expect("digest");
+    assert_eq!(digest["records"].keys, 100, "the captured state, not the later write");
+}
+
 #[test]
 fn a_store_held_by_a_running_process_is_refused() {
     let f = Fixture::new();
     write_store(&f.data().join("db"), 0..10);
     let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), f.data().join("db"), ["default", "records"]);
     let _held = db.expect("open");
-    let r = create(&f.sources(), &f.target(), &f.key, &f.node, "data", DAY);
+    let r = create(&f.sources(), &[], &f.target(), &f.key, &f.node, "data", DAY);
     assert!(matches!(r, Err(BackupError::InUse(_))), "{r:?}");
     assert!(list(&f.target()).expect("list").is_empty(), "no manifest");
     let leftovers: Vec<_> = std::fs::read_dir(f.data()).expect("dir").filter_map(|e| e.ok()).collect();

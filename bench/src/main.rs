@@ -4,6 +4,7 @@
 
 mod api;
 mod attachments;
+mod backup;
 mod devnet;
 mod indexer;
 mod latency;
@@ -52,6 +53,9 @@ enum Command {
     /// against raw crypto + synced write and the raw object store; and
     /// 10,000 file hashes anchored in one transaction.
     Attachments(attachments::AttachmentsBenchArgs),
+    /// A backup and a verified restore of a 2 GB data set, against raw
+    /// zstd + AES-256-GCM + synced write of the same bytes.
+    Backup(backup::BackupBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Command::Profile(args) => profile::run(args),
         Command::Search(args) => search::run(args),
         Command::Attachments(args) => attachments::run(args),
+        Command::Backup(args) => backup::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -42,6 +42,18 @@ impl std::fmt::Debug for IndexDb {
 }
 
 impl IndexDb {
+    /// The store's directory.
+    pub fn path(&self) -> &std::path::Path {
+        self.db.path()
+    }
+
+    /// A consistent copy of the store in `into` (a RocksDB checkpoint:
+    /// hard links on one file system; writers are not paused), for
+    /// backups of a running node.
+    pub fn checkpoint(&self, into: &Path) -> std::result::Result<(), rocksdb::Error> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(into)
+    }
+
     /// Opens (creating if needed) the database at `path`, migrating an
     /// older index forward and refusing a newer one ([`crate::migrate`]).
     pub fn open(path: &Path) -> Result<IndexDb> {

@@ -88,7 +88,7 @@ impl StorageArgs {
 }
 
 /// Starts the API on `listener` (with the anchor tracker and the audit
-/// anchoring task); returns its server task.
+/// anchoring task); returns its server task and every tenant's service.
 #[allow(clippy::too_many_arguments)]
 pub fn start(
     index: &Indexer,
@@ -101,7 +101,7 @@ pub fn start(
     storage: &StorageArgs,
     tenants: &TenantsFile,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+) -> anyhow::Result<(tokio::task::JoinHandle<std::io::Result<()>>, Vec<AppState>)> {
     let mut custody = Custody::default();
     for a in custodial {
         custody.insert(a.key.clone());
@@ -152,7 +152,7 @@ pub fn start(
         app::spawn_attachment_jobs(s.clone(), ATTACHMENT_JOBS_EVERY);
     }
     start_audit_anchoring(states.clone(), rpc, accounts)?;
-    Ok(tokio::spawn(medanchor_api::serve_tenants(listener, states, shutdown)))
+    Ok((tokio::spawn(medanchor_api::serve_tenants(listener, states.clone(), shutdown)), states))
 }
 
 /// Anchors the audit log on-chain with the devnet `faucet` account as the

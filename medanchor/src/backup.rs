@@ -173,9 +173,16 @@ fn create(args: &CreateArgs) -> anyhow::Result<()> {
     let signer = node_key(&args.keys_dir)?;
     let target = Target::open(&args.target.to)?;
     let start = std::time::Instant::now();
-    let (_, created) =
-        medanchor_backup::create(&sources, &target, &set_key(&args.target, true)?, &signer, &args.target.set, now_ms())
-            .context("backing up (is `medanchor up` stopped?)")?;
+    let (_, created) = medanchor_backup::create(
+        &sources,
+        &[],
+        &target,
+        &set_key(&args.target, true)?,
+        &signer,
+        &args.target.set,
+        now_ms(),
+    )
+    .context("backing up (is `medanchor up` stopped?)")?;
     println!(
         "backup {} ({}): {} files, {} bytes from {} stores and files; {} new blobs ({} bytes) in {:.1} s",
         created.id,
@@ -191,7 +198,7 @@ fn create(args: &CreateArgs) -> anyhow::Result<()> {
         let key =
             BackupKey::load_or_create(recovery).with_context(|| format!("the recovery key {}", recovery.display()))?;
         let sources = [Source { name: "keys".into(), dir: args.keys_dir.clone() }];
-        let (_, keys) = medanchor_backup::create(&sources, &target, &key, &signer, "keys", now_ms())?;
+        let (_, keys) = medanchor_backup::create(&sources, &[], &target, &key, &signer, "keys", now_ms())?;
         println!("backup {} (keys, under the recovery key): {} files", keys.id, keys.files);
     }
     Ok(())
@@ -251,4 +258,100 @@ fn prune(args: &PruneArgs) -> anyhow::Result<()> {
     let p = medanchor_backup::prune(&target, &args.target.set, args.retain_days * 86_400_000, now_ms())?;
     println!("removed {} backups ({}) and {} blobs no backup holds", p.backups.len(), p.backups.join(", "), p.blobs);
     Ok(())
+}
+
+/// `up`'s scheduled backups (`--backup-every-secs`, daily by default).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScheduleArgs {
+    /// Seconds between backups of the running node (0: none).
+    #[arg(long, default_value_t = 86_400)]
+    pub backup_every_secs: u64,
+    /// Where `up`'s backups go.
+    #[arg(long, default_value = ".medanchor-backups")]
+    pub backup_to: PathBuf,
+    /// The backup key (created on the first backup, 0600).
+    #[arg(long, default_value = ".medanchor-backup.key")]
+    pub backup_key: PathBuf,
+    /// Days a backup is kept (the newest verified one always is).
+    #[arg(long, default_value_t = 30)]
+    pub backup_retain_days: u64,
+}
+
+/// What a running node backs up: its data directories, and the handles of
+/// the stores it holds open.
+pub struct Running {
+    /// The data directories (`devnet`, `indexer`, `api`).
+    pub sources: Vec<Source>,
+    /// The KEK directory (its `session.key` signs the manifests).
+    pub keys_dir: PathBuf,
+    /// The devnet's chain.
+    pub node: medanchor_devnet::node::Node,
+    /// The index.
+    pub index: medanchor_indexer::ingest::Indexer,
+    /// Every tenant's service (its database).
+    pub tenants: Vec<medanchor_api::app::AppState>,
+}
+
+/// One backup of the running node: every store checkpointed through its
+/// own handle (writers are not paused), then its files; verified (opened,
+/// restored into a scratch directory, every store's state compared), then
+/// old backups pruned.
+pub fn backup_running(running: &Running, args: &ScheduleArgs) -> anyhow::Result<(medanchor_backup::Created, u64)> {
+    let chain = |into: &Path| running.node.lock().chain.db().checkpoint(into).map_err(|e| e.to_string());
+    let index = |into: &Path| running.index.db().checkpoint(into).map_err(|e| e.to_string());
+    let mut live = vec![
+        medanchor_backup::LiveStore { dir: running.node.lock().chain.db().path().to_path_buf(), checkpoint: &chain },
+        medanchor_backup::LiveStore { dir: running.index.db().path().to_path_buf(), checkpoint: &index },
+    ];
+    let tenants: Vec<_> = running
+        .tenants
+        .iter()
+        .map(|s| (s.database_dir().to_path_buf(), move |into: &Path| s.checkpoint_database(into)))
+        .collect();
+    for (dir, checkpoint) in &tenants {
+        live.push(medanchor_backup::LiveStore { dir: dir.clone(), checkpoint });
+    }
+    let signer = node_key(&running.keys_dir)?;
+    let target = Target::open(&args.backup_to)?;
+    let key = BackupKey::load_or_create(&args.backup_key)
+        .with_context(|| format!("the backup key {}", args.backup_key.display()))?;
+    let (_, created) = medanchor_backup::create(&running.sources, &live, &target, &key, &signer, "data", now_ms())?;
+    let scratch = scratch_beside(&args.backup_to);
+    medanchor_backup::verify(&target, &created.id, &key, Some(&signer.verifying_key()), &scratch, now_ms())
+        .with_context(|| format!("backup {} does not verify", created.id))?;
+    let pruned = medanchor_backup::prune(&target, "data", args.backup_retain_days * 86_400_000, now_ms())?;
+    Ok((created, pruned.backups.len() as u64))
+}
+
+/// Runs [`backup_running`] every `--backup-every-secs` (the first one
+/// after that long), off the async threads; a failure is logged as an
+/// error and tried again at the next run.
+pub fn spawn_scheduled(running: Running, args: ScheduleArgs) -> Option<tokio::task::JoinHandle<()>> {
+    if args.backup_every_secs == 0 {
+        return None;
+    }
+    let every = std::time::Duration::from_secs(args.backup_every_secs);
+    let running = std::sync::Arc::new(running);
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tick.tick().await;
+            let (running, args) = (running.clone(), args.clone());
+            let start = std::time::Instant::now();
+            match tokio::task::spawn_blocking(move || backup_running(&running, &args)).await {
+                Ok(Ok((c, pruned))) => tracing::info!(
+                    id = %c.id,
+                    files = c.files,
+                    bytes = c.bytes,
+                    new_blobs = c.new_blobs,
+                    stored = c.new_blob_bytes,
+                    pruned,
+                    seconds = start.elapsed().as_secs_f64(),
+                    "backup made and verified"
+                ),
+                Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "BACKUP FAILED"),
+                Err(e) => tracing::error!(error = %e, "BACKUP FAILED (the task died)"),
+            }
+        }
+    }))
 }

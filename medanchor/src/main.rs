@@ -38,7 +38,7 @@ struct Cli {
 enum Command {
     /// Starts the whole system on its embedded defaults: the devnet and the
     /// indexer subscribed to it.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Runs the embedded Stacks devnet alone.
     Devnet(DevnetArgs),
     /// Contract tools.
@@ -142,6 +142,8 @@ struct UpArgs {
     /// request names its tenant in `X-Tenant-ID` once there are several.
     #[arg(long)]
     tenants: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    backup: backup::ScheduleArgs,
 }
 
 /// The indexer part of `medanchor up`.
@@ -158,6 +160,7 @@ struct ApiArgs {
     keys_dir: std::path::PathBuf,
     custodial: Vec<String>,
     storage: api::StorageArgs,
+    backup: backup::ScheduleArgs,
     tenants: tenants::TenantsFile,
 }
 
@@ -213,6 +216,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Contracts { command: ContractsCommand::Costs { json } } => costs(json),
         Command::Up(args) => {
+            let args = *args;
             indexer::check_binds(
                 args.indexer_observer_bind,
                 args.indexer_query_bind,
@@ -230,6 +234,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 keys_dir: args.keys_dir,
                 custodial: args.custodial,
                 storage: args.storage,
+                backup: args.backup,
                 tenants: match &args.tenants {
                     Some(path) => tenants::TenantsFile::load(path)?,
                     None => tenants::TenantsFile::default(),
@@ -355,7 +360,7 @@ fn devnet(args: DevnetArgs, indexer: Option<(IndexerUp, ApiArgs)>) -> anyhow::Re
                     let api_at = api_listener.local_addr()?;
                     let custodial: Vec<_> =
                         accounts.iter().filter(|a| api.custodial.contains(&a.name)).cloned().collect();
-                    api_task = Some(api::start(
+                    let (task, tenants) = api::start(
                         &index,
                         &format!("http://{addr}"),
                         api_listener,
@@ -366,7 +371,26 @@ fn devnet(args: DevnetArgs, indexer: Option<(IndexerUp, ApiArgs)>) -> anyhow::Re
                         &api.storage,
                         &api.tenants,
                         stopped(),
-                    )?);
+                    )?;
+                    api_task = Some(task);
+                    let sources = [("devnet", &args.data_dir), ("indexer", &dir), ("api", &api.data_dir)]
+                        .map(|(name, dir)| medanchor_backup::Source { name: name.into(), dir: dir.clone() })
+                        .to_vec();
+                    let running = backup::Running {
+                        sources,
+                        keys_dir: api.keys_dir.clone(),
+                        node: node.clone(),
+                        index: index.clone(),
+                        tenants,
+                    };
+                    if backup::spawn_scheduled(running, api.backup.clone()).is_some() {
+                        println!(
+                            "  backups: every {} s to {} (verified; kept {} days)",
+                            api.backup.backup_every_secs,
+                            api.backup.backup_to.display(),
+                            api.backup.backup_retain_days
+                        );
+                    }
                     println!(
                         "medanchor api: http://{api_at} (sign in at POST /v1/auth/challenge), data in {}, keys in {}",
                         api.data_dir.display(),

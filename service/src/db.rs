@@ -265,6 +265,18 @@ pub fn record_key(record_id: &[u8; 16], version: u64) -> Vec<u8> {
 const SCHEMA_KEY: &[u8] = b"schema";
 
 impl ApiDb {
+    /// The store's directory.
+    pub fn path(&self) -> &std::path::Path {
+        self.db.path()
+    }
+
+    /// A consistent copy of the store in `into` (a RocksDB checkpoint:
+    /// hard links on one file system; writers are not paused), for
+    /// backups of a running node.
+    pub fn checkpoint(&self, into: &std::path::Path) -> std::result::Result<(), rocksdb::Error> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(into)
+    }
+
     /// Opens (creating) the database at `path`, migrating an older store
     /// forward and refusing a newer one.
     pub fn open(path: &Path) -> Result<ApiDb, DbError> {

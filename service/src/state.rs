@@ -446,6 +446,16 @@ impl Service {
         &self.challenges
     }
 
+    /// This tenant's database directory.
+    pub fn database_dir(&self) -> &std::path::Path {
+        self.db.path()
+    }
+
+    /// A RocksDB checkpoint of this tenant's database in `into`.
+    pub fn checkpoint_database(&self, into: &std::path::Path) -> std::result::Result<(), String> {
+        self.db.checkpoint(into).map_err(|e| e.to_string())
+    }
+
     /// Signs the audit log's checkpoints (the log's long-term identity).
     pub fn checkpoint_key(&self) -> &ed25519_dalek::SigningKey {
         &self.checkpoint

@@ -159,3 +159,83 @@ fn a_node_backed_up_wiped_and_restored_serves_the_same_data() {
         assert!(got == file, "the attachment, byte for byte");
     });
 }
+
+/// `up` backs itself up while serving: every store through its own
+/// handle (no pause, no stop), verified after each run. The node is then
+/// killed, its data directories lost, and the newest backup restored: the
+/// record written before it is served again.
+#[test]
+fn up_backs_itself_up_while_serving_and_the_backup_restores() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("node");
+    std::fs::create_dir_all(&root).expect("root");
+    let (targets, key) = (dir.path().join("backups"), dir.path().join("backup.key"));
+    let ports = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
+    let (rpc, api) = (ports.rpc(), ports.api());
+    let (to_s, key_s) = (p(&targets), p(&key));
+    let up = Up::start_with(&root, &ports, &["--backup-every-secs", "1", "--backup-to", &to_s, "--backup-key", &key_s]);
+    let node = medanchor_wallet::RpcClient::new(&rpc).expect("rpc");
+    let rt = rt();
+    // Backups in the target: (id, verified?).
+    let backups = || -> Vec<(String, bool)> {
+        let mut ids: Vec<(String, bool)> = std::fs::read_dir(targets.join("manifests"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".json").map(str::to_string))
+            .filter(|id| !id.starts_with('.'))
+            .map(|id| {
+                let v = targets.join("manifests").join(format!("{id}.verified")).exists();
+                (id, v)
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    let (record, before, id) = rt.block_on(async {
+        consenting_provider(&node, &rpc, &root).await;
+        let token = sign_in(&api, "wallet_2").await;
+        let record = new_record(&reqwest::Client::new(), &api, &token).await;
+        let me = sign_in(&api, "wallet_1").await;
+        let before = read_anchored(&api, &me, &record).await;
+        // The second backup finished after this point started after it:
+        // it holds the anchored record. Writes go on meanwhile.
+        let seen: Vec<String> = backups().into_iter().map(|(id, _)| id).collect();
+        let mut id = None;
+        for _ in 0..600 {
+            new_record(&reqwest::Client::new(), &api, &token).await;
+            let fresh: Vec<(String, bool)> = backups().into_iter().filter(|(i, _)| !seen.contains(i)).collect();
+            if fresh.len() >= 2 && fresh[1].1 {
+                id = Some(fresh[1].0.clone());
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        (record, before, id.expect("a verified backup while serving"))
+    });
+    assert!(!super::verify::up_log(&root).contains("BACKUP FAILED"), "{}", super::verify::up_log(&root));
+    up.kill();
+    // The data directories are lost; the keys were kept apart.
+    let restored = dir.path().join("restored");
+    ok(&backup(&[
+        "restore",
+        &id,
+        "--into",
+        &p(&restored),
+        "--to",
+        &to_s,
+        "--key",
+        &key_s,
+        "--keys-dir",
+        &p(&root.join("keys")),
+    ]));
+    std::fs::rename(root.join("keys"), restored.join("keys")).expect("keys");
+    std::fs::remove_dir_all(&root).expect("wipe");
+    let ports = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
+    let api = ports.api();
+    let _up = Up::start(&restored, &ports);
+    rt.block_on(async {
+        let me = sign_in(&api, "wallet_1").await;
+        let after = read_anchored(&api, &me, &record).await;
+        assert_eq!((&after["content"], &after["anchor"]), (&before["content"], &before["anchor"]));
+    });
+}
