@@ -128,6 +128,15 @@ fn capture_sources(
     let mut store_dirs = HashSet::new();
     for (rel, dir) in &stores {
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        // A checkpoint a crash left behind holds old files alive: gone
+        // first (one backup of a node runs at a time).
+        if let Some(parent) = dir.parent() {
+            for e in sorted(parent)? {
+                if e.file_name().to_string_lossy().starts_with(&format!("{SCRATCH}{name}-")) {
+                    std::fs::remove_dir_all(e.path()).map_err(crate::io(&e.path()))?;
+                }
+            }
+        }
         let ckpt = dir.with_file_name(format!("{SCRATCH}{name}-{:08x}", rand::random::<u32>()));
         scratch.push(ckpt.clone());
         let here = canonical(dir);

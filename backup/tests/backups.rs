@@ -182,8 +182,13 @@ fn a_store_held_by_a_running_process_is_refused() {
     write_store(&f.data().join("db"), 0..10);
     let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), f.data().join("db"), ["default", "records"]);
     let _held = db.expect("open");
+    // A checkpoint a crash left behind is cleaned up by the next backup.
+    let stale = f.data().join(".backup-ckpt-db-0badc0de");
+    std::fs::create_dir_all(&stale).expect("stale");
+    std::fs::write(stale.join("000001.sst"), b"old").expect("stale file");
     let r = create(&f.sources(), &[], &f.target(), &f.key, &f.node, "data", DAY);
     assert!(matches!(r, Err(BackupError::InUse(_))), "{r:?}");
+    assert!(!stale.exists(), "the leftover checkpoint is gone");
     assert!(list(&f.target()).expect("list").is_empty(), "no manifest");
     let leftovers: Vec<_> = std::fs::read_dir(f.data()).expect("dir").filter_map(|e| e.ok()).collect();
     assert!(leftovers.iter().all(|e| !e.file_name().to_string_lossy().starts_with(".backup-ckpt")));

@@ -21,6 +21,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use medanchor_backup::key::BackupKey;
 use medanchor_backup::target::Target;
 use medanchor_backup::Source;
+use medanchor_storage::backend::{Backend, BackendConfig};
 
 /// `medanchor backup …`.
 #[derive(Debug, Subcommand)]
@@ -51,6 +52,98 @@ pub struct TargetArgs {
     /// The set: `data`, or `keys` (sealed under the recovery key).
     #[arg(long, default_value = "data")]
     set: String,
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+/// A second location: an S3-compatible bucket.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoteArgs {
+    /// Also keep backups in this S3 bucket, under `backups/` (credentials
+    /// from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, never
+    /// arguments). `create` copies each backup there after the local one;
+    /// `verify` and `restore` with `--from-s3` fetch it from there.
+    #[arg(long)]
+    pub backup_s3_bucket: Option<String>,
+    /// The S3-compatible server; without it, AWS itself.
+    #[arg(long, requires = "backup_s3_bucket")]
+    pub backup_s3_endpoint: Option<String>,
+    /// The bucket's region.
+    #[arg(long, default_value = "us-east-1")]
+    pub backup_s3_region: String,
+}
+
+impl RemoteArgs {
+    fn backend(&self) -> anyhow::Result<Option<Backend>> {
+        let Some(bucket) = &self.backup_s3_bucket else { return Ok(None) };
+        let config = BackendConfig::S3 {
+            endpoint: self.backup_s3_endpoint.clone(),
+            bucket: bucket.clone(),
+            region: self.backup_s3_region.clone(),
+            credentials: None,
+        };
+        Ok(Some(Backend::open(&config)?))
+    }
+}
+
+const REMOTE: &str = "backups";
+
+fn remote_blob(address: &str) -> String {
+    format!("{REMOTE}/blobs/{}/{address}", address.get(..2).unwrap_or("00"))
+}
+
+/// Copies backup `id` from the local target to `remote`: the blobs it
+/// lacks (same size: already there), then the manifest (after its blobs).
+/// Returns the blobs and bytes sent.
+pub async fn replicate(target: &Target, id: &str, remote: &Backend) -> anyhow::Result<(usize, u64)> {
+    let signed = target.manifest(id)?;
+    let (mut blobs, mut bytes) = (0, 0);
+    let mut seen = std::collections::HashSet::new();
+    for f in &signed.manifest.files {
+        if !seen.insert(f.blob.as_str()) {
+            continue;
+        }
+        let local = target.blob_path(&f.blob);
+        let len = std::fs::metadata(&local).with_context(|| format!("{}", local.display()))?.len();
+        if remote.size_raw(&remote_blob(&f.blob)).await? == Some(len) {
+            continue;
+        }
+        let data = std::fs::read(&local).with_context(|| format!("{}", local.display()))?;
+        remote.put_raw(&remote_blob(&f.blob), data.into()).await?;
+        blobs += 1;
+        bytes += len;
+    }
+    let manifest = serde_json::to_vec_pretty(&signed)?;
+    remote.put_raw(&format!("{REMOTE}/manifests/{id}.json"), manifest.into()).await?;
+    Ok((blobs, bytes))
+}
+
+/// Fetches backup `id` from `remote` into the local target (what it
+/// lacks), to be verified or restored there.
+pub async fn fetch(remote: &Backend, id: &str, target: &Target) -> anyhow::Result<usize> {
+    if !medanchor_backup::manifest::safe_relative(id) || id.contains('/') {
+        bail!("{id:?} is not a backup id");
+    }
+    let bytes = remote.get_raw(&format!("{REMOTE}/manifests/{id}.json")).await.context("the manifest")?;
+    let signed: medanchor_backup::manifest::Signed = serde_json::from_slice(&bytes).context("the manifest")?;
+    let mut fetched = 0;
+    for f in &signed.manifest.files {
+        if target.has_blob(&f.blob) {
+            continue;
+        }
+        let data = remote.get_raw(&remote_blob(&f.blob)).await?;
+        target.put_blob(&f.blob, |tmp| {
+            let io =
+                |e: std::io::Error| medanchor_backup::BackupError::Io { path: tmp.display().to_string(), source: e };
+            let mut file = std::fs::File::create(tmp).map_err(io)?;
+            std::io::Write::write_all(&mut file, &data).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            Ok(data.len() as u64)
+        })?;
+        fetched += 1;
+    }
+    target.put_manifest(&signed)?;
+    Ok(fetched)
 }
 
 /// Options of `backup create`.
@@ -85,6 +178,10 @@ pub struct VerifyArgs {
     /// The KEK directory (for the node's key).
     #[arg(long, default_value = ".medanchor/keys")]
     keys_dir: PathBuf,
+    /// Fetch the backup from the S3 bucket (`--backup-s3-bucket`) into
+    /// `--to` first.
+    #[arg(long, requires = "backup_s3_bucket")]
+    from_s3: bool,
 }
 
 /// Options of `backup restore`.
@@ -194,12 +291,25 @@ fn create(args: &CreateArgs) -> anyhow::Result<()> {
         created.new_blob_bytes,
         start.elapsed().as_secs_f64()
     );
+    let mut ids = vec![created.id.clone()];
     if let Some(recovery) = &args.recovery_key {
         let key =
             BackupKey::load_or_create(recovery).with_context(|| format!("the recovery key {}", recovery.display()))?;
         let sources = [Source { name: "keys".into(), dir: args.keys_dir.clone() }];
         let (_, keys) = medanchor_backup::create(&sources, &[], &target, &key, &signer, "keys", now_ms())?;
         println!("backup {} (keys, under the recovery key): {} files", keys.id, keys.files);
+        ids.push(keys.id);
+    }
+    // The second location: its failure fails this command, loudly, after
+    // the local copy is complete.
+    if let Some(remote) = args.target.remote.backend()? {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        for id in &ids {
+            let (blobs, bytes) = rt.block_on(replicate(&target, id, &remote)).with_context(|| {
+                format!("copying backup {id} to {} (the local copy is complete)", remote.describe())
+            })?;
+            println!("backup {id} copied to {}: {blobs} blobs ({bytes} bytes) sent", remote.describe());
+        }
     }
     Ok(())
 }
@@ -222,8 +332,23 @@ fn rand_u32() -> u32 {
     (now_ms() as u32) ^ std::process::id().rotate_left(16)
 }
 
+/// With `--from-s3`, fetches the backup into the local target first.
+fn fetch_if_asked(args: &VerifyArgs, target: &Target) -> anyhow::Result<()> {
+    if !args.from_s3 {
+        return Ok(());
+    }
+    let remote = args.target.remote.backend()?.context("--from-s3 needs --backup-s3-bucket")?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let n = rt
+        .block_on(fetch(&remote, &args.id, target))
+        .with_context(|| format!("fetching {} from {}", args.id, remote.describe()))?;
+    println!("fetched backup {} from {} ({n} blobs)", args.id, remote.describe());
+    Ok(())
+}
+
 fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
     let target = Target::open(&args.target.to)?;
+    fetch_if_asked(args, &target)?;
     let key = set_key(&args.target, false)?;
     let trusted = trusted(args)?;
     let v =
@@ -238,6 +363,7 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
 
 fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
     let target = Target::open(&args.verify.target.to)?;
+    fetch_if_asked(&args.verify, &target)?;
     let key = set_key(&args.verify.target, false)?;
     let trusted = trusted(&args.verify)?;
     let v = medanchor_backup::restore(&target, &args.verify.id, &key, trusted.as_ref(), &args.into)
@@ -275,6 +401,8 @@ pub struct ScheduleArgs {
     /// Days a backup is kept (the newest verified one always is).
     #[arg(long, default_value_t = 30)]
     pub backup_retain_days: u64,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// What a running node backs up: its data directories, and the handles of
@@ -320,6 +448,20 @@ pub fn backup_running(running: &Running, args: &ScheduleArgs) -> anyhow::Result<
     medanchor_backup::verify(&target, &created.id, &key, Some(&signer.verifying_key()), &scratch, now_ms())
         .with_context(|| format!("backup {} does not verify", created.id))?;
     let pruned = medanchor_backup::prune(&target, "data", args.backup_retain_days * 86_400_000, now_ms())?;
+    // The second location fails on its own: the local backup stands.
+    if let Some(remote) = args.remote.backend()? {
+        match tokio::runtime::Handle::current().block_on(replicate(&target, &created.id, &remote)) {
+            Ok((blobs, bytes)) => {
+                tracing::info!(id = %created.id, blobs, bytes, to = remote.describe(), "backup copied")
+            }
+            Err(e) => tracing::error!(
+                id = %created.id,
+                to = remote.describe(),
+                error = format!("{e:#}"),
+                "BACKUP FAILED: the copy to the bucket (the local backup is complete)"
+            ),
+        }
+    }
     Ok((created, pruned.backups.len() as u64))
 }
 

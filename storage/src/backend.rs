@@ -192,6 +192,31 @@ impl Backend {
         }
     }
 
+    /// Writes `bytes` at `path`, a key outside the attachments' layout
+    /// (backups' sealed blobs and manifests), replacing what is there.
+    pub async fn put_raw(&self, path: &str, bytes: Bytes) -> Result<(), StorageError> {
+        self.store
+            .put(&Path::from(path), PutPayload::from_bytes(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| store_error(path, e))
+    }
+
+    /// The object at `path`.
+    pub async fn get_raw(&self, path: &str) -> Result<Bytes, StorageError> {
+        let got = self.store.get(&Path::from(path)).await.map_err(|e| store_error(path, e))?;
+        got.bytes().await.map_err(|e| store_error(path, e))
+    }
+
+    /// The size of the object at `path`, if there is one.
+    pub async fn size_raw(&self, path: &str) -> Result<Option<u64>, StorageError> {
+        match self.store.head(&Path::from(path)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_error(path, e)),
+        }
+    }
+
     /// Every object of `tenant` (keys of another shape are skipped).
     pub async fn list(&self, tenant: &Tenant) -> Result<Vec<Listed>, StorageError> {
         use futures::TryStreamExt;

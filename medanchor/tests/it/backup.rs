@@ -239,3 +239,87 @@ fn up_backs_itself_up_while_serving_and_the_backup_restores() {
         assert_eq!((&after["content"], &after["anchor"]), (&before["content"], &before["anchor"]));
     });
 }
+
+/// A second location: `backup create --backup-s3-bucket` copies each
+/// backup to a real S3 server (SeaweedFS on loopback, which checks
+/// signatures) after the local copy; with the local target lost, `restore
+/// --from-s3` fetches it and the node serves again. With the server down,
+/// the local backup is still made and the command fails loudly.
+#[test]
+fn backups_are_copied_to_s3_and_restored_from_there_and_a_down_bucket_fails_only_its_copy() {
+    let server = super::upload_crash::seaweed::Seaweed::start();
+    let endpoint = server.endpoint.clone();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("node");
+    std::fs::create_dir_all(&root).expect("root");
+    let (targets, key) = (dir.path().join("backups"), dir.path().join("backup.key"));
+    let ports = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
+    let (rpc, api) = (ports.rpc(), ports.api());
+    let up = Up::start(&root, &ports);
+    let node = medanchor_wallet::RpcClient::new(&rpc).expect("rpc");
+    let rt = rt();
+    let (record, before) = rt.block_on(async {
+        consenting_provider(&node, &rpc, &root).await;
+        let token = sign_in(&api, "wallet_2").await;
+        let record = new_record(&reqwest::Client::new(), &api, &token).await;
+        let me = sign_in(&api, "wallet_1").await;
+        let before = read_anchored(&api, &me, &record).await;
+        (record, before)
+    });
+    up.kill();
+    let (root_s, keys_s, to_s, key_s) = (p(&root), p(&root.join("keys")), p(&targets), p(&key));
+    let s3 =
+        ["--backup-s3-bucket", super::upload_crash::seaweed::BUCKET, "--backup-s3-endpoint", endpoint.as_str()];
+    let with_s3 = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_medanchor"))
+            .arg("backup")
+            .args(args)
+            .args(s3)
+            .env("AWS_ACCESS_KEY_ID", super::upload_crash::seaweed::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", super::upload_crash::seaweed::SECRET_KEY)
+            .output()
+            .expect("run medanchor backup")
+    };
+    let out = ok(&with_s3(&["create", "--root", &root_s, "--keys-dir", &keys_s, "--to", &to_s, "--key", &key_s]));
+    let id = ids(&out).into_iter().next().expect("an id");
+    assert!(out.contains(&format!("backup {id} copied to s3 bucket")), "{out}");
+    // The local target is lost too; the bucket has it.
+    std::fs::remove_dir_all(&targets).expect("lose the local target");
+    let keys = root.join("keys");
+    let kept = dir.path().join("keys-kept");
+    std::fs::rename(&keys, &kept).expect("keep the keys");
+    std::fs::remove_dir_all(&root).expect("wipe");
+    let kept_s = p(&kept);
+    ok(&with_s3(&[
+        "restore",
+        &id,
+        "--into",
+        &root_s,
+        "--to",
+        &to_s,
+        "--key",
+        &key_s,
+        "--keys-dir",
+        &kept_s,
+        "--from-s3",
+    ]));
+    std::fs::rename(&kept, &keys).expect("keys back");
+    let ports2 = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
+    let api2 = ports2.api();
+    let up = Up::start(&root, &ports2);
+    rt.block_on(async {
+        let me = sign_in(&api2, "wallet_1").await;
+        let after = read_anchored(&api2, &me, &record).await;
+        assert_eq!((&after["content"], &after["anchor"]), (&before["content"], &before["anchor"]));
+    });
+    up.kill();
+    // The bucket's server is down: the local backup is made, the command
+    // fails, naming the copy.
+    drop(server);
+    let out = with_s3(&["create", "--root", &root_s, "--keys-dir", &keys_s, "--to", &to_s, "--key", &key_s]);
+    assert!(!out.status.success(), "a failed copy fails the command");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the local copy is complete"), "{stderr}");
+    let made = ids(&String::from_utf8_lossy(&out.stdout)).into_iter().next().expect("the local backup was made");
+    ok(&backup(&["verify", &made, "--to", &to_s, "--key", &key_s, "--keys-dir", &keys_s]));
+}

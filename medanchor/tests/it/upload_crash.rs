@@ -247,7 +247,7 @@ fn objects(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// not copied.
 #[path = "../../../storage/tests/support/mod.rs"]
 #[allow(dead_code)]
-mod seaweed;
+pub(super) mod seaweed;
 
 #[test]
 fn up_keeps_attachments_on_an_s3_server_when_told_to() {
