@@ -37,6 +37,32 @@ pub enum BackupCommand {
     Restore(RestoreArgs),
     /// Removes backups past their retention (never the newest verified).
     Prune(PruneArgs),
+    /// The recovery drill of docs/RECOVERY.md, on scratch directories: the
+    /// newest data backup (and keys backup) restored and verified, `up`
+    /// started on them on spare ports, its answers checked (the node's key,
+    /// the chain), then stopped; every step timed against the 4-hour
+    /// recovery time objective.
+    Drill(DrillArgs),
+}
+
+/// Options of `backup drill`.
+#[derive(Debug, clap::Args)]
+pub struct DrillArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The recovery key, to restore the newest `keys` backup too; without
+    /// it the live `--keys-dir` is copied.
+    #[arg(long)]
+    recovery_key: Option<PathBuf>,
+    /// The node's KEK directory (its `session.key` is the pinned key).
+    #[arg(long, default_value = ".medanchor/keys")]
+    keys_dir: PathBuf,
+    /// The node's public key (hex), if the keys directory is not at hand.
+    #[arg(long)]
+    node_key: Option<String>,
+    /// Keep the scratch directory afterwards.
+    #[arg(long)]
+    keep: bool,
 }
 
 /// Where backups go, and the key that seals them.
@@ -212,6 +238,7 @@ pub fn run(command: BackupCommand) -> anyhow::Result<()> {
         BackupCommand::Verify(args) => verify(&args),
         BackupCommand::Restore(args) => restore(&args),
         BackupCommand::Prune(args) => prune(&args),
+        BackupCommand::Drill(args) => drill(&args),
     }
 }
 
@@ -496,4 +523,164 @@ pub fn spawn_scheduled(running: Running, args: ScheduleArgs) -> Option<tokio::ta
             }
         }
     }))
+}
+
+/// The recovery time objective of docs/RECOVERY.md.
+const RTO: std::time::Duration = std::time::Duration::from_secs(4 * 3600);
+
+fn spare_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn newest(target: &Target, set: &str) -> anyhow::Result<Option<String>> {
+    Ok(medanchor_backup::list(target)?.into_iter().filter(|s| s.set == set).map(|s| s.id).next_back())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()))?;
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+fn drill(args: &DrillArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let target = Target::open(&args.target.to)?;
+    let verify = VerifyArgs {
+        id: String::new(),
+        target: TargetArgs {
+            to: args.target.to.clone(),
+            key: args.target.key.clone(),
+            set: "data".into(),
+            remote: args.target.remote.clone(),
+        },
+        node_key: args.node_key.clone(),
+        keys_dir: args.keys_dir.clone(),
+        from_s3: false,
+    };
+    let pinned =
+        trusted(&verify)?.context("the drill needs the node's key: --node-key, or --keys-dir with session.key")?;
+    let id = newest(&target, "data")?.context("no data backup in the target")?;
+    let scratch = args.target.to.join(format!(".drill-{:08x}", rand_u32()));
+    let root = scratch.join("node");
+    let result = (|| -> anyhow::Result<()> {
+        // 1. Restore and verify the data (every file, every store).
+        let t = std::time::Instant::now();
+        let key = set_key(&args.target, false)?;
+        let v = medanchor_backup::restore(&target, &id, &key, Some(&pinned), &root)?;
+        println!(
+            "1. restored and verified backup {id}: {} files, {} bytes, {} stores ({:.1} s)",
+            v.files,
+            v.bytes,
+            v.stores,
+            t.elapsed().as_secs_f64()
+        );
+        // 2. The keys: from their backup under the recovery key, or copied.
+        let t = std::time::Instant::now();
+        match &args.recovery_key {
+            Some(recovery) => {
+                let keys_id = newest(&target, "keys")?.context("no keys backup in the target")?;
+                let rkey =
+                    BackupKey::load(recovery).with_context(|| format!("the recovery key {}", recovery.display()))?;
+                let into = scratch.join("keys-restore");
+                medanchor_backup::restore(&target, &keys_id, &rkey, Some(&pinned), &into)?;
+                std::fs::rename(into.join("keys"), root.join("keys"))?;
+                println!(
+                    "2. restored keys backup {keys_id} under the recovery key ({:.1} s)",
+                    t.elapsed().as_secs_f64()
+                );
+            }
+            None => {
+                copy_dir(&args.keys_dir, &root.join("keys"))?;
+                println!("2. keys copied from {} (no --recovery-key)", args.keys_dir.display());
+            }
+        }
+        // 3. The node on the restored directories, on spare ports.
+        let t = std::time::Instant::now();
+        let (rpc, api) = (spare_port()?, spare_port()?);
+        let log = std::fs::File::create(scratch.join("up.log"))?;
+        let mut up = std::process::Command::new(std::env::current_exe()?)
+            .arg("up")
+            .args(["--data-dir", &root.join("devnet").display().to_string()])
+            .args(["--indexer-data-dir", &root.join("indexer").display().to_string()])
+            .args(["--api-data-dir", &root.join("api").display().to_string()])
+            .args(["--keys-dir", &root.join("keys").display().to_string()])
+            .args(["--rpc-bind", &format!("127.0.0.1:{rpc}")])
+            .args(["--indexer-bind", "127.0.0.1:0", "--indexer-query-bind", "127.0.0.1:0"])
+            .args(["--api-bind", &format!("127.0.0.1:{api}")])
+            .args(["--backup-every-secs", "0"])
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting up on the restored directories")?;
+        let checked = check_serving(rpc, api, &pinned);
+        let _ = up.kill();
+        let _ = up.wait();
+        let (tip, audit) = checked.with_context(|| {
+            format!("the restored node did not serve (its log: {})", scratch.join("up.log").display())
+        })?;
+        println!("3. up served the restored data: chain tip {tip}, audit log of {audit} entries signed by the pinned key ({:.1} s)", t.elapsed().as_secs_f64());
+        Ok(())
+    })();
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    result?;
+    let total = started.elapsed();
+    println!(
+        "drill passed in {:.1} s, within the recovery time objective of {} h{}",
+        total.as_secs_f64(),
+        RTO.as_secs() / 3600,
+        if args.keep { format!(" (kept in {})", scratch.display()) } else { String::new() }
+    );
+    Ok(())
+}
+
+/// Waits (up to two minutes) for the restored node to answer: the
+/// devnet's tip, and the API's audit log signed by the pinned key.
+fn check_serving(rpc: u16, api: u16, pinned: &VerifyingKey) -> anyhow::Result<(u64, u64)> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let mut last = anyhow::anyhow!("no answer");
+        for _ in 0..480 {
+            let answer = async {
+                let info: serde_json::Value = http
+                    .get(format!("http://127.0.0.1:{rpc}/v2/info"))
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                let anchor: serde_json::Value = http
+                    .get(format!("http://127.0.0.1:{api}/v1/audit/anchor"))
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                anyhow::Ok((info, anchor))
+            }
+            .await;
+            match answer {
+                Ok((info, anchor)) => {
+                    let key = anchor["checkpoint"]["public_key"].as_str().unwrap_or_default();
+                    if key != hex::encode(pinned.as_bytes()) {
+                        bail!("the restored node signs with {key}, not the pinned key");
+                    }
+                    let tip = info["stacks_tip_height"].as_u64().context("no stacks_tip_height")?;
+                    return Ok((tip, anchor["size"].as_u64().unwrap_or(0)));
+                }
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        Err(last)
+    })
 }

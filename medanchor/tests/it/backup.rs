@@ -116,6 +116,16 @@ fn a_node_backed_up_wiped_and_restored_serves_the_same_data() {
     assert_eq!(list.lines().count(), 3, "{list}");
     let v = ok(&backup(&["verify", &data_id, "--to", &to_s, "--key", &key_s, "--keys-dir", &keys_s]));
     assert!(v.contains("stores in their captured state"), "{v}");
+    // The drill: both sets restored on scratch directories, `up` started
+    // on them, its chain and its key checked, stopped, cleaned up.
+    let drill =
+        ok(&backup(&["drill", "--to", &to_s, "--key", &key_s, "--recovery-key", &recovery_arg, "--keys-dir", &keys_s]));
+    assert!(drill.contains("3. up served the restored data") && drill.contains("drill passed"), "{drill}");
+    assert!(!std::fs::read_dir(&targets).expect("target").any(|e| e
+        .expect("e")
+        .file_name()
+        .to_string_lossy()
+        .starts_with(".drill-")));
     // The keys set does not open with the backup key.
     let wrong = backup(&["verify", &keys_id, "--to", &to_s, "--key", &key_s, "--set", "keys"]);
     assert!(!wrong.status.success(), "the backup key opens no KEK");
@@ -268,8 +278,7 @@ fn backups_are_copied_to_s3_and_restored_from_there_and_a_down_bucket_fails_only
     });
     up.kill();
     let (root_s, keys_s, to_s, key_s) = (p(&root), p(&root.join("keys")), p(&targets), p(&key));
-    let s3 =
-        ["--backup-s3-bucket", super::upload_crash::seaweed::BUCKET, "--backup-s3-endpoint", endpoint.as_str()];
+    let s3 = ["--backup-s3-bucket", super::upload_crash::seaweed::BUCKET, "--backup-s3-endpoint", endpoint.as_str()];
     let with_s3 = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_medanchor"))
             .arg("backup")
