@@ -395,19 +395,54 @@ pub struct Pruned {
     pub blobs: usize,
 }
 
-/// Removes the backups of set `set` captured more than `retain_ms` before
+/// How long backups are kept: every backup for `days`, and beyond that
+/// the newest of each of the last `weekly` weeks and `monthly` calendar
+/// months (UTC) that have one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Days every backup is kept.
+    pub days: u64,
+    /// Weeks (of 7 days from the epoch) whose newest backup is kept.
+    pub weekly: usize,
+    /// Calendar months whose newest backup is kept.
+    pub monthly: usize,
+}
+
+impl Retention {
+    /// Every backup for `days`, no tiers.
+    pub fn days(days: u64) -> Retention {
+        Retention { days, weekly: 0, monthly: 0 }
+    }
+}
+
+/// The newest backup of each of the last `count` buckets, `bucket` giving
+/// a backup's (oldest first in `backups`).
+fn newest_per_bucket(backups: &[&Summary], count: usize, bucket: impl Fn(u64) -> i64) -> HashSet<String> {
+    let mut newest: std::collections::BTreeMap<i64, &str> = std::collections::BTreeMap::new();
+    for s in backups {
+        newest.insert(bucket(s.created_ms), &s.id);
+    }
+    newest.values().rev().take(count).map(|id| id.to_string()).collect()
+}
+
+/// Removes the backups of set `set` that `retention` no longer keeps at
 /// `now_ms` — never the newest verified one, nor the newest one — then
 /// every blob no remaining backup (of any set) holds, and leftover
 /// temporaries.
-pub fn prune(target: &Target, set: &str, retain_ms: u64, now_ms: u64) -> Result<Pruned> {
+pub fn prune(target: &Target, set: &str, retention: Retention, now_ms: u64) -> Result<Pruned> {
     let all = list(target)?;
     let ours: Vec<&Summary> = all.iter().filter(|s| s.set == set).collect();
-    let newest = ours.last().map(|s| s.id.clone());
-    let newest_verified = ours.iter().rev().find(|s| s.verified_ms.is_some()).map(|s| s.id.clone());
+    let mut keep: HashSet<String> = ours.last().map(|s| s.id.clone()).into_iter().collect();
+    keep.extend(ours.iter().rev().find(|s| s.verified_ms.is_some()).map(|s| s.id.clone()));
+    const DAY: u64 = 86_400_000;
+    keep.extend(newest_per_bucket(&ours, retention.weekly, |ms| (ms / (7 * DAY)) as i64));
+    keep.extend(newest_per_bucket(&ours, retention.monthly, |ms| {
+        let (y, m, _) = medanchor_storage::keys::civil_from_days((ms / DAY) as i64);
+        y * 12 + m
+    }));
     let mut removed = Vec::new();
     for s in &ours {
-        let keep = Some(&s.id) == newest.as_ref() || Some(&s.id) == newest_verified.as_ref();
-        if !keep && s.created_ms.saturating_add(retain_ms) < now_ms {
+        if !keep.contains(&s.id) && s.created_ms.saturating_add(retention.days.saturating_mul(DAY)) < now_ms {
             target.remove_manifest(&s.id)?;
             removed.push(s.id.clone());
         }

@@ -13,7 +13,7 @@ use ed25519_dalek::SigningKey;
 use medanchor_backup::key::BackupKey;
 use medanchor_backup::manifest::Signed;
 use medanchor_backup::target::Target;
-use medanchor_backup::{create, list, prune, restore, verify, BackupError, Source};
+use medanchor_backup::{create, list, prune, restore, verify, BackupError, Retention, Source};
 
 const DAY: u64 = 86_400_000;
 
@@ -297,15 +297,55 @@ fn prune_keeps_the_newest_verified_backup_and_sweeps_only_unheld_blobs() {
         }
     }
     // 30-day retention on day 10: nothing is old enough.
-    assert!(prune(&target, "data", 30 * DAY, 10 * DAY).expect("prune").backups.is_empty());
+    assert!(prune(&target, "data", Retention::days(30), 10 * DAY).expect("prune").backups.is_empty());
     // 2-day retention on day 6: days 1..3 are expired, but day 2 is the
     // newest verified one and stays; day 5 is the newest.
-    let pruned = prune(&target, "data", 2 * DAY, 6 * DAY).expect("prune");
+    let pruned = prune(&target, "data", Retention::days(2), 6 * DAY).expect("prune");
     assert_eq!(pruned.backups, vec![ids[0].clone(), ids[2].clone()]);
     assert_eq!(pruned.blobs, 2, "day 1's and day 3's own files; the shared one is held");
     let left: Vec<String> = list(&target).expect("list").into_iter().map(|s| s.id).collect();
     assert_eq!(left, vec![ids[1].clone(), ids[3].clone(), ids[4].clone()]);
     for id in &left {
         verify(&target, id, &f.key, None, &f.scratch(), 6 * DAY).expect("what is left still verifies");
+    }
+}
+
+/// Tiers: every backup for the retention period, then the newest of each
+/// of the last weeks and months; the rest go (a clock moved over 200 days
+/// of daily backups).
+#[test]
+fn retention_tiers_keep_weekly_and_monthly_backups_past_the_daily_window() {
+    let f = Fixture::new();
+    let target = f.target();
+    std::fs::write(f.data().join("file"), b"the same every day").expect("write");
+    // Daily from 2026-01-01 (day 20454 since the epoch) for 200 days.
+    let start = 20_454 * DAY;
+    let mut ids = Vec::new();
+    for day in 0..200 {
+        ids.push(f.backup(start + day * DAY + 3_600_000).id);
+    }
+    let now = start + 200 * DAY;
+    let pruned = prune(&target, "data", Retention { days: 30, weekly: 8, monthly: 6 }, now).expect("prune");
+    let kept: Vec<String> = list(&target).expect("list").into_iter().map(|s| s.id).collect();
+    assert_eq!(kept.len() + pruned.backups.len(), 200);
+    let kept_days: std::collections::BTreeSet<usize> =
+        ids.iter().enumerate().filter(|(_, id)| kept.contains(id)).map(|(d, _)| d).collect();
+    // Expected: the last 30 days (day 170's backup, at 01:00, is 29 d 23 h
+    // old), the newest backup of each of the last 8 weeks, and of each of
+    // the last 6 months: July (day 199), June 30 (180), May 31 (150), April
+    // 30 (119), March 31 (89), February 28 (58) — not January 31 (30).
+    let ms = |d: usize| start + d as u64 * DAY + 3_600_000;
+    let mut weeks = std::collections::BTreeMap::new();
+    for d in 0..200 {
+        weeks.insert(ms(d) / (7 * DAY), d);
+    }
+    let mut expected: std::collections::BTreeSet<usize> = (170..200).collect();
+    expected.extend(weeks.values().rev().take(8));
+    expected.extend([199, 180, 150, 119, 89, 58]);
+    assert_eq!(kept_days, expected);
+    assert!(!kept_days.contains(&30) && !kept_days.contains(&0));
+    // Everything left still verifies.
+    for id in kept.iter().rev().take(3) {
+        verify(&target, id, &f.key, None, &f.scratch(), now).expect("verifies");
     }
 }

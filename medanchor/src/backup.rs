@@ -225,9 +225,15 @@ pub struct RestoreArgs {
 pub struct PruneArgs {
     #[command(flatten)]
     target: TargetArgs,
-    /// Keep backups this many days.
+    /// Keep every backup this many days.
     #[arg(long, default_value_t = 30)]
     retain_days: u64,
+    /// Beyond that, keep the newest backup of each of this many weeks.
+    #[arg(long, default_value_t = 8)]
+    keep_weekly: usize,
+    /// And of each of this many calendar months.
+    #[arg(long, default_value_t = 12)]
+    keep_monthly: usize,
 }
 
 /// Runs a `backup` subcommand.
@@ -408,7 +414,9 @@ fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
 
 fn prune(args: &PruneArgs) -> anyhow::Result<()> {
     let target = Target::open(&args.target.to)?;
-    let p = medanchor_backup::prune(&target, &args.target.set, args.retain_days * 86_400_000, now_ms())?;
+    let retention =
+        medanchor_backup::Retention { days: args.retain_days, weekly: args.keep_weekly, monthly: args.keep_monthly };
+    let p = medanchor_backup::prune(&target, &args.target.set, retention, now_ms())?;
     println!("removed {} backups ({}) and {} blobs no backup holds", p.backups.len(), p.backups.join(", "), p.blobs);
     Ok(())
 }
@@ -425,7 +433,8 @@ pub struct ScheduleArgs {
     /// The backup key (created on the first backup, 0600).
     #[arg(long, default_value = ".medanchor-backup.key")]
     pub backup_key: PathBuf,
-    /// Days a backup is kept (the newest verified one always is).
+    /// Days every backup is kept (the newest verified one always is);
+    /// beyond that, the newest of each of 8 weeks and 12 months.
     #[arg(long, default_value_t = 30)]
     pub backup_retain_days: u64,
     #[command(flatten)]
@@ -474,7 +483,8 @@ pub fn backup_running(running: &Running, args: &ScheduleArgs) -> anyhow::Result<
     let scratch = scratch_beside(&args.backup_to);
     medanchor_backup::verify(&target, &created.id, &key, Some(&signer.verifying_key()), &scratch, now_ms())
         .with_context(|| format!("backup {} does not verify", created.id))?;
-    let pruned = medanchor_backup::prune(&target, "data", args.backup_retain_days * 86_400_000, now_ms())?;
+    let retention = medanchor_backup::Retention { days: args.backup_retain_days, weekly: 8, monthly: 12 };
+    let pruned = medanchor_backup::prune(&target, "data", retention, now_ms())?;
     // The second location fails on its own: the local backup stands.
     if let Some(remote) = args.remote.backend()? {
         match tokio::runtime::Handle::current().block_on(replicate(&target, &created.id, &remote)) {
