@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use super::upload_crash::{consenting_provider, download, new_record};
+use super::upload_crash::{consenting_provider, download, new_record, upload_jpeg};
 use super::verify::{free_port, rt, sign_in, Ports, Up};
 
 fn backup(args: &[&str]) -> Output {
@@ -56,6 +56,16 @@ async fn read_anchored(api: &str, token: &str, record: &str) -> Value {
     panic!("record {record} never anchored");
 }
 
+/// `up` on the restored directory `root` (fresh ports): the node, its
+/// API's URL, and the patient's session.
+fn start_restored(rt: &tokio::runtime::Runtime, root: &Path) -> (Up, String, String) {
+    let ports = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
+    let api = ports.api();
+    let up = Up::start(root, &ports);
+    let me = rt.block_on(sign_in(&api, "wallet_1"));
+    (up, api, me)
+}
+
 #[test]
 fn a_node_backed_up_wiped_and_restored_serves_the_same_data() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -75,17 +85,7 @@ fn a_node_backed_up_wiped_and_restored_serves_the_same_data() {
         let token = sign_in(&api, "wallet_2").await;
         let http = reqwest::Client::new();
         let record = new_record(&http, &api, &token).await;
-        let r = http
-            .post(format!("{api}/v1/records/{record}/attachments"))
-            .query(&[("name", "knee.jpg")])
-            .bearer_auth(&token)
-            .header("content-type", "image/jpeg")
-            .body(file.clone())
-            .send()
-            .await
-            .expect("upload");
-        assert_eq!(r.status(), 201);
-        let attachment = r.json::<Value>().await.expect("json")["attachment_id"].as_str().expect("id").to_string();
+        let attachment = upload_jpeg(&http, &api, &token, &record, "knee.jpg", &file).await;
         let me = sign_in(&api, "wallet_1").await;
         (record.clone(), attachment, read_anchored(&api, &me, &record).await)
     });
@@ -153,11 +153,8 @@ fn a_node_backed_up_wiped_and_restored_serves_the_same_data() {
     assert!(!over.status.success() && String::from_utf8_lossy(&over.stderr).contains("never overwrites"));
 
     // The node on the restored directory serves the same data.
-    let ports = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
-    let api = ports.api();
-    let _up = Up::start(&root, &ports);
+    let (_up, api, me) = start_restored(&rt, &root);
     rt.block_on(async {
-        let me = sign_in(&api, "wallet_1").await;
         // Read at once, then once the tracker has looked at the restored
         // chain again: the same version, anchored in the same block.
         let first = read_record(&api, &me, &record).await;
@@ -240,11 +237,8 @@ fn up_backs_itself_up_while_serving_and_the_backup_restores() {
     ]));
     std::fs::rename(root.join("keys"), restored.join("keys")).expect("keys");
     std::fs::remove_dir_all(&root).expect("wipe");
-    let ports = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
-    let api = ports.api();
-    let _up = Up::start(&restored, &ports);
+    let (_up, api, me) = start_restored(&rt, &restored);
     rt.block_on(async {
-        let me = sign_in(&api, "wallet_1").await;
         let after = read_anchored(&api, &me, &record).await;
         assert_eq!((&after["content"], &after["anchor"]), (&before["content"], &before["anchor"]));
     });
@@ -313,11 +307,8 @@ fn backups_are_copied_to_s3_and_restored_from_there_and_a_down_bucket_fails_only
         "--from-s3",
     ]));
     std::fs::rename(&kept, &keys).expect("keys back");
-    let ports2 = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
-    let api2 = ports2.api();
-    let up = Up::start(&root, &ports2);
+    let (up, api2, me) = start_restored(&rt, &root);
     rt.block_on(async {
-        let me = sign_in(&api2, "wallet_1").await;
         let after = read_anchored(&api2, &me, &record).await;
         assert_eq!((&after["content"], &after["anchor"]), (&before["content"], &before["anchor"]));
     });

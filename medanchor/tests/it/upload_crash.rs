@@ -59,6 +59,29 @@ pub(super) async fn new_record(http: &reqwest::Client, api: &str, token: &str) -
     r["record_id"].as_str().expect("id").to_string()
 }
 
+/// Attaches `file` to `record` as JPEG `name` in one request (201); its
+/// attachment id.
+pub(super) async fn upload_jpeg(
+    http: &reqwest::Client,
+    api: &str,
+    token: &str,
+    record: &str,
+    name: &str,
+    file: &[u8],
+) -> String {
+    let r = http
+        .post(format!("{api}/v1/records/{record}/attachments"))
+        .query(&[("name", name)])
+        .bearer_auth(token)
+        .header("content-type", "image/jpeg")
+        .body(file.to_vec())
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.expect("json")["attachment_id"].as_str().expect("id").to_string()
+}
+
 /// An attachment's bytes, as the reader of `token` downloads them.
 pub(super) async fn download(
     http: &reqwest::Client,
@@ -270,17 +293,7 @@ fn up_keeps_attachments_on_an_s3_server_when_told_to() {
         let http = reqwest::Client::new();
         let token = sign_in(&api, "wallet_2").await;
         let record = new_record(&http, &api, &token).await;
-        let r = http
-            .post(format!("{api}/v1/records/{record}/attachments"))
-            .query(&[("name", "knee.jpg")])
-            .bearer_auth(&token)
-            .header("content-type", "image/jpeg")
-            .body(file.clone())
-            .send()
-            .await
-            .expect("upload");
-        assert_eq!(r.status(), 201);
-        let attachment = r.json::<Value>().await.expect("json")["attachment_id"].as_str().expect("id").to_string();
+        let attachment = upload_jpeg(&http, &api, &token, &record, "knee.jpg", &file).await;
         let me = sign_in(&api, "wallet_1").await;
         let got = download(&http, &api, &me, &record, &attachment).await;
         assert!(got == file, "byte-identical from the S3 server");
