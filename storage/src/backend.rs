@@ -232,6 +232,20 @@ impl Backend {
         Ok(out)
     }
 
+    /// A multipart upload to `key`, in storage class `class` when given
+    /// (S3's `x-amz-storage-class`).
+    async fn start_multipart(
+        &self,
+        key: &ObjectKey,
+        class: Option<&str>,
+    ) -> Result<Box<dyn MultipartUpload>, StorageError> {
+        let mut opts = object_store::PutMultipartOptions::default();
+        if let Some(c) = class {
+            opts.attributes.insert(object_store::Attribute::StorageClass, c.to_string().into());
+        }
+        self.store.put_multipart_opts(&Self::path(key), opts).await.map_err(|e| store_error(&key.to_string(), e))
+    }
+
     /// Starts a sealed upload to `key` under the file's `data_key`, bound
     /// to `binding`.
     pub async fn sealed_upload(
@@ -254,11 +268,7 @@ impl Backend {
     ) -> Result<SealedUpload, StorageError> {
         let k = key.to_string();
         let class = class.filter(|_| self.local_root.is_none()).map(str::to_string);
-        let mut opts = object_store::PutMultipartOptions::default();
-        if let Some(c) = &class {
-            opts.attributes.insert(object_store::Attribute::StorageClass, c.clone().into());
-        }
-        let upload = self.store.put_multipart_opts(&Self::path(key), opts).await.map_err(|e| store_error(&k, e))?;
+        let upload = self.start_multipart(key, class.as_deref()).await?;
         let sealer = Sealer::new(data_key, binding);
         let mut hash = Sha256::new();
         hash.update(sealer.header());
@@ -318,11 +328,7 @@ impl Backend {
         }
         let k = key.to_string();
         let class = class.map(str::to_string);
-        let mut opts = object_store::PutMultipartOptions::default();
-        if let Some(c) = &class {
-            opts.attributes.insert(object_store::Attribute::StorageClass, c.clone().into());
-        }
-        let upload = self.store.put_multipart_opts(&Self::path(key), opts).await.map_err(|e| store_error(&k, e))?;
+        let upload = self.start_multipart(key, class.as_deref()).await?;
         Ok(Some(FileParts {
             key: k,
             upload,
