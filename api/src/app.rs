@@ -330,7 +330,13 @@ async fn session_first(
     let caller = Caller::from(&state, request.headers(), None);
     match caller.require() {
         Ok(_) => next.run(request).await,
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => {
+            // The body unread is dropped (bounded) before the 401, or the
+            // reset connection would lose the answer on the client's side.
+            let mut body = request.into_body();
+            records::linger(&mut body).await;
+            ApiError::from(e).into_response()
+        }
     }
 }
 

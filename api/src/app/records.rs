@@ -195,9 +195,10 @@ pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> 
 /// Reads and drops what is left of a refused body, up to [`LINGER_BYTES`]
 /// or [`LINGER_TIME`], before the 413 goes out: a connection closed with
 /// the client's bytes unread is reset, and the client often loses the
-/// answer with it (nginx's lingering close). Bounded, and only ever after
-/// the session was checked, so it costs an attacker more than the node.
-async fn linger(body: &mut Body) {
+/// answer with it (nginx's lingering close). Bounded (read and dropped,
+/// never buffered), so it costs a caller more than the node; also before
+/// a 401 for a body sent without a session ([`super::session_first`]).
+pub(super) async fn linger(body: &mut Body) {
     use http_body_util::BodyExt;
     let mut left = LINGER_BYTES;
     let _ = tokio::time::timeout(LINGER_TIME, async {
