@@ -29,6 +29,7 @@ use crate::error::{ApiError, ApiResult};
 
 pub(crate) mod attachments;
 pub(crate) mod audit_log;
+pub(crate) mod backups;
 pub(crate) mod credentials;
 pub(crate) mod profiles;
 pub(crate) mod records;
@@ -145,6 +146,10 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Post, "/v1/records/{id}/attachments/{attachment}/restore", Post.route(attachments::restore_attachment)),
         (Get, "/v1/records/{id}/attachments/{attachment}/anchor", Get.route(attachments::attachment_anchor)),
         (Get, "/v1/admin/storage/report", Get.route(attachments::storage_report)),
+        (Get, "/v1/admin/backups", Get.route(backups::backup_status)),
+        (Post, "/v1/admin/backups", Post.route(backups::create_backup)),
+        (Post, "/v1/admin/backups/prune", Post.route(backups::prune_backups)),
+        (Post, "/v1/admin/backups/{id}/verify", Post.route(backups::verify_backup)),
         (Options, "/v1/uploads", Options.route(uploads::tus_options)),
         (Post, "/v1/records/{id}/uploads", Post.route(uploads::create_upload)),
         (Head, "/v1/uploads/{upload}", Head.route(uploads::upload_status)),

@@ -13,8 +13,8 @@ pub mod error;
 pub mod openapi;
 
 pub use medanchor_service::{
-    anchoring, attachments, audit, auth, authz, blob, credentials, db, disclosures, envelope, file_anchors, merkle,
-    rotate, search, share, uploads,
+    anchoring, attachments, audit, auth, authz, backups, blob, credentials, db, disclosures, envelope, file_anchors,
+    merkle, rotate, search, share, uploads,
 };
 
 /// Serves the API for `service` on `listener` until `shutdown` (with the

@@ -71,6 +71,10 @@ use crate::db::AnchorStatus;
         crate::app::attachments::restore_attachment,
         crate::app::attachments::attachment_anchor,
         crate::app::attachments::storage_report,
+        crate::app::backups::backup_status,
+        crate::app::backups::create_backup,
+        crate::app::backups::verify_backup,
+        crate::app::backups::prune_backups,
         crate::app::uploads::tus_options,
         crate::app::uploads::create_upload,
         crate::app::uploads::upload_status,
@@ -94,6 +98,7 @@ use crate::db::AnchorStatus;
         (name = "credentials", description = "Provider credentials, their verification and on-chain commitment"),
         (name = "attachments", description = "Files attached to records: checked, sealed as streams, on the object store"),
         (name = "uploads", description = "Resumable uploads (tus 1.0: creation, expiration, checksum, termination)"),
+        (name = "backups", description = "Encrypted, verified backups: state, alerts, jobs run now (admins)"),
         (name = "search", description = "Records and patients by what they hold: a blind index, results filtered by the chain"),
         (name = "meta", description = "This document"),
     )
@@ -346,6 +351,15 @@ pub mod errors {
         content_type = "application/problem+json"
     )]
     pub struct NodeUnavailable(pub Problem);
+
+    /// 503: this node runs no backups, or the job failed.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 503,
+        description = "This node runs no backups, or the job failed (which raises an alert until one succeeds)",
+        content_type = "application/problem+json"
+    )]
+    pub struct NoBackups(pub Problem);
 
     /// 429: rate limited (`Retry-After`).
     #[derive(utoipa::IntoResponses)]

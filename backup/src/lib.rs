@@ -31,7 +31,10 @@ pub mod manifest;
 mod ops;
 pub mod target;
 
-pub use ops::{create, list, prune, restore, verify, Created, LiveStore, Pruned, Retention, Source, Summary, Verified};
+pub use ops::{
+    create, list, prune, restore, restore_except, verify, Created, LiveStore, Pruned, Retention, Source, Summary,
+    Verified,
+};
 
 /// Why a backup operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -249,6 +249,8 @@ pub struct Verified {
     pub bytes: u64,
     /// Stores restored, opened and found in their captured state.
     pub stores: usize,
+    /// When the backup was captured (unix ms).
+    pub created_ms: u64,
 }
 
 /// Verifies backup `id`: the manifest's signature (under `trusted`, the
@@ -282,11 +284,35 @@ pub fn restore(
     trusted: Option<&VerifyingKey>,
     into: &Path,
 ) -> Result<Verified> {
+    restore_except(target, id, key, trusted, into, &[])
+}
+
+/// [`restore`] without the sources named in `skip` (e.g. the chain, when
+/// the network it stands for survived the loss and is newer than any
+/// backup of it). Naming a source the backup does not hold is an error: a
+/// typo must not restore what the operator meant to keep.
+pub fn restore_except(
+    target: &Target,
+    id: &str,
+    key: &BackupKey,
+    trusted: Option<&VerifyingKey>,
+    into: &Path,
+    skip: &[String],
+) -> Result<Verified> {
     if into.exists() && std::fs::read_dir(into).map_err(crate::io(into))?.next().is_some() {
         return Err(BackupError::NotEmpty(into.display().to_string()));
     }
     let signed = target.manifest(id)?;
-    let manifest = signed.verify(trusted)?;
+    let mut manifest = signed.verify(trusted)?.clone();
+    let source_of = |path: &str| path.split('/').next().unwrap_or_default().to_string();
+    for s in skip {
+        if !manifest.files.iter().any(|f| &source_of(&f.path) == s) {
+            return Err(BackupError::Manifest(format!("backup {id} holds no source {s:?} to leave out")));
+        }
+    }
+    manifest.files.retain(|f| !skip.contains(&source_of(&f.path)));
+    manifest.stores.retain(|st| !skip.contains(&source_of(&st.path)));
+    let manifest = &manifest;
     let name = into.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "restore".into());
     let staging = into.with_file_name(format!(".{name}.restoring-{:08x}", rand::random::<u32>()));
     let result = restore_into(target, manifest, key, &staging);
@@ -346,6 +372,7 @@ fn restore_into(target: &Target, manifest: &Manifest, key: &BackupKey, staging: 
         files: manifest.files.len(),
         bytes: manifest.bytes(),
         stores: manifest.stores.len(),
+        created_ms: manifest.created_ms,
     })
 }
 

@@ -457,6 +457,10 @@ pub trait RecordReader {
     fn provider_access(&self, patient: &Principal, provider: &Principal) -> Result<Option<AccessView>>;
     /// What a principal did, oldest first.
     fn activity(&self, actor: &Principal, page: &PageRequest) -> Result<Page<ActivityView>>;
+    /// Every record on the chain, in id order, until `visit` answers
+    /// false: for reconciliation after a restore, never a request path
+    /// (it reads the whole family).
+    fn each_record(&self, visit: &mut dyn FnMut(RecordView) -> bool) -> Result<()>;
 }
 
 /// The RocksDB implementation of the readers.
@@ -811,6 +815,19 @@ impl ConsentReader for IndexReader {
 impl RecordReader for IndexReader {
     fn record(&self, record_id: &RecordId) -> Result<Option<RecordView>> {
         self.view().row::<RecordRow>(Cf::Records, record_id.as_ref())?.map(|r| record_view(record_id, r)).transpose()
+    }
+
+    fn each_record(&self, visit: &mut dyn FnMut(RecordView) -> bool) -> Result<()> {
+        let v = self.view();
+        for item in v.scan(Cf::Records, &[], &[]) {
+            let (k, value) = item?;
+            let id = RecordId(k.as_ref().try_into().map_err(|_| Error::Corrupt("records key".into()))?);
+            let row: RecordRow = schema::decode("records", &value)?;
+            if !visit(record_view(&id, row)?) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn records(&self, patient: &Principal, filter: &RecordFilter, page: &PageRequest) -> Result<Page<RecordView>> {

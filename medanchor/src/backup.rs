@@ -18,10 +18,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use medanchor_api::app::AppState;
+use medanchor_api::backups::{BackupControl, BackupRun, BackupSummary};
 use medanchor_backup::key::BackupKey;
 use medanchor_backup::target::Target;
 use medanchor_backup::Source;
 use medanchor_storage::backend::{Backend, BackendConfig};
+use std::sync::Arc;
 
 /// `medanchor backup …`.
 #[derive(Debug, Subcommand)]
@@ -218,6 +221,11 @@ pub struct RestoreArgs {
     /// Where to restore (must not exist, or be empty).
     #[arg(long)]
     into: PathBuf,
+    /// Leave a source out (repeatable): `--without devnet` keeps the
+    /// chain you have — the network, which went on after the backup —
+    /// and restores the node's own data against it.
+    #[arg(long)]
+    without: Vec<String>,
 }
 
 /// Options of `backup prune`.
@@ -399,8 +407,9 @@ fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
     fetch_if_asked(&args.verify, &target)?;
     let key = set_key(&args.verify.target, false)?;
     let trusted = trusted(&args.verify)?;
-    let v = medanchor_backup::restore(&target, &args.verify.id, &key, trusted.as_ref(), &args.into)
-        .with_context(|| format!("restoring backup {}", args.verify.id))?;
+    let v =
+        medanchor_backup::restore_except(&target, &args.verify.id, &key, trusted.as_ref(), &args.into, &args.without)
+            .with_context(|| format!("restoring backup {}", args.verify.id))?;
     println!(
         "restored backup {} into {}: {} files, {} bytes, {} stores in their captured state",
         v.id,
@@ -409,7 +418,39 @@ fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
         v.bytes,
         v.stores
     );
+    if let Some(marker) = mark_restored(&args.into, &v)? {
+        println!("the node reconciles with the chain on its next start ({})", marker.display());
+    }
     Ok(())
+}
+
+/// Leaves the marker that makes the next `up` reconcile the restored data
+/// with the chain: the backup, and the backup point on the chain (the
+/// restored index's height). Written atomically; `None` when no API data
+/// was restored.
+fn mark_restored(root: &Path, v: &medanchor_backup::Verified) -> anyhow::Result<Option<PathBuf>> {
+    use medanchor_api::backups::{RestoreMarker, RESTORE_MARKER};
+    use medanchor_indexer::ChainReader;
+    let api = root.join("api");
+    if !api.is_dir() {
+        return Ok(None);
+    }
+    let index_dir = root.join("indexer");
+    let index_height = if index_dir.is_dir() {
+        let index = crate::indexer::open(&index_dir, medanchor_contracts::DEPLOYER_ADDRESS, 10_000)?;
+        medanchor_indexer::query::IndexReader::new(index.db().clone()).status()?.tip_height
+    } else {
+        None
+    };
+    let marker = RestoreMarker { backup: v.id.clone(), captured_ms: v.created_ms, index_height, restored_ms: now_ms() };
+    let path = api.join(RESTORE_MARKER);
+    let tmp = api.join(format!(".{RESTORE_MARKER}.tmp"));
+    let mut file = std::fs::File::create(&tmp).with_context(|| format!("{}", tmp.display()))?;
+    std::io::Write::write_all(&mut file, &serde_json::to_vec_pretty(&marker)?)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(&api)?.sync_all()?;
+    Ok(Some(path))
 }
 
 fn prune(args: &PruneArgs) -> anyhow::Result<()> {
@@ -459,8 +500,13 @@ pub struct Running {
 /// One backup of the running node: every store checkpointed through its
 /// own handle (writers are not paused), then its files; verified (opened,
 /// restored into a scratch directory, every store's state compared), then
-/// old backups pruned.
-pub fn backup_running(running: &Running, args: &ScheduleArgs) -> anyhow::Result<(medanchor_backup::Created, u64)> {
+/// old backups pruned, then copied to the bucket if one is configured.
+/// A failed copy does not fail the backup (the local one stands): it is
+/// returned apart, to be raised as an alert of its own.
+pub fn backup_running(
+    running: &Running,
+    args: &ScheduleArgs,
+) -> anyhow::Result<(medanchor_backup::Created, u64, Option<anyhow::Error>)> {
     let chain = |into: &Path| running.node.lock().chain.db().checkpoint(into).map_err(|e| e.to_string());
     let index = |into: &Path| running.index.db().checkpoint(into).map_err(|e| e.to_string());
     let mut live = vec![
@@ -483,56 +529,253 @@ pub fn backup_running(running: &Running, args: &ScheduleArgs) -> anyhow::Result<
     let scratch = scratch_beside(&args.backup_to);
     medanchor_backup::verify(&target, &created.id, &key, Some(&signer.verifying_key()), &scratch, now_ms())
         .with_context(|| format!("backup {} does not verify", created.id))?;
-    let retention = medanchor_backup::Retention { days: args.backup_retain_days, weekly: 8, monthly: 12 };
-    let pruned = medanchor_backup::prune(&target, "data", retention, now_ms())?;
+    let pruned = medanchor_backup::prune(&target, "data", retention(args), now_ms())?;
     // The second location fails on its own: the local backup stands.
-    if let Some(remote) = args.remote.backend()? {
-        match tokio::runtime::Handle::current().block_on(replicate(&target, &created.id, &remote)) {
+    let copy = match args.remote.backend()? {
+        None => None,
+        Some(remote) => match tokio::runtime::Handle::current().block_on(replicate(&target, &created.id, &remote)) {
             Ok((blobs, bytes)) => {
-                tracing::info!(id = %created.id, blobs, bytes, to = remote.describe(), "backup copied")
+                tracing::info!(id = %created.id, blobs, bytes, to = remote.describe(), "backup copied");
+                None
             }
-            Err(e) => tracing::error!(
-                id = %created.id,
-                to = remote.describe(),
-                error = format!("{e:#}"),
-                "BACKUP FAILED: the copy to the bucket (the local backup is complete)"
-            ),
-        }
-    }
-    Ok((created, pruned.backups.len() as u64))
+            Err(e) => Some(e.context(format!("copying backup {} to {}", created.id, remote.describe()))),
+        },
+    };
+    Ok((created, pruned.backups.len() as u64, copy))
 }
 
-/// Runs [`backup_running`] every `--backup-every-secs` (the first one
-/// after that long), off the async threads; a failure is logged as an
-/// error and tried again at the next run.
-pub fn spawn_scheduled(running: Running, args: ScheduleArgs) -> Option<tokio::task::JoinHandle<()>> {
-    if args.backup_every_secs == 0 {
+fn retention(args: &ScheduleArgs) -> medanchor_backup::Retention {
+    medanchor_backup::Retention { days: args.backup_retain_days, weekly: 8, monthly: 12 }
+}
+
+/// The running node's backups, as the service's [`BackupControl`]: the
+/// scheduler and the admin routes run the same jobs, one at a time.
+pub struct NodeBackups {
+    running: Running,
+    args: ScheduleArgs,
+    busy: std::sync::Mutex<()>,
+}
+
+impl NodeBackups {
+    /// The backups of `running`, configured by `args`.
+    pub fn new(running: Running, args: ScheduleArgs) -> NodeBackups {
+        NodeBackups { running, args, busy: std::sync::Mutex::new(()) }
+    }
+
+    fn one_at_a_time(&self) -> Result<std::sync::MutexGuard<'_, ()>, String> {
+        self.busy.try_lock().map_err(|_| "another backup job is running; try again when it ends".to_string())
+    }
+
+    fn run(kind: &str, backup: Option<String>, started: std::time::Instant, detail: String) -> BackupRun {
+        BackupRun {
+            kind: kind.into(),
+            backup,
+            at_ms: now_ms(),
+            seconds: started.elapsed().as_secs_f64(),
+            outcome: "ok".into(),
+            detail,
+        }
+    }
+
+    /// `create`, and the copy to the bucket as a run of its own (kind
+    /// `copy`) when one is configured.
+    fn create_and_copy(&self) -> Result<(BackupRun, Option<BackupRun>), String> {
+        let _one = self.one_at_a_time()?;
+        let started = std::time::Instant::now();
+        let (c, pruned, copy) = backup_running(&self.running, &self.args).map_err(|e| format!("{e:#}"))?;
+        let run = Self::run(
+            "create",
+            Some(c.id.clone()),
+            started,
+            format!(
+                "{} files, {} bytes from {} stores and files; {} new blobs ({} bytes stored); verified; {pruned} expired backups pruned",
+                c.files, c.bytes, c.stores, c.new_blobs, c.new_blob_bytes
+            ),
+        );
+        let copy = self.args.remote.backup_s3_bucket.as_ref().map(|bucket| {
+            let mut r = Self::run("copy", Some(c.id.clone()), started, format!("copied to bucket {bucket}"));
+            if let Some(e) = &copy {
+                r.outcome = "failed".into();
+                r.detail = format!("its copy failed: {e:#} (the local backup is complete)");
+            }
+            r
+        });
+        Ok((run, copy))
+    }
+}
+
+impl BackupControl for NodeBackups {
+    fn targets(&self) -> Vec<String> {
+        let mut t = vec![self.args.backup_to.display().to_string()];
+        if let Some(bucket) = &self.args.remote.backup_s3_bucket {
+            t.push(format!("s3://{bucket}/{REMOTE}/"));
+        }
+        t
+    }
+
+    fn schedule(&self) -> (u64, u64) {
+        (self.args.backup_every_secs, self.args.backup_retain_days)
+    }
+
+    fn list(&self) -> Result<Vec<BackupSummary>, String> {
+        let target = Target::open(&self.args.backup_to).map_err(|e| e.to_string())?;
+        let list = medanchor_backup::list(&target).map_err(|e| e.to_string())?;
+        Ok(list
+            .into_iter()
+            .map(|s| BackupSummary {
+                id: s.id,
+                set: s.set,
+                created_ms: s.created_ms,
+                files: s.files as u64,
+                bytes: s.bytes,
+                verified_ms: s.verified_ms,
+            })
+            .collect())
+    }
+
+    fn create(&self) -> Result<(BackupRun, Option<BackupRun>), String> {
+        self.create_and_copy()
+    }
+
+    fn verify(&self, id: &str) -> Result<BackupRun, String> {
+        let _one = self.one_at_a_time()?;
+        let started = std::time::Instant::now();
+        let target = Target::open(&self.args.backup_to).map_err(|e| e.to_string())?;
+        let key = BackupKey::load(&self.args.backup_key).map_err(|e| e.to_string())?;
+        let signer = node_key(&self.running.keys_dir).map_err(|e| format!("{e:#}"))?;
+        let v = medanchor_backup::verify(
+            &target,
+            id,
+            &key,
+            Some(&signer.verifying_key()),
+            &scratch_beside(&self.args.backup_to),
+            now_ms(),
+        )
+        .map_err(|e| format!("backup {id} does not verify: {e}"))?;
+        Ok(Self::run(
+            "verify",
+            Some(id.into()),
+            started,
+            format!("{} files, {} bytes, {} stores in their captured state", v.files, v.bytes, v.stores),
+        ))
+    }
+
+    fn prune(&self) -> Result<BackupRun, String> {
+        let _one = self.one_at_a_time()?;
+        let started = std::time::Instant::now();
+        let target = Target::open(&self.args.backup_to).map_err(|e| e.to_string())?;
+        let p = medanchor_backup::prune(&target, "data", retention(&self.args), now_ms()).map_err(|e| e.to_string())?;
+        Ok(Self::run(
+            "prune",
+            None,
+            started,
+            format!(
+                "removed {} backups ({}) and {} blobs no backup holds",
+                p.backups.len(),
+                p.backups.join(", "),
+                p.blobs
+            ),
+        ))
+    }
+}
+
+/// Runs a backup every `--backup-every-secs` (the first one after that
+/// long), off the async threads. Every run is recorded by the service
+/// (`GET /v1/admin/backups`): a failure — of the backup, or of its copy to
+/// the bucket — is an alert until a run of its kind succeeds.
+pub fn spawn_scheduled(backups: Arc<NodeBackups>, service: AppState) -> Option<tokio::task::JoinHandle<()>> {
+    if backups.args.backup_every_secs == 0 {
         return None;
     }
-    let every = std::time::Duration::from_secs(args.backup_every_secs);
-    let running = std::sync::Arc::new(running);
+    let every = std::time::Duration::from_secs(backups.args.backup_every_secs);
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tick.tick().await;
-            let (running, args) = (running.clone(), args.clone());
-            let start = std::time::Instant::now();
-            match tokio::task::spawn_blocking(move || backup_running(&running, &args)).await {
-                Ok(Ok((c, pruned))) => tracing::info!(
-                    id = %c.id,
-                    files = c.files,
-                    bytes = c.bytes,
-                    new_blobs = c.new_blobs,
-                    stored = c.new_blob_bytes,
-                    pruned,
-                    seconds = start.elapsed().as_secs_f64(),
-                    "backup made and verified"
-                ),
-                Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "BACKUP FAILED"),
-                Err(e) => tracing::error!(error = %e, "BACKUP FAILED (the task died)"),
+            let b = backups.clone();
+            let started = std::time::Instant::now();
+            let runs = match tokio::task::spawn_blocking(move || b.create_and_copy()).await {
+                Ok(Ok((run, copy))) => {
+                    tracing::info!(id = ?run.backup, detail = %run.detail, seconds = run.seconds, "backup made and verified");
+                    std::iter::once(run).chain(copy).collect()
+                }
+                Ok(Err(detail)) => vec![failed_run("create", started, detail)],
+                Err(e) => vec![failed_run("create", started, format!("the backup task died: {e}"))],
+            };
+            for run in &runs {
+                if let Err(e) = medanchor_api::backups::note_run(&service, run).await {
+                    tracing::error!(error = %e, "recording a backup run");
+                }
             }
         }
     }))
+}
+
+fn failed_run(kind: &str, started: std::time::Instant, detail: String) -> BackupRun {
+    let mut run = NodeBackups::run(kind, None, started, detail);
+    run.outcome = "failed".into();
+    run
+}
+
+/// On the first start after a restore (the marker `restore` leaves in the
+/// API's data directory): once the node answers, reconciles the restored
+/// data with the chain (the index caught up before the API started),
+/// prints the report, and removes the marker. `audit_log` is the principal
+/// the default tenant's audit log is anchored under.
+pub fn spawn_reconciliation(api_dir: &Path, tenants: Vec<AppState>, rpc: String, audit_log: Option<String>) {
+    use medanchor_api::backups::{RestoreMarker, RESTORE_MARKER};
+    let path = api_dir.join(RESTORE_MARKER);
+    let marker: RestoreMarker = match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            tracing::error!(marker = %path.display(), error = %e, "reading the restore marker: not reconciled");
+            return;
+        }
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(marker = %path.display(), error = %e, "the restore marker does not parse: not reconciled");
+                return;
+            }
+        },
+    };
+    println!("  restored from backup {}: reconciling with the chain…", marker.backup);
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        for _ in 0..240 {
+            if http.get(format!("{rpc}/v2/info")).send().await.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        match medanchor_api::backups::reconcile(&tenants, &marker, audit_log.as_deref()).await {
+            Ok(r) => {
+                println!(
+                    "reconciled backup {} with the chain at height {}: {} of {} on-chain records held; lost: {} records, {} records' newer versions; {} pending anchors re-tracked; audit log: {:?}",
+                    r.backup,
+                    r.chain_height,
+                    r.records_held,
+                    r.records_on_chain,
+                    r.lost_records.len(),
+                    r.lost_versions.len(),
+                    r.pending_versions,
+                    r.audit
+                );
+                for l in &r.lost_records {
+                    println!(
+                        "  lost record {} (patient {}, created at height {}, version {})",
+                        l.record_id, l.patient, l.created_height, l.version
+                    );
+                }
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::error!(marker = %path.display(), error = %e, "removing the restore marker");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "RECONCILIATION FAILED: the restore marker stays; the next start tries again")
+            }
+        }
+    });
 }
 
 /// The recovery time objective of docs/RECOVERY.md.

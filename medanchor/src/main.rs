@@ -381,16 +381,23 @@ fn devnet(args: DevnetArgs, indexer: Option<(IndexerUp, ApiArgs)>) -> anyhow::Re
                         keys_dir: api.keys_dir.clone(),
                         node: node.clone(),
                         index: index.clone(),
-                        tenants,
+                        tenants: tenants.clone(),
                     };
-                    if backup::spawn_scheduled(running, api.backup.clone()).is_some() {
+                    let backups = std::sync::Arc::new(backup::NodeBackups::new(running, api.backup.clone()));
+                    tenants[0].set_backups(backups.clone());
+                    if backup::spawn_scheduled(backups, tenants[0].clone()).is_some() {
                         println!(
-                            "  backups: every {} s to {} (verified; kept {} days)",
+                            "  backups: every {} s to {} (verified; kept {} days); GET /v1/admin/backups",
                             api.backup.backup_every_secs,
                             api.backup.backup_to.display(),
                             api.backup.backup_retain_days
                         );
                     }
+                    let audit_log = accounts
+                        .iter()
+                        .find(|a| a.name == "faucet")
+                        .map(|a| medanchor_wallet::testnet_address(&a.key).to_string());
+                    backup::spawn_reconciliation(&api.data_dir, tenants, format!("http://{addr}"), audit_log);
                     println!(
                         "medanchor api: http://{api_at} (sign in at POST /v1/auth/challenge), data in {}, keys in {}",
                         api.data_dir.display(),

@@ -32,6 +32,7 @@ pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod backups;
 pub mod blob;
 pub mod credentials;
 pub mod db;

@@ -187,6 +187,12 @@ pub struct Service {
     /// optimisation: lost in a restart, the file is sent whole at
     /// completion).
     pub(crate) file_parts: Arc<std::sync::Mutex<HashMap<[u8; 16], medanchor_storage::backend::FileParts>>>,
+    /// The node's backup machinery, once the process that runs it sets it
+    /// (the default tenant's only: backups are the node's, not a tenant's).
+    pub(crate) backups: crate::backups::BackupSlot,
+    /// Whether this is the node's first tenant (its admins run the node's
+    /// backups), not one opened beside it ([`Service::open_tenant`]).
+    pub(crate) primary: bool,
     /// One operator transaction submitted at a time (the audit and file
     /// anchorers may share a key; its nonces must go out in order).
     pub(crate) submit_lock: Arc<tokio::sync::Mutex<()>>,
@@ -264,6 +270,8 @@ impl Service {
             spool: None,
             file_parts: Arc::default(),
             submit_lock: Arc::default(),
+            backups: Arc::default(),
+            primary: true,
         }
     }
 
@@ -347,6 +355,7 @@ impl Service {
         service.clock = self.clock.clone();
         service.limiter = self.limiter.clone();
         service.objects = self.objects.clone();
+        service.primary = false;
         service.finish_open(data_dir)
     }
 

@@ -323,3 +323,342 @@ fn backups_are_copied_to_s3_and_restored_from_there_and_a_down_bucket_fails_only
     let made = ids(&String::from_utf8_lossy(&out.stdout)).into_iter().next().expect("the local backup was made");
     ok(&backup(&["verify", &made, "--to", &to_s, "--key", &key_s, "--keys-dir", &keys_s]));
 }
+
+/// A lab record for wallet_1 with its own content; its id.
+async fn numbered_record(http: &reqwest::Client, api: &str, token: &str, n: usize) -> String {
+    let patient = super::verify::address("wallet_1");
+    let r = http
+        .post(format!("{api}/v1/patients/{patient}/records"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "record_type": "lab-results", "content": { "study": format!("load-{n}") } }))
+        .send()
+        .await
+        .expect("post");
+    // 202: stored, its anchor pending (the usual answer); 201: anchored.
+    assert!([201, 202].contains(&r.status().as_u16()), "{:?}", r.text().await);
+    r.json::<Value>().await.expect("json")["record_id"].as_str().expect("id").to_string()
+}
+
+/// The admin's view of the backups (`GET /v1/admin/backups`).
+async fn status(api: &str, admin: &str) -> Value {
+    let r = reqwest::Client::new().get(format!("{api}/v1/admin/backups")).bearer_auth(admin).send().await.expect("get");
+    assert_eq!(r.status(), 200);
+    r.json().await.expect("json")
+}
+
+/// The recovery drill of the issue, under a steady write load: a
+/// provider writes records without pause while an admin asks the running
+/// node for a backup (`POST /v1/admin/backups`). Then `kill -9`, and the
+/// node's directory is lost — all but the chain, which stands for the
+/// network and goes on. Restored `--without devnet`, the node reconciles
+/// with the chain on start: every write acknowledged before the backup
+/// began is served and anchored; every record anchored after it ended is
+/// listed as lost, by id, in the report and in the patient's audit
+/// trail; nothing listed was never written.
+#[test]
+fn a_drill_under_write_load_keeps_every_write_before_the_backup_and_lists_those_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("node");
+    std::fs::create_dir_all(&root).expect("root");
+    let (targets, key) = (dir.path().join("backups"), dir.path().join("backup.key"));
+    let ports = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
+    let (rpc, api) = (ports.rpc(), ports.api());
+    let (to_s, key_s) = (p(&targets), p(&key));
+    let schedule = ["--backup-every-secs", "0", "--backup-to", &to_s, "--backup-key", &key_s];
+    let up = Up::start_with(&root, &ports, &schedule);
+    let node = medanchor_wallet::RpcClient::new(&rpc).expect("rpc");
+    let rt = rt();
+    // (record, content number, acknowledged at)
+    type Acked = Vec<(String, usize, std::time::Instant)>;
+    let (acked, started, ended, backup_id) = rt.block_on(async {
+        consenting_provider(&node, &rpc, &root).await;
+        let token = sign_in(&api, "wallet_2").await;
+        let admin = sign_in(&api, "deployer").await;
+        let acked = std::sync::Arc::new(std::sync::Mutex::new(Acked::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (acked, stop, api, token) = (acked.clone(), stop.clone(), api.clone(), token.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let id = numbered_record(&http, &api, &token, n).await;
+                    acked.lock().expect("lock").push((id, n, std::time::Instant::now()));
+                    n += 1;
+                }
+            })
+        };
+        while acked.lock().expect("lock").len() < 4 {
+            assert!(!writer.is_finished(), "the writer stopped");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let started = std::time::Instant::now();
+        let r = reqwest::Client::new()
+            .post(format!("{api}/v1/admin/backups"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("post");
+        let ended = std::time::Instant::now();
+        assert_eq!(r.status(), 201, "{:?}", r.text().await);
+        let run: Value = r.json().await.expect("json");
+        assert_eq!(run["outcome"], "ok", "{run}");
+        let backup_id = run["backup"].as_str().expect("the backup's id").to_string();
+        // Writes go on after the backup, until three more are anchored.
+        let me = sign_in(&api, "wallet_1").await;
+        loop {
+            let after: Vec<String> =
+                acked.lock().expect("lock").iter().filter(|a| a.2 > ended).map(|a| a.0.clone()).collect();
+            if after.len() >= 3 {
+                read_anchored(&api, &me, &after[2]).await;
+                break;
+            }
+            assert!(!writer.is_finished(), "the writer stopped");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        writer.await.expect("writer");
+        let acked = acked.lock().expect("lock").clone();
+        (acked, started, ended, backup_id)
+    });
+    // Anchored on the chain before the kill: what the network knows.
+    let anchored = |id: &str| {
+        rt.block_on(async {
+            let me = sign_in(&api, "wallet_1").await;
+            read_record(&api, &me, id).await["anchor"]["status"] == "anchored"
+        })
+    };
+    let after: Vec<&(String, usize, std::time::Instant)> =
+        acked.iter().filter(|a| a.2 > ended && anchored(&a.0)).collect();
+    assert!(after.len() >= 3, "writes anchored after the backup");
+    up.kill();
+
+    // The disk is lost; the chain (the network) and the keys (kept apart)
+    // are not.
+    let (chain, keys) = (dir.path().join("chain-kept"), dir.path().join("keys-kept"));
+    std::fs::rename(root.join("devnet"), &chain).expect("the chain goes on");
+    std::fs::rename(root.join("keys"), &keys).expect("keys kept apart");
+    std::fs::remove_dir_all(&root).expect("rm -rf");
+    let (root_s, keys_s) = (p(&root), p(&keys));
+    let restore = |extra: &[&str]| {
+        let mut args = vec!["restore", &backup_id, "--into", &root_s, "--to", &to_s, "--key", &key_s];
+        args.extend_from_slice(&["--keys-dir", &keys_s]);
+        args.extend_from_slice(extra);
+        backup(&args)
+    };
+    let typo = restore(&["--without", "devnt"]);
+    assert!(!typo.status.success() && String::from_utf8_lossy(&typo.stderr).contains("no source \"devnt\""));
+    assert!(!root.exists(), "a refused restore writes nothing");
+    let out = ok(&restore(&["--without", "devnet"]));
+    assert!(out.contains("reconciles with the chain on its next start"), "{out}");
+    assert!(!root.join("devnet").exists(), "the chain was left out");
+    std::fs::rename(&chain, root.join("devnet")).expect("chain");
+    std::fs::rename(&keys, root.join("keys")).expect("keys");
+
+    let ports = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
+    let api = ports.api();
+    let _up = Up::start_with(&root, &ports, &schedule);
+    rt.block_on(async {
+        let admin = sign_in(&api, "deployer").await;
+        let mut report = Value::Null;
+        for _ in 0..600 {
+            report = status(&api, &admin).await["reconciliation"].clone();
+            if !report.is_null() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(report["backup"], backup_id.as_str(), "{report}");
+        assert!(!root.join("api").join("restored.json").exists(), "the marker is removed once reconciled");
+        let lost: Vec<&str> = report["lost_records"]
+            .as_array()
+            .expect("lost")
+            .iter()
+            .map(|r| r["record_id"].as_str().expect("id"))
+            .collect();
+        // Nothing invented: every record listed was written and acknowledged.
+        for id in &lost {
+            assert!(acked.iter().any(|a| a.0 == *id), "{id} listed as lost but never written");
+        }
+        assert!(report["lost_records"].as_array().expect("lost").iter().all(|r| r["after_backup"] == true), "{report}");
+        // Every write acknowledged after the backup and anchored is listed.
+        for a in &after {
+            assert!(lost.contains(&a.0.as_str()), "{} anchored after the backup, not listed: {report}", a.0);
+        }
+        let me = sign_in(&api, "wallet_1").await;
+        // Every write acknowledged before the backup began is served,
+        // with its content, and anchored (the ones pending at the backup
+        // point are settled from the chain).
+        let before: Vec<_> = acked.iter().filter(|a| a.2 < started).collect();
+        assert!(before.len() >= 4);
+        for (id, n, _) in before.iter().map(|a| (&a.0, a.1, a.2)) {
+            let r = read_anchored(&api, &me, id).await;
+            assert_eq!(r["content"]["study"], format!("load-{n}"), "{id}");
+            assert!(!lost.contains(&id.as_str()));
+        }
+        // The writes during the backup: each either held or listed, never both.
+        for a in acked.iter().filter(|a| a.2 >= started && a.2 <= ended) {
+            let held = reqwest::Client::new()
+                .get(format!("{api}/v1/records/{}", a.0))
+                .bearer_auth(&me)
+                .send()
+                .await
+                .expect("get")
+                .status()
+                == 200;
+            assert!(held != lost.contains(&a.0.as_str()), "{} during the backup: held {held}", a.0);
+        }
+        let audit = report["audit"]["state"].as_str().expect("audit state");
+        assert!(audit == "behind" || audit == "matches", "{report}");
+        // The patient's audit trail names each lost record.
+        let entries: Value = reqwest::Client::new()
+            .get(format!("{api}/v1/audit/entries?limit=1000"))
+            .bearer_auth(&me)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        let named: Vec<&str> = entries["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter(|e| e["entry"]["action"] == "backup.record-lost" || e["action"] == "backup.record-lost")
+            .filter_map(|e| e["entry"]["record_id"].as_str().or(e["record_id"].as_str()))
+            .collect();
+        for id in &lost {
+            assert!(named.contains(id), "{id} not in the patient's audit trail: {entries}");
+        }
+    });
+    assert!(super::verify::up_log(&root).contains("RESTORE LOST WRITES"));
+}
+
+/// The admin routes: every refusal branch (no session, a patient, an
+/// auditor, a malformed id, an unknown backup); then a backup whose
+/// second location answers only errors (the bucket's endpoint is a server
+/// that is no S3): the local backup is made and verified, the request
+/// fails 503 naming the copy, and the copy stands as an alert in the
+/// admin's view and as a `backup.failed` audit entry until a copy
+/// succeeds; verify and prune work on the local target.
+#[test]
+fn backup_routes_refuse_all_but_admins_and_a_failed_copy_is_an_alert() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("node");
+    std::fs::create_dir_all(&root).expect("root");
+    let (targets, key) = (dir.path().join("backups"), dir.path().join("backup.key"));
+    let ports = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
+    let api = ports.api();
+    let (to_s, key_s) = (p(&targets), p(&key));
+    let args = [
+        "--backup-every-secs",
+        "0",
+        "--backup-to",
+        &to_s,
+        "--backup-key",
+        &key_s,
+        "--backup-s3-bucket",
+        "medanchor-backups",
+        "--backup-s3-endpoint",
+        &api,
+    ];
+    let _up = Up::start_env(&root, &ports, &args, &[("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")]);
+    rt().block_on(async {
+        let http = reqwest::Client::new();
+        let call = |method: reqwest::Method, path: &str, token: Option<&str>| {
+            let mut r = http.request(method, format!("{api}{path}"));
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            r.send()
+        };
+        let (patient, auditor, admin) =
+            (sign_in(&api, "wallet_1").await, sign_in(&api, "faucet").await, sign_in(&api, "deployer").await);
+        use reqwest::Method;
+        let routes = [
+            (Method::GET, "/v1/admin/backups"),
+            (Method::POST, "/v1/admin/backups"),
+            (Method::POST, "/v1/admin/backups/prune"),
+            (Method::POST, "/v1/admin/backups/20261205T194500123Z-0a9f/verify"),
+        ];
+        for (method, path) in &routes {
+            for (who, token, status) in
+                [("nobody", None, 401), ("a patient", Some(&patient), 403), ("an auditor", Some(&auditor), 403)]
+            {
+                let r = call(method.clone(), path, token.map(String::as_str)).await.expect("call");
+                assert_eq!(r.status(), status, "{who} {method} {path}");
+            }
+        }
+        assert!(!targets.join("manifests").exists(), "no refused call made a backup");
+        for (path, status) in [
+            ("/v1/admin/backups/..%2F..%2Fetc/verify", 400),
+            ("/v1/admin/backups/20261205T194500123Z-0A9F/verify", 400),
+            ("/v1/admin/backups/20261205T194500123Z-0a9f/verify", 404),
+        ] {
+            let r = call(Method::POST, path, Some(&admin)).await.expect("call");
+            assert_eq!(r.status(), status, "{path}");
+        }
+        let empty = status(&api, &admin).await;
+        assert_eq!(empty["backups"], serde_json::json!([]));
+        assert_eq!(empty["alerts"], serde_json::json!([]));
+        assert!(empty["reconciliation"].is_null(), "this node was never restored");
+
+        let r = call(Method::POST, "/v1/admin/backups", Some(&admin)).await.expect("call");
+        assert_eq!(r.status(), 503);
+        let problem: Value = r.json().await.expect("json");
+        assert!(problem["detail"].as_str().unwrap_or_default().contains("the local backup is complete"), "{problem}");
+        let s = status(&api, &admin).await;
+        let backups = s["backups"].as_array().expect("backups");
+        assert_eq!(backups.len(), 1, "{s}");
+        assert!(backups[0]["verified_ms"].is_u64(), "the local backup was verified: {s}");
+        let id = backups[0]["id"].as_str().expect("id").to_string();
+        let alerts = s["alerts"].as_array().expect("alerts");
+        assert_eq!(alerts.len(), 1, "{s}");
+        assert_eq!((&alerts[0]["kind"], &alerts[0]["backup"]), (&Value::from("copy"), &Value::from(id.as_str())));
+        assert_eq!(s["outcomes"]["last_ok"]["create"]["backup"], id.as_str(), "{s}");
+        assert_eq!(s["targets"][1], "s3://medanchor-backups/backups/");
+
+        let r = call(Method::POST, &format!("/v1/admin/backups/{id}/verify"), Some(&admin)).await.expect("call");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Value>().await.expect("json")["outcome"], "ok");
+        let r = call(Method::POST, "/v1/admin/backups/prune", Some(&admin)).await.expect("call");
+        assert_eq!(r.status(), 200);
+        assert!(r.json::<Value>().await.expect("json")["detail"]
+            .as_str()
+            .expect("detail")
+            .starts_with("removed 0 backups"));
+        assert_eq!(
+            status(&api, &admin).await["backups"].as_array().expect("backups").len(),
+            1,
+            "the newest verified stays"
+        );
+
+        let entries: Value = call(Method::GET, "/v1/audit/entries?limit=1000", Some(&auditor))
+            .await
+            .expect("call")
+            .json()
+            .await
+            .expect("json");
+        let actions: Vec<(String, String)> = entries["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| {
+                let e = if e["entry"].is_object() { &e["entry"] } else { e };
+                (
+                    e["action"].as_str().unwrap_or_default().to_string(),
+                    e["outcome"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        for want in [
+            ("backup.failed", "error"),
+            ("backup.create", "error"),
+            ("backup.verify", "allowed"),
+            ("backup.status", "denied"),
+        ] {
+            assert!(actions.contains(&(want.0.to_string(), want.1.to_string())), "{want:?} in {actions:?}");
+        }
+    });
+    assert!(super::verify::up_log(&root).contains("BACKUP ALERT"));
+}

@@ -242,6 +242,11 @@ async fn no_route_of_one_tenant_reaches_another_tenants_data() {
         ("POST", format!("/v1/records/{r}/attachments/{f}/restore?version=1"), &doctor, None, Expect::Refused),
         ("GET", format!("/v1/records/{r}/attachments/{f}/anchor"), &doctor, None, Expect::Refused),
         ("GET", "/v1/admin/storage/report".into(), &north_admin, None, Expect::OwnOnly),
+        // Backups are the node's: a further tenant's admin is refused.
+        ("GET", "/v1/admin/backups".into(), &north_admin, None, Expect::Refused),
+        ("POST", "/v1/admin/backups".into(), &north_admin, None, Expect::Refused),
+        ("POST", "/v1/admin/backups/prune".into(), &north_admin, None, Expect::Refused),
+        ("POST", "/v1/admin/backups/20261205T194500123Z-0a9f/verify".into(), &north_admin, None, Expect::Refused),
         ("POST", format!("/v1/records/{r}/uploads"), &doctor, None, Expect::Refused),
         ("HEAD", upload.clone(), &doctor, None, Expect::Refused),
         ("PATCH", upload.clone(), &doctor, None, Expect::Refused),
@@ -450,6 +455,7 @@ fn template_of(path: &str) -> String {
                 "codes" if *p != "revoke" => "{id}",
                 "links" => "{capability}",
                 "templates" => "{id}",
+                "backups" if *p != "prune" => "{id}",
                 _ => return p.to_string(),
             };
             name.to_string()
