@@ -32,8 +32,8 @@ mod ops;
 pub mod target;
 
 pub use ops::{
-    create, list, prune, restore, restore_except, verify, Created, LiveStore, Pruned, Retention, Source, Summary,
-    Verified,
+    create, create_with_objects, list, prune, restore, restore_except, verify, Created, LiveStore, ObjectSource,
+    Pruned, Retention, Source, Summary, Verified,
 };
 
 /// Why a backup operation failed.

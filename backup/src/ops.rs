@@ -57,6 +57,22 @@ impl std::fmt::Debug for LiveStore<'_> {
     }
 }
 
+/// Objects kept outside the backed-up directories (an S3 bucket's
+/// attachments): listed after the stores are checkpointed, so every object
+/// the captured metadata names is listed (objects are written before the
+/// metadata that names them, and never rewritten). An object an earlier
+/// backup of the set holds — same path, same size: a key is written once —
+/// is not fetched again (incremental); the others are fetched into a
+/// scratch file, sealed like any file, and removed.
+pub trait ObjectSource {
+    /// Its name in the backup: objects land under `{name}/{key}`.
+    fn name(&self) -> &str;
+    /// Every object to capture: (key, size).
+    fn list(&self) -> std::result::Result<Vec<(String, u64)>, String>;
+    /// Writes one object to `into`.
+    fn fetch(&self, key: &str, into: &Path) -> std::result::Result<(), String>;
+}
+
 /// Every store under `dir`: (path in the backup, directory).
 fn find_stores(rel: &str, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
     if capture::is_store(dir) {
@@ -194,13 +210,34 @@ pub fn create(
     set: &str,
     now_ms: u64,
 ) -> Result<(Signed, Created)> {
+    create_with_objects(sources, live, &[], target, key, signer, set, now_ms)
+}
+
+/// [`create`], with the objects of `objects` captured after the stores.
+#[allow(clippy::too_many_arguments)]
+pub fn create_with_objects(
+    sources: &[Source],
+    live: &[LiveStore<'_>],
+    objects: &[&dyn ObjectSource],
+    target: &Target,
+    key: &BackupKey,
+    signer: &SigningKey,
+    set: &str,
+    now_ms: u64,
+) -> Result<(Signed, Created)> {
     let (mut files, mut stores, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
     let walked = capture_sources(sources, live, &mut files, &mut stores, &mut scratch);
     let stored = walked.and_then(|()| store_files(&files, target, key));
     for dir in &scratch {
         let _ = std::fs::remove_dir_all(dir);
     }
-    let (entries, new_blobs, new_blob_bytes) = stored?;
+    let (mut entries, mut new_blobs, mut new_blob_bytes) = stored?;
+    for source in objects {
+        let (e, n, b) = store_objects(*source, sources, target, key, set)?;
+        entries.extend(e);
+        new_blobs += n;
+        new_blob_bytes += b;
+    }
     let manifest = Manifest {
         format: FORMAT,
         id: backup_id(now_ms),
@@ -236,6 +273,51 @@ fn store_files(files: &[(String, PathBuf)], target: &Target, key: &BackupKey) ->
         entries.push(FileEntry { path: rel.clone(), size, sha256: hex::encode(sha), blob: address });
     }
     Ok((entries, new_blobs, new_bytes))
+}
+
+fn store_objects(
+    source: &dyn ObjectSource,
+    sources: &[Source],
+    target: &Target,
+    key: &BackupKey,
+    set: &str,
+) -> Result<(Vec<FileEntry>, usize, u64)> {
+    let name = source.name();
+    if !crate::manifest::safe_relative(name) || name.contains('/') || sources.iter().any(|s| s.name == name) {
+        return Err(BackupError::Manifest(format!("object source name {name:?}")));
+    }
+    // What the newest backup of the set holds under this source.
+    let mut held = std::collections::HashMap::new();
+    if let Some(newest) = list(target)?.into_iter().rfind(|s| s.set == set) {
+        for f in target.manifest(&newest.id)?.manifest.files {
+            if f.path.starts_with(&format!("{name}/")) {
+                held.insert(f.path.clone(), f);
+            }
+        }
+    }
+    let listed = source.list().map_err(|message| BackupError::Store { path: name.to_string(), message })?;
+    let scratch = target.root().join(format!(".fetch-{:08x}", rand::random::<u32>()));
+    let (mut entries, mut new_blobs, mut new_bytes) = (Vec::with_capacity(listed.len()), 0, 0);
+    let result = (|| {
+        for (object, size) in listed {
+            let path = format!("{name}/{object}");
+            if !crate::manifest::safe_relative(&path) {
+                return Err(BackupError::Manifest(format!("object key {object:?}")));
+            }
+            if let Some(f) = held.get(&path).filter(|f| f.size == size && target.has_blob(&f.blob)) {
+                entries.push(f.clone());
+                continue;
+            }
+            source.fetch(&object, &scratch).map_err(|message| BackupError::Store { path: path.clone(), message })?;
+            let (e, n, b) = store_files(&[(path, scratch.clone())], target, key)?;
+            entries.extend(e);
+            new_blobs += n;
+            new_bytes += b;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&scratch);
+    result.map(|()| (entries, new_blobs, new_bytes))
 }
 
 /// What a verification checked.

@@ -226,6 +226,17 @@ pub struct RestoreArgs {
     /// and restores the node's own data against it.
     #[arg(long)]
     without: Vec<String>,
+    /// The attachments' bucket (as `up --s3-bucket`): the objects the
+    /// backup holds are put back where the bucket lacks them (credentials
+    /// from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`).
+    #[arg(long)]
+    s3_bucket: Option<String>,
+    /// The attachments' S3-compatible server.
+    #[arg(long, requires = "s3_bucket")]
+    s3_endpoint: Option<String>,
+    /// The attachments' bucket region.
+    #[arg(long, default_value = "us-east-1")]
+    s3_region: String,
 }
 
 /// Options of `backup prune`.
@@ -418,6 +429,29 @@ fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
         v.bytes,
         v.stores
     );
+    let held_objects = std::fs::read_dir(&args.into)?
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().starts_with(BUCKET_SOURCE));
+    match (&args.s3_bucket, held_objects) {
+        (Some(bucket), true) => {
+            let config = BackendConfig::S3 {
+                endpoint: args.s3_endpoint.clone(),
+                bucket: bucket.clone(),
+                region: args.s3_region.clone(),
+                credentials: None,
+            };
+            let store = Backend::open(&config)?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let (put, there) = rt.block_on(push_objects(&args.into, &store))?;
+            println!("attachments: {put} objects put back into {}, {there} were there", store.describe());
+        }
+        (None, true) => println!(
+            "attachments: the backup's bucket objects are under {}/{BUCKET_SOURCE}*; put them back with `--s3-bucket` \
+             (or restore `--without` them if the bucket survived)",
+            args.into.display()
+        ),
+        (_, false) => {}
+    }
     if let Some(marker) = mark_restored(&args.into, &v)? {
         println!("the node reconciles with the chain on its next start ({})", marker.display());
     }
@@ -525,7 +559,29 @@ pub fn backup_running(
     let target = Target::open(&args.backup_to)?;
     let key = BackupKey::load_or_create(&args.backup_key)
         .with_context(|| format!("the backup key {}", args.backup_key.display()))?;
-    let (_, created) = medanchor_backup::create(&running.sources, &live, &target, &key, &signer, "data", now_ms())?;
+    let handle = tokio::runtime::Handle::current();
+    let buckets: Vec<BucketObjects> = running
+        .tenants
+        .iter()
+        .map(|s| BucketObjects {
+            name: format!("{BUCKET_SOURCE}{}", s.config().tenant),
+            service: s.clone(),
+            handle: handle.clone(),
+            store: Default::default(),
+        })
+        .collect();
+    let objects: Vec<&dyn medanchor_backup::ObjectSource> =
+        buckets.iter().map(|b| b as &dyn medanchor_backup::ObjectSource).collect();
+    let (_, created) = medanchor_backup::create_with_objects(
+        &running.sources,
+        &live,
+        &objects,
+        &target,
+        &key,
+        &signer,
+        "data",
+        now_ms(),
+    )?;
     let scratch = scratch_beside(&args.backup_to);
     medanchor_backup::verify(&target, &created.id, &key, Some(&signer.verifying_key()), &scratch, now_ms())
         .with_context(|| format!("backup {} does not verify", created.id))?;
@@ -542,6 +598,81 @@ pub fn backup_running(
         },
     };
     Ok((created, pruned.backups.len() as u64, copy))
+}
+
+/// Where a tenant's bucket objects go in a backup: `s3-objects-{tenant}/`
+/// then the object's key.
+const BUCKET_SOURCE: &str = "s3-objects-";
+
+/// A tenant's attachments in its bucket, as a backup captures them (after
+/// the stores' checkpoints): the keys its metadata names, each fetched
+/// only when no earlier backup holds it.
+struct BucketObjects {
+    name: String,
+    service: AppState,
+    handle: tokio::runtime::Handle,
+    store: std::sync::OnceLock<Arc<Backend>>,
+}
+
+impl medanchor_backup::ObjectSource for BucketObjects {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn list(&self) -> Result<Vec<(String, u64)>, String> {
+        match self.service.bucket_objects().map_err(|e| e.to_string())? {
+            None => Ok(Vec::new()),
+            Some(bucket) => {
+                let _ = self.store.set(bucket.store);
+                Ok(bucket.objects)
+            }
+        }
+    }
+
+    fn fetch(&self, key: &str, into: &Path) -> Result<(), String> {
+        let store = self.store.get().ok_or("fetch before list")?;
+        let bytes = self.handle.block_on(store.get_raw(key)).map_err(|e| e.to_string())?;
+        std::fs::write(into, &bytes).map_err(|e| format!("{}: {e}", into.display()))
+    }
+}
+
+/// After a restore: puts the bucket objects the backup held
+/// (`s3-objects-{tenant}/KEY` under `root`) back into `store` where it
+/// lacks them (same key and size: already there), then removes them from
+/// `root`. Returns (objects put, objects already there).
+async fn push_objects(root: &Path, store: &Backend) -> anyhow::Result<(usize, usize)> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                walk(&e.path(), out)?;
+            } else {
+                out.push(e.path());
+            }
+        }
+        Ok(())
+    }
+    let (mut put, mut there) = (0, 0);
+    for e in std::fs::read_dir(root)? {
+        let dir = e?.path();
+        if !dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with(BUCKET_SOURCE)) {
+            continue;
+        }
+        let mut files = Vec::new();
+        walk(&dir, &mut files)?;
+        for file in files {
+            let key = file.strip_prefix(&dir)?.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/");
+            let len = std::fs::metadata(&file)?.len();
+            if store.size_raw(&key).await? == Some(len) {
+                there += 1;
+                continue;
+            }
+            store.put_raw(&key, std::fs::read(&file)?.into()).await.with_context(|| format!("putting {key}"))?;
+            put += 1;
+        }
+        std::fs::remove_dir_all(&dir)?;
+    }
+    Ok((put, there))
 }
 
 fn retention(args: &ScheduleArgs) -> medanchor_backup::Retention {

@@ -455,6 +455,16 @@ pub trait BackupControl: Send + Sync {
     fn prune(&self) -> std::result::Result<BackupRun, String>;
 }
 
+/// A tenant's attachments in a bucket: the store, and each object its
+/// metadata names (key, stored size).
+#[derive(Debug, Clone)]
+pub struct BucketObjects {
+    /// The bucket.
+    pub store: Arc<medanchor_storage::backend::Backend>,
+    /// (key, size), each once, in key order.
+    pub objects: Vec<(String, u64)>,
+}
+
 /// Where a [`Service`] finds the node's [`BackupControl`] (set once, after
 /// the stores it backs up are open).
 pub type BackupSlot = Arc<std::sync::OnceLock<Arc<dyn BackupControl>>>;
@@ -478,6 +488,23 @@ pub async fn note_run(service: &Service, run: &BackupRun) -> Result<()> {
 }
 
 impl Service {
+    /// The attachments' objects this tenant's metadata names, when they
+    /// live in a bucket (on local disk they are files of the data
+    /// directory, backed up with it): the store, and each object's key and
+    /// stored size, once. Read after the database is checkpointed, so it
+    /// names every object the checkpoint does (an object is written before
+    /// its metadata, and never rewritten); only an object purged in
+    /// between is named by the checkpoint and not here.
+    pub fn bucket_objects(&self) -> Result<Option<BucketObjects>> {
+        let Some(store) = self.objects.as_ref().filter(|o| !o.is_local()) else { return Ok(None) };
+        let mut keys = BTreeMap::new();
+        for (_, v) in self.db().scan(Cf::Attachments, b"v")? {
+            let meta: crate::attachments::AttachmentMeta = serde_json::from_slice(&v).map_err(Error::internal)?;
+            keys.insert(meta.object_key, meta.stored_size);
+        }
+        Ok(Some(BucketObjects { store: store.clone(), objects: keys.into_iter().collect() }))
+    }
+
     /// Gives the service the node's backup machinery (once).
     pub fn set_backups(&self, control: Arc<dyn BackupControl>) {
         let _ = self.backups.set(control);

@@ -153,6 +153,12 @@ impl Backend {
         Ok(Backend { store, describe: config.to_string(), local_root })
     }
 
+    /// Whether objects are files on local disk (inside the node's data
+    /// directory, backed up with it), not in a bucket.
+    pub fn is_local(&self) -> bool {
+        self.local_root.is_some()
+    }
+
     /// What this store is (for logs; no secret).
     pub fn describe(&self) -> &str {
         &self.describe

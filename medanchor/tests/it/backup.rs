@@ -662,3 +662,84 @@ fn backup_routes_refuse_all_but_admins_and_a_failed_copy_is_an_alert() {
     });
     assert!(super::verify::up_log(&root).contains("BACKUP ALERT"));
 }
+
+/// Attachments in a bucket (SeaweedFS on loopback) are part of the
+/// running node's backup: each object the metadata names is fetched into
+/// the backup at its point in time. The bucket is then damaged (the object
+/// overwritten) and the node's disk lost; `restore --s3-bucket` puts the
+/// backup's object back, and the restored node serves the attachment byte
+/// for byte.
+#[test]
+fn a_running_backup_holds_the_buckets_attachments_and_restore_puts_them_back() {
+    use super::upload_crash::seaweed;
+    let server = seaweed::Seaweed::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("node");
+    std::fs::create_dir_all(&root).expect("root");
+    let (targets, key) = (dir.path().join("backups"), dir.path().join("backup.key"));
+    let ports = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
+    let (rpc, api) = (ports.rpc(), ports.api());
+    let (to_s, key_s) = (p(&targets), p(&key));
+    let s3 = ["--s3-bucket", seaweed::BUCKET, "--s3-endpoint", server.endpoint.as_str()];
+    let env = [("AWS_ACCESS_KEY_ID", seaweed::ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", seaweed::SECRET_KEY)];
+    let args = [&s3[..], &["--backup-every-secs", "0", "--backup-to", &to_s, "--backup-key", &key_s]].concat();
+    let up = Up::start_env(&root, &ports, &args, &env);
+    let node = medanchor_wallet::RpcClient::new(&rpc).expect("rpc");
+    let rt = rt();
+    let file: Vec<u8> =
+        [&[0xff, 0xd8, 0xff, 0xe0][..], &(0..200_000u32).map(|i| (i * 13) as u8).collect::<Vec<_>>()].concat();
+    let (record, attachment, id) = rt.block_on(async {
+        consenting_provider(&node, &rpc, &root).await;
+        let token = sign_in(&api, "wallet_2").await;
+        let http = reqwest::Client::new();
+        let record = new_record(&http, &api, &token).await;
+        let attachment = upload_jpeg(&http, &api, &token, &record, "knee.jpg", &file).await;
+        let admin = sign_in(&api, "deployer").await;
+        let r = http.post(format!("{api}/v1/admin/backups")).bearer_auth(&admin).send().await.expect("post");
+        assert_eq!(r.status(), 201, "{:?}", r.text().await);
+        let run: Value = r.json().await.expect("json");
+        (record, attachment, run["backup"].as_str().expect("id").to_string())
+    });
+    up.kill();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(targets.join("manifests").join(format!("{id}.json"))).expect("manifest"))
+            .expect("json");
+    let objects: Vec<String> = manifest["manifest"]["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["path"].as_str()?.strip_prefix("s3-objects-default/").map(str::to_string))
+        .collect();
+    assert_eq!(objects.len(), 1, "the attachment's object is in the backup: {objects:?}");
+    // The bucket is damaged: the object overwritten.
+    let store = medanchor_storage::backend::Backend::open(&medanchor_storage::backend::BackendConfig::S3 {
+        endpoint: Some(server.endpoint.clone()),
+        bucket: seaweed::BUCKET.into(),
+        region: "us-east-1".into(),
+        credentials: Some((seaweed::ACCESS_KEY.into(), seaweed::SECRET_KEY.into())),
+    })
+    .expect("store");
+    rt.block_on(store.put_raw(&objects[0], b"ransom".to_vec().into())).expect("overwrite");
+    // The disk is lost; the keys were kept apart.
+    let keys = dir.path().join("keys-kept");
+    std::fs::rename(root.join("keys"), &keys).expect("keys");
+    std::fs::remove_dir_all(&root).expect("rm -rf");
+    let out = Command::new(env!("CARGO_BIN_EXE_medanchor"))
+        .args(["backup", "restore", &id, "--into", &p(&root), "--to", &to_s, "--key", &key_s, "--keys-dir", &p(&keys)])
+        .args(s3)
+        .envs(env)
+        .output()
+        .expect("restore");
+    let out = ok(&out);
+    assert!(out.contains("attachments: 1 objects put back"), "{out}");
+    assert!(!root.join("s3-objects-default").exists(), "the objects went back to the bucket, not into the node");
+    std::fs::rename(&keys, root.join("keys")).expect("keys back");
+    let ports = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
+    let api = ports.api();
+    let _up = Up::start_env(&root, &ports, &args, &env);
+    rt.block_on(async {
+        let me = sign_in(&api, "wallet_1").await;
+        let got = download(&reqwest::Client::new(), &api, &me, &record, &attachment).await;
+        assert!(got == file, "the attachment, byte for byte, from the bucket");
+    });
+}
