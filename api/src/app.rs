@@ -31,6 +31,7 @@ pub(crate) mod attachments;
 pub(crate) mod audit_log;
 pub(crate) mod backups;
 pub(crate) mod credentials;
+pub(crate) mod deletion;
 pub(crate) mod profiles;
 pub(crate) mod records;
 pub(crate) mod search;
@@ -103,6 +104,7 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Get, "/v1/me", Get.route(sign_in::me)),
         (Post, "/v1/patients/{patient}/records", Post.route(records::create_record)),
         (Get, "/v1/patients/{patient}/records", Get.route(records::list_records)),
+        (Post, "/v1/patients/{patient}/deletion", Post.route(deletion::request_deletion)),
         (Get, "/v1/records/{id}", Get.route(records::read_record)),
         (Put, "/v1/records/{id}", Put.route(records::update_record)),
         (Get, "/v1/records/{id}/versions", Get.route(records::record_versions)),

@@ -71,6 +71,7 @@ use crate::db::AnchorStatus;
         crate::app::attachments::restore_attachment,
         crate::app::attachments::attachment_anchor,
         crate::app::attachments::storage_report,
+        crate::app::deletion::request_deletion,
         crate::app::backups::backup_status,
         crate::app::backups::create_backup,
         crate::app::backups::verify_backup,

@@ -56,6 +56,12 @@ pub struct StorageArgs {
     /// default).
     #[arg(long = "storage-price", value_parser = parse_price)]
     storage_prices: Vec<(String, f64)>,
+    /// Where each tenant's tombstone list of erased records is kept
+    /// (`{dir}/{tenant}.jsonl`): apart from the data directory and from
+    /// the backups, so a restore replays the deletions made after its
+    /// backup.
+    #[arg(long, default_value = ".medanchor-tombstones")]
+    tombstones_dir: std::path::PathBuf,
 }
 
 fn parse_price(s: &str) -> Result<(String, f64), String> {
@@ -69,6 +75,11 @@ fn parse_price(s: &str) -> Result<(String, f64), String> {
 }
 
 impl StorageArgs {
+    /// A tenant's tombstone list.
+    pub fn tombstones_for(&self, tenant: &str) -> std::path::PathBuf {
+        self.tombstones_dir.join(format!("{tenant}.jsonl"))
+    }
+
     /// Sets the API's storage configuration.
     pub fn apply(&self, config: &mut ApiConfig) {
         if let Some(bucket) = &self.s3_bucket {
@@ -125,6 +136,7 @@ pub fn start(
     if let Some(spec) = tenants.get(DEFAULT_TENANT) {
         spec.apply(&mut config);
     }
+    config.tombstones = Some(storage.tombstones_for(&config.tenant));
     let reader = IndexReader::new(index.db().clone());
     let state = AppState::open(config, data_dir, keys_dir, None, Arc::new(reader), RpcClient::new(rpc)?, custody)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -140,6 +152,7 @@ pub fn start(
     for spec in tenants.tenants.iter().filter(|t| t.id != DEFAULT_TENANT) {
         let mut config = base.clone();
         spec.apply(&mut config);
+        config.tombstones = Some(storage.tombstones_for(&config.tenant));
         let (data, keys) = crate::tenants::dirs(data_dir, keys_dir, &spec.id);
         let tenant = state.open_tenant(config, &data, &keys).map_err(|e| anyhow::anyhow!("tenant {}: {e}", spec.id))?;
         tracing::info!(tenant = %spec.id, data = %data.display(), "tenant opened");
@@ -150,6 +163,17 @@ pub fn start(
         app::spawn_share_sweeper(s.clone(), SHARE_SWEEP_EVERY);
         app::spawn_credential_expiry(s.clone(), CREDENTIAL_EXPIRY_EVERY);
         app::spawn_attachment_jobs(s.clone(), ATTACHMENT_JOBS_EVERY);
+    }
+    // Deletions made after this data was written (a restore brought it
+    // back) are replayed before the API serves: on every start, as it is
+    // idempotent and costs a file read when nothing is to be erased.
+    for s in &states {
+        let replayed =
+            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(s.replay_tombstones()));
+        match replayed.map_err(|e| anyhow::anyhow!("replaying the tombstone list: {e}"))? {
+            0 => {}
+            n => tracing::warn!(records = n, "erased again records the tombstone list names (restored from a backup)"),
+        }
     }
     start_audit_anchoring(states.clone(), rpc, accounts)?;
     Ok((tokio::spawn(medanchor_api::serve_tenants(listener, states.clone(), shutdown)), states))

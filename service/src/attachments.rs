@@ -196,6 +196,19 @@ fn version_key(record: &[u8; 16], attachment: &[u8; 16], version: u64) -> Vec<u8
     [&b"v"[..], record, attachment, &version.to_be_bytes()].concat()
 }
 
+impl crate::db::ApiDb {
+    /// Adds to `batch` the deletion of every attachment row of `record`
+    /// (versions and names): its erasure.
+    pub(crate) fn drop_attachment_rows(&self, batch: &mut rocksdb::WriteBatch, record: &[u8; 16]) -> Result<()> {
+        for prefix in [&b"v"[..], &b"n"[..]] {
+            for (k, _) in self.scan(Cf::Attachments, &[prefix, record].concat())? {
+                batch.delete_cf(self.cf(Cf::Attachments), k);
+            }
+        }
+        Ok(())
+    }
+}
+
 fn name_key(record: &[u8; 16], mac: &[u8; 16]) -> Vec<u8> {
     [&b"n"[..], record, mac].concat()
 }

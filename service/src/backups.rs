@@ -139,6 +139,10 @@ pub struct Reconciliation {
     pub lost_records: Vec<LostRecord>,
     /// Records whose newer versions are lost.
     pub lost_versions: Vec<LostVersions>,
+    /// Records erased on reconciliation: the chain says purged, or the
+    /// tombstone list names them (a deletion after the backup point must
+    /// not come back with it).
+    pub erased_records: Vec<String>,
     /// Versions whose anchoring transaction was pending at the backup
     /// point: the tracker settles them from the chain (or sends them
     /// again).
@@ -185,9 +189,34 @@ pub async fn reconcile(tenants: &[Service], marker: &RestoreMarker, audit_log: O
             true
         })
         .map_err(Error::internal)?;
+    // Deletions first: what the tombstone list names, then what the chain
+    // says is purged, is erased before anything is counted.
+    let mut erased_records = Vec::new();
+    for t in tenants {
+        if let Some(path) = &t.config().tombstones {
+            for hex_id in crate::deletion::read_tombstones(path)? {
+                if let Ok(id) = hex_id.parse::<medanchor_contracts::RecordId>() {
+                    if t.replay_erase(&id).await? {
+                        erased_records.push(hex_id);
+                    }
+                }
+            }
+        }
+    }
+    for r in on_chain.iter().filter(|r| r.status == medanchor_contracts::types::RecordStatus::Purged) {
+        for t in tenants {
+            if t.erase_record(&r.record_id).await? {
+                erased_records.push(r.record_id.bare_hex());
+            }
+        }
+    }
     let (mut lost_records, mut lost_versions, mut held) = (Vec::new(), Vec::new(), 0);
     for r in &on_chain {
         let id = r.record_id.0;
+        let erased = tenants.iter().map(|t| t.is_erased(&id)).collect::<Result<Vec<_>>>()?;
+        if r.status == medanchor_contracts::types::RecordStatus::Purged || erased.contains(&true) {
+            continue;
+        }
         let mut newest = None;
         for t in tenants {
             if let Some(v) = t.db().versions(&id)?.iter().map(|m| m.version).max() {
@@ -233,6 +262,7 @@ pub async fn reconcile(tenants: &[Service], marker: &RestoreMarker, audit_log: O
         records_held: held,
         lost_records,
         lost_versions,
+        erased_records,
         pending_versions: pending,
         audit,
         reconciled_ms: first.now_ms(),
@@ -273,10 +303,11 @@ async fn check_audit(service: &Service, log: &str) -> AuditCheck {
 async fn record(first: &Service, tenants: &[Service], report: &Reconciliation) -> Result<()> {
     let now = first.now_ms();
     let summary = format!(
-        "restored backup {}: {} records and {} records' newer versions written after it are lost; {} pending anchors re-tracked; audit log {}",
+        "restored backup {}: {} records and {} records' newer versions written after it are lost; {} records deleted since erased again; {} pending anchors re-tracked; audit log {}",
         report.backup,
         report.lost_records.len(),
         report.lost_versions.len(),
+        report.erased_records.len(),
         report.pending_versions,
         match &report.audit {
             AuditCheck::NotAnchored => "not anchored".to_string(),

@@ -34,6 +34,8 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     fn put_parts(&self, parts: &[&[u8]]) -> Result<[u8; 32], BlobError>;
     /// The bytes at `hash`, checked against it; `None` if absent.
     fn get(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, BlobError>;
+    /// Deletes the blob at `hash` (absent is fine), durably: erasure.
+    fn delete(&self, hash: &[u8; 32]) -> Result<(), BlobError>;
 }
 
 /// Blobs as files `dir/ab/abcdef…` (the hash in hex, fanned out by its
@@ -61,6 +63,17 @@ fn io(path: &Path, e: std::io::Error) -> BlobError {
 }
 
 impl BlobStore for LocalDir {
+    fn delete(&self, hash: &[u8; 32]) -> Result<(), BlobError> {
+        let path = self.path(hash);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(&path, e)),
+        }
+        let parent = path.parent().expect("blob paths have a fan-out directory");
+        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(|e| io(parent, e))
+    }
+
     fn put_parts(&self, parts: &[&[u8]]) -> Result<[u8; 32], BlobError> {
         let mut hasher = Sha256::new();
         for p in parts {

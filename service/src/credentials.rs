@@ -558,11 +558,12 @@ impl Service {
 
     /// Signs `call` with the registrar key, sends it, waits until it is
     /// mined and successful.
-    async fn registrar_call(&self, call: &ContractCall) -> Result<Txid> {
+    pub(crate) async fn registrar_call(&self, call: &ContractCall) -> Result<Txid> {
         let Some(registrar) = &self.registrar else {
-            return Err(Error::Unavailable(
-                "this node holds no registrar key: it cannot commit credentials on-chain".into(),
-            ));
+            return Err(Error::Unavailable(format!(
+                "this node holds no contract owner (registrar) key: it cannot make the owner's call {}",
+                call.function
+            )));
         };
         let _in_order = registrar.lock.lock().await;
         let unavailable = |e: medanchor_wallet::Error| Error::Unavailable(format!("{}: {e}", call.function));

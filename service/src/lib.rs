@@ -36,6 +36,7 @@ pub mod backups;
 pub mod blob;
 pub mod credentials;
 pub mod db;
+pub mod deletion;
 pub mod disclosures;
 pub mod envelope;
 pub mod error;

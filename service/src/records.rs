@@ -274,6 +274,15 @@ impl Service {
             Some(v) => self.db.record(id, v)?.ok_or_else(|| Error::NotFound(format!("record {id} version {v}"))),
             None => self.current(id),
         }
+        .map_err(|e| match e {
+            Error::NotFound(_) if self.is_erased(&id.0).unwrap_or(false) => Error::Gone {
+                code: "record-erased",
+                detail: format!(
+                    "record {id} was purged at its patient's request: its content is erased here (its anchor stays on-chain as proof)"
+                ),
+            },
+            e => e,
+        })
     }
 
     /// The version a record is at: its latest anchored version — a pending

@@ -191,6 +191,14 @@ impl ApiDb {
         self.get(Cf::Search, &doc_key(scope, id))?.map_or(Ok(Vec::new()), |v| decode_keys(&v))
     }
 
+    /// Adds to `batch` the removal of a record's search entries (its
+    /// erasure).
+    pub(crate) fn drop_search_doc(&self, batch: &mut WriteBatch, id: &[u8; 16]) -> std::result::Result<(), DbError> {
+        self.replace_doc(batch, Scope::Records, id, &[])?;
+        batch.delete_cf(self.cf(Cf::Search), doc_key(Scope::Records, id));
+        Ok(())
+    }
+
     /// Adds to `batch` what makes `keys` the document's entries (deleting
     /// the ones it had that it no longer has).
     fn replace_doc(

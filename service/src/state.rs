@@ -80,6 +80,11 @@ pub struct Config {
     /// Bytes stored past which a tenant is reported (and logged) as over
     /// its threshold.
     pub storage_alert_bytes: Option<u64>,
+    /// The tombstone list of erased records: a file kept apart from the
+    /// data directory and from the backups, replayed after a restore so
+    /// nothing erased comes back (`None`: no list; the chain's purged
+    /// status still is one).
+    pub tombstones: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -106,6 +111,7 @@ impl Config {
             batch_max: crate::file_anchors::DEFAULT_BATCH_MAX,
             storage_prices: crate::storage_report::default_prices(),
             storage_alert_bytes: None,
+            tombstones: None,
         }
     }
 }

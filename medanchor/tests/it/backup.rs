@@ -743,3 +743,90 @@ fn a_running_backup_holds_the_buckets_attachments_and_restore_puts_them_back() {
         assert!(got == file, "the attachment, byte for byte, from the bucket");
     });
 }
+
+/// A deletion made after a backup stays made when that backup is restored
+/// — even with the devnet's chain restored from it too, so that the chain
+/// itself no longer says "purged": the tombstone list, kept apart from the
+/// data directory and the backups, is replayed before the node serves.
+#[test]
+fn a_record_deleted_after_a_backup_stays_erased_when_the_backup_is_restored() {
+    use super::verify::tx;
+    use medanchor_contracts::types::AccessLevel;
+    use medanchor_contracts::{ClarityValue, ContractName};
+    use medanchor_wallet::{ContractCall, GrantDuration};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("node");
+    std::fs::create_dir_all(&root).expect("root");
+    let (targets, key, tombstones) =
+        (dir.path().join("backups"), dir.path().join("backup.key"), dir.path().join("tombstones"));
+    let ports = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
+    let (rpc, api) = (ports.rpc(), ports.api());
+    let (to_s, key_s, tomb_s) = (p(&targets), p(&key), p(&tombstones));
+    let args = ["--backup-every-secs", "0", "--backup-to", &to_s, "--backup-key", &key_s, "--tombstones-dir", &tomb_s];
+    let up = Up::start_with(&root, &ports, &args);
+    let node = medanchor_wallet::RpcClient::new(&rpc).expect("rpc");
+    let rt = rt();
+    let (record, id) = rt.block_on(async {
+        consenting_provider(&node, &rpc, &root).await;
+        let provider: medanchor_contracts::Principal = super::verify::address("wallet_2").parse().expect("p");
+        let admin_access =
+            ContractCall::grant_provider_access(&provider, AccessLevel::Admin, GrantDuration::UntilRevoked);
+        tx(&rpc, "wallet_1", admin_access.expect("call")).await;
+        let one_block = ContractCall {
+            contract: ContractName::RecordManagement,
+            function: "set-retention-period",
+            args: vec![ClarityValue::UInt(1)],
+        };
+        tx(&rpc, "deployer", one_block).await;
+        let http = reqwest::Client::new();
+        let doctor = sign_in(&api, "wallet_2").await;
+        let record = new_record(&http, &api, &doctor).await;
+        let me = sign_in(&api, "wallet_1").await;
+        read_anchored(&api, &me, &record).await;
+        let r = http.post(format!("{api}/v1/records/{record}/archive")).bearer_auth(&doctor).send().await;
+        assert_eq!(r.expect("archive").status(), 202);
+        for _ in 0..300 {
+            if read_record(&api, &me, &record).await["status"] == "archived" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let admin = sign_in(&api, "deployer").await;
+        let r = http.post(format!("{api}/v1/admin/backups")).bearer_auth(&admin).send().await.expect("backup");
+        assert_eq!(r.status(), 201);
+        let id = r.json::<Value>().await.expect("json")["backup"].as_str().expect("id").to_string();
+        // Deleted after the backup.
+        let patient = super::verify::address("wallet_1");
+        let r = http
+            .post(format!("{api}/v1/patients/{patient}/deletion"))
+            .bearer_auth(&me)
+            .json(&serde_json::json!({ "records": [record] }))
+            .send()
+            .await
+            .expect("deletion");
+        assert_eq!(r.status(), 200);
+        let answer: Value = r.json().await.expect("json");
+        assert_eq!(answer["outcomes"][0]["outcome"], "erased", "{answer}");
+        let r = http.get(format!("{api}/v1/records/{record}")).bearer_auth(&me).send().await.expect("read");
+        assert_eq!(r.status(), 410);
+        (record, id)
+    });
+    up.kill();
+    // The whole node directory is lost and restored from the backup —
+    // chain included: on it the record is archived again, not purged.
+    let keys = dir.path().join("keys-kept");
+    std::fs::rename(root.join("keys"), &keys).expect("keys");
+    std::fs::remove_dir_all(&root).expect("rm -rf");
+    let keys_s = p(&keys);
+    ok(&backup(&["restore", &id, "--into", &p(&root), "--to", &to_s, "--key", &key_s, "--keys-dir", &keys_s]));
+    std::fs::rename(&keys, root.join("keys")).expect("keys back");
+    let ports = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
+    let api = ports.api();
+    let _up = Up::start_with(&root, &ports, &args);
+    rt.block_on(async {
+        let me = sign_in(&api, "wallet_1").await;
+        let r = reqwest::Client::new().get(format!("{api}/v1/records/{record}")).bearer_auth(&me).send().await;
+        assert_eq!(r.expect("read").status(), 410, "the deletion was replayed before the node served");
+    });
+    assert!(super::verify::up_log(&root).contains("erased again records the tombstone list names"));
+}

@@ -26,6 +26,7 @@ mod authz;
 mod branches;
 mod conventions;
 mod credentials;
+mod deletion;
 mod lifecycle;
 mod limits;
 mod openapi;

@@ -315,6 +315,9 @@ async fn no_route_of_one_tenant_reaches_another_tenants_data() {
         ("POST", "/v1/auth/verify"),
         ("GET", "/v1/me"),
         ("POST", "/v1/patients/{patient}/records"),
+        // The patient's own records on the (shared) chain, only ever by the
+        // patient; erasure touches the serving tenant's data only.
+        ("POST", "/v1/patients/{patient}/deletion"),
         ("GET", "/v1/audit/checkpoint"),
         ("GET", "/v1/audit/proof/inclusion"),
         ("GET", "/v1/audit/proof/consistency"),
