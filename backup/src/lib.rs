@@ -33,7 +33,7 @@ pub mod target;
 
 pub use ops::{
     create, create_with_objects, list, prune, restore, restore_except, verify, Created, LiveStore, ObjectSource,
-    Pruned, Retention, Source, Summary, Verified,
+    Progress, Pruned, Retention, Source, Summary, Verified,
 };
 
 /// Why a backup operation failed.

@@ -210,10 +210,22 @@ pub fn create(
     set: &str,
     now_ms: u64,
 ) -> Result<(Signed, Created)> {
-    create_with_objects(sources, live, &[], target, key, signer, set, now_ms)
+    create_with_objects(sources, live, &[], target, key, signer, set, now_ms, &|_| {})
 }
 
-/// [`create`], with the objects of `objects` captured after the stores.
+/// How far a backup is: bytes of the directories' files hashed and stored
+/// so far, of how many (objects from an [`ObjectSource`] are counted as
+/// they are fetched, so the total grows then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes done.
+    pub done: u64,
+    /// Bytes known so far.
+    pub total: u64,
+}
+
+/// [`create`], with the objects of `objects` captured after the stores,
+/// and `progress` told after each file.
 #[allow(clippy::too_many_arguments)]
 pub fn create_with_objects(
     sources: &[Source],
@@ -224,16 +236,26 @@ pub fn create_with_objects(
     signer: &SigningKey,
     set: &str,
     now_ms: u64,
+    progress: &dyn Fn(Progress),
 ) -> Result<(Signed, Created)> {
     let (mut files, mut stores, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
     let walked = capture_sources(sources, live, &mut files, &mut stores, &mut scratch);
-    let stored = walked.and_then(|()| store_files(&files, target, key));
+    let total: u64 = files.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let mut at = Progress { done: 0, total };
+    let mut tell = |bytes: u64, grows: bool| {
+        at.done += bytes;
+        if grows {
+            at.total += bytes;
+        }
+        progress(at);
+    };
+    let stored = walked.and_then(|()| store_files(&files, target, key, &mut |b| tell(b, false)));
     for dir in &scratch {
         let _ = std::fs::remove_dir_all(dir);
     }
     let (mut entries, mut new_blobs, mut new_blob_bytes) = stored?;
     for source in objects {
-        let (e, n, b) = store_objects(*source, sources, target, key, set)?;
+        let (e, n, b) = store_objects(*source, sources, target, key, set, &mut |b| tell(b, true))?;
         entries.extend(e);
         new_blobs += n;
         new_blob_bytes += b;
@@ -261,7 +283,12 @@ pub fn create_with_objects(
     Ok((signed, created))
 }
 
-fn store_files(files: &[(String, PathBuf)], target: &Target, key: &BackupKey) -> Result<(Vec<FileEntry>, usize, u64)> {
+fn store_files(
+    files: &[(String, PathBuf)],
+    target: &Target,
+    key: &BackupKey,
+    tell: &mut dyn FnMut(u64),
+) -> Result<(Vec<FileEntry>, usize, u64)> {
     let (mut entries, mut new_blobs, mut new_bytes) = (Vec::with_capacity(files.len()), 0, 0);
     for (rel, path) in files {
         let (sha, size) = blob::hash_file(path)?;
@@ -271,6 +298,7 @@ fn store_files(files: &[(String, PathBuf)], target: &Target, key: &BackupKey) ->
             new_blobs += 1;
         }
         entries.push(FileEntry { path: rel.clone(), size, sha256: hex::encode(sha), blob: address });
+        tell(size);
     }
     Ok((entries, new_blobs, new_bytes))
 }
@@ -281,6 +309,7 @@ fn store_objects(
     target: &Target,
     key: &BackupKey,
     set: &str,
+    tell: &mut dyn FnMut(u64),
 ) -> Result<(Vec<FileEntry>, usize, u64)> {
     let name = source.name();
     if !crate::manifest::safe_relative(name) || name.contains('/') || sources.iter().any(|s| s.name == name) {
@@ -306,10 +335,11 @@ fn store_objects(
             }
             if let Some(f) = held.get(&path).filter(|f| f.size == size && target.has_blob(&f.blob)) {
                 entries.push(f.clone());
+                tell(size);
                 continue;
             }
             source.fetch(&object, &scratch).map_err(|message| BackupError::Store { path: path.clone(), message })?;
-            let (e, n, b) = store_files(&[(path, scratch.clone())], target, key)?;
+            let (e, n, b) = store_files(&[(path, scratch.clone())], target, key, tell)?;
             entries.extend(e);
             new_blobs += n;
             new_bytes += b;

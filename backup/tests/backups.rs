@@ -393,9 +393,24 @@ fn objects_outside_the_directories_are_captured_once_and_restored() {
     std::fs::write(bucket.dir.join("a"), vec![1u8; 200_000]).expect("a");
     std::fs::write(bucket.dir.join("b"), b"bbb").expect("b");
     let make = |now: u64| {
-        medanchor_backup::create_with_objects(&f.sources(), &[], &[&bucket], &f.target(), &f.key, &f.node, "data", now)
-            .expect("create")
-            .1
+        let seen = std::cell::Cell::new(medanchor_backup::Progress { done: 0, total: 0 });
+        let made = medanchor_backup::create_with_objects(
+            &f.sources(),
+            &[],
+            &[&bucket],
+            &f.target(),
+            &f.key,
+            &f.node,
+            "data",
+            now,
+            &|p| {
+                assert!(p.done >= seen.get().done && p.done <= p.total, "{p:?}");
+                seen.set(p);
+            },
+        );
+        let last = seen.get();
+        assert!(last.done == last.total && last.total > 200_000, "progress ends at its total: {last:?}");
+        made.expect("create").1
     };
     let first = make(DAY);
     assert_eq!(bucket.fetched.get(), 2);
@@ -436,6 +451,7 @@ fn objects_outside_the_directories_are_captured_once_and_restored() {
         &f.node,
         "data",
         4 * DAY,
+        &|_| {},
     );
     assert!(matches!(refused, Err(BackupError::Manifest(_))), "{refused:?}");
     assert_eq!(list(&f.target()).expect("list").len(), before);

@@ -322,16 +322,20 @@ fn create(args: &CreateArgs) -> anyhow::Result<()> {
     let signer = node_key(&args.keys_dir)?;
     let target = Target::open(&args.target.to)?;
     let start = std::time::Instant::now();
-    let (_, created) = medanchor_backup::create(
+    let bar = ProgressBar::new("backing up");
+    let (_, created) = medanchor_backup::create_with_objects(
         &sources,
+        &[],
         &[],
         &target,
         &set_key(&args.target, true)?,
         &signer,
         &args.target.set,
         now_ms(),
+        &|p| bar.show(p.done, p.total),
     )
     .context("backing up (is `medanchor up` stopped?)")?;
+    bar.finish();
     println!(
         "backup {} ({}): {} files, {} bytes from {} stores and files; {} new blobs ({} bytes) in {:.1} s",
         created.id,
@@ -364,6 +368,47 @@ fn create(args: &CreateArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A one-line progress bar on stderr, drawn only when stderr is a
+/// terminal (logs and tests get the summary lines alone), at most ten
+/// times a second.
+struct ProgressBar {
+    what: &'static str,
+    tty: bool,
+    last: std::cell::Cell<Option<std::time::Instant>>,
+}
+
+impl ProgressBar {
+    fn new(what: &'static str) -> ProgressBar {
+        use std::io::IsTerminal;
+        ProgressBar { what, tty: std::io::stderr().is_terminal(), last: Default::default() }
+    }
+
+    fn show(&self, done: u64, total: u64) {
+        let now = std::time::Instant::now();
+        if !self.tty || self.last.get().is_some_and(|t| now - t < std::time::Duration::from_millis(100)) {
+            return;
+        }
+        self.last.set(Some(now));
+        let share = if total == 0 { 1.0 } else { done as f64 / total as f64 };
+        let filled = (share * 30.0).round() as usize;
+        eprint!(
+            "\r{} [{}{}] {:>3.0}%  {:.2} / {:.2} GB",
+            self.what,
+            "#".repeat(filled.min(30)),
+            "-".repeat(30 - filled.min(30)),
+            share * 100.0,
+            done as f64 / 1e9,
+            total as f64 / 1e9
+        );
+    }
+
+    fn finish(&self) {
+        if self.tty && self.last.get().is_some() {
+            eprintln!();
+        }
+    }
 }
 
 fn list(args: &TargetArgs) -> anyhow::Result<()> {
@@ -581,6 +626,7 @@ pub fn backup_running(
         &signer,
         "data",
         now_ms(),
+        &|_| {},
     )?;
     let scratch = scratch_beside(&args.backup_to);
     medanchor_backup::verify(&target, &created.id, &key, Some(&signer.verifying_key()), &scratch, now_ms())
