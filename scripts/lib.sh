@@ -94,6 +94,13 @@ ensure_schemathesis() {
     ensure_venv_tool schemathesis schemathesis
 }
 
+# The Prometheus text-format parser (PyPI `prometheus_client`): the e2e
+# test `health::metrics_parse_as_prometheus_text…` reads /metrics with it.
+# Prints the venv's `python3`.
+ensure_prometheus_parser() {
+    ensure_venv_tool prometheus python3
+}
+
 # moto's S3 server (PyPI `moto[server]`): where the lifecycle test applies
 # and reads back bucket rules (SeaweedFS has no transitions). Prints
 # `moto_server`.

@@ -32,6 +32,8 @@ pub(crate) mod audit_log;
 pub(crate) mod backups;
 pub(crate) mod credentials;
 pub(crate) mod deletion;
+pub(crate) mod health;
+pub use health::METRICS_TOKEN_VAR;
 pub(crate) mod profiles;
 pub(crate) mod records;
 pub(crate) mod search;
@@ -158,6 +160,9 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Patch, "/v1/uploads/{upload}", Patch.route(uploads::upload_piece)),
         (Delete, "/v1/uploads/{upload}", Delete.route(uploads::cancel_upload)),
         (Get, "/openapi.json", Get.route(crate::openapi::openapi_json)),
+        (Get, "/healthz", Get.route(health::healthz)),
+        (Get, "/readyz", Get.route(health::readyz)),
+        (Get, "/metrics", Get.route(health::metrics)),
     ]
 }
 
@@ -253,7 +258,12 @@ fn pick_tenant(tenants: &[(String, Router)], request: &axum::extract::Request) -
         Some(name) => tenants.iter().position(|(t, _)| t == name).ok_or_else(|| {
             ApiError::bad("unknown-tenant", format!("this node serves no tenant {}", crate::error::echo(name)))
         }),
-        None if tenants.len() == 1 || request.uri().path() == "/openapi.json" => Ok(0),
+        // The node's own routes answer for the node (its first tenant).
+        None if tenants.len() == 1
+            || ["/openapi.json", "/healthz", "/readyz", "/metrics"].contains(&request.uri().path()) =>
+        {
+            Ok(0)
+        }
         None => Err(ApiError::bad("tenant-required", "this node serves several tenants: name one in X-Tenant-ID")),
     }
 }
@@ -298,8 +308,11 @@ async fn request_context(mut request: axum::extract::Request, next: axum::middle
     let value = HeaderValue::from_str(&id).expect("hex is a valid header value");
     request.headers_mut().insert(REQUEST_ID, value.clone());
     let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("-", |m| m.as_str()).to_string();
-    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route = %route);
+    let method = request.method().clone();
+    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    let started = std::time::Instant::now();
     let mut response = next.run(request).instrument(span).await;
+    health::record_request(method.as_str(), &route, response.status().as_u16(), started.elapsed());
     response.headers_mut().insert(REQUEST_ID, value);
     response
 }

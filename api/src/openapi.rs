@@ -82,6 +82,9 @@ use crate::db::AnchorStatus;
         crate::app::uploads::upload_piece,
         crate::app::uploads::cancel_upload,
         openapi_json,
+        crate::app::health::healthz,
+        crate::app::health::readyz,
+        crate::app::health::metrics,
     ),
     components(schemas(
         Problem, RecordId, DataHash, Txid, BlockHash, Principal, StandardPrincipal, ShareId, Capability, AccessCode,
@@ -119,6 +122,15 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("The session token from `POST /v1/auth/verify` (Ed25519-signed, 1 h)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The node's `MEDANCHOR_METRICS_TOKEN` (a Prometheus scraper's credential)"))
                     .build(),
             ),
         );

@@ -14,6 +14,7 @@ use medanchor_indexer::Indexer;
 use medanchor_wallet::accounts::DevnetAccount;
 use medanchor_wallet::keys::StacksKey;
 use medanchor_wallet::{ContractCall, RpcClient, Wallet};
+use sha2::Digest as _;
 
 use crate::tenants::{TenantsFile, DEFAULT_TENANT};
 
@@ -137,6 +138,12 @@ pub fn start(
         spec.apply(&mut config);
     }
     config.tombstones = Some(storage.tombstones_for(&config.tenant));
+    // The scraper's token from the environment, never an argument (it
+    // would show in `ps`); only its hash is kept.
+    config.metrics_token_sha256 = std::env::var(medanchor_api::app::METRICS_TOKEN_VAR)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(|t| sha2::Sha256::digest(t.as_bytes()).into());
     let reader = IndexReader::new(index.db().clone());
     let state = AppState::open(config, data_dir, keys_dir, None, Arc::new(reader), RpcClient::new(rpc)?, custody)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -381,6 +381,11 @@ fn get_json<T: serde::de::DeserializeOwned>(service: &Service, key: &[u8]) -> Re
         .transpose()
 }
 
+/// The backup runs' last outcomes (and so the standing alerts).
+pub fn outcomes(service: &Service) -> Result<Outcomes> {
+    Ok(get_json(service, OUTCOME_KEY)?.unwrap_or_default())
+}
+
 /// The last reconciliation after a restore, if this node was restored.
 pub fn reconciliation(service: &Service) -> Result<Option<Reconciliation>> {
     get_json(service, REPORT_KEY)

@@ -85,6 +85,10 @@ pub struct Config {
     /// nothing erased comes back (`None`: no list; the chain's purged
     /// status still is one).
     pub tombstones: Option<std::path::PathBuf>,
+    /// SHA-256 of the bearer token a Prometheus scraper presents for
+    /// `/metrics` (the token itself is never kept); `None`: loopback
+    /// clients only.
+    pub metrics_token_sha256: Option<[u8; 32]>,
 }
 
 impl Config {
@@ -112,6 +116,7 @@ impl Config {
             storage_prices: crate::storage_report::default_prices(),
             storage_alert_bytes: None,
             tombstones: None,
+            metrics_token_sha256: None,
         }
     }
 }
@@ -320,6 +325,13 @@ impl Service {
         self
     }
 
+    /// The same state talking to the node at `node` (a node that moved;
+    /// tests of one that stopped answering).
+    pub fn with_node(mut self, node: RpcClient) -> Service {
+        self.node = node;
+        self
+    }
+
     /// The same state committing verified credentials with `key` (the
     /// contracts' owner).
     pub fn with_registrar(mut self, key: StacksKey) -> Service {
@@ -439,6 +451,11 @@ impl Service {
     /// The ciphertext store.
     pub fn blobs(&self) -> &dyn BlobStore {
         &*self.blobs
+    }
+
+    /// The attachments' object store, if this node has one.
+    pub fn object_store(&self) -> Option<&medanchor_storage::backend::Backend> {
+        self.objects.as_deref()
     }
 
     /// The node's RPC.

@@ -331,6 +331,10 @@ async fn no_route_of_one_tenant_reaches_another_tenants_data() {
         ("PUT", "/v1/providers/{provider}/credentials"),
         ("OPTIONS", "/v1/uploads"),
         ("GET", "/openapi.json"),
+        // The node's operability routes: no tenant's ids or data.
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/metrics"),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
