@@ -33,6 +33,7 @@ pub(crate) mod backups;
 pub(crate) mod credentials;
 pub(crate) mod deletion;
 pub(crate) mod health;
+pub(crate) mod notifications;
 pub use health::METRICS_TOKEN_VAR;
 pub(crate) mod profiles;
 pub(crate) mod records;
@@ -107,6 +108,9 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Post, "/v1/patients/{patient}/records", Post.route(records::create_record)),
         (Get, "/v1/patients/{patient}/records", Get.route(records::list_records)),
         (Post, "/v1/patients/{patient}/deletion", Post.route(deletion::request_deletion)),
+        (Put, "/v1/patients/{patient}/notifications/webhook", Put.route(notifications::subscribe_webhook)),
+        (Get, "/v1/patients/{patient}/notifications/webhook", Get.route(notifications::read_webhook)),
+        (Delete, "/v1/patients/{patient}/notifications/webhook", Delete.route(notifications::remove_webhook)),
         (Get, "/v1/records/{id}", Get.route(records::read_record)),
         (Put, "/v1/records/{id}", Put.route(records::update_record)),
         (Get, "/v1/records/{id}/versions", Get.route(records::record_versions)),

@@ -14,7 +14,7 @@ pub mod openapi;
 
 pub use medanchor_service::{
     anchoring, attachments, audit, auth, authz, backups, blob, credentials, db, disclosures, envelope, file_anchors,
-    merkle, rotate, search, share, uploads,
+    merkle, notify, rotate, search, share, uploads,
 };
 
 /// Serves the API for `service` on `listener` until `shutdown` (with the

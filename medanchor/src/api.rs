@@ -27,6 +27,9 @@ const CREDENTIAL_EXPIRY_EVERY: Duration = Duration::from_secs(3600);
 /// hourly is fine-grained enough for both.
 const ATTACHMENT_JOBS_EVERY: Duration = Duration::from_secs(3600);
 
+/// How often the notifier looks for due webhook deliveries.
+const NOTIFY_EVERY: Duration = Duration::from_secs(1);
+
 /// How often `up` anchors the audit log's root (when it has grown).
 const AUDIT_ANCHOR_EVERY: Duration = Duration::from_secs(3);
 
@@ -63,6 +66,10 @@ pub struct StorageArgs {
     /// backup.
     #[arg(long, default_value = ".medanchor-tombstones")]
     tombstones_dir: std::path::PathBuf,
+    /// Let patients' webhooks reach loopback, private and link-local
+    /// addresses (a hospital's own network). Off: public addresses only.
+    #[arg(long)]
+    webhook_allow_private: bool,
 }
 
 fn parse_price(s: &str) -> Result<(String, f64), String> {
@@ -93,6 +100,7 @@ impl StorageArgs {
         }
         config.max_attachment_bytes = self.max_attachment_mb.saturating_mul(1_000_000).max(1);
         config.storage_alert_bytes = self.storage_alert_bytes;
+        config.webhook_allow_private = self.webhook_allow_private;
         for (class, price) in &self.storage_prices {
             config.storage_prices.insert(class.clone(), *price);
         }
@@ -170,6 +178,7 @@ pub fn start(
         app::spawn_share_sweeper(s.clone(), SHARE_SWEEP_EVERY);
         app::spawn_credential_expiry(s.clone(), CREDENTIAL_EXPIRY_EVERY);
         app::spawn_attachment_jobs(s.clone(), ATTACHMENT_JOBS_EVERY);
+        medanchor_api::notify::spawn_notifier(s.clone(), NOTIFY_EVERY);
     }
     // Deletions made after this data was written (a restore brought it
     // back) are replayed before the API serves: on every start, as it is

@@ -226,6 +226,8 @@ fn commit(db: &ApiDb, entries: &[AuditEntry]) -> Result<Vec<u64>, AuditError> {
         if let Some(patient) = &entry.patient {
             batch.put_cf(db.cf(Cf::AuditByPatient), patient_key(patient, size), []);
         }
+        // The notification this entry means, in the entry's own commit.
+        crate::notify::outbox_row(db, &mut batch, entry, size)?;
         indices.push(size);
         size += 1;
     }

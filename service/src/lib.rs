@@ -43,6 +43,7 @@ pub mod error;
 pub mod file_anchors;
 pub mod grants;
 pub mod merkle;
+pub mod notify;
 pub mod profiles;
 pub mod records;
 pub mod rotate;

@@ -89,6 +89,9 @@ pub struct Config {
     /// `/metrics` (the token itself is never kept); `None`: loopback
     /// clients only.
     pub metrics_token_sha256: Option<[u8; 32]>,
+    /// Let patients' webhooks reach loopback, private and link-local
+    /// addresses (a hospital's own network; tests). Off: only public ones.
+    pub webhook_allow_private: bool,
 }
 
 impl Config {
@@ -117,6 +120,7 @@ impl Config {
             storage_alert_bytes: None,
             tombstones: None,
             metrics_token_sha256: None,
+            webhook_allow_private: false,
         }
     }
 }
@@ -191,6 +195,8 @@ pub struct Service {
     pub(crate) attachment_names: Arc<[u8; 32]>,
     /// Signs attachment download links.
     pub(crate) link_key: Arc<[u8; 32]>,
+    /// Derives patients' webhook secrets (per tenant).
+    pub(crate) webhook_key: Arc<[u8; 32]>,
     /// Where unfinished resumable uploads are spooled (set by
     /// [`Service::open`]).
     pub(crate) spool: Option<Arc<medanchor_storage::spool::Spool>>,
@@ -253,6 +259,10 @@ impl Service {
             &root,
             format!("medanchor attachment links v1\0{}", config.tenant).as_bytes(),
         ));
+        let webhook_key = Arc::new(crate::auth::derive_key(
+            &root,
+            format!("medanchor webhook secrets v1\0{}", config.tenant).as_bytes(),
+        ));
         Service {
             config: Arc::new(config),
             db,
@@ -278,6 +288,7 @@ impl Service {
             objects: None,
             attachment_names,
             link_key,
+            webhook_key,
             spool: None,
             file_parts: Arc::default(),
             submit_lock: Arc::default(),

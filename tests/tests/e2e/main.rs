@@ -30,6 +30,7 @@ mod deletion;
 mod health;
 mod lifecycle;
 mod limits;
+mod notifications;
 mod openapi;
 mod profiles;
 mod search;

@@ -318,6 +318,11 @@ async fn no_route_of_one_tenant_reaches_another_tenants_data() {
         // The patient's own records on the (shared) chain, only ever by the
         // patient; erasure touches the serving tenant's data only.
         ("POST", "/v1/patients/{patient}/deletion"),
+        // The caller's own subscription in the tenant they call (patient
+        // only; no other tenant's ids).
+        ("PUT", "/v1/patients/{patient}/notifications/webhook"),
+        ("GET", "/v1/patients/{patient}/notifications/webhook"),
+        ("DELETE", "/v1/patients/{patient}/notifications/webhook"),
         ("GET", "/v1/audit/checkpoint"),
         ("GET", "/v1/audit/proof/inclusion"),
         ("GET", "/v1/audit/proof/consistency"),

@@ -1,0 +1,381 @@
+//! Patient notifications: a durable outbox and signed webhooks.
+//!
+//! A patient subscribes a webhook (`subscribe`); from then on, every audit
+//! entry that means something for them ([`medanchor_ops::notify::event`]:
+//! someone else read or wrote their data, a break-glass access) puts an
+//! outbox row **in the audit log's own commit** (`audit::commit`), so an
+//! event is durable exactly when the entry that records it is. The
+//! notifier (`spawn_notifier`) delivers each row at least once — POST, JSON,
+//! `Medanchor-Signature` (HMAC-SHA256 over `t.body`) and `Medanchor-Event-Id`
+//! (the receiver de-duplicates on it) — removes it on a 2xx, and otherwise
+//! tries again with exponential backoff, up to `MAX_ATTEMPTS`, after which
+//! the row is kept apart (dead) and logged. No PHI leaves: who, when, which
+//! action on which opaque record.
+//!
+//! The webhook's secret is never stored: it is derived from the node's key,
+//! the patient and a nonce kept with the subscription; a new subscription
+//! (or `PUT` again) rotates it. Webhook addresses are checked when used:
+//! loopback, private and link-local addresses are refused unless the node
+//! allows them (`Config::webhook_allow_private`, for a hospital network or
+//! tests), and the request goes to the address that was checked.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use medanchor_contracts::principal::Principal;
+use medanchor_ops::notify::{backoff_ms, Event, Facts, MAX_ATTEMPTS};
+use medanchor_ops::webhook;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::AuditEntry;
+use crate::db::{ApiDb, Cf, DbError};
+use crate::error::{Error, Result};
+use crate::state::{Caller, Service};
+
+const SUB: &[u8] = b"notify/sub/";
+const OUT: &[u8] = b"notify/out/";
+const DEAD: &[u8] = b"notify/dead/";
+
+/// Longest webhook URL.
+pub const MAX_URL: usize = 2048;
+
+/// How long a delivery may take.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Deliveries tried per pass (rows not yet due are skipped, not counted).
+const PASS: usize = 256;
+
+fn key(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
+    [prefix, rest].concat()
+}
+
+/// A patient's webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Subscription {
+    url: String,
+    /// Derives the secret with the node's key (the secret is not stored).
+    nonce: String,
+    created_ms: u64,
+}
+
+/// An event waiting for delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Row {
+    event: Event,
+    attempts: u32,
+    next_ms: u64,
+    last_error: Option<String>,
+}
+
+/// A subscription as its patient sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookView {
+    /// Where events are POSTed.
+    pub webhook_url: String,
+    /// The signing secret (hex): shown when the subscription is made, never
+    /// again.
+    pub secret: Option<String>,
+    /// Events waiting for delivery.
+    pub pending: u64,
+    /// Events given up on.
+    pub failed: u64,
+}
+
+/// Adds `entry`'s outbox row (index `index`) to the audit commit's `batch`
+/// when it notifies a subscribed patient.
+pub(crate) fn outbox_row(
+    db: &ApiDb,
+    batch: &mut rocksdb::WriteBatch,
+    entry: &AuditEntry,
+    index: u64,
+) -> std::result::Result<(), DbError> {
+    let facts = Facts {
+        index,
+        actor: &entry.actor,
+        role: &entry.role,
+        action: &entry.action,
+        patient: entry.patient.as_deref(),
+        record_id: entry.record_id.as_deref(),
+        method: entry.method.as_deref(),
+        outcome: &entry.outcome,
+        time_ms: entry.time_ms,
+    };
+    let Some(event) = medanchor_ops::notify::event(&facts) else { return Ok(()) };
+    if db.get(Cf::Meta, &key(SUB, event.patient.as_bytes()))?.is_none() {
+        return Ok(());
+    }
+    let row = Row { event, attempts: 0, next_ms: 0, last_error: None };
+    let bytes = serde_json::to_vec(&row).map_err(|e| DbError::Corrupt(e.to_string()))?;
+    batch.put_cf(db.cf(Cf::Meta), key(OUT, &index.to_be_bytes()), bytes);
+    Ok(())
+}
+
+/// Whether `url` is a webhook address this node may call: http(s), a host,
+/// bounded. (The address it resolves to is checked at each delivery.)
+fn check_url(url: &str) -> Result<reqwest::Url> {
+    if url.len() > MAX_URL {
+        return Err(Error::bad("invalid-webhook", format!("at most {MAX_URL} bytes")));
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|e| Error::bad("invalid-webhook", e.to_string()))?;
+    if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
+        return Err(Error::bad("invalid-webhook", "an http(s) URL with a host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(Error::bad("invalid-webhook", "no credentials in the URL"));
+    }
+    Ok(parsed)
+}
+
+/// Addresses a webhook may not reach unless the node allows private ones:
+/// loopback, private, link-local (cloud metadata), unspecified, multicast.
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
+        }
+    }
+}
+
+impl Service {
+    fn webhook_secret(&self, patient: &str, nonce: &str) -> [u8; 32] {
+        crate::auth::derive_key(&self.webhook_key, format!("webhook\0{patient}\0{nonce}").as_bytes())
+    }
+
+    async fn patient_only(&self, caller: &Caller, patient: &Principal, action: &str) -> Result<AuditEntry> {
+        let who = caller.require()?.clone();
+        let mut entry = caller.entry(self.role_of(&who)?, action);
+        entry.patient = Some(patient.to_string());
+        if &who != patient {
+            let refused = Error::Forbidden {
+                code: "patient-only",
+                detail: "only the patient manages their notifications".into(),
+                reason: None,
+            };
+            return self.audited(entry, Err(refused)).await;
+        }
+        Ok(entry)
+    }
+
+    /// Subscribes (or re-subscribes, rotating the secret) the patient's
+    /// webhook; the answer holds the secret, once. The patient only;
+    /// audited.
+    pub async fn subscribe_webhook(&self, caller: &Caller, patient: &Principal, url: &str) -> Result<WebhookView> {
+        let entry = self.patient_only(caller, patient, "notify.subscribe").await?;
+        let result = async {
+            let url = check_url(url)?;
+            let mut nonce = [0u8; 16];
+            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
+            let sub = Subscription { url: url.to_string(), nonce: hex::encode(nonce), created_ms: self.now_ms() };
+            let mut batch = self.db.batch();
+            let bytes = serde_json::to_vec(&sub).map_err(Error::internal)?;
+            batch.put_cf(self.db.cf(Cf::Meta), key(SUB, patient.to_string().as_bytes()), bytes);
+            self.db.write(batch)?;
+            let secret = hex::encode(self.webhook_secret(&patient.to_string(), &sub.nonce));
+            let (pending, failed) = self.outbox_counts(&patient.to_string())?;
+            Ok(WebhookView { webhook_url: sub.url, secret: Some(secret), pending, failed })
+        }
+        .await;
+        self.audited(entry, result).await
+    }
+
+    /// The patient's webhook (without its secret). The patient only.
+    pub async fn webhook(&self, caller: &Caller, patient: &Principal) -> Result<WebhookView> {
+        let entry = self.patient_only(caller, patient, "notify.read").await?;
+        let result = (|| {
+            let sub = self.subscription(&patient.to_string())?.ok_or_else(|| Error::NotFound("no webhook".into()))?;
+            let (pending, failed) = self.outbox_counts(&patient.to_string())?;
+            Ok(WebhookView { webhook_url: sub.url, secret: None, pending, failed })
+        })();
+        self.audited(entry, result).await
+    }
+
+    /// Removes the patient's webhook (undelivered events are dropped when
+    /// next looked at). The patient only; audited.
+    pub async fn unsubscribe_webhook(&self, caller: &Caller, patient: &Principal) -> Result<()> {
+        let entry = self.patient_only(caller, patient, "notify.unsubscribe").await?;
+        let result = (|| {
+            self.subscription(&patient.to_string())?.ok_or_else(|| Error::NotFound("no webhook".into()))?;
+            let mut batch = self.db.batch();
+            batch.delete_cf(self.db.cf(Cf::Meta), key(SUB, patient.to_string().as_bytes()));
+            self.db.write(batch)?;
+            Ok(())
+        })();
+        self.audited(entry, result).await
+    }
+
+    fn subscription(&self, patient: &str) -> Result<Option<Subscription>> {
+        self.db
+            .get(Cf::Meta, &key(SUB, patient.as_bytes()))?
+            .map(|b| serde_json::from_slice(&b).map_err(Error::internal))
+            .transpose()
+    }
+
+    fn outbox_counts(&self, patient: &str) -> Result<(u64, u64)> {
+        let count = |prefix: &[u8]| -> Result<u64> {
+            let mut n = 0;
+            for (_, v) in self.db.scan(Cf::Meta, prefix)? {
+                let row: Row = serde_json::from_slice(&v).map_err(Error::internal)?;
+                n += u64::from(row.event.patient == patient);
+            }
+            Ok(n)
+        };
+        Ok((count(OUT)?, count(DEAD)?))
+    }
+
+    /// Events waiting in the outbox (every patient's).
+    pub fn outbox_depth(&self) -> Result<u64> {
+        Ok(self.db.scan(Cf::Meta, OUT)?.len() as u64)
+    }
+
+    /// One pass of the notifier: every due row delivered or rescheduled.
+    /// Returns (delivered, failed this pass).
+    pub async fn deliver_once(&self, http: &reqwest::Client) -> Result<(usize, usize)> {
+        let now = self.now_ms();
+        let (mut delivered, mut failed) = (0, 0);
+        for (k, v) in self.db.scan(Cf::Meta, OUT)? {
+            if delivered + failed >= PASS {
+                break;
+            }
+            let mut row: Row = serde_json::from_slice(&v).map_err(Error::internal)?;
+            if row.next_ms > now {
+                continue;
+            }
+            let mut batch = self.db.batch();
+            let Some(sub) = self.subscription(&row.event.patient)? else {
+                batch.delete_cf(self.db.cf(Cf::Meta), &k);
+                self.db.write(batch)?;
+                continue;
+            };
+            match self.post(http, &sub, &row.event).await {
+                Ok(()) => {
+                    batch.delete_cf(self.db.cf(Cf::Meta), &k);
+                    delivered += 1;
+                }
+                Err(e) => {
+                    failed += 1;
+                    row.attempts += 1;
+                    row.next_ms = now + backoff_ms(row.attempts);
+                    row.last_error = Some(e.clone());
+                    let bytes = serde_json::to_vec(&row).map_err(Error::internal)?;
+                    if row.attempts >= MAX_ATTEMPTS {
+                        tracing::error!(event = %row.event.id, attempts = row.attempts, error = %e, "NOTIFICATION GIVEN UP");
+                        batch.delete_cf(self.db.cf(Cf::Meta), &k);
+                        batch.put_cf(self.db.cf(Cf::Meta), key(DEAD, &k[OUT.len()..]), bytes);
+                    } else {
+                        tracing::warn!(event = %row.event.id, attempts = row.attempts, error = %e, "webhook delivery failed; will retry");
+                        batch.put_cf(self.db.cf(Cf::Meta), &k, bytes);
+                    }
+                }
+            }
+            self.db.write(batch)?;
+        }
+        Ok((delivered, failed))
+    }
+
+    /// POSTs one event to the subscription's address (checked as it is
+    /// resolved, and called at that very address).
+    async fn post(&self, http: &reqwest::Client, sub: &Subscription, event: &Event) -> std::result::Result<(), String> {
+        let url = check_url(&sub.url).map_err(|e| e.to_string())?;
+        let host = url.host_str().ok_or("no host")?.to_string();
+        let port = url.port_or_known_default().ok_or("no port")?;
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| format!("resolving {host}: {e}"))?
+            .collect();
+        let addr = addrs
+            .into_iter()
+            .find(|a| self.config.webhook_allow_private || !is_private(a.ip()))
+            .ok_or_else(|| format!("{host} resolves to no address this node may call (private or loopback)"))?;
+        let body = serde_json::to_vec(event).map_err(|e| e.to_string())?;
+        let t = self.now_ms() / 1000;
+        let secret = self.webhook_secret(&event.patient, &sub.nonce);
+        // A client pinned to the checked address (no second lookup to be
+        // rebound), without redirects (a 3xx is a failure, not a hop).
+        let pinned = reqwest::Client::builder()
+            .resolve(&host, addr)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(DELIVERY_TIMEOUT)
+            .build()
+            .unwrap_or_else(|_| http.clone());
+        let response = pinned
+            .post(url)
+            .header("content-type", "application/json")
+            .header(webhook::SIGNATURE_HEADER, webhook::sign(&secret, t, &body))
+            .header(webhook::EVENT_ID_HEADER, &event.id)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("{e}"))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("answered {}", response.status()))
+        }
+    }
+}
+
+/// Runs the notifier every `every`.
+pub fn spawn_notifier(state: Service, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            match state.deliver_once(&http).await {
+                Ok((0, 0)) => {}
+                Ok((delivered, failed)) => tracing::info!(delivered, failed, "notifications"),
+                Err(e) => tracing::error!(error = %e, "notifier pass failed"),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_addresses_are_checked() {
+        for (url, ok) in [
+            ("https://hooks.example.org/p/1", true),
+            ("http://10.0.0.5:8080/x", true),
+            ("ftp://example.org/", false),
+            ("https://user:pw@example.org/", false),
+            ("not a url", false),
+            ("https://", false),
+        ] {
+            assert_eq!(check_url(url).is_ok(), ok, "{url}");
+        }
+        for (ip, private) in [
+            ("127.0.0.1", true),
+            ("10.1.2.3", true),
+            ("192.168.1.1", true),
+            ("169.254.169.254", true),
+            ("100.64.0.1", true),
+            ("0.0.0.0", true),
+            ("::1", true),
+            ("fd00::1", true),
+            ("fe80::1", true),
+            ("::ffff:127.0.0.1", true),
+            ("93.184.216.34", false),
+            ("2606:2800:220:1::1", false),
+        ] {
+            assert_eq!(is_private(ip.parse().expect("ip")), private, "{ip}");
+        }
+    }
+}

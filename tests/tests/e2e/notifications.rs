@@ -1,0 +1,164 @@
+//! Patient notifications over real HTTP: a patient subscribes a webhook
+//! (a real receiver on loopback that fails its first three deliveries);
+//! a provider reads and writes the patient's record; each event arrives,
+//! signed under the secret the patient was shown, at least once, and is
+//! counted once by its id; nothing of the content is in it; the patient's
+//! own reads notify nothing; every refusal of the subscription routes
+//! (no session, someone else, a bad URL, a private address the node does
+//! not allow) holds.
+
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, StatusCode};
+use medanchor_ops::webhook;
+use serde_json::{json, Value};
+
+use super::System;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Deliveries received: (event id, signature header, body).
+type Received = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
+
+/// A webhook receiver on loopback answering 500 to its first `fail`
+/// requests, then 200.
+async fn receiver(fail: usize) -> (String, Received) {
+    let got: Received = Arc::default();
+    let seen = Arc::new(Mutex::new(0usize));
+    let (g, s) = (got.clone(), seen.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let (g, s) = (g.clone(), s.clone());
+            async move {
+                let mut n = s.lock().expect("lock");
+                *n += 1;
+                if *n <= fail {
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                g.lock().expect("lock").push((
+                    h(webhook::EVENT_ID_HEADER),
+                    h(webhook::SIGNATURE_HEADER),
+                    body.to_vec(),
+                ));
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, got)
+}
+
+async fn put(sys: &System, patient: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut r = sys.http.put(format!("{}/v1/patients/{patient}/notifications/webhook", sys.api)).json(&body);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.expect("put");
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_deliver_signed_events_at_least_once_without_content() {
+    let sys = super::start_with(|c| c.webhook_allow_private = true, None).await;
+    let (patient, _) = sys.consent_provider("wallet_2").await;
+    let (doctor, me) = (sys.sign_in("wallet_2").await, sys.sign_in("wallet_1").await);
+    let p = patient.to_string();
+    let (url, got) = receiver(3).await;
+
+    // Refusals.
+    assert_eq!(put(&sys, &p, None, json!({ "webhook_url": url })).await.0, 401);
+    let (s, a) = put(&sys, &p, Some(&doctor), json!({ "webhook_url": url })).await;
+    assert_eq!((s, a["code"].as_str()), (403, Some("patient-only")), "{a}");
+    for bad in ["ftp://x.org/", "https://u:p@x.org/", "nope"] {
+        let (s, a) = put(&sys, &p, Some(&me), json!({ "webhook_url": bad })).await;
+        assert_eq!((s, a["code"].as_str()), (400, Some("invalid-webhook")), "{bad}: {a}");
+    }
+    let r = sys.http.get(format!("{}/v1/patients/{p}/notifications/webhook", sys.api)).bearer_auth(&me).send().await;
+    assert_eq!(r.expect("get").status(), 404, "nothing subscribed yet");
+
+    let (s, sub) = put(&sys, &p, Some(&me), json!({ "webhook_url": url })).await;
+    assert_eq!(s, 200, "{sub}");
+    let secret = hex::decode(sub["secret"].as_str().expect("the secret, once")).expect("hex");
+    let (_, shown) = sys.get(&format!("/v1/patients/{p}/notifications/webhook"), &me).await;
+    assert!(shown["secret"].is_null() && shown["webhook_url"] == url.as_str(), "{shown}");
+
+    // The provider writes and reads; the patient reads (nothing for that).
+    let content = "HbA1c 6.1% — confidential";
+    let r: Value = sys
+        .http
+        .post(format!("{}/v1/patients/{p}/records", sys.api))
+        .bearer_auth(&doctor)
+        .json(&json!({ "record_type": "lab-results", "content": { "note": content } }))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let id = r["record_id"].as_str().expect("id").to_string();
+    sys.mine().await;
+    medanchor_api::app::track_once(&sys.state).expect("track");
+    assert_eq!(sys.get(&format!("/v1/records/{id}"), &doctor).await.0, 200);
+    assert_eq!(sys.get(&format!("/v1/records/{id}"), &me).await.0, 200);
+
+    // Delivered through three failures: each pass on a clock moved past
+    // the backoff (an hour at most), never slept through.
+    let http = reqwest::Client::new();
+    let offset = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let o = offset.clone();
+    let later = sys.state.clone().with_clock(Arc::new(move || now_ms() + o.load(std::sync::atomic::Ordering::SeqCst)));
+    let mut passes = 0;
+    while got.lock().expect("lock").len() < 2 {
+        assert!(passes < 10, "not delivered after {passes} passes");
+        later.deliver_once(&http).await.expect("pass");
+        offset.fetch_add(3_600_000, std::sync::atomic::Ordering::SeqCst);
+        passes += 1;
+    }
+    assert!(passes >= 3, "the receiver refused the first three deliveries");
+    let got = got.lock().expect("lock").clone();
+    let now = (now_ms() + offset.load(std::sync::atomic::Ordering::SeqCst)) / 1000;
+    let mut kinds = Vec::new();
+    for (event_id, signature, body) in &got {
+        webhook::verify(&secret, signature, body, now, 12 * 3600).expect("signed under the patient's secret");
+        let e: Value = serde_json::from_slice(body).expect("json");
+        assert_eq!(&e["id"], event_id, "the header names the body's event");
+        assert_eq!(e["patient"], p.as_str());
+        assert_eq!(e["record_id"], id.as_str());
+        assert!(!String::from_utf8_lossy(body).contains("HbA1c"), "no content in a notification");
+        kinds.push(e["action"].as_str().expect("action").to_string());
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["record.create", "record.read"], "the provider's two actions, not the patient's own read");
+    let ids: std::collections::BTreeSet<&String> = got.iter().map(|g| &g.0).collect();
+    assert_eq!(ids.len(), got.len(), "each event delivered once it was accepted");
+    assert_eq!(sys.state.outbox_depth().expect("depth"), 0, "the outbox is empty");
+
+    // Unsubscribed: nothing more is queued.
+    let r = sys.http.delete(format!("{}/v1/patients/{p}/notifications/webhook", sys.api)).bearer_auth(&me).send().await;
+    assert_eq!(r.expect("delete").status(), 204);
+    assert_eq!(sys.get(&format!("/v1/records/{id}"), &doctor).await.0, 200);
+    assert_eq!(sys.state.outbox_depth().expect("depth"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_allows_no_private_addresses_never_calls_one() {
+    let sys = super::start().await;
+    let (patient, _) = sys.consent_provider("wallet_2").await;
+    let (doctor, me) = (sys.sign_in("wallet_2").await, sys.sign_in("wallet_1").await);
+    let p = patient.to_string();
+    let (url, got) = receiver(0).await;
+    assert_eq!(put(&sys, &p, Some(&me), json!({ "webhook_url": url })).await.0, 200);
+    let id = super::attachments::lab_record(&sys, &doctor).await;
+    assert_eq!(sys.get(&format!("/v1/records/{id}"), &doctor).await.0, 200);
+    let (delivered, failed) = sys.state.deliver_once(&reqwest::Client::new()).await.expect("pass");
+    assert_eq!((delivered, failed), (0, 2), "refused before any connection");
+    assert!(got.lock().expect("lock").is_empty(), "the loopback receiver was never called");
+    let (_, shown) = sys.get(&format!("/v1/patients/{p}/notifications/webhook"), &me).await;
+    assert_eq!(shown["pending"], 2, "kept for retries: {shown}");
+}
