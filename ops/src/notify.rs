@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 pub struct Event {
     /// Stable across retries (`audit-{index}`): receivers de-duplicate on it.
     pub id: String,
-    /// `access` (someone else read or wrote their data) or `emergency` (a
-    /// break-glass access: always sent at once).
+    /// `access` (someone else read or wrote their data), `emergency` (a
+    /// break-glass access), `restore` (a write of theirs was lost when the
+    /// node was restored from a backup) or `erased` (a record deleted at
+    /// their request).
     pub kind: String,
     /// Whose data.
     pub patient: String,
@@ -69,14 +71,17 @@ const NOTIFIED: &[&str] = &[
 ];
 
 /// The event an audit entry means for its patient, if any: an allowed
-/// action of [`NOTIFIED`] by anyone but the patient; an emergency access is
-/// its own kind.
+/// action of [`NOTIFIED`] by anyone but the patient (an emergency access is
+/// its own kind); a record of theirs lost in a restore; a record erased.
 pub fn event(f: &Facts<'_>) -> Option<Event> {
     let patient = f.patient?;
-    if f.outcome != "allowed" || f.actor == patient || !NOTIFIED.contains(&f.action) {
-        return None;
-    }
-    let kind = if f.method == Some("emergency") { "emergency" } else { "access" };
+    let kind = match f.action {
+        "backup.record-lost" => "restore",
+        "record.erase" => "erased",
+        _ if f.outcome != "allowed" || f.actor == patient || !NOTIFIED.contains(&f.action) => return None,
+        _ if f.method == Some("emergency") => "emergency",
+        _ => "access",
+    };
     Some(Event {
         id: format!("audit-{}", f.index),
         kind: kind.into(),
@@ -127,6 +132,9 @@ mod tests {
             (facts("SP2DOC", "record.read", "denied", None), None),
             (facts("SP2DOC", "auth.sign-in", "allowed", None), None),
             (Facts { patient: None, ..facts("SP2DOC", "record.read", "allowed", None) }, None),
+            (facts("node", "backup.record-lost", "error", None), Some("restore")),
+            (facts("node", "record.erase", "allowed", None), Some("erased")),
+            (Facts { patient: None, ..facts("node", "backup.record-lost", "error", None) }, None),
         ] {
             assert_eq!(event(&f).map(|e| e.kind), want.map(str::to_string), "{f:?}");
         }

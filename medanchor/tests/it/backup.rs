@@ -339,6 +339,39 @@ async fn numbered_record(http: &reqwest::Client, api: &str, token: &str, n: usiz
     r.json::<Value>().await.expect("json")["record_id"].as_str().expect("id").to_string()
 }
 
+/// A webhook receiver on loopback (plain HTTP/1.1, one request per
+/// connection): every body it was POSTed, as JSON.
+fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::io::{BufRead, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let bodies = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = std::io::BufReader::new(stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok() {
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    bodies.lock().expect("lock").push(v);
+                }
+            }
+            let _ = reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, got)
+}
+
 /// The admin's view of the backups (`GET /v1/admin/backups`).
 async fn status(api: &str, admin: &str) -> Value {
     let r = reqwest::Client::new().get(format!("{api}/v1/admin/backups")).bearer_auth(admin).send().await.expect("get");
@@ -354,7 +387,8 @@ async fn status(api: &str, admin: &str) -> Value {
 /// with the chain on start: every write acknowledged before the backup
 /// began is served and anchored; every record anchored after it ended is
 /// listed as lost, by id, in the report and in the patient's audit
-/// trail; nothing listed was never written.
+/// trail, and the patient's webhook is told of each; nothing listed was
+/// never written.
 #[test]
 fn a_drill_under_write_load_keeps_every_write_before_the_backup_and_lists_those_after() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -364,16 +398,29 @@ fn a_drill_under_write_load_keeps_every_write_before_the_backup_and_lists_those_
     let ports = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
     let (rpc, api) = (ports.rpc(), ports.api());
     let (to_s, key_s) = (p(&targets), p(&key));
-    let schedule = ["--backup-every-secs", "0", "--backup-to", &to_s, "--backup-key", &key_s];
+    let schedule =
+        ["--backup-every-secs", "0", "--backup-to", &to_s, "--backup-key", &key_s, "--webhook-allow-private"];
     let up = Up::start_with(&root, &ports, &schedule);
     let node = medanchor_wallet::RpcClient::new(&rpc).expect("rpc");
     let rt = rt();
+    let (hook, notified) = receiver();
     // (record, content number, acknowledged at)
     type Acked = Vec<(String, usize, std::time::Instant)>;
     let (acked, started, ended, backup_id) = rt.block_on(async {
         consenting_provider(&node, &rpc, &root).await;
         let token = sign_in(&api, "wallet_2").await;
         let admin = sign_in(&api, "deployer").await;
+        // The patient listens (the subscription is in the backup).
+        let me = sign_in(&api, "wallet_1").await;
+        let patient = super::verify::address("wallet_1");
+        let r = reqwest::Client::new()
+            .put(format!("{api}/v1/patients/{patient}/notifications/webhook"))
+            .bearer_auth(&me)
+            .json(&serde_json::json!({ "webhook_url": hook }))
+            .send()
+            .await
+            .expect("subscribe");
+        assert_eq!(r.status(), 200);
         let acked = std::sync::Arc::new(std::sync::Mutex::new(Acked::new()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = {
@@ -529,6 +576,24 @@ fn a_drill_under_write_load_keeps_every_write_before_the_backup_and_lists_those_
             .collect();
         for id in &lost {
             assert!(named.contains(id), "{id} not in the patient's audit trail: {entries}");
+        }
+        // …and the patient's webhook is told of each.
+        for _ in 0..300 {
+            let told = notified.lock().expect("lock").iter().filter(|e| e["kind"] == "restore").count();
+            if told >= lost.len() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let told: Vec<String> = notified
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|e| e["kind"] == "restore")
+            .filter_map(|e| e["record_id"].as_str().map(str::to_string))
+            .collect();
+        for id in &lost {
+            assert!(told.iter().any(|t| t == id), "{id}: the patient was not told ({told:?})");
         }
     });
     assert!(super::verify::up_log(&root).contains("RESTORE LOST WRITES"));
