@@ -1,25 +1,27 @@
 //! One stored file: compressed, then sealed.
 //!
 //! ```text
-//! "MABLOB01" (8) ‖ salt (32) ‖ STREAM(zstd(file))
+//! "MABLOB02" (8) ‖ salt (32) ‖ nonce prefix (19) ‖ STREAM(zstd(file))
 //! ```
 //!
-//! The STREAM ([`medanchor_storage::stream`]) is sealed under
-//! `HMAC(backup key, salt)` — a fresh key per blob — and bound to the
-//! blob's address, so a blob renamed to another address, cut short, with
-//! chunks swapped or a byte flipped fails to open.
+//! The STREAM ([`crate::stream`]: XChaCha20-Poly1305, 64 KiB chunks, the
+//! `age` format's construction) is sealed under `HMAC(backup key, salt)` —
+//! a fresh key per blob — and bound to the blob's address, so a blob
+//! renamed to another address, cut short, with chunks swapped or a byte
+//! flipped fails to open. Blobs of the first format (`MABLOB01`: the
+//! storage crate's STREAM over AES-256-GCM) still open.
 
 use std::io::{Read, Write};
 use std::path::Path;
 
-use medanchor_storage::stream::{Opener, Sealer};
+use crate::stream::{Opener, Sealer, PREFIX};
 use sha2::{Digest, Sha256};
 
 use crate::key::BackupKey;
 use crate::{BackupError, Result};
 
-const MAGIC: &[u8; 8] = b"MABLOB01";
-const HEADER: usize = 8 + 32;
+const MAGIC: &[u8; 8] = b"MABLOB02";
+const MAGIC_V1: &[u8; 8] = b"MABLOB01";
 const PIECE: usize = 1 << 20;
 /// zstd's level: fast, and most of a node's bytes (ciphertext, SSTs of
 /// hashes) do not compress much harder anyway.
@@ -50,12 +52,15 @@ pub fn hash_file(path: &Path) -> Result<([u8; 32], u64)> {
 struct SealWriter<W: Write> {
     sealer: Sealer,
     out: W,
+    /// Reused for each write's sealed chunks.
+    sealed: Vec<u8>,
 }
 
 impl<W: Write> Write for SealWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let sealed = self.sealer.update(buf).map_err(std::io::Error::other)?;
-        self.out.write_all(&sealed)?;
+        self.sealed.clear();
+        self.sealer.update(buf, &mut self.sealed).map_err(std::io::Error::other)?;
+        self.out.write_all(&self.sealed)?;
         Ok(buf.len())
     }
 
@@ -72,14 +77,17 @@ pub fn seal_file(key: &BackupKey, address: &str, src: &Path, dst: &Path) -> Resu
     let mut out = std::io::BufWriter::with_capacity(PIECE, out);
     let mut salt = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut salt);
-    let sealer = Sealer::new(&key.blob_key(&salt), &binding(address));
+    let mut prefix = [0u8; PREFIX];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut prefix);
+    let sealer = Sealer::new(&key.blob_key(&salt), &prefix, &binding(address));
     out.write_all(MAGIC)
         .and_then(|()| out.write_all(&salt))
-        .and_then(|()| out.write_all(sealer.header()))
+        .and_then(|()| out.write_all(&prefix))
         .map_err(crate::io(dst))?;
-    let mut zstd = zstd::stream::write::Encoder::new(SealWriter { sealer, out }, LEVEL).map_err(crate::io(dst))?;
+    let writer = SealWriter { sealer, out, sealed: Vec::with_capacity(PIECE) };
+    let mut zstd = zstd::stream::write::Encoder::new(writer, LEVEL).map_err(crate::io(dst))?;
     std::io::copy(&mut input, &mut zstd).map_err(crate::io(src))?;
-    let SealWriter { sealer, mut out } = zstd.finish().map_err(crate::io(dst))?;
+    let SealWriter { sealer, mut out, .. } = zstd.finish().map_err(crate::io(dst))?;
     let last = sealer
         .finish()
         .map_err(|e| BackupError::Io { path: dst.display().to_string(), source: std::io::Error::other(e) })?;
@@ -132,25 +140,80 @@ pub fn open_blob<W: Write>(key: &BackupKey, address: &str, path: &Path, sink: W)
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BackupError::Missing(address.to_string())),
         Err(e) => return Err(crate::io(path)(e)),
     };
-    let mut header = [0u8; HEADER];
-    file.read_exact(&mut header).map_err(|_| tampered())?;
-    if &header[..8] != MAGIC {
-        return Err(tampered());
-    }
-    let salt: [u8; 32] = header[8..].try_into().map_err(|_| tampered())?;
-    let mut opener = Opener::new(&key.blob_key(&salt), &binding(address));
+    let mut magic = [0u8; 8];
+    let mut salt = [0u8; 32];
+    file.read_exact(&mut magic).and_then(|()| file.read_exact(&mut salt)).map_err(|_| tampered())?;
+    let blob_key = key.blob_key(&salt);
     let mut zstd = zstd::stream::write::Decoder::new(sink).map_err(crate::io(path))?;
     let mut buf = vec![0u8; PIECE];
-    loop {
-        let n = file.read(&mut buf).map_err(crate::io(path))?;
-        if n == 0 {
-            break;
+    if &magic == MAGIC_V1 {
+        // The first format: the storage crate's STREAM (AES-256-GCM).
+        let mut opener = medanchor_storage::stream::Opener::new(&blob_key, &binding(address));
+        loop {
+            let n = file.read(&mut buf).map_err(crate::io(path))?;
+            if n == 0 {
+                break;
+            }
+            let plain = opener.update(&buf[..n]).map_err(|_| tampered())?;
+            zstd.write_all(&plain).map_err(|_| tampered())?;
         }
-        let plain = opener.update(&buf[..n]).map_err(|_| tampered())?;
-        zstd.write_all(&plain).map_err(|_| tampered())?;
+        let last = opener.finish().map_err(|_| tampered())?;
+        zstd.write_all(&last).map_err(|_| tampered())?;
+    } else if &magic == MAGIC {
+        let mut prefix = [0u8; PREFIX];
+        file.read_exact(&mut prefix).map_err(|_| tampered())?;
+        let mut opener = Opener::new(&blob_key, &prefix, &binding(address));
+        let mut plain = Vec::with_capacity(PIECE + 64 * 1024);
+        loop {
+            let n = file.read(&mut buf).map_err(crate::io(path))?;
+            if n == 0 {
+                break;
+            }
+            plain.clear();
+            opener.update(&buf[..n], &mut plain).map_err(|_| tampered())?;
+            zstd.write_all(&plain).map_err(|_| tampered())?;
+        }
+        let last = opener.finish().map_err(|_| tampered())?;
+        zstd.write_all(&last).map_err(|_| tampered())?;
+    } else {
+        return Err(tampered());
     }
-    let last = opener.finish().map_err(|_| tampered())?;
-    zstd.write_all(&last).map_err(|_| tampered())?;
     zstd.flush().map_err(|_| tampered())?;
     Ok(zstd.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A blob of the first format (the storage crate's AES-256-GCM STREAM)
+    /// still opens; the current format is what `seal_file` writes.
+    #[test]
+    fn both_formats_open_and_the_current_one_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = BackupKey::generate();
+        let file: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let src = dir.path().join("src");
+        std::fs::write(&src, &file).expect("src");
+
+        let current = dir.path().join("current");
+        seal_file(&key, "addr", &src, &current).expect("seal");
+        assert_eq!(&std::fs::read(&current).expect("read")[..8], MAGIC);
+        assert_eq!(open_blob(&key, "addr", &current, Vec::new()).expect("open"), file);
+        assert!(matches!(open_blob(&key, "other", &current, Vec::new()), Err(BackupError::Tampered(_))));
+
+        let salt = [3u8; 32];
+        let mut sealer = medanchor_storage::stream::Sealer::new(&key.blob_key(&salt), &binding("addr"));
+        let mut old = [&MAGIC_V1[..], &salt, sealer.header()].concat();
+        let compressed = zstd::encode_all(&file[..], LEVEL).expect("zstd");
+        old.extend(sealer.update(&compressed).expect("seal"));
+        old.extend(sealer.finish().expect("finish"));
+        let v1 = dir.path().join("v1");
+        std::fs::write(&v1, &old).expect("v1");
+        assert_eq!(open_blob(&key, "addr", &v1, Vec::new()).expect("open v1"), file);
+        let n = old.len();
+        old[n - 5] ^= 1;
+        std::fs::write(&v1, &old).expect("v1");
+        assert!(matches!(open_blob(&key, "addr", &v1, Vec::new()), Err(BackupError::Tampered(_))));
+    }
 }

@@ -3,7 +3,7 @@
 //! A backup captures a set of directories at one point in time — every
 //! RocksDB store through a checkpoint (hard links; writers are not paused),
 //! every other file as it is — and stores each file in a **target** as a
-//! blob: zstd-compressed, then sealed as a STREAM (AES-256-GCM, chunked, so
+//! blob: zstd-compressed, then sealed as a STREAM (XChaCha20-Poly1305, chunked, so
 //! truncation and reordering are detected) under a key derived from the
 //! backup key and a random salt. Blobs are content-addressed by a keyed MAC
 //! of the file's SHA-256, so an unchanged file (an SST, an object) is not
@@ -29,6 +29,7 @@ pub mod capture;
 pub mod key;
 pub mod manifest;
 mod ops;
+pub mod stream;
 pub mod target;
 
 pub use ops::{
