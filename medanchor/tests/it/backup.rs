@@ -341,9 +341,13 @@ async fn numbered_record(http: &reqwest::Client, api: &str, token: &str, n: usiz
 
 /// A webhook receiver on loopback (plain HTTP/1.1, one request per
 /// connection): every body it was POSTed, as JSON.
-fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+pub(super) fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    receiver_on(std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+}
+
+/// [`receiver`] on `listener`.
+pub(super) fn receiver_on(listener: std::net::TcpListener) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
     use std::io::{BufRead, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let bodies = got.clone();

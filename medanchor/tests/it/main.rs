@@ -9,6 +9,7 @@ mod devnet_process;
 mod indexer_process;
 mod keys;
 mod lifecycle;
+mod notify;
 mod share_js;
 mod tenants;
 mod up_index;
