@@ -5,7 +5,7 @@
 #   nodejs, npm  — the Clarinet SDK (vitest) suite in contracts/
 #   pkg-config, clang, libclang-dev — C/C++ dependencies and their bindings
 #   zbar-tools   — zbarimg, the real QR decoder the sharing tests read QR PNGs with
-SYSTEM_PACKAGES=(pkg-config clang libclang-dev zbar-tools)
+SYSTEM_PACKAGES=(pkg-config clang libclang-dev zbar-tools poppler-utils qpdf)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -99,6 +99,14 @@ ensure_schemathesis() {
 # Prints the venv's `python3`.
 ensure_prometheus_parser() {
     ensure_venv_tool prometheus python3
+}
+
+# The FHIR R4 validators the Bundle export is checked with
+# (export/tests/fhir.rs): PyPI `fhir.resources` (R4 4.0.1, pydantic 1) in
+# .venv/fhir — prints its `python3` — next to npm `fhir` (FHIR.js), which
+# `ensure_node_modules` installs in tests/js.
+ensure_fhir_validator() {
+    ensure_venv_tool fhir python3
 }
 
 # moto's S3 server (PyPI `moto[server]`): where the lifecycle test applies

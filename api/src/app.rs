@@ -32,6 +32,7 @@ pub(crate) mod audit_log;
 pub(crate) mod backups;
 pub(crate) mod credentials;
 pub(crate) mod deletion;
+pub(crate) mod exports;
 pub(crate) mod health;
 pub(crate) mod notifications;
 pub use health::METRICS_TOKEN_VAR;
@@ -108,6 +109,10 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Post, "/v1/patients/{patient}/records", Post.route(records::create_record)),
         (Get, "/v1/patients/{patient}/records", Get.route(records::list_records)),
         (Post, "/v1/patients/{patient}/deletion", Post.route(deletion::request_deletion)),
+        (Get, "/v1/patients/{patient}/export", Get.route(exports::export_patient)),
+        (Get, "/v1/patients/{patient}/summary", Get.route(exports::summary_report)),
+        (Get, "/v1/exports/key", Get.route(exports::export_key)),
+        (Get, "/v1/exports/{id}", Get.route(exports::export_verification)),
         (Put, "/v1/patients/{patient}/notifications/webhook", Put.route(notifications::subscribe_webhook)),
         (Get, "/v1/patients/{patient}/notifications/webhook", Get.route(notifications::read_webhook)),
         (Delete, "/v1/patients/{patient}/notifications/webhook", Delete.route(notifications::remove_webhook)),
@@ -315,8 +320,11 @@ async fn request_context(mut request: axum::extract::Request, next: axum::middle
     let method = request.method().clone();
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
     let started = std::time::Instant::now();
-    let mut response = next.run(request).instrument(span).await;
-    health::record_request(method.as_str(), &route, response.status().as_u16(), started.elapsed());
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let (status, elapsed) = (response.status().as_u16(), started.elapsed());
+    // The access log: one line per request, in its span (so with its id).
+    span.in_scope(|| tracing::info!(status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, "answered"));
+    health::record_request(method.as_str(), &route, status, elapsed);
     response.headers_mut().insert(REQUEST_ID, value);
     response
 }

@@ -317,10 +317,16 @@ pub(crate) async fn start_with(configure: impl FnOnce(&mut ApiConfig)) -> anyhow
     Ok(sys)
 }
 
-/// On-chain set-up, sign-in and the records; returns the provider's token
-/// and the record ids.
-pub(crate) async fn prepare(sys: &System, records: usize) -> anyhow::Result<(String, Vec<String>)> {
-    let (patient, provider) = (sys.principal("wallet_1")?, sys.principal("wallet_2")?);
+/// The on-chain set-up every bench shares, each step a signed
+/// transaction: the owner registers `wallet_2` as a provider, `wallet_1`
+/// registers as a patient and gives it consent for `data_types` and the
+/// access `level`, until revoked.
+pub(crate) async fn consenting_provider(
+    sys: &System,
+    data_types: &[DataType],
+    level: AccessLevel,
+) -> anyhow::Result<()> {
+    let provider = sys.principal("wallet_2")?;
     sys.tx(
         "deployer",
         ContractCall {
@@ -331,13 +337,17 @@ pub(crate) async fn prepare(sys: &System, records: usize) -> anyhow::Result<(Str
     )
     .await?;
     sys.tx("wallet_1", ContractCall::register_patient([1; 32], None, None)).await?;
-    sys.tx("wallet_1", ContractCall::grant_consent(&provider, DataType::LabResults, GrantDuration::UntilRevoked))
-        .await?;
-    sys.tx(
-        "wallet_1",
-        ContractCall::grant_provider_access(&provider, AccessLevel::Write, GrantDuration::UntilRevoked)?,
-    )
-    .await?;
+    for dt in data_types {
+        sys.tx("wallet_1", ContractCall::grant_consent(&provider, *dt, GrantDuration::UntilRevoked)).await?;
+    }
+    sys.tx("wallet_1", ContractCall::grant_provider_access(&provider, level, GrantDuration::UntilRevoked)?).await
+}
+
+/// On-chain set-up, sign-in and the records; returns the provider's token
+/// and the record ids.
+pub(crate) async fn prepare(sys: &System, records: usize) -> anyhow::Result<(String, Vec<String>)> {
+    let patient = sys.principal("wallet_1")?;
+    consenting_provider(sys, &[DataType::LabResults], AccessLevel::Write).await?;
     let token = sys.sign_in("wallet_2").await?;
 
     let mut ids = Vec::with_capacity(records);

@@ -6,6 +6,7 @@ mod api;
 mod attachments;
 mod backup;
 mod devnet;
+mod export;
 mod indexer;
 mod latency;
 mod profile;
@@ -56,6 +57,9 @@ enum Command {
     /// A backup and a verified restore of a 2 GB data set, against raw
     /// zstd + AES-256-GCM + synced write of the same bytes.
     Backup(backup::BackupBenchArgs),
+    /// A patient's export of 1,000 records as a signed PDF and as a FHIR
+    /// Bundle, against decrypting the same records.
+    Export(export::ExportBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         Command::Search(args) => search::run(args),
         Command::Attachments(args) => attachments::run(args),
         Command::Backup(args) => backup::run(args),
+        Command::Export(args) => export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use medanchor_contracts::types::{AccessLevel, DataType};
-use medanchor_contracts::{ClarityValue, ContractName};
-use medanchor_wallet::{ContractCall, GrantDuration};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -83,21 +81,8 @@ pub fn run(args: ProfileBenchArgs) -> anyhow::Result<()> {
 async fn measure(reads: usize) -> anyhow::Result<ProfileBenchReport> {
     eprintln!("starting devnet node, indexer and API on loopback");
     let sys = start_with(|_| {}).await?;
-    let (patient, provider) = (sys.principal("wallet_1")?, sys.principal("wallet_2")?);
-    sys.tx(
-        "deployer",
-        ContractCall {
-            contract: ContractName::RecordManagement,
-            function: "register-provider",
-            args: vec![ClarityValue::Principal(provider.clone()), ClarityValue::Buffer(vec![2; 32])],
-        },
-    )
-    .await?;
-    sys.tx("wallet_1", ContractCall::register_patient([1; 32], None, None)).await?;
-    for dt in [DataType::MedicalHistory, DataType::TreatmentPlans] {
-        sys.tx("wallet_1", ContractCall::grant_consent(&provider, dt, GrantDuration::UntilRevoked)).await?;
-    }
-    sys.tx("wallet_1", ContractCall::grant_provider_access(&provider, AccessLevel::Read, GrantDuration::UntilRevoked)?)
+    let patient = sys.principal("wallet_1")?;
+    crate::api::consenting_provider(&sys, &[DataType::MedicalHistory, DataType::TreatmentPlans], AccessLevel::Read)
         .await?;
     let patient_token = sys.sign_in("wallet_1").await?;
     let provider_token = sys.sign_in("wallet_2").await?;

@@ -248,3 +248,26 @@ fn bench_attachments_uploads_downloads_on_both_backends_and_anchors_one_batch() 
     assert_eq!(batch["on_chain_leaf_count"], 64);
     assert_eq!(batch["transactions"], 1);
 }
+
+/// `medanchor-bench export` at a small size: the records are written and
+/// anchored, both exports are made through the API (the bundle holding a
+/// document per record), and the baseline decrypts them. Timings are not
+/// asserted.
+#[test]
+fn bench_export_makes_both_exports_of_every_record_and_the_decrypt_baseline() {
+    let out = Command::new(env!("CARGO_BIN_EXE_medanchor-bench"))
+        .args(["export", "--records", "12", "--json"])
+        .output()
+        .expect("run medanchor-bench export");
+    assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["records"], 12);
+    assert!(report["decrypt_s"].as_f64().expect("baseline") > 0.0);
+    let formats: Vec<&str> =
+        report["formats"].as_array().expect("formats").iter().filter_map(|f| f["format"].as_str()).collect();
+    assert_eq!(formats, vec!["pdf", "fhir"]);
+    for f in report["formats"].as_array().expect("formats") {
+        assert!(f["bytes"].as_u64().expect("bytes") > 1000, "{f}");
+        assert_eq!(f["runs"].as_array().expect("runs").len(), 3);
+    }
+}

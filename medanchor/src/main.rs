@@ -4,8 +4,10 @@ mod api;
 mod backup;
 mod client;
 mod demo;
+mod export;
 mod indexer;
 mod keys;
+mod progress;
 mod share;
 mod storage;
 mod tenants;
@@ -30,8 +32,21 @@ use medanchor_devnet::vm::Cost;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Log lines as text, or as JSON objects (one per line, with the
+    /// request's span — its `request_id` — on every line of a request).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +107,10 @@ enum Command {
     /// The whole story against a running `medanchor up`: consent, a record
     /// written and read, revocation, the access log, verification.
     Demo(demo::DemoArgs),
+    /// Exports a patient's data as the API gives it to you (a session
+    /// token in `MEDANCHOR_API_TOKEN`): PDF, JSON, CSV or FHIR R4, with
+    /// its signature; check it with `verify export`.
+    Export(export::ExportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,11 +218,16 @@ struct DevnetArgs {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        // The current span (a request's, with its `request_id`) and its
+        // parents on every line.
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(true).init(),
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -252,6 +276,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify { command } => verify::run(command),
         Command::Share { command } => share::run(command),
         Command::Demo(args) => demo::run(args),
+        Command::Export(args) => export::run(args),
     }
 }
 

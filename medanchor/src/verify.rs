@@ -36,6 +36,35 @@ pub enum VerifyCommand {
     /// An audit-log entry against the log's on-chain checkpoint, and the
     /// API's signed checkpoint against the chain's.
     Audit(AuditArgs),
+    /// An export (PDF, JSON, CSV zip, FHIR): its signature against the
+    /// node's export key, and its SHA-256 against the batch the chain
+    /// holds.
+    Export(ExportArgs),
+}
+
+/// Options of `verify export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The export file.
+    path: PathBuf,
+    /// Its detached signature (JSON, from the `Export-Signature` header or
+    /// the export's verification record; default: `PATH.sig`). A PDF is
+    /// signed inside.
+    #[arg(long)]
+    signature: Option<PathBuf>,
+    /// The node's export certificate (PEM, `certificate_pem` of
+    /// `/v1/exports/key`) as you pinned it; default: the one the API
+    /// publishes, trusted on first use.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The export's id; default: read from the file.
+    #[arg(long)]
+    id: Option<String>,
+    /// The API that made it (its verification record and proof).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    api: String,
+    #[command(flatten)]
+    chain: ChainArgs,
 }
 
 /// Where the chain is read.
@@ -128,6 +157,7 @@ pub fn run(command: VerifyCommand) -> anyhow::Result<()> {
             VerifyCommand::File(args) => file(args).await?,
             VerifyCommand::Record(args) => record(args).await?,
             VerifyCommand::Audit(args) => audit(args).await?,
+            VerifyCommand::Export(args) => export(args).await?,
         };
         match verdict {
             Ok(line) => {
@@ -338,7 +368,16 @@ async fn check_attachment(
         url.push_str(&format!("?version={v}"));
     }
     let v = get_json(&http()?, &url, Some(&token)).await?;
-    let status = v["status"].as_str().unwrap_or_default();
+    let what = format!("attachment {attachment} of record 0x{}", hex::encode(id));
+    in_batch(chain, &url, &v, hash, &what).await
+}
+
+/// Is `hash` leaf `leaf_index` of the batch the proof `v` (fetched from
+/// `url`: its `status`, `root`, `leaf_index`, `tree_size`, `path`) names,
+/// and does the chain hold that batch (`get-batch`) with that many leaves?
+/// The proof is the API's word until both check.
+async fn in_batch(chain: &Chain, url: &str, v: &Value, hash: &[u8; 32], what: &str) -> anyhow::Result<Verdict> {
+    let status = v["status"].as_str().or_else(|| v["anchor_status"].as_str()).unwrap_or_default();
     println!("proof:    from {url}: {status} (the API's word; checked below)");
     if status == "queued" {
         return Ok(Err("NOT ANCHORED: the file's hash waits for the next batch; try again in a few seconds".into()));
@@ -367,7 +406,7 @@ async fn check_attachment(
     if let Err(e) = merkle::verify_inclusion(&leaf, index, size, &path, &root) {
         return Ok(Err(format!(
             "MISMATCH: this file's hash is not leaf {index} of the batch with root {} ({e}): \
-             the file is not the stored object of attachment {attachment}, or the proof is false",
+             the file is not {what}, or the proof is false",
             hex32(&root)
         )));
     }
@@ -389,11 +428,91 @@ async fn check_attachment(
         )));
     }
     Ok(Ok(format!(
-        "file {} is attachment {attachment} of record 0x{}: leaf {index} of {size} in the batch {} anchored at burn height {at} by {submitter}",
+        "file {} is {what}: leaf {index} of {size} in the batch {} anchored at burn height {at} by {submitter}",
         hex32(hash),
-        hex::encode(id),
         hex32(&root)
     )))
+}
+
+/// The export id a file names: a PDF in its signature's reason, a JSON
+/// export in `id`, a FHIR Bundle in its identifier, a CSV zip in
+/// `patient.csv`.
+fn export_id_of(bytes: &[u8]) -> Option<String> {
+    let hex32 = |s: &str| (s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase());
+    if bytes.starts_with(b"%PDF") {
+        let marker = b"medanchor export ";
+        let at = bytes.windows(marker.len()).rposition(|w| w == marker)? + marker.len();
+        return hex32(std::str::from_utf8(bytes.get(at..at + 32)?).ok()?);
+    }
+    if bytes.starts_with(b"PK") {
+        let files = medanchor_export::tabular::read_csv_zip(bytes).ok()?;
+        return hex32(files.get("patient.csv")?.column("export_id").first()?);
+    }
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    if v["resourceType"] == "Bundle" {
+        let id = v["identifier"]["value"].as_str()?;
+        return hex32(&id.trim_start_matches("urn:uuid:").replace('-', ""));
+    }
+    hex32(v["id"].as_str()?)
+}
+
+async fn export(args: ExportArgs) -> anyhow::Result<Verdict> {
+    use medanchor_export::sign;
+    let bytes = std::fs::read(&args.path).with_context(|| format!("reading {}", args.path.display()))?;
+    let sha: [u8; 32] = Sha256::digest(&bytes).into();
+    println!("file:     {} (SHA-256 {})", args.path.display(), hex32(&sha));
+    let api = api_base(&args.api);
+    let client = http()?;
+    let certificate = match &args.key {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        None => {
+            let v = get_json(&client, &format!("{api}/v1/exports/key"), None).await?;
+            println!("key:      {} from {api}/v1/exports/key (trusted on first use: pin it with --key)", v["key_id"]);
+            v["certificate_pem"]
+                .as_str()
+                .ok_or_else(|| anyhow!("{api}/v1/exports/key: no certificate_pem"))?
+                .to_string()
+        }
+    };
+    if bytes.starts_with(b"%PDF") {
+        match medanchor_export::pdf::verify(&bytes, &certificate) {
+            Ok(()) => println!("signed:   the PDF's PAdES signature covers the whole file and is the node's key's"),
+            Err(e) => {
+                return Ok(Err(format!("MISMATCH: the PDF's signature does not verify with the node's key: {e}")))
+            }
+        }
+    } else {
+        let pem = sign::public_key_pem_of(&certificate).context("the export certificate")?;
+        let sig_path = args.signature.clone().unwrap_or_else(|| {
+            let mut p = args.path.clone().into_os_string();
+            p.push(".sig");
+            PathBuf::from(p)
+        });
+        let sig: sign::DetachedSignature = serde_json::from_slice(
+            &std::fs::read(&sig_path).with_context(|| format!("reading the signature {}", sig_path.display()))?,
+        )
+        .with_context(|| format!("{} is not a detached signature", sig_path.display()))?;
+        match sign::verify_detached(&pem, &bytes, &sig) {
+            Ok(()) => println!("signed:   {} verifies with the node's key (ES256)", sig_path.display()),
+            Err(e) => return Ok(Err(format!("MISMATCH: the signature does not verify with the node's key: {e}"))),
+        }
+    }
+    let id = match &args.id {
+        Some(id) => id.trim().to_ascii_lowercase(),
+        None => export_id_of(&bytes).ok_or_else(|| anyhow!("the file names no export id: pass --id"))?,
+    };
+    let url = format!("{api}/v1/exports/{id}");
+    let v = get_json(&client, &url, None).await?;
+    if v["sha256"].as_str() != Some(hex::encode(sha).as_str()) {
+        return Ok(Err(format!(
+            "MISMATCH: the node recorded export {id} with SHA-256 {}, this file is {}: it is not that export as served",
+            v["sha256"],
+            hex32(&sha)
+        )));
+    }
+    println!("recorded: export {id} ({}) with this SHA-256", v["format"]);
+    let chain = Chain::new(&args.chain)?;
+    in_batch(&chain, &url, &v, &sha, &format!("export {id}")).await
 }
 
 fn http() -> anyhow::Result<reqwest::Client> {

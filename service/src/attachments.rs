@@ -780,7 +780,7 @@ impl Service {
             .map_err(Error::internal)
     }
 
-    fn open_info(&self, patient: &str, meta: AttachmentMeta) -> Result<Attachment> {
+    pub(crate) fn open_info(&self, patient: &str, meta: AttachmentMeta) -> Result<Attachment> {
         let dek = self.binding_key(patient, &meta)?;
         let binding = file_binding(&self.config.tenant, patient, &meta.record_id.0);
         let sealed = hex::decode(&meta.info).map_err(Error::internal)?;

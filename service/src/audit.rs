@@ -78,6 +78,12 @@ pub struct AuditEntry {
     pub ip_hash: Option<String>,
     /// The request id (also in the response headers).
     pub request_id: String,
+    /// What an action covered when one record does not say it (an
+    /// export's format, range and contents: counts and types, never
+    /// content). Absent from the leaf when `None`, so earlier entries keep
+    /// their leaf bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl AuditEntry {
@@ -99,6 +105,7 @@ impl AuditEntry {
             user_agent: None,
             ip_hash: None,
             request_id: String::new(),
+            detail: None,
         }
     }
 
@@ -392,6 +399,7 @@ mod tests {
             user_agent: None,
             ip_hash: None,
             request_id: format!("req-{i}"),
+            detail: None,
         }
     }
 

@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::state::{Caller, Service};
 
 /// The actions that read or write patient data.
-pub const DISCLOSING_ACTIONS: [&str; 11] = [
+pub const DISCLOSING_ACTIONS: [&str; 12] = [
     "record.read",
     "record.versions",
     "record.create",
@@ -44,6 +44,7 @@ pub const DISCLOSING_ACTIONS: [&str; 11] = [
     "attachment.download",
     "attachment.link-download",
     "attachment.upload",
+    "export",
 ];
 
 /// How far back the report goes by default: HIPAA §164.528(a) gives the
@@ -217,6 +218,7 @@ fn describe(e: &AuditEntry, kind: Option<&RecordKind>) -> String {
         "attachment.download" => format!("downloaded a file of a {what}{version}"),
         "attachment.link-download" => format!("downloaded a file of a {what}{version} through a signed link"),
         "attachment.upload" => format!("attached a file to a {what}{version}"),
+        "export" => format!("exported the data they may read ({})", e.detail.as_deref().unwrap_or("no detail")),
         other => format!("{other} on a {what}{version}"),
     }
 }
@@ -453,6 +455,7 @@ mod tests {
             user_agent: Some("secret-agent".into()),
             ip_hash: None,
             request_id: "r".into(),
+            detail: None,
         }
     }
 

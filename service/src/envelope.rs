@@ -223,7 +223,7 @@ impl Keyring {
                 options.mode(0o600);
             }
             let mut file = options.open(&path).map_err(|e| err(e.to_string()))?;
-            let text = Zeroizing::new(hex::encode(key.as_ref()));
+            let text = Zeroizing::new(hex::encode(AsRef::<[u8]>::as_ref(&key)));
             std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|e| err(e.to_string()))?;
             file.sync_all().map_err(|e| err(e.to_string()))?;
         }

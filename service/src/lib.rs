@@ -40,6 +40,7 @@ pub mod deletion;
 pub mod disclosures;
 pub mod envelope;
 pub mod error;
+pub mod exports;
 pub mod file_anchors;
 pub mod grants;
 pub mod merkle;

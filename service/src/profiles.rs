@@ -137,7 +137,11 @@ impl Service {
     /// the sections whose data type the one rule allows. None allowed is
     /// the contract's refusal: of the first data type in section order,
     /// unless a later one says more than "no consent".
-    fn profile_access(&self, patient: &Principal, who: &Principal) -> Result<(ProfileAccess, Vec<&'static str>)> {
+    pub(crate) fn profile_access(
+        &self,
+        patient: &Principal,
+        who: &Principal,
+    ) -> Result<(ProfileAccess, Vec<&'static str>)> {
         if patient == who {
             return Ok((ProfileAccess::Owner, SECTIONS.iter().map(|s| s.field).collect()));
         }

@@ -16,7 +16,6 @@ use rand::RngCore;
 use crate::anchor::{anchor, custodial_submit, store_version};
 use crate::authz::{self, Operation};
 use crate::db::{AnchorStatus, RecordMeta};
-use crate::envelope::{Binding, Sealed};
 use crate::error::{echo, Error, Result};
 use crate::grants;
 use crate::state::{Caller, Service};
@@ -165,7 +164,7 @@ pub fn parse_record_type(s: &str) -> Result<RecordType> {
 }
 
 /// A stored version's data type.
-fn data_type_of(meta: &RecordMeta) -> Result<DataType> {
+pub(crate) fn data_type_of(meta: &RecordMeta) -> Result<DataType> {
     meta.data_type.parse().map_err(|_| Error::internal("stored data type"))
 }
 
@@ -392,25 +391,10 @@ impl Service {
                 return self.audited(entry, Err(e)).await;
             }
         }
-        let hash = meta.data_hash;
-        let blob = match self.blobs.get(&hash) {
-            Ok(Some(b)) => b,
-            Ok(None) => return Err(Error::internal(format!("blob {} is missing", meta.data_hash))),
-            Err(e) => return self.audited(entry, Err(Error::internal(e))).await,
+        let plaintext = match self.open_version(&meta) {
+            Ok(p) => p,
+            Err(e) => return self.audited(entry, Err(e)).await,
         };
-        let sealed = Sealed {
-            blob,
-            wrapped_key: hex::decode(&meta.wrapped_key).map_err(Error::internal)?,
-            kek_version: meta.kek_version,
-        };
-        let binding =
-            Binding { tenant: &self.config.tenant, patient: &meta.patient, record_id: id, version: meta.version };
-        let plaintext = self
-            .keyring
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .open_sealed(&binding, &sealed)
-            .map_err(Error::internal)?;
         self.audited(entry, Ok(())).await?;
         // The record's lifecycle as the chain has it (absent until anchored).
         let chain = self.chain.record(id).map_err(Error::internal)?.map(|r| (r.status, r.finalized));

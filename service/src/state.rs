@@ -213,6 +213,10 @@ pub struct Service {
     /// One operator transaction submitted at a time (the audit and file
     /// anchorers may share a key; its nonces must go out in order).
     pub(crate) submit_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The export signing key's secret (derived from the node's, per
+    /// tenant) and the key, made on first use.
+    pub(crate) export_secret: Arc<[u8; 32]>,
+    pub(crate) export_key: Arc<std::sync::OnceLock<std::result::Result<medanchor_export::sign::ExportKey, String>>>,
 }
 
 /// Unix milliseconds now: the system clock, or a test's.
@@ -263,6 +267,10 @@ impl Service {
             &root,
             format!("medanchor webhook secrets v1\0{}", config.tenant).as_bytes(),
         ));
+        let export_secret = Arc::new(crate::auth::derive_key(
+            &root,
+            format!("medanchor export signing v1\0{}", config.tenant).as_bytes(),
+        ));
         Service {
             config: Arc::new(config),
             db,
@@ -294,6 +302,8 @@ impl Service {
             submit_lock: Arc::default(),
             backups: Arc::default(),
             primary: true,
+            export_secret,
+            export_key: Arc::default(),
         }
     }
 
@@ -667,6 +677,7 @@ impl Caller {
             user_agent: self.user_agent.clone(),
             ip_hash: self.ip_hash.clone(),
             request_id: self.request_id.clone(),
+            detail: None,
         }
     }
 }

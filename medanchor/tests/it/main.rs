@@ -6,6 +6,7 @@ mod backup;
 mod datadir_v1;
 mod demo;
 mod devnet_process;
+mod export;
 mod indexer_process;
 mod keys;
 mod lifecycle;

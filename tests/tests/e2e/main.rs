@@ -27,6 +27,7 @@ mod branches;
 mod conventions;
 mod credentials;
 mod deletion;
+mod exports;
 mod health;
 mod lifecycle;
 mod limits;

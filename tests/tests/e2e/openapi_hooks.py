@@ -135,6 +135,10 @@ def filter_case(context, case) -> bool:
         if path == "/v1/search/patients" and "phone" in query and not any(c.isdigit() for c in str(query["phone"])):
             # A phone number is matched by its digits.
             return False
+    if (method, path) == ("GET", "/v1/patients/{patient}/export"):
+        # `from` is not after `to` (the description).
+        if "from" in query and "to" in query and str(query["from"]) > str(query["to"]):
+            return False
     if (method, path) == ("GET", "/v1/patients/{patient}/records") and "cursor" in query:
         # A cursor is a previous page's `next_cursor`; another query's is
         # refused. The generator cannot know one (the stateful phase

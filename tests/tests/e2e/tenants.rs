@@ -175,6 +175,10 @@ async fn no_route_of_one_tenant_reaches_another_tenants_data() {
     assert_eq!(s, 201, "{t}");
     let (_, read) = call(&sys.http, &sys.api, "GET", &format!("/v1/records/{record}"), Some(&doctor), None).await;
     let data_hash = read["anchor"]["data_hash"].as_str().expect("hash").trim_start_matches("0x").to_string();
+    let (s, exported) =
+        call(&sys.http, &sys.api, "GET", &format!("/v1/patients/{patient}/export?format=json"), Some(&me), None).await;
+    assert_eq!(s, 200, "{exported}");
+    let export_id = exported["id"].as_str().expect("export id").to_string();
     let test_audit_before = sys.state.audit().size().expect("size");
     // Everything of `test`'s a response must not carry.
     let secrets = [record.clone(), pdf_id.clone(), share_id.clone(), upload.clone(), "echo-t".into(), "HbA1c".into()];
@@ -242,6 +246,11 @@ async fn no_route_of_one_tenant_reaches_another_tenants_data() {
         ("POST", format!("/v1/records/{r}/attachments/{f}/restore?version=1"), &doctor, None, Expect::Refused),
         ("GET", format!("/v1/records/{r}/attachments/{f}/anchor"), &doctor, None, Expect::Refused),
         ("GET", "/v1/admin/storage/report".into(), &north_admin, None, Expect::OwnOnly),
+        // An export in north holds north's data only; test's export is
+        // not north's to show.
+        ("GET", format!("/v1/patients/{patient}/export?format=json"), &doctor, None, Expect::OwnOnly),
+        ("GET", format!("/v1/patients/{patient}/summary?format=json"), &doctor, None, Expect::OwnOnly),
+        ("GET", format!("/v1/exports/{export_id}"), &doctor, None, Expect::Refused),
         // Backups are the node's: a further tenant's admin is refused.
         ("GET", "/v1/admin/backups".into(), &north_admin, None, Expect::Refused),
         ("POST", "/v1/admin/backups".into(), &north_admin, None, Expect::Refused),
@@ -331,6 +340,8 @@ async fn no_route_of_one_tenant_reaches_another_tenants_data() {
         ("POST", "/v1/share/codes"),
         ("POST", "/v1/share/unlock"),
         ("GET", "/v1/share/issuer"),
+        // The tenant's own export signing key.
+        ("GET", "/v1/exports/key"),
         ("PUT", "/v1/patients/{patient}/profile"),
         ("POST", "/v1/templates"),
         ("PUT", "/v1/providers/{provider}/credentials"),
@@ -468,6 +479,7 @@ fn template_of(path: &str) -> String {
                 "links" => "{capability}",
                 "templates" => "{id}",
                 "backups" if *p != "prune" => "{id}",
+                "exports" if *p != "key" => "{id}",
                 _ => return p.to_string(),
             };
             name.to_string()
