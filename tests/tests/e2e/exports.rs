@@ -419,13 +419,45 @@ async fn a_providers_export_omits_exactly_what_the_chain_withholds() {
     let got = export(&sys, Some(&stranger), &patient, "format=json").await;
     assert_eq!(got.status, 403, "{}", got.json());
 
+    // Break-glass: wallet_3 made an emergency responder overrides; its
+    // export then holds every (standard) record and, of the profile, the
+    // emergency information only — and says so in the audit entry.
+    sys.tx(
+        "deployer",
+        ContractCall {
+            contract: ContractName::PatientConsent,
+            function: "set-emergency-responder",
+            args: vec![ClarityValue::Principal(sys.principal("wallet_3")), ClarityValue::Bool(true)],
+        },
+    )
+    .await;
+    sys.tx("wallet_3", ContractCall::emergency_override(&sys.principal("wallet_1"), 1).expect("call")).await;
+    let got = export(&sys, Some(&labs), &patient, "format=json").await;
+    assert_eq!(got.status, 200, "{}", got.json());
+    let e = read(&got);
+    assert_eq!(e.records.len(), 4, "an override reads every standard record");
+    assert_eq!(e.patient.name, None, "the name is not emergency information");
+    assert_eq!(e.patient.blood_type.as_deref(), Some("O-"));
+    assert!(e.allergies.iter().any(|a| a.substance == "Penicillin"));
+    let mine = read(&export(&sys, Some(&me), &patient, "format=json").await);
+    assert!(
+        mine.consents
+            .iter()
+            .any(|c| c.purpose == "emergency" && c.active && c.provider == sys.principal("wallet_3").to_string()),
+        "the patient sees the override: {:?}",
+        mine.consents
+    );
+    let bundle: Value =
+        serde_json::from_slice(&export(&sys, Some(&me), &patient, "format=fhir").await.bytes).expect("json");
+    assert!(bundle.to_string().contains("ETREAT"), "the override as an ETREAT consent");
+
     // The provider's export is a disclosure in the patient's accounting;
     // the refused ones are audited as denied.
     let (s, report) = sys.get(&format!("/v1/audit/disclosures?patient={patient}"), &me).await;
     assert_eq!(s, 200, "{report}");
     let exported: Vec<&Value> =
         report["disclosures"].as_array().expect("rows").iter().filter(|d| d["action"] == "export").collect();
-    assert_eq!(exported.len(), 4, "{exported:?}");
+    assert_eq!(exported.len(), 5, "{exported:?}");
     assert!(exported.iter().any(|d| d["recipient"] == sys.principal("wallet_3").to_string()));
     let auditor = sys.sign_in("faucet").await;
     let (_, entries) = sys.get("/v1/audit/entries?limit=1000", &auditor).await;
@@ -436,6 +468,17 @@ async fn a_providers_export_omits_exactly_what_the_chain_withholds() {
         .filter(|e| e["entry"]["action"] == "export" && e["entry"]["outcome"] == "denied")
         .count();
     assert_eq!(denied, 2);
+    let how: Vec<&str> = entries["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| &e["entry"])
+        .filter(|e| {
+            e["action"] == "export" && e["outcome"] == "allowed" && e["actor"] == sys.principal("wallet_3").to_string()
+        })
+        .filter_map(|e| e["method"].as_str())
+        .collect();
+    assert_eq!(how, vec!["consent", "consent", "consent", "emergency"], "how each export was let in");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
