@@ -851,18 +851,26 @@ impl Service {
     fn consent_facts(&self, patient: &Principal, who: &Principal, role: &str, e: &mut m::Export) -> Result<()> {
         let everyone = patient == who || role == "auditor" || role == "admin";
         let me = who.to_string();
-        let mut providers = BTreeSet::new();
+        // A provider's access level, read once however many data types
+        // they hold consent for.
+        let mut levels: std::collections::BTreeMap<String, String> = Default::default();
         for c in self.chain.consents(patient).map_err(Error::internal)? {
             if !everyone && c.provider != me {
                 continue;
             }
-            providers.insert(c.provider.clone());
-            let level = self
-                .chain
-                .provider_access(patient, &crate::records::principal_arg(&c.provider, "provider")?)
-                .map_err(Error::internal)?
-                .map(|a| a.level.to_string())
-                .unwrap_or_else(|| "read".into());
+            let level = match levels.get(&c.provider) {
+                Some(l) => l.clone(),
+                None => {
+                    let l = self
+                        .chain
+                        .provider_access(patient, &crate::records::principal_arg(&c.provider, "provider")?)
+                        .map_err(Error::internal)?
+                        .map(|a| a.level.to_string())
+                        .unwrap_or_else(|| "read".into());
+                    levels.insert(c.provider.clone(), l.clone());
+                    l
+                }
+            };
             e.consents.push(m::Consent {
                 provider: c.provider.clone(),
                 data_types: vec![c.data_type.to_string()],
@@ -874,7 +882,7 @@ impl Service {
                 purpose: "treatment".into(),
             });
         }
-        for p in providers {
+        for p in levels.into_keys() {
             let provider = crate::records::principal_arg(&p, "provider")?;
             if let Some(o) = self.chain.emergency_override(patient, &provider).map_err(Error::internal)? {
                 e.consents.push(m::Consent {

@@ -52,9 +52,7 @@ pub(crate) async fn export_patient(
 ) -> ApiResult<Response> {
     caller.require()?;
     let patient = principal_arg(&patient, "patient")?;
-    if let Some(k) = q.keys().find(|k| !["format", "from", "to", "types"].contains(&k.as_str())) {
-        return Err(ApiError::bad("invalid-query", format!("unknown parameter {k:?}")));
-    }
+    only(&q, &["format", "from", "to", "types"])?;
     let get = |k: &str| q.get(k).map(String::as_str);
     let req = ExportRequest::parse(get("format"), get("from"), get("to"), get("types"))?;
     let done = s.export(&caller, &patient, req).await?;
@@ -95,13 +93,20 @@ pub(crate) async fn summary_report(
 ) -> ApiResult<Response> {
     caller.require()?;
     let patient = principal_arg(&patient, "patient")?;
-    if let Some(k) = q.keys().find(|k| !["preset", "window_days", "format"].contains(&k.as_str())) {
-        return Err(ApiError::bad("invalid-query", format!("unknown parameter {k:?}")));
-    }
+    only(&q, &["preset", "window_days", "format"])?;
     let get = |k: &str| q.get(k).map(String::as_str);
     let req = SummaryRequest::parse(get("preset"), get("window_days"), get("format"))?;
     let done = s.summary(&caller, &patient, req).await?;
     Ok(with_request_id(file(done)?, &caller.request_id))
+}
+
+/// Refuses a query naming a parameter the route does not take (a typo
+/// must not silently export everything).
+fn only(q: &HashMap<String, String>, known: &[&str]) -> ApiResult<()> {
+    match q.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::bad("invalid-query", format!("unknown parameter {k:?}"))),
+        None => Ok(()),
+    }
 }
 
 /// An export as a download: its type, a file name, never cached; its id,
