@@ -97,6 +97,11 @@ fn sorted(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
 
 /// Every plain file under `dir` but the stores' (captured from their
 /// checkpoints instead) and scratch directories.
+/// A temporary name of the node's atomic writers (a dot, then `.tmp`).
+fn is_in_flight(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp")
+}
+
 fn plain_files(rel: &str, dir: &Path, stores: &HashSet<PathBuf>, files: &mut Vec<(String, PathBuf)>) -> Result<()> {
     // A source may be a store itself (the devnet's and the indexer's data
     // directories are).
@@ -108,7 +113,11 @@ fn plain_files(rel: &str, dir: &Path, stores: &HashSet<PathBuf>, files: &mut Vec
         let path = e.path();
         let kind = e.file_type().map_err(crate::io(&path))?;
         let child = format!("{rel}/{name}");
-        if name.starts_with(SCRATCH) || stores.contains(&path) {
+        // A writer's temporary file (`.{name}.tmp-{pid}`, renamed into
+        // place once synced) is a write in flight, not state: what it
+        // becomes is named by metadata captured after it exists, and it
+        // may be renamed away before it is read.
+        if name.starts_with(SCRATCH) || stores.contains(&path) || is_in_flight(&name) {
             continue;
         }
         if kind.is_dir() {
@@ -600,4 +609,20 @@ pub fn prune(target: &Target, set: &str, retention: Retention, now_ms: u64) -> R
         let _ = std::fs::remove_file(t);
     }
     Ok(Pruned { backups: removed, blobs: swept })
+}
+
+#[cfg(test)]
+mod in_flight_tests {
+    use super::*;
+
+    #[test]
+    fn writers_temporary_files_are_not_captured() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("5e23"), b"blob").expect("write");
+        std::fs::write(dir.path().join(".5e24.tmp-1830"), b"half").expect("write");
+        std::fs::write(dir.path().join(".tmp-ab-01"), b"half").expect("write");
+        let mut files = Vec::new();
+        plain_files("api", dir.path(), &HashSet::new(), &mut files).expect("list");
+        assert_eq!(files.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>(), vec!["api/5e23"]);
+    }
 }
