@@ -27,6 +27,7 @@ use rand::RngCore;
 
 use crate::error::{ApiError, ApiResult};
 
+pub(crate) mod analytics;
 pub(crate) mod attachments;
 pub(crate) mod audit_log;
 pub(crate) mod backups;
@@ -163,6 +164,10 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Post, "/v1/admin/backups", Post.route(backups::create_backup)),
         (Post, "/v1/admin/backups/prune", Post.route(backups::prune_backups)),
         (Post, "/v1/admin/backups/{id}/verify", Post.route(backups::verify_backup)),
+        (Get, "/v1/admin/analytics", Get.route(analytics::dashboard)),
+        (Get, "/v1/admin/compliance", Get.route(analytics::compliance)),
+        (Get, "/v1/admin/flags", Get.route(analytics::flags)),
+        (Post, "/v1/admin/flags/{id}/acknowledge", Post.route(analytics::acknowledge)),
         (Options, "/v1/uploads", Options.route(uploads::tus_options)),
         (Post, "/v1/records/{id}/uploads", Post.route(uploads::create_upload)),
         (Head, "/v1/uploads/{upload}", Head.route(uploads::upload_status)),

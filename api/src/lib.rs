@@ -13,8 +13,8 @@ pub mod error;
 pub mod openapi;
 
 pub use medanchor_service::{
-    anchoring, attachments, audit, auth, authz, backups, blob, credentials, db, disclosures, envelope, file_anchors,
-    merkle, notify, rotate, search, share, uploads,
+    analytics, anchoring, attachments, audit, auth, authz, backups, blob, credentials, db, disclosures, envelope,
+    file_anchors, merkle, notify, rotate, search, share, uploads,
 };
 
 /// Serves the API for `service` on `listener` until `shutdown` (with the

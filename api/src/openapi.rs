@@ -83,6 +83,10 @@ use crate::db::AnchorStatus;
         crate::app::backups::create_backup,
         crate::app::backups::verify_backup,
         crate::app::backups::prune_backups,
+        crate::app::analytics::dashboard,
+        crate::app::analytics::compliance,
+        crate::app::analytics::flags,
+        crate::app::analytics::acknowledge,
         crate::app::uploads::tus_options,
         crate::app::uploads::create_upload,
         crate::app::uploads::upload_status,
@@ -112,6 +116,7 @@ use crate::db::AnchorStatus;
         (name = "exports", description = "A patient's data as a signed PDF, JSON, CSV or FHIR R4 Bundle; exports' verification"),
         (name = "notifications", description = "Patients' notifications: signed webhooks from a durable outbox"),
         (name = "backups", description = "Encrypted, verified backups: state, alerts, jobs run now (admins)"),
+        (name = "oversight", description = "Analytics dashboard, providers' activity, anomaly flags and security alerts (admins, auditors)"),
         (name = "search", description = "Records and patients by what they hold: a blind index, results filtered by the chain"),
         (name = "meta", description = "This document"),
     )

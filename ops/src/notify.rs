@@ -52,6 +52,10 @@ pub struct Facts<'a> {
     pub outcome: &'a str,
     /// Unix ms.
     pub time_ms: u64,
+    /// Why refused or failed (a contract error name or a problem code).
+    pub reason: Option<&'a str>,
+    /// The keyed hash of the client's address.
+    pub ip_hash: Option<&'a str>,
 }
 
 /// Actions on a patient's data that they are told about when someone else
@@ -119,6 +123,8 @@ mod tests {
             method,
             outcome,
             time_ms: 1,
+            reason: None,
+            ip_hash: None,
         }
     }
 

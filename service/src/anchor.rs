@@ -22,7 +22,8 @@ use crate::state::{now_ms, Service};
 
 /// Encrypts and stores a version, and records it as pending — before any
 /// transaction is sent, so a crash leaves a pending version the tracker
-/// can settle, never an anchor without its payload.
+/// can settle, never an anchor without its payload. Also returns the
+/// diagnosis codes of its structured content (for the analytics counters).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn store_version(
     s: &Service,
@@ -34,7 +35,7 @@ pub(crate) fn store_version(
     content_type: &str,
     template: Option<medanchor_clinical::TemplateRef>,
     mut buf: Vec<u8>,
-) -> Result<RecordMeta> {
+) -> Result<(RecordMeta, Vec<String>)> {
     let patient_s = patient.to_string();
     let binding = Binding { tenant: &s.config.tenant, patient: &patient_s, record_id: id, version };
     let size = buf.len();
@@ -81,7 +82,7 @@ pub(crate) fn store_version(
     let _one_index_writer = s.index_stripes.lock(&meta.patient);
     s.index_record(&mut batch, id, &meta.patient, record_type, &terms)?;
     s.db.write(batch).map_err(Error::internal)?;
-    Ok(meta)
+    Ok((meta, terms.diagnoses))
 }
 
 /// Sends the anchoring transaction (custodial) or leaves it to the

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use medanchor_ops::anomaly::{Ack, Flag, Rules};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -84,6 +85,12 @@ pub struct AuditEntry {
     /// their leaf bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The diagnosis codes of the version a `record.create` wrote, for the
+    /// analytics counters only ([`crate::analytics`]): never in the leaf,
+    /// never stored.
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub diagnoses: Vec<String>,
 }
 
 impl AuditEntry {
@@ -106,6 +113,25 @@ impl AuditEntry {
             ip_hash: None,
             request_id: String::new(),
             detail: None,
+            diagnoses: Vec::new(),
+        }
+    }
+
+    /// The facts the notification and analytics rules read, for the entry
+    /// at `index`.
+    pub fn facts(&self, index: u64) -> medanchor_ops::notify::Facts<'_> {
+        medanchor_ops::notify::Facts {
+            index,
+            actor: &self.actor,
+            role: &self.role,
+            action: &self.action,
+            patient: self.patient.as_deref(),
+            record_id: self.record_id.as_deref(),
+            method: self.method.as_deref(),
+            outcome: &self.outcome,
+            time_ms: self.time_ms,
+            reason: self.reason.as_deref(),
+            ip_hash: self.ip_hash.as_deref(),
         }
     }
 
@@ -164,14 +190,24 @@ pub struct AuditLog {
     db: Arc<ApiDb>,
     queue: mpsc::Sender<Job>,
     writer: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// Held while flags are read and rewritten (the writer's commits, an
+    /// admin's acknowledgement).
+    flags_lock: Arc<std::sync::Mutex<()>>,
 }
 
-fn size_of(db: &ApiDb) -> Result<u64, DbError> {
+pub(crate) fn size_of(db: &ApiDb) -> Result<u64, DbError> {
     Ok(db
         .get(Cf::Meta, b"audit_size")?
         .map(|v| v.try_into().map(u64::from_be_bytes).map_err(|_| DbError::Corrupt("audit size".into())))
         .transpose()?
         .unwrap_or(0))
+}
+
+/// The entry at `index`, if written.
+pub(crate) fn read_entry(db: &ApiDb, index: u64) -> Result<Option<AuditEntry>, DbError> {
+    db.get(Cf::AuditEntries, &index.to_be_bytes())?
+        .map(|b| serde_json::from_slice(&b).map_err(|e| DbError::Corrupt(e.to_string())))
+        .transpose()
 }
 
 /// `meta` key: how many entries (from index 0) `audit_by_patient` covers.
@@ -215,11 +251,15 @@ pub(crate) fn index_patients(db: &ApiDb) -> Result<(), AuditError> {
     Ok(())
 }
 
-/// Appends `entries` after `size` in one synced batch; returns their indices.
-fn commit(db: &ApiDb, entries: &[AuditEntry]) -> Result<Vec<u64>, AuditError> {
+/// Appends `entries` after `size` in one synced batch — with the
+/// notifications, counters and flags they mean — and returns their
+/// indices and the flags they raised or added to.
+fn commit(db: &ApiDb, entries: &[AuditEntry], rules: &Rules) -> Result<(Vec<u64>, Vec<Flag>), AuditError> {
     let mut size = size_of(db)?;
     let mut store = BatchStore { db, pending: HashMap::new() };
     let mut batch = db.batch();
+    let mut counted = HashMap::new();
+    let mut flags = Vec::new();
     let mut indices = Vec::with_capacity(entries.len());
     for entry in entries {
         let leaf = entry.leaf();
@@ -235,20 +275,33 @@ fn commit(db: &ApiDb, entries: &[AuditEntry]) -> Result<Vec<u64>, AuditError> {
         }
         // The notification this entry means, in the entry's own commit.
         crate::notify::outbox_row(db, &mut batch, entry, size)?;
+        // Its counts and the rules it fires, in its own commit too.
+        let mut kv = crate::analytics::BatchKv::new(db, &mut batch, &mut counted);
+        flags.extend(crate::analytics::record_entry(db, &mut kv, entry, size, rules)?);
         indices.push(size);
         size += 1;
     }
     batch.put_cf(db.cf(Cf::Meta), b"audit_size", size.to_be_bytes());
     batch.put_cf(db.cf(Cf::Meta), INDEXED, size.to_be_bytes());
+    crate::analytics::mark_counted(db, &mut batch, size);
     db.write(batch)?;
-    Ok(indices)
+    Ok((indices, flags))
 }
 
 impl AuditLog {
-    /// Starts the log's writer on the current tokio runtime.
+    /// Starts the log's writer on the current tokio runtime, with the
+    /// default anomaly rules.
     pub fn start(db: Arc<ApiDb>) -> AuditLog {
+        AuditLog::start_with(db, Rules::default())
+    }
+
+    /// Starts the log's writer with these anomaly rules.
+    pub fn start_with(db: Arc<ApiDb>, rules: Rules) -> AuditLog {
         let (tx, mut rx) = mpsc::channel::<Job>(4096);
         let writer_db = db.clone();
+        let flags_lock: Arc<std::sync::Mutex<()>> = Arc::default();
+        let writer_lock = flags_lock.clone();
+        let rules = Arc::new(rules);
         let writer = tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut jobs = vec![first];
@@ -259,13 +312,19 @@ impl AuditLog {
                     }
                 }
                 let entries: Vec<AuditEntry> = jobs.iter().map(|(e, _)| e.clone()).collect();
-                let db = writer_db.clone();
-                let result = tokio::task::spawn_blocking(move || commit(&db, &entries))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()));
+                let (db, lock, rules) = (writer_db.clone(), writer_lock.clone(), rules.clone());
+                let result = tokio::task::spawn_blocking(move || {
+                    let _flags = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    commit(&db, &entries, &rules)
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
                 match result {
-                    Ok(indices) => {
+                    Ok((indices, flags)) => {
+                        for f in flags.iter().filter(|f| f.occurrences == 1) {
+                            tracing::warn!(rule = %f.rule, kind = ?f.kind, flag = %f.id, "{}", f.explanation);
+                        }
                         for ((_, reply), index) in jobs.into_iter().zip(indices) {
                             let _ = reply.send(Ok(index));
                         }
@@ -279,7 +338,27 @@ impl AuditLog {
                 }
             }
         });
-        AuditLog { db, queue: tx, writer: Arc::new(std::sync::Mutex::new(Some(writer))) }
+        AuditLog { db, queue: tx, writer: Arc::new(std::sync::Mutex::new(Some(writer))), flags_lock }
+    }
+
+    /// Sets the acknowledgement of the flag at `key` (under the lock the
+    /// writer holds while it updates flags, so neither loses the other's
+    /// change); the flag as stored, or `None` when there is none.
+    pub async fn acknowledge(&self, key: Vec<u8>, ack: Ack) -> Result<Option<Flag>, AuditError> {
+        let (db, lock) = (self.db.clone(), self.flags_lock.clone());
+        tokio::task::spawn_blocking(move || {
+            let _flags = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(bytes) = db.get(Cf::Analytics, &key)? else { return Ok(None) };
+            let mut flag: Flag = serde_json::from_slice(&bytes).map_err(|e| DbError::Corrupt(e.to_string()))?;
+            flag.acknowledged = Some(ack);
+            let mut batch = db.batch();
+            let value = serde_json::to_vec(&flag).map_err(|e| DbError::Corrupt(e.to_string()))?;
+            batch.put_cf(db.cf(Cf::Analytics), &key, value);
+            db.write(batch)?;
+            Ok(Some(flag))
+        })
+        .await
+        .map_err(|e| AuditError::Tree(e.to_string()))?
     }
 
     /// Stops accepting entries and waits for the writer to finish what is
@@ -400,6 +479,7 @@ mod tests {
             ip_hash: None,
             request_id: format!("req-{i}"),
             detail: None,
+            diagnoses: Vec::new(),
         }
     }
 

@@ -16,6 +16,7 @@
 //! | `credentials` | `v` ‖ provider ‖ 0 ‖ version (u64 BE); `v` ‖ provider ‖ 1; `s` ‖ state tag ‖ provider | [`crate::credentials::CredentialVersion`] JSON; empty | every version kept; the `‖ 1` key is the current one; the `s` key names the current version's state; all three written in one batch |
 //! | `search` | `r`/`p` ‖ field ‖ token (16) ‖ sort (u64 BE) ‖ id; `d` ‖ scope ‖ id | empty; the document's keys | the blind index ([`crate::search`]): keyed tokens only, never plaintext; each document's keys listed under `d`, replaced in the batch that writes the record version or profile |
 //! | `attachments` | `v` ‖ record id ‖ attachment id ‖ version (u64 BE); `n` ‖ record id ‖ name MAC (16) | [`crate::attachments::AttachmentMeta`] JSON; the attachment id | every version kept (removal marks it); the name index finds a file's earlier versions by a keyed MAC of its name, never the name |
+//! | `analytics` | see [`medanchor_ops::analytics`] | counters, provider activity, rule windows, flags | written in the batch of the audit entry they count (`meta.analytics_counted` = entries counted; a log written before the family existed is counted by the schema 4 → 5 migration) |
 //! | `meta` | name | bytes | `schema` (the version, ASCII decimal: [`SCHEMA_VERSION`]), `audit_size`, `audit_indexed`, `audit_anchor` ([`crate::anchoring::AnchorRecord`] JSON), `search_indexed` (the index covers everything stored) |
 //!
 //! Writes are synced: an acknowledged record or audit entry survives a crash.
@@ -38,7 +39,8 @@ use serde::{Deserialize, Serialize};
 /// | 2 | every audit entry about a patient is in `audit_by_patient` (entries written before the index existed are indexed) |
 /// | 3 | the `templates` family (record templates people added) and the `profiles` family (patient health profiles) |
 /// | 4 | the `credentials` family (providers' credential documents and their verification) the `search` family (the blind index; built from what is stored at the first open, see [`crate::search`]) and the `attachments` family |
-pub const SCHEMA_VERSION: u32 = 4;
+/// | 5 | the `analytics` family (counters and flags, [`crate::analytics`]; the existing log is counted) |
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// One migration step: brings a store at version `from` to `from + 1`.
 /// Each step is resumable — its writes are idempotent, and the version is
@@ -78,6 +80,7 @@ pub const MIGRATIONS: &[Migration] = &[
     // an older build refuses a database whose templates it would ignore.
     Migration { from: 2, what: "families for record templates and health profiles", run: |_| Ok(()) },
     Migration { from: 3, what: "families for provider credentials, the search index and attachments", run: |_| Ok(()) },
+    Migration { from: 4, what: "count the audit log into the analytics family", run: crate::analytics::count_log },
 ];
 
 /// Column families.
@@ -100,11 +103,12 @@ pub enum Cf {
     Credentials,
     Search,
     Attachments,
+    Analytics,
     Meta,
 }
 
 impl Cf {
-    pub(crate) const ALL: [Cf; 17] = [
+    pub(crate) const ALL: [Cf; 18] = [
         Cf::Records,
         Cf::Pending,
         Cf::Challenges,
@@ -121,6 +125,7 @@ impl Cf {
         Cf::Credentials,
         Cf::Search,
         Cf::Attachments,
+        Cf::Analytics,
         Cf::Meta,
     ];
 
@@ -142,6 +147,7 @@ impl Cf {
             Cf::Credentials => "credentials",
             Cf::Search => "search",
             Cf::Attachments => "attachments",
+            Cf::Analytics => "analytics",
             Cf::Meta => "meta",
         }
     }
@@ -397,6 +403,21 @@ impl ApiDb {
         for item in self.db.iterator_cf(self.cf(cf), mode) {
             let (k, v) = item?;
             if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Keys and values of `cf` from `start` (inclusive) to `end`
+    /// (exclusive), in order.
+    pub fn scan_range(&self, cf: Cf, start: &[u8], end: &[u8]) -> Result<Vec<KeyValue>, DbError> {
+        let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(cf), mode) {
+            let (k, v) = item?;
+            if &*k >= end {
                 break;
             }
             out.push((k.to_vec(), v.to_vec()));

@@ -401,7 +401,7 @@ use medanchor_storage::keys::civil_from_days;
 
 /// (year, month, day) → days since 1970-01-01 (inverse of
 /// [`civil_from_days`]).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
@@ -456,6 +456,7 @@ mod tests {
             ip_hash: None,
             request_id: "r".into(),
             detail: None,
+            diagnoses: Vec::new(),
         }
     }
 

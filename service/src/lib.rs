@@ -26,6 +26,7 @@
 //! read-only calls) and writes to it only through signed transactions
 //! ([`medanchor_wallet`]); it never links the devnet or executes Clarity.
 
+pub mod analytics;
 pub mod anchor;
 pub mod anchoring;
 pub mod attachments;

@@ -23,7 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use medanchor_contracts::principal::Principal;
-use medanchor_ops::notify::{backoff_ms, Event, Facts, MAX_ATTEMPTS};
+use medanchor_ops::notify::{backoff_ms, Event, MAX_ATTEMPTS};
 use medanchor_ops::webhook;
 use serde::{Deserialize, Serialize};
 
@@ -90,17 +90,7 @@ pub(crate) fn outbox_row(
     entry: &AuditEntry,
     index: u64,
 ) -> std::result::Result<(), DbError> {
-    let facts = Facts {
-        index,
-        actor: &entry.actor,
-        role: &entry.role,
-        action: &entry.action,
-        patient: entry.patient.as_deref(),
-        record_id: entry.record_id.as_deref(),
-        method: entry.method.as_deref(),
-        outcome: &entry.outcome,
-        time_ms: entry.time_ms,
-    };
+    let facts = entry.facts(index);
     let Some(event) = medanchor_ops::notify::event(&facts) else { return Ok(()) };
     if db.get(Cf::Meta, &key(SUB, event.patient.as_bytes()))?.is_none() {
         return Ok(());

@@ -306,7 +306,7 @@ impl Service {
         author: &Principal,
         record_type: RecordType,
         payload: Payload,
-    ) -> Result<RecordMeta> {
+    ) -> Result<(RecordMeta, Vec<String>)> {
         let (s, patient, author) = (self.clone(), patient.clone(), author.clone());
         tokio::task::spawn_blocking(move || {
             store_version(
@@ -348,8 +348,9 @@ impl Service {
         let method = self.audit_refusal(&entry, allowed).await?;
         let mut id = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut id);
-        let meta = self.store(id, 1, patient, &who, new.record_type, payload).await?;
+        let (meta, diagnoses) = self.store(id, 1, patient, &who, new.record_type, payload).await?;
         entry.record_id = Some(meta.record_id.bare_hex());
+        entry.diagnoses = diagnoses;
         entry.version = Some(1);
         entry.method = Some(method.name().to_string());
         self.audited(entry, Ok(())).await?;
@@ -463,7 +464,8 @@ impl Service {
             &payload.content_type,
             payload.template,
             payload.bytes,
-        )?;
+        )?
+        .0;
         entry.method = Some(method.name().to_string());
         self.audited(entry, Ok(())).await?;
         let call = ContractCall::update_record(id.0, base, *meta.data_hash, None);

@@ -92,6 +92,12 @@ pub struct Config {
     /// Let patients' webhooks reach loopback, private and link-local
     /// addresses (a hospital's own network; tests). Off: only public ones.
     pub webhook_allow_private: bool,
+    /// The anomaly rules' thresholds.
+    pub anomaly: medanchor_ops::anomaly::Rules,
+    /// The smallest count the dashboard shows per diagnosis category
+    /// (smaller ones are left out, so a count cannot single out a
+    /// patient).
+    pub analytics_min_cell: u64,
 }
 
 impl Config {
@@ -121,6 +127,8 @@ impl Config {
             tombstones: None,
             metrics_token_sha256: None,
             webhook_allow_private: false,
+            anomaly: Default::default(),
+            analytics_min_cell: 5,
         }
     }
 }
@@ -241,7 +249,7 @@ impl Service {
         node: RpcClient,
         custody: Custody,
     ) -> Service {
-        let audit = AuditLog::start(db.clone());
+        let audit = AuditLog::start_with(db.clone(), config.anomaly.clone());
         // The sharing keys derive from the node's secret, separated from
         // its session and checkpoint signatures by domain.
         // The node's secret signs audit checkpoints directly (the log's
@@ -678,6 +686,7 @@ impl Caller {
             ip_hash: self.ip_hash.clone(),
             request_id: self.request_id.clone(),
             detail: None,
+            diagnoses: Vec::new(),
         }
     }
 }

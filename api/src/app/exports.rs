@@ -102,7 +102,7 @@ pub(crate) async fn summary_report(
 
 /// Refuses a query naming a parameter the route does not take (a typo
 /// must not silently export everything).
-fn only(q: &HashMap<String, String>, known: &[&str]) -> ApiResult<()> {
+pub(crate) fn only(q: &HashMap<String, String>, known: &[&str]) -> ApiResult<()> {
     match q.keys().find(|k| !known.contains(&k.as_str())) {
         Some(k) => Err(ApiError::bad("invalid-query", format!("unknown parameter {k:?}"))),
         None => Ok(()),

@@ -33,6 +33,7 @@ mod lifecycle;
 mod limits;
 mod notifications;
 mod openapi;
+mod oversight;
 mod profiles;
 mod search;
 mod share;

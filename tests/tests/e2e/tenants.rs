@@ -179,13 +179,30 @@ async fn no_route_of_one_tenant_reaches_another_tenants_data() {
         call(&sys.http, &sys.api, "GET", &format!("/v1/patients/{patient}/export?format=json"), Some(&me), None).await;
     assert_eq!(s, 200, "{exported}");
     let export_id = exported["id"].as_str().expect("export id").to_string();
+    // A flag of test's: wallet_3 refused ten times there.
+    for _ in 0..10 {
+        let (s, _) =
+            call(&sys.http, &sys.api, "GET", &format!("/v1/records/{record}"), Some(&north_auditor), None).await;
+        assert_eq!(s, 403);
+    }
+    let (_, flags) = call(&sys.http, &sys.api, "GET", "/v1/admin/flags", Some(&test_auditor), None).await;
+    let flag = flags[0]["id"].as_str().unwrap_or_else(|| panic!("test's flag: {flags}")).to_string();
     let test_audit_before = sys.state.audit().size().expect("size");
     // Everything of `test`'s a response must not carry.
-    let secrets = [record.clone(), pdf_id.clone(), share_id.clone(), upload.clone(), "echo-t".into(), "HbA1c".into()];
+    let secrets = [
+        record.clone(),
+        pdf_id.clone(),
+        share_id.clone(),
+        upload.clone(),
+        "echo-t".into(),
+        "HbA1c".into(),
+        flag.clone(),
+    ];
 
     // Every route of `north` with `test`'s ids, as the member wallet_2
     // (the patient, or `north`'s admin or auditor where the route is theirs).
     let (r, f) = (&record, &pdf_id);
+    let today = medanchor_api::analytics::date_of_day(medanchor_ops::analytics::day_of(now_s * 1000));
     let own_link = link_path.replace("tenant=test", "tenant=north");
     let table: Vec<(&str, String, &str, Option<Value>, Expect)> = vec![
         ("GET", format!("/v1/patients/{patient}/records"), &doctor, None, Expect::OwnOnly),
@@ -256,6 +273,11 @@ async fn no_route_of_one_tenant_reaches_another_tenants_data() {
         ("POST", "/v1/admin/backups".into(), &north_admin, None, Expect::Refused),
         ("POST", "/v1/admin/backups/prune".into(), &north_admin, None, Expect::Refused),
         ("POST", "/v1/admin/backups/20261205T194500123Z-0a9f/verify".into(), &north_admin, None, Expect::Refused),
+        // Oversight answers from north's counters and flags only.
+        ("GET", "/v1/admin/analytics?days=30".into(), &north_auditor, None, Expect::OwnOnly),
+        ("GET", format!("/v1/admin/compliance?from={today}&to={today}"), &north_admin, None, Expect::OwnOnly),
+        ("GET", "/v1/admin/flags?all=true".into(), &north_admin, None, Expect::OwnOnly),
+        ("POST", format!("/v1/admin/flags/{flag}/acknowledge"), &north_admin, Some(json!({})), Expect::Refused),
         ("POST", format!("/v1/records/{r}/uploads"), &doctor, None, Expect::Refused),
         ("HEAD", upload.clone(), &doctor, None, Expect::Refused),
         ("PATCH", upload.clone(), &doctor, None, Expect::Refused),
@@ -480,6 +502,7 @@ fn template_of(path: &str) -> String {
                 "templates" => "{id}",
                 "backups" if *p != "prune" => "{id}",
                 "exports" if *p != "key" => "{id}",
+                "flags" => "{id}",
                 _ => return p.to_string(),
             };
             name.to_string()
