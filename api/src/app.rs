@@ -15,11 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, head, options, patch, post, put, MethodRouter};
 use axum::{Json, Router};
 pub use medanchor_service::anchor::{resend_once, spawn_tracker, track_once, RESEND_AFTER, RETRY_QUEUED_AFTER};
-pub use medanchor_service::credentials::spawn_credential_expiry;
 pub use medanchor_service::file_anchors::{spawn_file_anchor, BATCH_EVERY as FILE_BATCH_EVERY};
-pub use medanchor_service::grants::spawn_share_sweeper;
 pub use medanchor_service::records::{principal_arg, record_id_arg};
-pub use medanchor_service::uploads::spawn_attachment_jobs;
 /// The state every handler runs on: the service.
 pub use medanchor_service::Service as AppState;
 pub use medanchor_service::{BackendConfig, ChainView, Clock, Config as ApiConfig, Custody};
@@ -35,6 +32,7 @@ pub(crate) mod credentials;
 pub(crate) mod deletion;
 pub(crate) mod exports;
 pub(crate) mod health;
+pub(crate) mod jobs;
 pub(crate) mod notifications;
 pub use health::METRICS_TOKEN_VAR;
 pub(crate) mod profiles;
@@ -164,6 +162,7 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Post, "/v1/admin/backups", Post.route(backups::create_backup)),
         (Post, "/v1/admin/backups/prune", Post.route(backups::prune_backups)),
         (Post, "/v1/admin/backups/{id}/verify", Post.route(backups::verify_backup)),
+        (Get, "/v1/admin/jobs", Get.route(jobs::jobs)),
         (Get, "/v1/admin/analytics", Get.route(analytics::dashboard)),
         (Get, "/v1/admin/compliance", Get.route(analytics::compliance)),
         (Get, "/v1/admin/flags", Get.route(analytics::flags)),

@@ -14,7 +14,7 @@ pub mod openapi;
 
 pub use medanchor_service::{
     analytics, anchoring, attachments, audit, auth, authz, backups, blob, credentials, db, disclosures, envelope,
-    file_anchors, merkle, notify, rotate, search, share, uploads,
+    file_anchors, merkle, notify, rotate, scheduler, search, share, uploads,
 };
 
 /// Serves the API for `service` on `listener` until `shutdown` (with the

@@ -83,6 +83,7 @@ use crate::db::AnchorStatus;
         crate::app::backups::create_backup,
         crate::app::backups::verify_backup,
         crate::app::backups::prune_backups,
+        crate::app::jobs::jobs,
         crate::app::analytics::dashboard,
         crate::app::analytics::compliance,
         crate::app::analytics::flags,

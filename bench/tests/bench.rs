@@ -271,3 +271,27 @@ fn bench_export_makes_both_exports_of_every_record_and_the_decrypt_baseline() {
         assert_eq!(f["runs"].as_array().expect("runs").len(), 3);
     }
 }
+
+/// `medanchor-bench oversight` at a small size: the entries are appended
+/// and counted, every dashboard window and the raw baseline are read, and
+/// every notification reaches the receiver once (the bench refuses to
+/// report otherwise). Timings are not asserted.
+#[test]
+fn bench_oversight_reads_the_dashboard_and_delivers_every_notification() {
+    let out = Command::new(env!("CARGO_BIN_EXE_medanchor-bench"))
+        .args(["oversight", "--entries", "3000", "--events", "40", "--json"])
+        .output()
+        .expect("run medanchor-bench oversight");
+    assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!((report["entries"].as_u64(), report["events"].as_u64()), (Some(3000), Some(40)));
+    let windows: Vec<&str> =
+        report["dashboard"].as_array().expect("windows").iter().filter_map(|l| l["what"].as_str()).collect();
+    assert_eq!(windows, ["dashboard, 7 days", "dashboard, 30 days", "dashboard, 90 days"]);
+    assert!(report["keys_read"].as_u64().expect("keys") > 100, "{report}");
+    for l in report["dashboard"].as_array().expect("windows") {
+        assert!(l["p99_ms"].as_f64() >= l["p50_ms"].as_f64(), "{l}");
+    }
+    assert!(report["delivered_per_s"].as_f64().expect("rate") > 0.0);
+    assert!(report["raw_post_per_s"].as_f64().expect("baseline") > 0.0);
+}

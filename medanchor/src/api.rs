@@ -18,15 +18,6 @@ use sha2::Digest as _;
 
 use crate::tenants::{TenantsFile, DEFAULT_TENANT};
 
-/// How often dead shares and expired grants are cleaned up.
-const SHARE_SWEEP_EVERY: Duration = Duration::from_secs(60);
-
-/// How often expired provider credentials are looked for.
-const CREDENTIAL_EXPIRY_EVERY: Duration = Duration::from_secs(3600);
-/// Abandoned uploads (7 days) and removed files past retention (years):
-/// hourly is fine-grained enough for both.
-const ATTACHMENT_JOBS_EVERY: Duration = Duration::from_secs(3600);
-
 /// How often the notifier looks for due webhook deliveries.
 const NOTIFY_EVERY: Duration = Duration::from_secs(1);
 
@@ -175,9 +166,6 @@ pub fn start(
     }
     for s in &states {
         app::spawn_tracker(s.clone(), Duration::from_millis(500));
-        app::spawn_share_sweeper(s.clone(), SHARE_SWEEP_EVERY);
-        app::spawn_credential_expiry(s.clone(), CREDENTIAL_EXPIRY_EVERY);
-        app::spawn_attachment_jobs(s.clone(), ATTACHMENT_JOBS_EVERY);
         medanchor_api::notify::spawn_notifier(s.clone(), NOTIFY_EVERY);
     }
     // Deletions made after this data was written (a restore brought it

@@ -21,6 +21,7 @@ use clap::Subcommand;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use medanchor_api::app::AppState;
 use medanchor_api::backups::{BackupControl, BackupRun, BackupSummary};
+use medanchor_api::scheduler::{JobFn, JobFuture, JobSpec};
 use medanchor_backup::key::BackupKey;
 use medanchor_backup::target::Target;
 use medanchor_backup::Source;
@@ -816,26 +817,31 @@ impl BackupControl for NodeBackups {
     }
 }
 
-/// Runs a backup every `--backup-every-secs` (the first one after that
-/// long), off the async threads. Every run is recorded by the service
-/// (`GET /v1/admin/backups`): a failure — of the backup, or of its copy to
-/// the bucket — is an alert until a run of its kind succeeds.
-pub fn spawn_scheduled(backups: Arc<NodeBackups>, service: AppState) -> Option<tokio::task::JoinHandle<()>> {
+/// The scheduled backup as a job of the first tenant's scheduler (`None`
+/// when `--backup-every-secs` is 0): made and verified, copied to the
+/// bucket when one is configured, off the async threads. Every run is
+/// recorded by the service (`GET /v1/admin/backups`): a failure — of the
+/// backup, or of its copy — is an alert until a run of its kind succeeds,
+/// and fails the job (`GET /v1/admin/jobs`). A backup due while the node
+/// was down is made once when it starts.
+pub fn backup_job(backups: Arc<NodeBackups>, service: AppState) -> Option<(JobSpec, JobFn)> {
     if backups.args.backup_every_secs == 0 {
         return None;
     }
-    let every = std::time::Duration::from_secs(backups.args.backup_every_secs);
-    Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        loop {
-            tick.tick().await;
-            let b = backups.clone();
+    let spec = JobSpec {
+        name: "backup",
+        every_ms: backups.args.backup_every_secs.saturating_mul(1000),
+        // A backup of a large node takes minutes; a killed one is taken
+        // over after six hours.
+        lease_ms: 6 * 3_600_000,
+    };
+    let run: JobFn = Arc::new(move || -> JobFuture {
+        let (backups, service) = (backups.clone(), service.clone());
+        Box::pin(async move {
             let started = std::time::Instant::now();
+            let b = backups.clone();
             let runs = match tokio::task::spawn_blocking(move || b.create_and_copy()).await {
-                Ok(Ok((run, copy))) => {
-                    tracing::info!(id = ?run.backup, detail = %run.detail, seconds = run.seconds, "backup made and verified");
-                    std::iter::once(run).chain(copy).collect()
-                }
+                Ok(Ok((run, copy))) => std::iter::once(run).chain(copy).collect(),
                 Ok(Err(detail)) => vec![failed_run("create", started, detail)],
                 Err(e) => vec![failed_run("create", started, format!("the backup task died: {e}"))],
             };
@@ -844,8 +850,16 @@ pub fn spawn_scheduled(backups: Arc<NodeBackups>, service: AppState) -> Option<t
                     tracing::error!(error = %e, "recording a backup run");
                 }
             }
-        }
-    }))
+            let failed: Vec<String> =
+                runs.iter().filter(|r| r.outcome == "failed").map(|r| format!("{}: {}", r.kind, r.detail)).collect();
+            if failed.is_empty() {
+                Ok(runs.iter().map(|r| format!("{} {}", r.kind, r.detail)).collect::<Vec<_>>().join("; "))
+            } else {
+                Err(failed.join("; "))
+            }
+        })
+    });
+    Some((spec, run))
 }
 
 fn failed_run(kind: &str, started: std::time::Instant, detail: String) -> BackupRun {

@@ -410,13 +410,28 @@ fn devnet(args: DevnetArgs, indexer: Option<(IndexerUp, ApiArgs)>) -> anyhow::Re
                     };
                     let backups = std::sync::Arc::new(backup::NodeBackups::new(running, api.backup.clone()));
                     tenants[0].set_backups(backups.clone());
-                    if backup::spawn_scheduled(backups, tenants[0].clone()).is_some() {
-                        println!(
-                            "  backups: every {} s to {} (verified; kept {} days); GET /v1/admin/backups",
-                            api.backup.backup_every_secs,
-                            api.backup.backup_to.display(),
-                            api.backup.backup_retain_days
-                        );
+                    // One scheduler per tenant for its periodic jobs; the
+                    // node's backups are the first tenant's. The holder
+                    // names this process in the jobs' leases.
+                    let started = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis());
+                    let holder = format!("pid {} started {started}", std::process::id());
+                    for (i, tenant) in tenants.iter().enumerate() {
+                        let mut scheduler = tenant.scheduler(&holder);
+                        if i == 0 {
+                            if let Some((spec, run)) = backup::backup_job(backups.clone(), tenant.clone()) {
+                                scheduler.add(spec, run);
+                                println!(
+                                    "  backups: every {} s to {} (verified; kept {} days); GET /v1/admin/backups",
+                                    api.backup.backup_every_secs,
+                                    api.backup.backup_to.display(),
+                                    api.backup.backup_retain_days
+                                );
+                            }
+                        }
+                        tenant.set_jobs(scheduler.specs());
+                        scheduler.spawn(std::time::Duration::from_secs(1));
                     }
                     let audit_log = accounts
                         .iter()

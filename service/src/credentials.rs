@@ -593,19 +593,3 @@ fn lock_id(provider: &str) -> [u8; 16] {
     id.copy_from_slice(&digest[..16]);
     id
 }
-
-/// Runs the expiry job every `every` (`up`: hourly; a day boundary is
-/// what moves a document's state, so finer would change nothing).
-pub fn spawn_credential_expiry(state: Service, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            match state.expire_credentials().await {
-                Ok(expired) if expired.is_empty() => {}
-                Ok(expired) => tracing::info!(providers = expired.len(), "expired provider credentials"),
-                Err(e) => tracing::error!(error = %e, "credential expiry failed"),
-            }
-        }
-    })
-}

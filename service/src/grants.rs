@@ -88,29 +88,3 @@ pub fn through_grant(
     }
     Ok(Ok((grant.method, Some(grant.share_id))))
 }
-
-/// Starts the clean-up of dead shares and expired grants.
-pub fn spawn_share_sweeper(state: Service, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            let s = state.clone();
-            let s2 = s.clone();
-            match tokio::task::spawn_blocking(move || s.shares.sweep(s.now_ms())).await {
-                Ok(Ok((0, 0))) => {}
-                Ok(Ok((shares, grants))) => tracing::info!(shares, grants, "swept dead shares and expired grants"),
-                Ok(Err(e)) => tracing::error!(error = %e, "share sweeper failed"),
-                Err(e) => tracing::error!(error = %e, "share sweeper panicked"),
-            }
-            // The node's other leftovers: used sign-in challenges past
-            // their expiry, and per-record locks nobody holds.
-            match tokio::task::spawn_blocking(move || s2.housekeeping()).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::debug!(challenges = n, "swept used sign-in challenges"),
-                Ok(Err(e)) => tracing::error!(error = %e, "challenge sweeper failed"),
-                Err(e) => tracing::error!(error = %e, "challenge sweeper panicked"),
-            }
-        }
-    })
-}

@@ -49,6 +49,7 @@ pub mod notify;
 pub mod profiles;
 pub mod records;
 pub mod rotate;
+pub mod scheduler;
 pub mod search;
 pub mod share;
 pub mod sharing;

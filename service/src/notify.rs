@@ -19,8 +19,12 @@
 //! allows them (`Config::webhook_allow_private`, for a hospital network or
 //! tests), and the request goes to the address that was checked.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures::StreamExt;
 
 use medanchor_contracts::principal::Principal;
 use medanchor_ops::notify::{backoff_ms, Event, MAX_ATTEMPTS};
@@ -44,6 +48,9 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Deliveries tried per pass (rows not yet due are skipped, not counted).
 const PASS: usize = 256;
+
+/// Deliveries in flight at once.
+const IN_FLIGHT: usize = 16;
 
 fn key(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
     [prefix, rest].concat()
@@ -232,26 +239,63 @@ impl Service {
         Ok(self.db.scan(Cf::Meta, OUT)?.len() as u64)
     }
 
-    /// One pass of the notifier: every due row delivered or rescheduled.
-    /// Returns (delivered, failed this pass).
+    /// One pass of the notifier: up to [`PASS`] due rows, delivered
+    /// [`IN_FLIGHT`] at a time, then removed or rescheduled in one synced
+    /// write. Returns (delivered, failed this pass). A crash before that
+    /// write delivers the pass's events again (at least once; receivers
+    /// de-duplicate on the event id); events of one patient may arrive out
+    /// of order (each carries its time).
     pub async fn deliver_once(&self, http: &reqwest::Client) -> Result<(usize, usize)> {
         let now = self.now_ms();
-        let (mut delivered, mut failed) = (0, 0);
+        let mut due = Vec::new();
         for (k, v) in self.db.scan(Cf::Meta, OUT)? {
-            if delivered + failed >= PASS {
-                break;
+            let row: Row = serde_json::from_slice(&v).map_err(Error::internal)?;
+            if row.next_ms <= now {
+                due.push((k, row));
+                if due.len() >= PASS {
+                    break;
+                }
             }
-            let mut row: Row = serde_json::from_slice(&v).map_err(Error::internal)?;
-            if row.next_ms > now {
-                continue;
+        }
+        if due.is_empty() {
+            return Ok((0, 0));
+        }
+        // Each subscription's address is resolved and checked once per pass.
+        let mut subs: HashMap<String, Option<Subscription>> = HashMap::new();
+        let mut targets: HashMap<String, std::result::Result<Arc<Target>, String>> = HashMap::new();
+        let mut batch = self.db.batch();
+        let mut sends = Vec::new();
+        for (k, row) in due {
+            let patient = row.event.patient.clone();
+            if !subs.contains_key(&patient) {
+                let sub = self.subscription(&patient)?;
+                subs.insert(patient.clone(), sub);
             }
-            let mut batch = self.db.batch();
-            let Some(sub) = self.subscription(&row.event.patient)? else {
+            let Some(sub) = subs[&patient].clone() else {
+                // Unsubscribed since: nobody to tell.
                 batch.delete_cf(self.db.cf(Cf::Meta), &k);
-                self.db.write(batch)?;
                 continue;
             };
-            match self.post(http, &sub, &row.event).await {
+            if !targets.contains_key(&sub.url) {
+                let target = self.target(http, &sub.url).await.map(Arc::new);
+                targets.insert(sub.url.clone(), target);
+            }
+            sends.push((k, row, sub.clone(), targets[&sub.url].clone()));
+        }
+        let outcomes: Vec<_> = futures::stream::iter(sends)
+            .map(|(k, row, sub, target)| async move {
+                let sent = match target {
+                    Ok(t) => self.send(&t, &sub, &row.event).await,
+                    Err(e) => Err(e),
+                };
+                (k, row, sent)
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        let (mut delivered, mut failed) = (0, 0);
+        for (k, mut row, sent) in outcomes {
+            match sent {
                 Ok(()) => {
                     batch.delete_cf(self.db.cf(Cf::Meta), &k);
                     delivered += 1;
@@ -272,15 +316,16 @@ impl Service {
                     }
                 }
             }
-            self.db.write(batch)?;
         }
+        self.db.write(batch)?;
         Ok((delivered, failed))
     }
 
-    /// POSTs one event to the subscription's address (checked as it is
-    /// resolved, and called at that very address).
-    async fn post(&self, http: &reqwest::Client, sub: &Subscription, event: &Event) -> std::result::Result<(), String> {
-        let url = check_url(&sub.url).map_err(|e| e.to_string())?;
+    /// Resolves a subscription's address and checks it: the client to
+    /// reach it, pinned to the address checked (no second lookup to be
+    /// rebound), without redirects (a 3xx is a failure, not a hop).
+    async fn target(&self, http: &reqwest::Client, url: &str) -> std::result::Result<Target, String> {
+        let url = check_url(url).map_err(|e| e.to_string())?;
         let host = url.host_str().ok_or("no host")?.to_string();
         let port = url.port_or_known_default().ok_or("no port")?;
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
@@ -291,19 +336,23 @@ impl Service {
             .into_iter()
             .find(|a| self.config.webhook_allow_private || !is_private(a.ip()))
             .ok_or_else(|| format!("{host} resolves to no address this node may call (private or loopback)"))?;
-        let body = serde_json::to_vec(event).map_err(|e| e.to_string())?;
-        let t = self.now_ms() / 1000;
-        let secret = self.webhook_secret(&event.patient, &sub.nonce);
-        // A client pinned to the checked address (no second lookup to be
-        // rebound), without redirects (a 3xx is a failure, not a hop).
-        let pinned = reqwest::Client::builder()
+        let client = reqwest::Client::builder()
             .resolve(&host, addr)
             .redirect(reqwest::redirect::Policy::none())
             .timeout(DELIVERY_TIMEOUT)
             .build()
             .unwrap_or_else(|_| http.clone());
-        let response = pinned
-            .post(url)
+        Ok(Target { url, client })
+    }
+
+    /// POSTs one event, signed under its subscription's secret.
+    async fn send(&self, target: &Target, sub: &Subscription, event: &Event) -> std::result::Result<(), String> {
+        let body = serde_json::to_vec(event).map_err(|e| e.to_string())?;
+        let t = self.now_ms() / 1000;
+        let secret = self.webhook_secret(&event.patient, &sub.nonce);
+        let response = target
+            .client
+            .post(target.url.clone())
             .header("content-type", "application/json")
             .header(webhook::SIGNATURE_HEADER, webhook::sign(&secret, t, &body))
             .header(webhook::EVENT_ID_HEADER, &event.id)
@@ -317,6 +366,12 @@ impl Service {
             Err(format!("answered {}", response.status()))
         }
     }
+}
+
+/// A checked webhook address and the client pinned to it.
+struct Target {
+    url: reqwest::Url,
+    client: reqwest::Client,
 }
 
 /// Runs the notifier every `every`.

@@ -225,6 +225,9 @@ pub struct Service {
     /// tenant) and the key, made on first use.
     pub(crate) export_secret: Arc<[u8; 32]>,
     pub(crate) export_key: Arc<std::sync::OnceLock<std::result::Result<medanchor_export::sign::ExportKey, String>>>,
+    /// The periodic jobs this tenant's scheduler runs (what
+    /// `GET /v1/admin/jobs` lists).
+    pub(crate) job_specs: Arc<std::sync::Mutex<Vec<medanchor_ops::schedule::JobSpec>>>,
 }
 
 /// Unix milliseconds now: the system clock, or a test's.
@@ -312,6 +315,11 @@ impl Service {
             primary: true,
             export_secret,
             export_key: Arc::default(),
+            job_specs: Arc::new(std::sync::Mutex::new(vec![
+                crate::scheduler::SHARE_SWEEP,
+                crate::scheduler::CREDENTIAL_EXPIRY,
+                crate::scheduler::ATTACHMENT_CLEANUP,
+            ])),
         }
     }
 

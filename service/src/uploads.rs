@@ -818,25 +818,3 @@ fn state(row: &UploadRow, completed: Option<Attachment>) -> UploadState {
         completed,
     }
 }
-
-/// Runs the attachments' housekeeping every `every` (`up`: hourly): the
-/// sweep of abandoned uploads and the purge of removed files past their
-/// retention.
-pub fn spawn_attachment_jobs(state: Service, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            match state.sweep_uploads().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(uploads = n, "deleted abandoned uploads"),
-                Err(e) => tracing::error!(error = %e, "upload sweep failed"),
-            }
-            match state.purge_attachments().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(versions = n, "purged removed attachments past their retention"),
-                Err(e) => tracing::error!(error = %e, "attachment purge failed"),
-            }
-        }
-    })
-}

@@ -217,6 +217,17 @@ async fn the_dashboard_counts_what_the_log_holds_and_flags_are_raised_explained_
     assert!(done["detail"].as_str().expect("detail").starts_with(&format!("repeated-denials {stranger_p}")), "{done}");
     assert!(entries.iter().any(|e| e["action"] == "analytics.dashboard" && e["outcome"] == "denied"));
 
+    // The node's periodic jobs: for admins only.
+    let (s, jobs) = sys.get("/v1/admin/jobs", &admin).await;
+    assert_eq!(s, 200, "{jobs}");
+    let names: Vec<&str> = jobs.as_array().expect("jobs").iter().filter_map(|j| j["name"].as_str()).collect();
+    assert_eq!(names, ["share-sweep", "credential-expiry", "attachment-cleanup"]);
+    assert_eq!((jobs[0]["every_s"].as_u64(), jobs[0]["failing"].as_u64()), (Some(60), Some(0)));
+    for token in [&auditor, &doctor] {
+        let (s, v) = sys.get("/v1/admin/jobs", token).await;
+        assert_eq!((s, v["code"].as_str()), (403, Some("admin-only")), "{v}");
+    }
+
     // Bad input, each with its code.
     for (path, code) in [
         ("/v1/admin/analytics?days=0", "invalid-days"),

@@ -299,17 +299,14 @@ async fn a_patient_shares_by_code_and_qr_and_sees_every_use() {
 
     // The background job sweeps what can no longer be redeemed: all four
     // (the used-up share's grant, 1 h long, has ended too).
-    let sweeper = app::spawn_share_sweeper(sys.state.clone(), std::time::Duration::from_millis(20));
-    let mut left = usize::MAX;
-    for _ in 0..200 {
-        let list = sys.send("GET", "/v1/share/codes", &patient_token, None, None).await;
-        left = list.body["items"].as_array().expect("items").len();
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    sweeper.abort();
+    // The scheduler runs it on the service's clock, moved on a period.
+    let scheduler = sys.state.scheduler("e2e");
+    assert!(scheduler.tick().await.is_empty(), "a new job waits a period");
+    offset.store(HOUR + 61_000, Ordering::SeqCst);
+    let ran: Vec<&str> = scheduler.tick().await.into_iter().filter(|(_, o)| o.is_ok()).map(|(n, _)| n).collect();
+    assert!(ran.contains(&"share-sweep"), "{ran:?}");
+    let list = sys.send("GET", "/v1/share/codes", &patient_token, None, None).await;
+    let left = list.body["items"].as_array().expect("items").len();
     assert_eq!(left, 0, "expired, used-up and revoked shares are swept once their grants have ended");
 
     // The patient's access history shows every use and failure.

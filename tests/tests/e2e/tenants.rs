@@ -277,6 +277,7 @@ async fn no_route_of_one_tenant_reaches_another_tenants_data() {
         ("GET", "/v1/admin/analytics?days=30".into(), &north_auditor, None, Expect::OwnOnly),
         ("GET", format!("/v1/admin/compliance?from={today}&to={today}"), &north_admin, None, Expect::OwnOnly),
         ("GET", "/v1/admin/flags?all=true".into(), &north_admin, None, Expect::OwnOnly),
+        ("GET", "/v1/admin/jobs".into(), &north_admin, None, Expect::OwnOnly),
         ("POST", format!("/v1/admin/flags/{flag}/acknowledge"), &north_admin, Some(json!({})), Expect::Refused),
         ("POST", format!("/v1/records/{r}/uploads"), &doctor, None, Expect::Refused),
         ("HEAD", upload.clone(), &doctor, None, Expect::Refused),
