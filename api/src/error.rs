@@ -57,7 +57,7 @@ impl ApiError {
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Unsupported { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Internal(_) | Error::Integrity(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         (status, self.0.code())
     }
@@ -67,8 +67,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_code();
         let detail = match &self.0 {
-            Error::Internal(detail) => {
-                tracing::error!(%detail, "request failed");
+            Error::Internal(detail) | Error::Integrity(detail) => {
+                tracing::error!(%detail, code, "request failed");
                 "the server failed; the error was logged".to_string()
             }
             // The last guard of "never echo unbounded input": messages

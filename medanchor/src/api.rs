@@ -61,6 +61,9 @@ pub struct StorageArgs {
     /// addresses (a hospital's own network). Off: public addresses only.
     #[arg(long)]
     webhook_allow_private: bool,
+    /// The anomaly rules' thresholds (`[anomaly]` in `medanchor.toml`).
+    #[arg(skip)]
+    pub anomaly: medanchor_ops::anomaly::Rules,
 }
 
 fn parse_price(s: &str) -> Result<(String, f64), String> {
@@ -92,6 +95,7 @@ impl StorageArgs {
         config.max_attachment_bytes = self.max_attachment_mb.saturating_mul(1_000_000).max(1);
         config.storage_alert_bytes = self.storage_alert_bytes;
         config.webhook_allow_private = self.webhook_allow_private;
+        config.anomaly = self.anomaly.clone();
         for (class, price) in &self.storage_prices {
             config.storage_prices.insert(class.clone(), *price);
         }

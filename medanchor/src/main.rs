@@ -3,6 +3,7 @@
 mod api;
 mod backup;
 mod client;
+mod config;
 mod demo;
 mod export;
 mod indexer;
@@ -32,6 +33,12 @@ use medanchor_devnet::vm::Cost;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    /// The configuration file (`up`'s options in snake case, and
+    /// `[anomaly]`); default `$MEDANCHOR_CONFIG`, else `./medanchor.toml`
+    /// when it exists. `MEDANCHOR_<OPTION>` variables override it; the
+    /// command line overrides both.
+    #[arg(long, global = true)]
+    config: Option<std::path::PathBuf>,
     /// Log lines as text, or as JSON objects (one per line, with the
     /// request's span — its `request_id` — on every line of a request).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -107,10 +114,24 @@ enum Command {
     /// The whole story against a running `medanchor up`: consent, a record
     /// written and read, revocation, the access log, verification.
     Demo(demo::DemoArgs),
+    /// The configuration: `check` reads `medanchor.toml` and the
+    /// environment as `up` would and shows every setting and its source
+    /// (secrets hidden); unknown keys are errors.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Exports a patient's data as the API gives it to you (a session
     /// token in `MEDANCHOR_API_TOKEN`): PDF, JSON, CSV or FHIR R4, with
     /// its signature; check it with `verify export`.
     Export(export::ExportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Checks the configuration file and prints the settings `up` would
+    /// start with, and where each comes from.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,7 +239,22 @@ struct DevnetArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The file and the environment fill in what the command line leaves
+    // out; an unreadable file or an unknown key stops here.
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let resolved = config::File::locate(&raw)
+        .map(|p| config::File::load(&p))
+        .transpose()
+        .map(Option::unwrap_or_default)
+        .and_then(|file| config::resolve(raw, &file).map(|(args, _)| (args, file)));
+    let (args, file) = match resolved {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(args);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cli.log_format {
@@ -227,7 +263,7 @@ fn main() -> ExitCode {
         // parents on every line.
         LogFormat::Json => logs.json().with_current_span(true).with_span_list(true).init(),
     }
-    match run(cli) {
+    match run(cli, file) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -236,11 +272,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, file: config::File) -> anyhow::Result<()> {
     match cli.command {
+        Command::Config { command: ConfigCommand::Check } => config::check(&file),
         Command::Contracts { command: ContractsCommand::Costs { json } } => costs(json),
         Command::Up(args) => {
-            let args = *args;
+            let mut args = *args;
+            args.storage.anomaly = file.anomaly;
             indexer::check_binds(
                 args.indexer_observer_bind,
                 args.indexer_query_bind,

@@ -23,6 +23,15 @@ pub enum BlobError {
     Corrupt(String),
 }
 
+impl From<BlobError> for crate::error::Error {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::Corrupt(_) => crate::error::Error::Integrity(e.to_string()),
+            BlobError::Io(_) => crate::error::Error::internal(e),
+        }
+    }
+}
+
 /// A write-once, content-addressed blob store.
 pub trait BlobStore: Send + Sync + std::fmt::Debug {
     /// Stores `bytes`; returns their SHA-256 (the address). Durable on return.

@@ -100,6 +100,12 @@ pub enum Error {
     /// Our fault; the detail is logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Stored data does not match its hash or does not authenticate: it
+    /// changed at rest. The node's fault like `Internal` (the detail is
+    /// logged, not sent), audited as `integrity-failure` so the tampering
+    /// alert fires.
+    #[error("integrity check failed: {0}")]
+    Integrity(String),
 }
 
 impl Error {
@@ -142,6 +148,7 @@ impl Error {
             Error::TooLarge(_) => "body-too-large",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
+            Error::Integrity(_) => "integrity-failure",
         }
     }
 

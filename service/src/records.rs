@@ -604,7 +604,7 @@ impl Service {
                 self.audit.append(entry).await.map_err(Error::internal)?;
                 Err(Error::NotFound(format!("the ciphertext of record {} version {}", meta.record_id, meta.version)))
             }
-            Err(e) => self.audited(entry, Err(Error::internal(e))).await,
+            Err(e) => self.audited(entry, Err(Error::from(e))).await,
         }
     }
 

@@ -386,8 +386,7 @@ impl Service {
     pub(crate) fn open_version(&self, meta: &RecordMeta) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         let blob = self
             .blobs
-            .get(&meta.data_hash)
-            .map_err(Error::internal)?
+            .get(&meta.data_hash)?
             .ok_or_else(|| Error::internal(format!("blob {} is missing", meta.data_hash)))?;
         let sealed = Sealed {
             blob,
@@ -400,7 +399,11 @@ impl Service {
             record_id: &meta.record_id,
             version: meta.version,
         };
-        self.keyring.read().unwrap_or_else(|p| p.into_inner()).open_sealed(&binding, &sealed).map_err(Error::internal)
+        self.keyring.read().unwrap_or_else(|p| p.into_inner()).open_sealed(&binding, &sealed).map_err(|e| match e {
+            // The ciphertext or its wrapped key changed at rest.
+            crate::envelope::EnvelopeError::Tampered => Error::Integrity(e.to_string()),
+            e => Error::internal(e),
+        })
     }
 }
 

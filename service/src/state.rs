@@ -593,7 +593,7 @@ impl Service {
 /// node, `denied` for a refusal of the caller.
 fn outcome_of(e: &Error) -> &'static str {
     match e {
-        Error::Internal(_) | Error::Unavailable(_) => "error",
+        Error::Internal(_) | Error::Unavailable(_) | Error::Integrity(_) => "error",
         _ => "denied",
     }
 }

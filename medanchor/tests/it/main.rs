@@ -3,6 +3,7 @@
 
 mod anchor_load;
 mod backup;
+mod config;
 mod datadir_v1;
 mod demo;
 mod devnet_process;

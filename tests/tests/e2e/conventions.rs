@@ -160,3 +160,55 @@ async fn a_refused_version_leaves_the_record_updatable() {
     assert_eq!((read["version"].as_u64(), &read["anchor"]["status"]), (Some(2), &json!("anchored")), "{read}");
     assert_eq!(read["content"], json!({ "value": 4 }));
 }
+
+/// Every problem code the service and the API can answer with is in
+/// docs/troubleshooting.md, with what it means and what to do: a new code
+/// without its entry fails here.
+#[test]
+fn every_error_code_is_in_the_troubleshooting_guide() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let guide = std::fs::read_to_string(root.join("docs/troubleshooting.md")).expect("docs/troubleshooting.md");
+    let mut codes = std::collections::BTreeSet::new();
+    let mut files = Vec::new();
+    for dir in ["service/src", "api/src"] {
+        let mut stack = vec![root.join(dir)];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("dir").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    // The literal after each way a code is given.
+    let markers = ["code: \"", "bad(\"", "{ \"", "else { \""];
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("source");
+        let f = f.display().to_string();
+        for line in text.lines().filter(|l| l.contains("code") || l.contains("bad(") || l.contains("=> \"")) {
+            // `=> "…"` gives codes only in the error mappings (elsewhere
+            // it names contract functions and the like).
+            let arms = f.ends_with("error.rs") || f.ends_with("app.rs") || f.ends_with("attachments.rs");
+            for m in markers.iter().chain(arms.then_some(&"=> \"")) {
+                let mut rest = line;
+                while let Some(at) = rest.find(m) {
+                    rest = &rest[at + m.len()..];
+                    let end = rest.find('"').unwrap_or(0);
+                    let code = &rest[..end];
+                    let looks_like_code = code.len() > 3
+                        && code.contains('-')
+                        && code.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                    if looks_like_code && !line.contains("\"type\"") {
+                        codes.insert(code.to_string());
+                    }
+                }
+            }
+        }
+    }
+    assert!(codes.len() > 80, "the scan found the codes: {codes:?}");
+    let missing: Vec<&String> = codes.iter().filter(|c| !guide.contains(&format!("`{c}`"))).collect();
+    assert!(missing.is_empty(), "codes without an entry in docs/troubleshooting.md: {missing:?}");
+}

@@ -192,5 +192,24 @@ async fn audit_roots_are_anchored_and_records_verify_against_the_chain() {
         (status, v["verdict"].as_str(), v["blob"]["matches"].as_bool()),
         (200, Some("blob-corrupt"), Some(false))
     );
-    assert_eq!(sys.get(&format!("/v1/verify/record/{id}/blob"), &auditor_token).await.0, 500);
+    let (status, v) = sys.get(&format!("/v1/verify/record/{id}/blob"), &auditor_token).await;
+    assert_eq!((status, v["code"].as_str()), (500, Some("integrity-failure")), "{v}");
+    // A read of it fails the same way, audited as an integrity failure,
+    // and the tampering alert is raised naming the record and the entries.
+    let (status, v) = sys.get(&format!("/v1/records/{id}"), &provider_token).await;
+    assert_eq!((status, v["code"].as_str()), (500, Some("integrity-failure")), "{v}");
+    assert!(!v.to_string().contains(hex_hash), "the detail stays in the log: {v}");
+    let (_, flags) = sys.get("/v1/admin/flags", &auditor_token).await;
+    let bare = id.trim_start_matches("0x");
+    let tampering = flags
+        .as_array()
+        .expect("flags")
+        .iter()
+        .find(|f| f["rule"] == "tampering")
+        .unwrap_or_else(|| panic!("no tampering alert: {flags}"));
+    assert_eq!(
+        (tampering["kind"].as_str(), tampering["subject"].as_str()),
+        (Some("security"), Some(format!("record:{bare}").as_str()))
+    );
+    assert_eq!(tampering["occurrences"], 2, "the blob route and the read: {tampering}");
 }
