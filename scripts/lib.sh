@@ -101,6 +101,12 @@ ensure_prometheus_parser() {
     ensure_venv_tool prometheus python3
 }
 
+# An SMTP sink (PyPI `aiosmtpd`, Maildir handler) for the e-mail
+# notification tests. Prints the venv's `python3`.
+ensure_smtp_sink() {
+    ensure_venv_tool smtp python3
+}
+
 # The FHIR R4 validators the Bundle export is checked with
 # (export/tests/fhir.rs): PyPI `fhir.resources` (R4 4.0.1, pydantic 1) in
 # .venv/fhir — prints its `python3` — next to npm `fhir` (FHIR.js), which

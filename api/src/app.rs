@@ -115,6 +115,8 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Put, "/v1/patients/{patient}/notifications/webhook", Put.route(notifications::subscribe_webhook)),
         (Get, "/v1/patients/{patient}/notifications/webhook", Get.route(notifications::read_webhook)),
         (Delete, "/v1/patients/{patient}/notifications/webhook", Delete.route(notifications::remove_webhook)),
+        (Put, "/v1/patients/{patient}/notifications/preferences", Put.route(notifications::set_preferences)),
+        (Get, "/v1/patients/{patient}/notifications/preferences", Get.route(notifications::read_preferences)),
         (Get, "/v1/records/{id}", Get.route(records::read_record)),
         (Put, "/v1/records/{id}", Put.route(records::update_record)),
         (Get, "/v1/records/{id}/versions", Get.route(records::record_versions)),

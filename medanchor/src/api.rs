@@ -61,6 +61,16 @@ pub struct StorageArgs {
     /// addresses (a hospital's own network). Off: public addresses only.
     #[arg(long)]
     webhook_allow_private: bool,
+    /// The SMTP server for patients' notification e-mail:
+    /// `smtp://host:port` (STARTTLS when the server offers it),
+    /// `smtps://host:port` (TLS), credentials as `user:password@host`
+    /// (set it in `medanchor.toml` or `MEDANCHOR_SMTP_URL`, not on the
+    /// command line, where `ps` shows it). Without it, no e-mail is sent.
+    #[arg(long)]
+    smtp_url: Option<String>,
+    /// The notification e-mail's sender.
+    #[arg(long, default_value = "medanchor <notifications@medanchor.localhost>")]
+    smtp_from: String,
     /// The anomaly rules' thresholds (`[anomaly]` in `medanchor.toml`).
     #[arg(skip)]
     pub anomaly: medanchor_ops::anomaly::Rules,
@@ -96,6 +106,8 @@ impl StorageArgs {
         config.storage_alert_bytes = self.storage_alert_bytes;
         config.webhook_allow_private = self.webhook_allow_private;
         config.anomaly = self.anomaly.clone();
+        config.smtp =
+            self.smtp_url.clone().map(|url| medanchor_api::notify::Smtp { url, from: self.smtp_from.clone() });
         for (class, price) in &self.storage_prices {
             config.storage_prices.insert(class.clone(), *price);
         }

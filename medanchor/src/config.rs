@@ -214,6 +214,16 @@ pub fn resolve(args: Vec<OsString>, file: &File) -> anyhow::Result<(Vec<OsString
     Ok((out, sources))
 }
 
+/// A URL's password replaced (`smtp://user:***@host`).
+fn hide_password(value: &str) -> String {
+    let Some((scheme, rest)) = value.split_once("://") else { return value.to_string() };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else { return value.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => value.to_string(),
+    }
+}
+
 /// Whether a setting's value must not be shown.
 fn secret(key: &str) -> bool {
     ["secret", "token", "password", "passphrase"].iter().any(|s| key.contains(s))
@@ -241,7 +251,8 @@ pub fn check(file: &File) -> anyhow::Result<()> {
                 .map(|vs| vs.map(|v| v.to_string_lossy().into_owned()).collect::<Vec<_>>().join(","))
                 .unwrap_or_default()
         };
-        let shown = if secret(&opt.key) && !value.is_empty() { "(set, hidden)".to_string() } else { value };
+        let shown =
+            if secret(&opt.key) && !value.is_empty() { "(set, hidden)".to_string() } else { hide_password(&value) };
         println!("  {:<32} {:<40} {}", opt.key, shown, from.name());
     }
     let r = &file.anomaly;

@@ -10,7 +10,9 @@ pub struct Event {
     /// Stable across retries (`audit-{index}`): receivers de-duplicate on it.
     pub id: String,
     /// `access` (someone else read or wrote their data), `emergency` (a
-    /// break-glass access), `restore` (a write of theirs was lost when the
+    /// break-glass access), `share-lockout` (their access codes locked
+    /// after repeated wrong guesses), `profile` (their health profile
+    /// changed, by anyone), `restore` (a write of theirs was lost when the
     /// node was restored from a backup) or `erased` (a record deleted at
     /// their request).
     pub kind: String,
@@ -82,6 +84,10 @@ pub fn event(f: &Facts<'_>) -> Option<Event> {
     let kind = match f.action {
         "backup.record-lost" => "restore",
         "record.erase" => "erased",
+        "share.redeem" if f.outcome == "denied" && f.reason == Some("access-codes-locked") => "share-lockout",
+        // Even the patient's own change: a stolen session changing the
+        // emergency contacts must not go unnoticed.
+        "profile.update" if f.outcome == "allowed" => "profile",
         _ if f.outcome != "allowed" || f.actor == patient || !NOTIFIED.contains(&f.action) => return None,
         _ if f.method == Some("emergency") => "emergency",
         _ => "access",
@@ -97,6 +103,115 @@ pub fn event(f: &Facts<'_>) -> Option<Event> {
         record_id: f.record_id.map(str::to_string),
         at_ms: f.time_ms,
     })
+}
+
+impl Event {
+    /// Told at once whatever the patient's digest setting: a break-glass
+    /// access, a lock-out of their codes.
+    pub fn urgent(&self) -> bool {
+        matches!(self.kind.as_str(), "emergency" | "share-lockout")
+    }
+
+    /// One line of a message: when, who, what — no content.
+    pub fn line(&self) -> String {
+        let secs = (self.at_ms / 1000) as i64;
+        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+        let t = secs.rem_euclid(86_400);
+        let what = match self.kind.as_str() {
+            "share-lockout" => {
+                "your access codes were locked after repeated wrong codes; unlock them when you share again".to_string()
+            }
+            "profile" => format!("your health profile was changed by {} ({})", self.actor, self.role),
+            "restore" => "a record written for you was lost when the node was restored from a backup".to_string(),
+            "erased" => "a record was erased at your request".to_string(),
+            kind => format!(
+                "{} ({}) — {}{}{}",
+                self.actor,
+                self.role,
+                self.action,
+                self.record_id.as_deref().map(|r| format!(" record {r}")).unwrap_or_default(),
+                if kind == "emergency" {
+                    " — EMERGENCY ACCESS (break-glass)".to_string()
+                } else {
+                    self.method.as_deref().map(|m| format!(" by {m}")).unwrap_or_default()
+                }
+            ),
+        };
+        format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC  {what}", t / 3600, t / 60 % 60)
+    }
+}
+
+/// How often a patient is e-mailed about their data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Digest {
+    /// Each event as it happens.
+    #[default]
+    Immediate,
+    /// One message per hour with the hour's events.
+    Hourly,
+    /// One message per day (UTC).
+    Daily,
+}
+
+impl Digest {
+    /// When an event at `at_ms` is sent: at once when urgent or the
+    /// patient wants each, else at the end of its hour or day.
+    pub fn due_ms(self, at_ms: u64, urgent: bool) -> u64 {
+        let period = match (self, urgent) {
+            (_, true) | (Digest::Immediate, _) => return at_ms,
+            (Digest::Hourly, _) => 3_600_000,
+            (Digest::Daily, _) => 86_400_000,
+        };
+        (at_ms / period + 1) * period
+    }
+}
+
+/// A message about `events` (one patient's, oldest first): its subject and
+/// plain-text body. No content: who, when, which action on which opaque
+/// record.
+pub fn message(events: &[Event]) -> (String, String) {
+    let urgent = events.iter().any(Event::urgent);
+    let subject = match (events.len(), urgent) {
+        (1, true) if events[0].kind == "emergency" => "medanchor: an emergency access to your records".to_string(),
+        (1, true) => "medanchor: your access codes were locked".to_string(),
+        (1, false) => "medanchor: activity on your records".to_string(),
+        (n, true) => format!("medanchor: {n} events on your records, one urgent"),
+        (n, false) => format!("medanchor: {n} events on your records"),
+    };
+    let mut body = String::from("What happened to your medical data on this node (times in UTC):\n\n");
+    for e in events {
+        body.push_str("  ");
+        body.push_str(&e.line());
+        body.push('\n');
+    }
+    body.push_str(
+        "\nIf you do not recognise an access, review your consents and contact the hospital's privacy office.\n\
+         You can change how often you are told in your notification settings.\n",
+    );
+    (subject, body)
+}
+
+/// The message id of a message about `events`: the same events give the
+/// same id, so a message sent again after a crash is one message to a
+/// receiver that de-duplicates (RFC 5322 `Message-ID`).
+pub fn message_id(events: &[Event], domain: &str) -> String {
+    let first = events.first().map_or("none", |e| e.id.as_str());
+    let last = events.last().map_or("none", |e| e.id.as_str());
+    format!("<{first}.{last}.{}@{domain}>", events.len())
+}
+
+/// (year, month, day) of a day number (days since 1970-01-01).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// When a delivery that failed `attempts` times is tried again: 2^n
@@ -145,6 +260,36 @@ mod tests {
             assert_eq!(event(&f).map(|e| e.kind), want.map(str::to_string), "{f:?}");
         }
         assert_eq!(event(&facts("SP2DOC", "record.read", "allowed", None)).expect("event").id, "audit-7");
+    }
+
+    #[test]
+    fn lockouts_and_profile_changes_notify_and_digests_wait_for_their_period() {
+        let mut locked = facts("SP2DOC", "share.redeem", "denied", None);
+        locked.reason = Some("access-codes-locked");
+        assert_eq!(event(&locked).map(|e| e.kind), Some("share-lockout".into()));
+        locked.reason = Some("access-code-invalid");
+        assert_eq!(event(&locked), None, "a wrong code alone is not a lock-out");
+        let own = facts("SP1PATIENT", "profile.update", "allowed", None);
+        assert_eq!(event(&own).map(|e| e.kind), Some("profile".into()), "even the patient's own change");
+
+        let hour = 3_600_000;
+        assert_eq!(Digest::Immediate.due_ms(5 * hour + 7, false), 5 * hour + 7);
+        assert_eq!(Digest::Hourly.due_ms(5 * hour + 7, false), 6 * hour);
+        assert_eq!(Digest::Hourly.due_ms(5 * hour, false), 6 * hour);
+        assert_eq!(Digest::Daily.due_ms(5 * hour, false), 24 * hour);
+        assert_eq!(Digest::Daily.due_ms(5 * hour, true), 5 * hour, "urgent: at once");
+
+        let mut e = event(&facts("SP2DOC", "record.read", "allowed", Some("emergency"))).expect("event");
+        e.at_ms = 1_764_979_200_000; // 2025-12-06 00:00 UTC
+        assert!(e.urgent());
+        assert_eq!(
+            e.line(),
+            "2025-12-06 00:00 UTC  SP2DOC (provider) — record.read record ab — EMERGENCY ACCESS (break-glass)"
+        );
+        let (subject, body) = message(std::slice::from_ref(&e));
+        assert_eq!(subject, "medanchor: an emergency access to your records");
+        assert!(body.contains(&e.line()));
+        assert_eq!(message_id(std::slice::from_ref(&e), "node.example"), "<audit-7.audit-7.1@node.example>");
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! allows them (`Config::webhook_allow_private`, for a hospital network or
 //! tests), and the request goes to the address that was checked.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,7 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use medanchor_contracts::principal::Principal;
+pub use medanchor_ops::notify::Digest;
 use medanchor_ops::notify::{backoff_ms, Event, MAX_ATTEMPTS};
 use medanchor_ops::webhook;
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,12 @@ use crate::state::{Caller, Service};
 const SUB: &[u8] = b"notify/sub/";
 const OUT: &[u8] = b"notify/out/";
 const DEAD: &[u8] = b"notify/dead/";
+const PREF: &[u8] = b"notify/pref/";
+const MAIL: &[u8] = b"notify/mail/";
+const MAIL_DEAD: &[u8] = b"notify/mail-dead/";
+
+/// Longest e-mail address (RFC 5321's path limit).
+pub const MAX_EMAIL: usize = 254;
 
 /// Longest webhook URL.
 pub const MAX_URL: usize = 2048;
@@ -99,6 +106,15 @@ pub(crate) fn outbox_row(
 ) -> std::result::Result<(), DbError> {
     let facts = entry.facts(index);
     let Some(event) = medanchor_ops::notify::event(&facts) else { return Ok(()) };
+    if let Some(bytes) = db.get(Cf::Meta, &key(PREF, event.patient.as_bytes()))? {
+        let prefs: Preferences = serde_json::from_slice(&bytes).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        if prefs.email.is_some() {
+            let due = prefs.digest.due_ms(event.at_ms, event.urgent());
+            let row = Row { event: event.clone(), attempts: 0, next_ms: due, last_error: None };
+            let bytes = serde_json::to_vec(&row).map_err(|e| DbError::Corrupt(e.to_string()))?;
+            batch.put_cf(db.cf(Cf::Meta), key(MAIL, &index.to_be_bytes()), bytes);
+        }
+    }
     if db.get(Cf::Meta, &key(SUB, event.patient.as_bytes()))?.is_none() {
         return Ok(());
     }
@@ -106,6 +122,39 @@ pub(crate) fn outbox_row(
     let bytes = serde_json::to_vec(&row).map_err(|e| DbError::Corrupt(e.to_string()))?;
     batch.put_cf(db.cf(Cf::Meta), key(OUT, &index.to_be_bytes()), bytes);
     Ok(())
+}
+
+/// A patient's notification settings (off-chain: the chain holds
+/// consent, not how to reach the patient).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Preferences {
+    /// Where e-mail goes; absent: no e-mail.
+    pub email: Option<String>,
+    /// `immediate` (each event), `hourly` or `daily` (one message per
+    /// period). Break-glass accesses and lock-outs are sent at once
+    /// whatever this says.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^(immediate|hourly|daily)$"))]
+    pub digest: Digest,
+}
+
+/// The SMTP server the node sends e-mail through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Smtp {
+    /// `smtp://host:port` (STARTTLS when offered… or plain on loopback),
+    /// `smtps://host:port` (TLS); credentials as `user:password@` (from
+    /// configuration or the environment, never logged).
+    pub url: String,
+    /// The sender address.
+    pub from: String,
+}
+
+/// A checked e-mail address.
+fn check_email(email: &str) -> Result<lettre::Address> {
+    if email.len() > MAX_EMAIL {
+        return Err(Error::bad("invalid-email", format!("at most {MAX_EMAIL} bytes")));
+    }
+    email.parse::<lettre::Address>().map_err(|e| Error::bad("invalid-email", e.to_string()))
 }
 
 /// Whether `url` is a webhook address this node may call: http(s), a host,
@@ -374,6 +423,128 @@ struct Target {
     client: reqwest::Client,
 }
 
+impl Service {
+    /// Sets the patient's notification settings. The patient only; audited.
+    pub async fn set_preferences(
+        &self,
+        caller: &Caller,
+        patient: &Principal,
+        prefs: Preferences,
+    ) -> Result<Preferences> {
+        let entry = self.patient_only(caller, patient, "notify.preferences").await?;
+        let result = (|| {
+            if let Some(email) = &prefs.email {
+                check_email(email)?;
+            }
+            let mut batch = self.db.batch();
+            let bytes = serde_json::to_vec(&prefs).map_err(Error::internal)?;
+            batch.put_cf(self.db.cf(Cf::Meta), key(PREF, patient.to_string().as_bytes()), bytes);
+            self.db.write(batch)?;
+            Ok(prefs)
+        })();
+        self.audited(entry, result).await
+    }
+
+    /// The patient's notification settings (e-mail off and immediate when
+    /// never set). The patient only; audited.
+    pub async fn preferences(&self, caller: &Caller, patient: &Principal) -> Result<Preferences> {
+        let entry = self.patient_only(caller, patient, "notify.read").await?;
+        let result = self.stored_preferences(&patient.to_string());
+        self.audited(entry, result).await
+    }
+
+    fn stored_preferences(&self, patient: &str) -> Result<Preferences> {
+        Ok(match self.db.get(Cf::Meta, &key(PREF, patient.as_bytes()))? {
+            Some(b) => serde_json::from_slice(&b).map_err(Error::internal)?,
+            None => Preferences { email: None, digest: Digest::Immediate },
+        })
+    }
+
+    /// E-mails waiting (every patient's).
+    pub fn mail_depth(&self) -> Result<u64> {
+        Ok(self.db.scan(Cf::Meta, MAIL)?.len() as u64)
+    }
+
+    /// One pass of the mailer: every patient's due events, one message per
+    /// patient (their digest, or each urgent event at once), through the
+    /// configured SMTP server; sent rows removed, failed ones rescheduled
+    /// with backoff, in one synced write. Returns (messages sent, failed).
+    /// A crash between the SMTP server's acceptance and that write sends
+    /// the same message again, under the same `Message-ID`.
+    pub async fn deliver_mail_once(&self) -> Result<(usize, usize)> {
+        let Some(smtp) = self.config.smtp.clone() else { return Ok((0, 0)) };
+        let now = self.now_ms();
+        let mut due: BTreeMap<String, Vec<(Vec<u8>, Row)>> = BTreeMap::new();
+        for (k, v) in self.db.scan(Cf::Meta, MAIL)? {
+            let row: Row = serde_json::from_slice(&v).map_err(Error::internal)?;
+            if row.next_ms <= now {
+                due.entry(row.event.patient.clone()).or_default().push((k, row));
+            }
+        }
+        if due.is_empty() {
+            return Ok((0, 0));
+        }
+        let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&smtp.url)
+            .map_err(|e| Error::Unavailable(format!("the SMTP server's address: {e}")))?
+            .timeout(Some(DELIVERY_TIMEOUT))
+            .build();
+        let from: lettre::message::Mailbox =
+            smtp.from.parse().map_err(|e| Error::internal(format!("the sender address: {e}")))?;
+        let (mut sent, mut failed) = (0, 0);
+        let mut batch = self.db.batch();
+        for (patient, rows) in due {
+            let prefs = self.stored_preferences(&patient)?;
+            let Some(to) = prefs.email.as_deref().and_then(|e| check_email(e).ok()) else {
+                // E-mail turned off since: nobody to tell.
+                for (k, _) in &rows {
+                    batch.delete_cf(self.db.cf(Cf::Meta), k);
+                }
+                continue;
+            };
+            let events: Vec<Event> = rows.iter().map(|(_, r)| r.event.clone()).collect();
+            let (subject, body) = medanchor_ops::notify::message(&events);
+            let outcome = async {
+                let message = lettre::Message::builder()
+                    .from(from.clone())
+                    .to(lettre::message::Mailbox::new(None, to))
+                    .subject(subject)
+                    .message_id(Some(medanchor_ops::notify::message_id(&events, &self.config.domain)))
+                    .header(lettre::message::header::ContentType::TEXT_PLAIN)
+                    .body(body)
+                    .map_err(|e| e.to_string())?;
+                lettre::AsyncTransport::send(&transport, message).await.map_err(|e| e.to_string())
+            }
+            .await;
+            match outcome {
+                Ok(_) => {
+                    sent += 1;
+                    for (k, _) in &rows {
+                        batch.delete_cf(self.db.cf(Cf::Meta), k);
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    for (k, mut row) in rows {
+                        row.attempts += 1;
+                        row.next_ms = now + backoff_ms(row.attempts);
+                        row.last_error = Some(e.clone());
+                        let bytes = serde_json::to_vec(&row).map_err(Error::internal)?;
+                        if row.attempts >= MAX_ATTEMPTS {
+                            batch.delete_cf(self.db.cf(Cf::Meta), &k);
+                            batch.put_cf(self.db.cf(Cf::Meta), key(MAIL_DEAD, &k[MAIL.len()..]), bytes);
+                        } else {
+                            batch.put_cf(self.db.cf(Cf::Meta), &k, bytes);
+                        }
+                    }
+                    tracing::warn!(error = %e, "notification e-mail failed; will retry");
+                }
+            }
+        }
+        self.db.write(batch)?;
+        Ok((sent, failed))
+    }
+}
+
 /// Runs the notifier every `every`.
 pub fn spawn_notifier(state: Service, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -385,6 +556,11 @@ pub fn spawn_notifier(state: Service, every: Duration) -> tokio::task::JoinHandl
                 Ok((0, 0)) => {}
                 Ok((delivered, failed)) => tracing::info!(delivered, failed, "notifications"),
                 Err(e) => tracing::error!(error = %e, "notifier pass failed"),
+            }
+            match state.deliver_mail_once().await {
+                Ok((0, 0)) => {}
+                Ok((sent, failed)) => tracing::info!(sent, failed, "notification e-mail"),
+                Err(e) => tracing::error!(error = %e, "mailer pass failed"),
             }
         }
     })

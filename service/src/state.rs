@@ -94,6 +94,9 @@ pub struct Config {
     pub webhook_allow_private: bool,
     /// The anomaly rules' thresholds.
     pub anomaly: medanchor_ops::anomaly::Rules,
+    /// Where patients' notification e-mail is sent from (`None`: no
+    /// e-mail; settings are kept, messages wait).
+    pub smtp: Option<crate::notify::Smtp>,
     /// The smallest count the dashboard shows per diagnosis category
     /// (smaller ones are left out, so a count cannot single out a
     /// patient).
@@ -128,6 +131,7 @@ impl Config {
             metrics_token_sha256: None,
             webhook_allow_private: false,
             anomaly: Default::default(),
+            smtp: None,
             analytics_min_cell: 5,
         }
     }

@@ -38,6 +38,7 @@ backup_every_secs = 3600
 storage_price = ["STANDARD=0.02", "GLACIER=0.004"]
 webhook_allow_private = true
 log_format = "json"
+smtp_url = "smtp://mailer:hunter2-password@127.0.0.1:2525"
 
 [anomaly]
 denials = 20
@@ -58,7 +59,10 @@ denials = 20
     assert!(line(&out, "api_data_dir").ends_with("default"));
     assert!(out.contains("denials 20 in 10 min"), "{out}");
     assert!(line(&out, "MEDANCHOR_METRICS_TOKEN").contains("(set, hidden)"));
-    assert!(!out.contains(token) && !err.contains(token), "a secret was printed");
+    assert!(line(&out, "smtp_url").contains("smtp://mailer:***@127.0.0.1:2525"), "{out}");
+    for secret in [token, "hunter2-password"] {
+        assert!(!out.contains(secret) && !err.contains(secret), "a secret was printed");
+    }
 
     for (text, says) in [
         ("api_bnd = \"127.0.0.1:1\"\n", "unknown key \"api_bnd\""),

@@ -162,3 +162,176 @@ async fn a_node_that_allows_no_private_addresses_never_calls_one() {
     let (_, shown) = sys.get(&format!("/v1/patients/{p}/notifications/webhook"), &me).await;
     assert_eq!(shown["pending"], 2, "kept for retries: {shown}");
 }
+
+/// An SMTP server on loopback (aiosmtpd with its Maildir handler), killed
+/// on drop.
+struct SmtpSink {
+    child: std::process::Child,
+    port: u16,
+    maildir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    fn start(port: u16, maildir: tempfile::TempDir) -> SmtpSink {
+        for d in ["tmp", "new", "cur"] {
+            std::fs::create_dir_all(maildir.path().join(d)).expect("maildir");
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let out = std::process::Command::new("bash")
+            .args(["-c", "source scripts/lib.sh && ensure_smtp_sink"])
+            .current_dir(&root)
+            .output()
+            .expect("bash");
+        assert!(out.status.success(), "ensure_smtp_sink: {}", String::from_utf8_lossy(&out.stderr));
+        let python = String::from_utf8(out.stdout).expect("utf-8").trim().to_string();
+        let mut child = std::process::Command::new(python)
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return SmtpSink { child, port, maildir };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("aiosmtpd did not listen on {port}");
+    }
+
+    /// Every message received, as text, de-duplicated by `Message-ID` (as
+    /// a mail system does).
+    fn messages(&self) -> Vec<String> {
+        let mut by_id = std::collections::BTreeMap::new();
+        let new = self.maildir.path().join("new");
+        for e in std::fs::read_dir(&new).into_iter().flatten().flatten() {
+            let text = std::fs::read_to_string(e.path()).expect("message");
+            let id = text.lines().find(|l| l.to_ascii_lowercase().starts_with("message-id:")).unwrap_or("").to_string();
+            by_id.insert(id, text);
+        }
+        by_id.into_values().collect()
+    }
+
+    fn files(&self) -> usize {
+        std::fs::read_dir(self.maildir.path().join("new")).map_or(0, |d| d.count())
+    }
+
+    fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.maildir, tempfile::tempdir().expect("tempdir"))
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// E-mail notifications against a real SMTP server: the patient's
+/// settings (each refusal branch), an hourly digest that waits for its
+/// hour and then holds both events in one message (no content), an
+/// immediate one for a profile change, a server that is down (the message
+/// waits and goes out once it is back, under the same `Message-ID`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_goes_out_as_an_hourly_digest_or_at_once_and_waits_out_a_down_server() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let sink = SmtpSink::start(port, tempfile::tempdir().expect("maildir"));
+    let offset = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let o = offset.clone();
+    let clock: medanchor_api::app::Clock = Arc::new(move || now_ms() + o.load(std::sync::atomic::Ordering::SeqCst));
+    let smtp = medanchor_api::notify::Smtp {
+        url: format!("smtp://127.0.0.1:{}", sink.port),
+        from: "medanchor <notifications@medanchor.localhost>".into(),
+    };
+    let sys = super::start_with(move |c| c.smtp = Some(smtp), Some(clock)).await;
+    let (patient, _) = sys.consent_provider("wallet_2").await;
+    let (doctor, me) = (sys.sign_in("wallet_2").await, sys.sign_in("wallet_1").await);
+    let p = patient.to_string();
+    let prefs = |token: Option<&str>, body: Value| {
+        let (sys, p, token) = (&sys, p.clone(), token.map(str::to_string));
+        async move {
+            let mut r = sys.http.put(format!("{}/v1/patients/{p}/notifications/preferences", sys.api)).json(&body);
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            let r = r.send().await.expect("put");
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+
+    // Refusals, then the settings.
+    assert_eq!(prefs(None, json!({ "email": "me@example.org" })).await.0, 401);
+    let (s, a) = prefs(Some(&doctor), json!({ "email": "me@example.org" })).await;
+    assert_eq!((s, a["code"].as_str()), (403, Some("patient-only")), "{a}");
+    for (body, code) in [
+        (json!({ "email": "not an address" }), "invalid-email"),
+        (json!({ "email": format!("{}@example.org", "a".repeat(250)) }), "invalid-email"),
+        (json!({ "email": "me@example.org", "digest": "weekly" }), "invalid-digest"),
+    ] {
+        let (s, a) = prefs(Some(&me), body.clone()).await;
+        assert_eq!((s, a["code"].as_str()), (400, Some(code)), "{body}: {a}");
+    }
+    let (s, set) = prefs(Some(&me), json!({ "email": "patient@example.org", "digest": "hourly" })).await;
+    assert_eq!((s, set), (200, json!({ "email": "patient@example.org", "digest": "hourly" })));
+    let (_, shown) = sys.get(&format!("/v1/patients/{p}/notifications/preferences"), &me).await;
+    assert_eq!(shown["digest"], "hourly");
+    let (s, _) = sys.get(&format!("/v1/patients/{p}/notifications/preferences"), &doctor).await;
+    assert_eq!(s, 403);
+
+    // The provider writes and reads: two events, held for the hour.
+    let content = "HbA1c 6.1% — confidential";
+    let r: Value = sys
+        .http
+        .post(format!("{}/v1/patients/{p}/records", sys.api))
+        .bearer_auth(&doctor)
+        .json(&json!({ "record_type": "lab-results", "content": { "note": content } }))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let id = r["record_id"].as_str().expect("id").to_string();
+    sys.mine().await;
+    medanchor_api::app::track_once(&sys.state).expect("track");
+    assert_eq!(sys.get(&format!("/v1/records/{id}"), &doctor).await.0, 200);
+    assert_eq!(sys.state.mail_depth().expect("depth"), 2);
+    assert_eq!(sys.state.deliver_mail_once().await.expect("pass"), (0, 0), "not before the hour ends");
+    offset.store(3_600_000, std::sync::atomic::Ordering::SeqCst);
+    let pass = sys.state.deliver_mail_once().await.expect("pass");
+    let rows = sys.state.db().scan(medanchor_api::db::Cf::Meta, b"notify/mail/").expect("rows");
+    let kept: Vec<String> = rows.iter().map(|(_, v)| String::from_utf8_lossy(v).into_owned()).collect();
+    assert_eq!(pass, (1, 0), "one digest: {kept:?}");
+    assert_eq!(sys.state.deliver_mail_once().await.expect("pass"), (0, 0), "sent once");
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let m = &messages[0];
+    assert!(m.contains("To: patient@example.org"), "{m}");
+    assert!(m.contains("Subject: medanchor: 2 events on your records"), "{m}");
+    let bare = id.trim_start_matches("0x");
+    assert!(m.contains("record.create") && m.contains("record.read") && m.contains(bare), "{m}");
+    assert!(!m.contains("HbA1c") && !m.contains("confidential"), "no content in e-mail: {m}");
+
+    // Immediate: the next event goes at once. The server is down first:
+    // the message waits, and goes out when it is back (backoff passed).
+    let (s, _) = prefs(Some(&me), json!({ "email": "patient@example.org", "digest": "immediate" })).await;
+    assert_eq!(s, 200);
+    let maildir = sink.stop();
+    assert_eq!(sys.get(&format!("/v1/records/{id}"), &doctor).await.0, 200);
+    assert_eq!(sys.state.deliver_mail_once().await.expect("pass"), (0, 1), "the server is down");
+    assert_eq!(sys.state.mail_depth().expect("depth"), 1, "kept for the next try");
+    let sink = SmtpSink::start(port, maildir);
+    assert_eq!(sys.state.deliver_mail_once().await.expect("pass"), (0, 0), "waits for its backoff");
+    offset.store(3_600_000 + 5_000, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(sys.state.deliver_mail_once().await.expect("pass"), (1, 0));
+    let messages = sink.messages();
+    assert_eq!((messages.len(), sink.files()), (2, 2), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("Subject: medanchor: activity on your records")), "{messages:?}");
+    assert_eq!(sys.state.mail_depth().expect("depth"), 0);
+}

@@ -355,6 +355,8 @@ async fn no_route_of_one_tenant_reaches_another_tenants_data() {
         ("PUT", "/v1/patients/{patient}/notifications/webhook"),
         ("GET", "/v1/patients/{patient}/notifications/webhook"),
         ("DELETE", "/v1/patients/{patient}/notifications/webhook"),
+        ("PUT", "/v1/patients/{patient}/notifications/preferences"),
+        ("GET", "/v1/patients/{patient}/notifications/preferences"),
         ("GET", "/v1/audit/checkpoint"),
         ("GET", "/v1/audit/proof/inclusion"),
         ("GET", "/v1/audit/proof/consistency"),
