@@ -402,6 +402,7 @@ mod tests {
             time_ms: ms,
             reason: None,
             ip_hash: None,
+            detail: None,
         }
     }
 

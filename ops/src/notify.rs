@@ -10,7 +10,8 @@ pub struct Event {
     /// Stable across retries (`audit-{index}`): receivers de-duplicate on it.
     pub id: String,
     /// `access` (someone else read or wrote their data), `emergency` (a
-    /// break-glass access), `share-lockout` (their access codes locked
+    /// break-glass access), `consent-expiring` (a consent they gave ends
+    /// within 24 hours), `share-lockout` (their access codes locked
     /// after repeated wrong guesses), `profile` (their health profile
     /// changed, by anyone), `restore` (a write of theirs was lost when the
     /// node was restored from a backup) or `erased` (a record deleted at
@@ -31,6 +32,10 @@ pub struct Event {
     pub record_id: Option<String>,
     /// Unix ms.
     pub at_ms: u64,
+    /// What else the message needs (a reminder's provider, data type and
+    /// end); never content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// The facts of an audit entry a notification is derived from.
@@ -58,6 +63,8 @@ pub struct Facts<'a> {
     pub reason: Option<&'a str>,
     /// The keyed hash of the client's address.
     pub ip_hash: Option<&'a str>,
+    /// The entry's detail.
+    pub detail: Option<&'a str>,
 }
 
 /// Actions on a patient's data that they are told about when someone else
@@ -88,6 +95,7 @@ pub fn event(f: &Facts<'_>) -> Option<Event> {
         // Even the patient's own change: a stolen session changing the
         // emergency contacts must not go unnoticed.
         "profile.update" if f.outcome == "allowed" => "profile",
+        "consent.expiring" => "consent-expiring",
         _ if f.outcome != "allowed" || f.actor == patient || !NOTIFIED.contains(&f.action) => return None,
         _ if f.method == Some("emergency") => "emergency",
         _ => "access",
@@ -102,6 +110,7 @@ pub fn event(f: &Facts<'_>) -> Option<Event> {
         method: f.method.map(str::to_string),
         record_id: f.record_id.map(str::to_string),
         at_ms: f.time_ms,
+        detail: f.detail.map(str::to_string),
     })
 }
 
@@ -124,6 +133,10 @@ impl Event {
             "profile" => format!("your health profile was changed by {} ({})", self.actor, self.role),
             "restore" => "a record written for you was lost when the node was restored from a backup".to_string(),
             "erased" => "a record was erased at your request".to_string(),
+            "consent-expiring" => format!(
+                "a consent you gave ends within 24 hours: {}; renew it if the care goes on",
+                self.detail.as_deref().unwrap_or("see your consents")
+            ),
             kind => format!(
                 "{} ({}) — {}{}{}",
                 self.actor,
@@ -240,6 +253,7 @@ mod tests {
             time_ms: 1,
             reason: None,
             ip_hash: None,
+            detail: None,
         }
     }
 

@@ -132,6 +132,7 @@ impl AuditEntry {
             time_ms: self.time_ms,
             reason: self.reason.as_deref(),
             ip_hash: self.ip_hash.as_deref(),
+            detail: self.detail.as_deref(),
         }
     }
 

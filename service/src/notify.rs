@@ -43,6 +43,7 @@ const DEAD: &[u8] = b"notify/dead/";
 const PREF: &[u8] = b"notify/pref/";
 const MAIL: &[u8] = b"notify/mail/";
 const MAIL_DEAD: &[u8] = b"notify/mail-dead/";
+const REMINDED: &[u8] = b"notify/reminded/";
 
 /// Longest e-mail address (RFC 5321's path limit).
 pub const MAX_EMAIL: usize = 254;
@@ -542,6 +543,59 @@ impl Service {
         }
         self.db.write(batch)?;
         Ok((sent, failed))
+    }
+}
+
+/// How far ahead a consent's end is announced: 24 hours of burn blocks.
+const REMIND_WITHIN_BLOCKS: u64 = 24 * medanchor_contracts::types::BURN_BLOCKS_PER_HOUR;
+
+impl Service {
+    /// The reminder job: for every patient who gets notifications (a
+    /// webhook or e-mail), each active consent of theirs that ends within
+    /// 24 hours is announced once — an audit entry `consent.expiring`
+    /// (the node's, about the patient; provider, data type and end in its
+    /// detail), whose notification rows go in its own commit. A marker
+    /// per consent and end keeps it to once (written after the entry, so
+    /// a crash between repeats a reminder rather than loses one).
+    pub(crate) async fn consent_reminders_job(self) -> std::result::Result<String, String> {
+        let status = self.chain.status().map_err(|e| e.to_string())?;
+        let Some(now_burn) = status.tip_burn_block_height else { return Ok("no chain yet".into()) };
+        let mut patients = std::collections::BTreeSet::new();
+        for prefix in [SUB, PREF] {
+            for (k, _) in self.db.scan(Cf::Meta, prefix).map_err(|e| e.to_string())? {
+                patients.insert(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+            }
+        }
+        let mut reminded = 0;
+        for patient in patients {
+            let Ok(principal) = patient.parse::<Principal>() else { continue };
+            let consents = self.chain.consents(&principal).map_err(|e| e.to_string())?;
+            for c in consents {
+                let Some(end) = c.expires_at else { continue };
+                let active = c.revoked_at.is_none() && end > now_burn;
+                if !active || end > now_burn + REMIND_WITHIN_BLOCKS {
+                    continue;
+                }
+                let marker =
+                    [REMINDED, format!("{patient}\0{}\0{}\0{end}", c.provider, c.data_type).as_bytes()].concat();
+                if self.db.get(Cf::Meta, &marker).map_err(|e| e.to_string())?.is_some() {
+                    continue;
+                }
+                let hours = (end - now_burn).div_ceil(medanchor_contracts::types::BURN_BLOCKS_PER_HOUR);
+                let mut entry = AuditEntry::system("consent.expiring", crate::state::now_ms());
+                entry.patient = Some(patient.clone());
+                entry.detail = Some(format!(
+                    "{} may read your {} until burn block {end} (about {hours} h from now)",
+                    c.provider, c.data_type
+                ));
+                self.audit.append(entry).await.map_err(|e| e.to_string())?;
+                let mut batch = self.db.batch();
+                batch.put_cf(self.db.cf(Cf::Meta), &marker, []);
+                self.db.write(batch).map_err(|e| e.to_string())?;
+                reminded += 1;
+            }
+        }
+        Ok(format!("{reminded} consent reminders"))
     }
 }
 

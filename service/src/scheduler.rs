@@ -1,6 +1,6 @@
 //! One scheduler for the node's periodic jobs: share sweeps, credential
-//! expiry, the attachments' housekeeping, and what the command adds
-//! (backups). The rules are [`medanchor_ops::schedule`]; here they meet
+//! expiry, the attachments' housekeeping, reminders of consents about to
+//! end, and what the command adds (backups). The rules are [`medanchor_ops::schedule`]; here they meet
 //! the store and the clock.
 //!
 //! Each job's record (`meta` `job/{name}`: last start, end, outcome,
@@ -225,6 +225,8 @@ pub fn job_views(db: &ApiDb, specs: &[JobSpec], now: u64) -> std::result::Result
 pub const SHARE_SWEEP: JobSpec = JobSpec { name: "share-sweep", every_ms: 60_000, lease_ms: 600_000 };
 /// Credential expiry: hourly (a day boundary moves a document's state).
 pub const CREDENTIAL_EXPIRY: JobSpec = JobSpec { name: "credential-expiry", every_ms: 3_600_000, lease_ms: 1_800_000 };
+/// Reminders of consents ending within 24 hours: hourly.
+pub const CONSENT_REMINDERS: JobSpec = JobSpec { name: "consent-reminders", every_ms: 3_600_000, lease_ms: 1_800_000 };
 /// Abandoned uploads and removed attachments past retention: hourly.
 pub const ATTACHMENT_CLEANUP: JobSpec =
     JobSpec { name: "attachment-cleanup", every_ms: 3_600_000, lease_ms: 1_800_000 };
@@ -232,11 +234,12 @@ pub const ATTACHMENT_CLEANUP: JobSpec =
 impl Service {
     /// The jobs every tenant runs.
     pub fn standard_jobs(&self) -> Vec<(JobSpec, JobFn)> {
-        let (a, b, c) = (self.clone(), self.clone(), self.clone());
+        let (a, b, c, d) = (self.clone(), self.clone(), self.clone(), self.clone());
         vec![
             (SHARE_SWEEP, Arc::new(move || -> JobFuture { Box::pin(a.clone().sweep_shares_job()) })),
             (CREDENTIAL_EXPIRY, Arc::new(move || -> JobFuture { Box::pin(b.clone().expire_credentials_job()) })),
             (ATTACHMENT_CLEANUP, Arc::new(move || -> JobFuture { Box::pin(c.clone().attachment_cleanup_job()) })),
+            (CONSENT_REMINDERS, Arc::new(move || -> JobFuture { Box::pin(d.clone().consent_reminders_job()) })),
         ]
     }
 

@@ -323,6 +323,7 @@ impl Service {
                 crate::scheduler::SHARE_SWEEP,
                 crate::scheduler::CREDENTIAL_EXPIRY,
                 crate::scheduler::ATTACHMENT_CLEANUP,
+                crate::scheduler::CONSENT_REMINDERS,
             ])),
         }
     }

@@ -55,6 +55,7 @@ fn run(events: &mut [Ev], rules: &Rules) -> Vec<Flag> {
             time_ms: e.ms,
             reason: e.reason,
             ip_hash: e.ip.as_deref(),
+            detail: None,
         };
         let enhanced = matches!(e.record_type, Some("mental-health" | "genetic-data"));
         let ctx = Context { record_type: e.record_type, enhanced, diagnoses: &[] };

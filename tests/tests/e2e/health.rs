@@ -126,7 +126,7 @@ async fn health_readiness_and_metrics_parse_as_prometheus_text() {
     assert_eq!(sample(&samples, "medanchor_index_lag_blocks", &[]), Some(0.0));
     assert_eq!(sample(&samples, "medanchor_node_up", &[]), Some(1.0));
     assert_eq!(sample(&samples, "medanchor_backup_alerts", &[]), Some(0.0));
-    for job in ["share-sweep", "credential-expiry", "attachment-cleanup"] {
+    for job in ["share-sweep", "credential-expiry", "attachment-cleanup", "consent-reminders"] {
         assert_eq!(sample(&samples, "medanchor_job_failing", &[("job", job)]), Some(0.0), "{job}");
     }
     for kind in ["anomaly", "security"] {

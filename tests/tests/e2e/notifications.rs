@@ -163,6 +163,32 @@ async fn a_node_that_allows_no_private_addresses_never_calls_one() {
     assert_eq!(shown["pending"], 2, "kept for retries: {shown}");
 }
 
+/// A message's text with its quoted-printable body decoded (soft line
+/// breaks joined, `=XX` bytes restored).
+fn decode_quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// An SMTP server on loopback (aiosmtpd with its Maildir handler), killed
 /// on drop.
 struct SmtpSink {
@@ -208,7 +234,7 @@ impl SmtpSink {
         let mut by_id = std::collections::BTreeMap::new();
         let new = self.maildir.path().join("new");
         for e in std::fs::read_dir(&new).into_iter().flatten().flatten() {
-            let text = std::fs::read_to_string(e.path()).expect("message");
+            let text = decode_quoted_printable(&std::fs::read_to_string(e.path()).expect("message"));
             let id = text.lines().find(|l| l.to_ascii_lowercase().starts_with("message-id:")).unwrap_or("").to_string();
             by_id.insert(id, text);
         }
@@ -334,4 +360,30 @@ async fn email_goes_out_as_an_hourly_digest_or_at_once_and_waits_out_a_down_serv
     assert_eq!((messages.len(), sink.files()), (2, 2), "{messages:?}");
     assert!(messages.iter().any(|m| m.contains("Subject: medanchor: activity on your records")), "{messages:?}");
     assert_eq!(sys.state.mail_depth().expect("depth"), 0);
+
+    // A consent that ends within a day: the hourly reminder job announces
+    // it once (through the scheduler, on the moved clock).
+    let provider = sys.principal("wallet_2");
+    sys.tx(
+        "wallet_1",
+        medanchor_wallet::ContractCall::grant_consent(
+            &provider,
+            medanchor_contracts::types::DataType::TreatmentPlans,
+            medanchor_wallet::GrantDuration::Blocks(100),
+        ),
+    )
+    .await;
+    let scheduler = sys.state.scheduler("e2e");
+    assert!(scheduler.tick().await.is_empty(), "registered");
+    offset.store(2 * 3_600_000 + 10_000, std::sync::atomic::Ordering::SeqCst);
+    let ran = scheduler.tick().await;
+    let reminders: Vec<&Result<String, String>> =
+        ran.iter().filter(|(n, _)| *n == "consent-reminders").map(|(_, o)| o).collect();
+    assert_eq!(reminders, [&Ok("1 consent reminders".to_string())], "{ran:?}");
+    assert_eq!(sys.state.deliver_mail_once().await.expect("pass"), (1, 0));
+    let reminder = sink.messages().into_iter().find(|m| m.contains("ends within 24 hours")).expect("the reminder");
+    assert!(reminder.contains(&provider.to_string()) && reminder.contains("treatment-plans"), "{reminder}");
+    offset.store(3 * 3_600_000 + 20_000, std::sync::atomic::Ordering::SeqCst);
+    let again = scheduler.tick().await;
+    assert!(again.contains(&("consent-reminders", Ok("0 consent reminders".to_string()))), "once: {again:?}");
 }

@@ -221,7 +221,7 @@ async fn the_dashboard_counts_what_the_log_holds_and_flags_are_raised_explained_
     let (s, jobs) = sys.get("/v1/admin/jobs", &admin).await;
     assert_eq!(s, 200, "{jobs}");
     let names: Vec<&str> = jobs.as_array().expect("jobs").iter().filter_map(|j| j["name"].as_str()).collect();
-    assert_eq!(names, ["share-sweep", "credential-expiry", "attachment-cleanup"]);
+    assert_eq!(names, ["share-sweep", "credential-expiry", "attachment-cleanup", "consent-reminders"]);
     assert_eq!((jobs[0]["every_s"].as_u64(), jobs[0]["failing"].as_u64()), (Some(60), Some(0)));
     for token in [&auditor, &doctor] {
         let (s, v) = sys.get("/v1/admin/jobs", token).await;
