@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, head, options, patch, post, put, MethodRouter};
 use axum::{Json, Router};
 pub use medanchor_service::anchor::{resend_once, spawn_tracker, track_once, RESEND_AFTER, RETRY_QUEUED_AFTER};
-pub use medanchor_service::file_anchors::{spawn_file_anchor, BATCH_EVERY as FILE_BATCH_EVERY};
+pub use medanchor_service::file_anchors::{file_anchor_job, BATCH_EVERY as FILE_BATCH_EVERY};
 pub use medanchor_service::records::{principal_arg, record_id_arg};
 /// The state every handler runs on: the service.
 pub use medanchor_service::Service as AppState;
@@ -45,6 +45,16 @@ pub(crate) mod uploads;
 pub(crate) mod verify;
 
 pub use share::GRANT_HEADER;
+
+/// A request body that must be a JSON object: serde reads a struct from
+/// an array too (`[null, null]` for two optional fields), which the
+/// document does not allow.
+pub(crate) fn json_object<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> ApiResult<T> {
+    if !body.is_object() {
+        return Err(ApiError::bad("invalid-body", "the body must be a JSON object"));
+    }
+    serde_json::from_value(body).map_err(|e| ApiError::bad("invalid-body", e.to_string()))
+}
 
 /// An HTTP method the API serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

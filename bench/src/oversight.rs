@@ -181,19 +181,23 @@ fn entry(rng: &mut ChaCha8Rng, now_ms: u64) -> AuditEntry {
 async fn fill(log: &AuditLog, n: u64, now_ms: u64) -> anyhow::Result<f64> {
     const WRITERS: u64 = 512;
     let started = Instant::now();
+    // Hidden when stderr is not a terminal.
+    let bar = indicatif::ProgressBar::with_draw_target(Some(n), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("appending [{bar:30}] {pos}/{len} entries  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
-        let (log, done) = (log.clone(), done.clone());
+        let (log, done, bar) = (log.clone(), done.clone(), bar.clone());
         let count = n / WRITERS + u64::from(w < n % WRITERS);
         tasks.push(tokio::spawn(async move {
             let mut rng = ChaCha8Rng::seed_from_u64(w);
             for _ in 0..count {
                 log.append(entry(&mut rng, now_ms)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-                let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                if d % 100_000 == 0 {
-                    eprintln!("  {d} entries");
-                }
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                bar.inc(1);
             }
             Ok::<_, anyhow::Error>(())
         }));
@@ -201,6 +205,8 @@ async fn fill(log: &AuditLog, n: u64, now_ms: u64) -> anyhow::Result<f64> {
     for t in tasks {
         t.await??;
     }
+    bar.finish_and_clear();
+    anyhow::ensure!(done.load(std::sync::atomic::Ordering::Relaxed) == n, "not every entry was appended");
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 

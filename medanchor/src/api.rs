@@ -17,9 +17,7 @@ use medanchor_wallet::{ContractCall, RpcClient, Wallet};
 use sha2::Digest as _;
 
 use crate::tenants::{TenantsFile, DEFAULT_TENANT};
-
-/// How often the notifier looks for due webhook deliveries.
-const NOTIFY_EVERY: Duration = Duration::from_secs(1);
+use medanchor_api::scheduler::{JobFn, JobSpec};
 
 /// How often `up` anchors the audit log's root (when it has grown).
 const AUDIT_ANCHOR_EVERY: Duration = Duration::from_secs(3);
@@ -114,8 +112,10 @@ impl StorageArgs {
     }
 }
 
-/// Starts the API on `listener` (with the anchor tracker and the audit
-/// anchoring task); returns its server task and every tenant's service.
+/// Starts the API on `listener` (with the anchor tracker, and the
+/// authorization of the anchoring operator); returns its server task,
+/// every tenant's service and the anchoring jobs' key (the caller adds
+/// the jobs to its schedulers).
 #[allow(clippy::too_many_arguments)]
 pub fn start(
     index: &Indexer,
@@ -128,7 +128,7 @@ pub fn start(
     storage: &StorageArgs,
     tenants: &TenantsFile,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<(tokio::task::JoinHandle<std::io::Result<()>>, Vec<AppState>)> {
+) -> anyhow::Result<Started> {
     let mut custody = Custody::default();
     for a in custodial {
         custody.insert(a.key.clone());
@@ -182,7 +182,6 @@ pub fn start(
     }
     for s in &states {
         app::spawn_tracker(s.clone(), Duration::from_millis(500));
-        medanchor_api::notify::spawn_notifier(s.clone(), NOTIFY_EVERY);
     }
     // Deletions made after this data was written (a restore brought it
     // back) are replayed before the API serves: on every start, as it is
@@ -195,8 +194,44 @@ pub fn start(
             n => tracing::warn!(records = n, "erased again records the tombstone list names (restored from a backup)"),
         }
     }
-    start_audit_anchoring(states.clone(), rpc, accounts)?;
-    Ok((tokio::spawn(medanchor_api::serve_tenants(listener, states.clone(), shutdown)), states))
+    let anchoring = start_audit_anchoring(rpc, accounts)?;
+    Ok((tokio::spawn(medanchor_api::serve_tenants(listener, states.clone(), shutdown)), states, anchoring))
+}
+
+/// What [`start`] started: the server task, every tenant's service, and
+/// the anchoring jobs' key.
+pub type Started = (tokio::task::JoinHandle<std::io::Result<()>>, Vec<AppState>, Option<Anchoring>);
+
+/// The operator key the anchoring jobs sign with, and whether it may
+/// anchor yet.
+pub struct Anchoring {
+    /// The operator's key.
+    pub operator: medanchor_wallet::keys::StacksKey,
+    /// Set once the contract owner has authorized it.
+    pub ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Anchoring {
+    /// The anchoring jobs of a tenant's scheduler: file batches for every
+    /// tenant, the audit log's root for the first (the contract keeps one
+    /// audit head per operator).
+    pub fn jobs(&self, tenant: &AppState, first: bool) -> Vec<(JobSpec, JobFn)> {
+        let mut jobs = vec![medanchor_api::file_anchors::file_anchor_job(
+            tenant.clone(),
+            self.operator.clone(),
+            app::FILE_BATCH_EVERY,
+            self.ready.clone(),
+        )];
+        if first {
+            jobs.push(anchoring::audit_anchor_job(
+                tenant.clone(),
+                self.operator.clone(),
+                AUDIT_ANCHOR_EVERY,
+                self.ready.clone(),
+            ));
+        }
+        jobs
+    }
 }
 
 /// Anchors the audit log on-chain with the devnet `faucet` account as the
@@ -208,17 +243,18 @@ pub fn start(
 /// The contract keeps one audit head per operator, so the operator key
 /// anchors the `default` tenant's log; every tenant's file hashes are
 /// batch-anchored with it (batches are keyed by root, not by operator).
-fn start_audit_anchoring(states: Vec<AppState>, rpc: &str, accounts: &[DevnetAccount]) -> anyhow::Result<()> {
-    let state = states[0].clone();
+fn start_audit_anchoring(rpc: &str, accounts: &[DevnetAccount]) -> anyhow::Result<Option<Anchoring>> {
     let key = |name: &str| accounts.iter().find(|a| a.name == name).map(|a| a.key.clone());
     let Some(operator) = key("faucet") else {
         tracing::warn!("no devnet `faucet` account: the audit log is not anchored on-chain");
-        return Ok(());
+        return Ok(None);
     };
     let owner = key("deployer");
     let node = RpcClient::new(rpc)?;
     let log = medanchor_wallet::testnet_address(&operator);
     tracing::info!(%log, every_s = AUDIT_ANCHOR_EVERY.as_secs(), "audit log anchored on-chain by the devnet faucet");
+    let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = ready.clone();
     tokio::spawn(async move {
         match owner {
             Some(owner) => {
@@ -228,14 +264,11 @@ fn start_audit_anchoring(states: Vec<AppState>, rpc: &str, accounts: &[DevnetAcc
             }
             None => tracing::warn!("no devnet `deployer` account: cannot authorize the audit operator"),
         }
-        // The same key anchors attachments' hashes in batches (the two
-        // tasks submit one at a time through the service).
-        for s in &states {
-            app::spawn_file_anchor(s.clone(), operator.clone(), app::FILE_BATCH_EVERY);
-        }
-        anchoring::spawn_audit_anchor(state, operator, AUDIT_ANCHOR_EVERY);
+        // The anchoring jobs (the same key anchors attachments' hashes in
+        // batches) start now: authorized, or the chain will say why not.
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
     });
-    Ok(())
+    Ok(Some(Anchoring { operator, ready }))
 }
 
 /// DEVNET ONLY: makes `operator` an anchor operator with the deployer's

@@ -127,8 +127,10 @@ pub fn run(args: IndexerArgs) -> anyhow::Result<()> {
 pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let indexer = open(&args.data_dir, &args.deployer, 10_000)?;
     if let Some(tsv) = &args.tsv {
-        let stats = replay::replay_tsv(&indexer, tsv)?;
-        println!("{}", serde_json::to_string_pretty(&stats)?);
+        let spinner = crate::progress::ProgressBar::spinner("replaying the event log");
+        let stats = replay::replay_tsv(&indexer, tsv);
+        spinner.finish();
+        println!("{}", serde_json::to_string_pretty(&stats?)?);
         return Ok(());
     }
     let dir = args.devnet_data.as_deref().context("--tsv or --devnet-data is required")?;
@@ -141,17 +143,27 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     anyhow::ensure!(chain_dir.exists(), "{} holds no devnet chain", dir.display());
     let chain = medanchor_devnet::chain::Chain::open(&chain_dir, config)
         .with_context(|| format!("opening {} (stop the devnet first)", chain_dir.display()))?;
-    let applied = replay_devnet(&indexer, &chain, 0)?;
-    println!("replayed {applied} devnet blocks into {}", args.data_dir.display());
+    let bar = crate::progress::ProgressBar::items("replaying", "blocks");
+    let applied = replay_devnet(&indexer, &chain, 0, &|done, total| bar.show(done, total));
+    bar.finish();
+    println!("replayed {} devnet blocks into {}", applied?, args.data_dir.display());
     Ok(())
 }
 
 /// Feeds the devnet's stored blocks from `from` to its tip into `indexer`,
-/// as the node's `/new_block` payloads. Returns how many were applied.
-pub fn replay_devnet(indexer: &Indexer, chain: &medanchor_devnet::chain::Chain, from: u64) -> anyhow::Result<usize> {
+/// as the node's `/new_block` payloads, telling `progress` (blocks done,
+/// of how many). Returns how many were applied.
+pub fn replay_devnet(
+    indexer: &Indexer,
+    chain: &medanchor_devnet::chain::Chain,
+    from: u64,
+    progress: &dyn Fn(u64, u64),
+) -> anyhow::Result<usize> {
     let mut applied = 0;
     let mut parent = if from == 0 { None } else { chain.block(from - 1)?.map(|b| b.header) };
-    for height in from..=chain.tip().height {
+    let tip = chain.tip().height;
+    for height in from..=tip {
+        progress(height - from, tip + 1 - from);
         let block = chain.block(height)?.with_context(|| format!("devnet block {height} is missing"))?;
         for (path, body) in medanchor_devnet::observer::block_payloads(&block, parent.as_ref()) {
             let body = serde_json::to_vec(&body)?;

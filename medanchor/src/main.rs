@@ -423,7 +423,7 @@ fn devnet(args: DevnetArgs, indexer: Option<(IndexerUp, ApiArgs)>) -> anyhow::Re
                     let api_at = api_listener.local_addr()?;
                     let custodial: Vec<_> =
                         accounts.iter().filter(|a| api.custodial.contains(&a.name)).cloned().collect();
-                    let (task, tenants) = api::start(
+                    let (task, tenants, anchoring) = api::start(
                         &index,
                         &format!("http://{addr}"),
                         api_listener,
@@ -457,6 +457,9 @@ fn devnet(args: DevnetArgs, indexer: Option<(IndexerUp, ApiArgs)>) -> anyhow::Re
                     let holder = format!("pid {} started {started}", std::process::id());
                     for (i, tenant) in tenants.iter().enumerate() {
                         let mut scheduler = tenant.scheduler(&holder);
+                        for (spec, run) in anchoring.iter().flat_map(|a| a.jobs(tenant, i == 0)) {
+                            scheduler.add(spec, run);
+                        }
                         if i == 0 {
                             if let Some((spec, run)) = backup::backup_job(backups.clone(), tenant.clone()) {
                                 scheduler.add(spec, run);
@@ -469,7 +472,9 @@ fn devnet(args: DevnetArgs, indexer: Option<(IndexerUp, ApiArgs)>) -> anyhow::Re
                             }
                         }
                         tenant.set_jobs(scheduler.specs());
-                        scheduler.spawn(std::time::Duration::from_secs(1));
+                        // Four ticks a second: a job due every second runs
+                        // every second, not every other.
+                        scheduler.spawn(std::time::Duration::from_millis(250));
                     }
                     let audit_log = accounts
                         .iter()
@@ -538,7 +543,7 @@ fn catch_up(
             let status = medanchor_indexer::query::IndexReader::new(index.db().clone()).status()?;
             let reason = match (status.tip_height, status.tip_index_block_hash) {
                 (None, _) => {
-                    let applied = indexer::replay_devnet(&index, &state.chain, 0)?;
+                    let applied = indexer::replay_devnet(&index, &state.chain, 0, &|_, _| {})?;
                     tracing::info!(blocks = applied, "index built from the devnet's stored blocks");
                     return Ok(index);
                 }
@@ -546,7 +551,7 @@ fn catch_up(
                     let ours = state.chain.block(height)?.map(|b| BlockHash(b.header.index_block_hash));
                     if ours == Some(hash) {
                         if height < state.chain.tip().height {
-                            let applied = indexer::replay_devnet(&index, &state.chain, height + 1)?;
+                            let applied = indexer::replay_devnet(&index, &state.chain, height + 1, &|_, _| {})?;
                             tracing::info!(blocks = applied, "index caught up from the devnet's stored blocks");
                         }
                         return Ok(index);
@@ -573,7 +578,7 @@ fn catch_up(
          have, or by a newer build. Moved aside and rebuilt from the devnet's stored blocks"
     );
     let index = indexer::open(dir, deployer, 10_000)?;
-    let applied = indexer::replay_devnet(&index, &state.chain, 0)?;
+    let applied = indexer::replay_devnet(&index, &state.chain, 0, &|_, _| {})?;
     tracing::info!(blocks = applied, "index rebuilt from the devnet's stored blocks");
     Ok(index)
 }

@@ -1,42 +1,54 @@
-//! The commands' progress bar.
+//! The commands' progress bars (`indicatif`): drawn on stderr only when
+//! it is a terminal, so logs, pipes and tests get the summary lines alone.
 
-/// A one-line progress bar on stderr, drawn only when stderr is a
-/// terminal (logs and tests get the summary lines alone), at most ten
-/// times a second.
+/// A progress bar of bytes or of items.
 pub(crate) struct ProgressBar {
-    what: &'static str,
-    tty: bool,
-    last: std::cell::Cell<Option<std::time::Instant>>,
+    bar: indicatif::ProgressBar,
 }
 
 impl ProgressBar {
+    fn styled(what: &'static str, template: &str) -> ProgressBar {
+        let bar = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+        let style = indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("#>-");
+        bar.set_style(style);
+        bar.set_prefix(what);
+        ProgressBar { bar }
+    }
+
+    /// A bar of bytes (`backing up`, `exporting`).
     pub(crate) fn new(what: &'static str) -> ProgressBar {
-        use std::io::IsTerminal;
-        ProgressBar { what, tty: std::io::stderr().is_terminal(), last: Default::default() }
+        ProgressBar::styled(
+            what,
+            "{prefix} [{bar:30}] {percent:>3}%  {bytes} / {total_bytes}  {bytes_per_sec}  eta {eta}",
+        )
+    }
+
+    /// A bar of items (`replaying` blocks).
+    pub(crate) fn items(what: &'static str, unit: &'static str) -> ProgressBar {
+        let template = format!("{{prefix}} [{{bar:30}}] {{pos}} / {{len}} {unit}  {{per_sec}}  eta {{eta}}");
+        ProgressBar::styled(what, &template)
+    }
+
+    /// A spinner for work whose size is unknown; it ticks on its own.
+    pub(crate) fn spinner(what: &'static str) -> ProgressBar {
+        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {prefix}  {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(what);
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        ProgressBar { bar }
     }
 
     pub(crate) fn show(&self, done: u64, total: u64) {
-        let now = std::time::Instant::now();
-        if !self.tty || self.last.get().is_some_and(|t| now - t < std::time::Duration::from_millis(100)) {
-            return;
-        }
-        self.last.set(Some(now));
-        let share = if total == 0 { 1.0 } else { done as f64 / total as f64 };
-        let filled = (share * 30.0).round() as usize;
-        eprint!(
-            "\r{} [{}{}] {:>3.0}%  {:.2} / {:.2} GB",
-            self.what,
-            "#".repeat(filled.min(30)),
-            "-".repeat(30 - filled.min(30)),
-            share * 100.0,
-            done as f64 / 1e9,
-            total as f64 / 1e9
-        );
+        self.bar.set_length(total);
+        self.bar.set_position(done);
     }
 
     pub(crate) fn finish(&self) {
-        if self.tty && self.last.get().is_some() {
-            eprintln!();
-        }
+        self.bar.finish_and_clear();
     }
 }

@@ -503,6 +503,12 @@ pub fn open_flags(db: &ApiDb) -> std::result::Result<(u64, u64), DbError> {
     }))
 }
 
+/// Today's count of a tenant-wide metric (for `/metrics`).
+pub fn today_count(db: &ApiDb, metric: &str) -> std::result::Result<u64, DbError> {
+    let key = day_key(day_of(crate::state::now_ms()), metric, "");
+    Ok(db.get(Cf::Analytics, &key)?.and_then(|v| v.try_into().ok().map(u64::from_be_bytes)).unwrap_or(0))
+}
+
 /// Every provider's activity over `from..=to` and the period's flags.
 pub fn compliance_of(db: &ApiDb, from: u32, to: u32) -> std::result::Result<ComplianceReport, DbError> {
     let mut providers: BTreeMap<String, BTreeMap<u32, ProviderDay>> = BTreeMap::new();

@@ -23,6 +23,7 @@
 //! Failures are logged and retried at the next tick; requests never wait
 //! for anchoring.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use medanchor_contracts::{ClarityValue, ContractName, Txid};
@@ -371,43 +372,60 @@ fn announce(state: &Service, log: &str) -> Result<(), DbError> {
     }
 }
 
-/// Starts the anchoring task: every `every`, anchors the audit log's root
-/// signed by `operator` when the log has grown since its on-chain head.
-/// Failures (node down, operator not authorized, divergence) are logged and
-/// retried; the task never blocks a request.
-pub fn spawn_audit_anchor(state: Service, operator: StacksKey, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let log = medanchor_wallet::testnet_address(&operator);
-        if let Err(e) = announce(&state, &log) {
-            tracing::warn!(error = %e, "recording the audit log's operator");
-        }
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut anchorer: Option<Anchorer> = None;
-        loop {
-            tick.tick().await;
-            let a = match &mut anchorer {
+/// The audit-anchoring job: each run anchors the audit log's root signed
+/// by `operator` when the log has grown since its on-chain head (one step:
+/// submit, or follow the transaction in flight). `ready` is set once the
+/// operator may anchor (on the devnet, when the owner has authorized it);
+/// until then a run waits. A divergence between the log and the chain's
+/// head fails the run (an alert until resolved); a node out of reach or a
+/// transaction refused fails it too, and the next run tries again.
+pub fn audit_anchor_job(
+    state: Service,
+    operator: StacksKey,
+    every: Duration,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+) -> (crate::scheduler::JobSpec, crate::scheduler::JobFn) {
+    let log = medanchor_wallet::testnet_address(&operator);
+    if let Err(e) = announce(&state, &log) {
+        tracing::warn!(error = %e, "recording the audit log's operator");
+    }
+    let anchorer: Arc<tokio::sync::Mutex<Option<Anchorer>>> = Arc::default();
+    let spec =
+        crate::scheduler::JobSpec { name: "audit-anchoring", every_ms: every.as_millis() as u64, lease_ms: 120_000 };
+    let run: crate::scheduler::JobFn = Arc::new(move || -> crate::scheduler::JobFuture {
+        let (state, operator, anchorer, ready) = (state.clone(), operator.clone(), anchorer.clone(), ready.clone());
+        Box::pin(async move {
+            if !ready.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok("waiting for the operator's authorization".into());
+            }
+            let mut slot = anchorer.lock().await;
+            let a = match &mut *slot {
                 Some(a) => a,
-                None => match Anchorer::connect(state.clone(), operator.clone()).await {
-                    Ok(a) => anchorer.insert(a),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "audit anchoring: the node is unreachable");
-                        continue;
-                    }
-                },
+                None => slot.insert(
+                    Anchorer::connect(state, operator).await.map_err(|e| format!("the node is unreachable: {e}"))?,
+                ),
             };
             match a.step().await {
-                Ok(AnchorOutcome::Submitted(_) | AnchorOutcome::Empty | AnchorOutcome::InFlight(_)) => {}
-                Ok(AnchorOutcome::UpToDate(h)) => tracing::debug!(size = h.tree_size, "audit log anchored"),
-                Err(e @ AnchorError::Diverged(_)) => {
-                    tracing::error!(error = %e, log = a.log(), "audit anchoring stopped submitting");
-                    a.save_error(&e);
-                }
+                Ok(AnchorOutcome::Submitted(_)) => Ok("audit root submitted".into()),
+                Ok(AnchorOutcome::Empty) => Ok("the log is empty".into()),
+                Ok(AnchorOutcome::InFlight(_)) => Ok("an anchoring transaction is in flight".into()),
+                Ok(AnchorOutcome::UpToDate(h)) => Ok(format!("anchored up to {} entries", h.tree_size)),
                 Err(e) => {
-                    tracing::warn!(error = %e, log = a.log(), "audit anchoring failed; retrying");
                     a.save_error(&e);
+                    Err(e.to_string())
                 }
             }
-        }
-    })
+        })
+    });
+    (spec, run)
+}
+
+/// Runs [`audit_anchor_job`] alone every `every` on a scheduler over the
+/// service's store (tests; `up` adds the job to its tenant's scheduler).
+pub fn spawn_audit_anchor(state: Service, operator: StacksKey, every: Duration) -> tokio::task::JoinHandle<()> {
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (spec, run) = audit_anchor_job(state.clone(), operator, every, ready);
+    let mut scheduler = state.bare_scheduler("audit-anchoring");
+    scheduler.add(spec, run);
+    scheduler.spawn(every / 2)
 }

@@ -2,7 +2,7 @@
 //! anchored on-chain, many per transaction.
 //!
 //! Storing a file queues its SHA-256 (in the batch that writes its
-//! version). The anchorer ([`spawn_file_anchor`]; every [`BATCH_EVERY`],
+//! version). The anchorer ([`file_anchor_job`]; every [`BATCH_EVERY`],
 //! or sooner once [`Config::batch_max`](crate::Config) hashes wait) seals
 //! the queue into a batch: the hashes in ascending order are the leaves of
 //! an RFC 6962 tree (`leaf = SHA-256(0x00 ‖ file hash)`), whose root and
@@ -17,6 +17,7 @@
 //! Keys in the `attachments` family: `q‖hash` queued; `b‖root` the batch;
 //! `s‖root` a batch not yet settled; `p‖hash` → `root ‖ index`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use medanchor_contracts::{ClarityValue, ContractName, Txid};
@@ -374,37 +375,44 @@ impl FileAnchorer {
     }
 }
 
-/// Starts the batch anchorer: every `every`, settles and sends batches and
-/// seals the queue; failures are logged and retried, never blocking a
-/// request.
-pub fn spawn_file_anchor(state: Service, operator: StacksKey, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let max = state.config.batch_max;
-        let mut tick = tokio::time::interval(every.min(Duration::from_secs(1)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut anchorer: Option<FileAnchorer> = None;
-        let mut last_seal = std::time::Instant::now();
-        loop {
-            tick.tick().await;
-            let a = match &mut anchorer {
-                Some(a) => a,
-                None => match FileAnchorer::connect(state.clone(), operator.clone(), max).await {
-                    Ok(a) => anchorer.insert(a),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "file anchoring: the node is unreachable");
-                        continue;
-                    }
-                },
-            };
-            // Checked every second: a full batch goes at once, the rest
-            // every `every`.
-            let seal = last_seal.elapsed() >= every;
+/// The file-anchoring job: each run (every second) settles batches in
+/// flight and sends a full batch at once; every `every` it also seals the
+/// queue into a batch. Waits until `ready` (the operator authorized); a
+/// failed run is retried at the next.
+pub fn file_anchor_job(
+    state: Service,
+    operator: StacksKey,
+    every: Duration,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+) -> (crate::scheduler::JobSpec, crate::scheduler::JobFn) {
+    struct Loop {
+        anchorer: Option<FileAnchorer>,
+        last_seal: std::time::Instant,
+    }
+    let slot = Arc::new(tokio::sync::Mutex::new(Loop { anchorer: None, last_seal: std::time::Instant::now() }));
+    let spec = crate::scheduler::JobSpec { name: "file-anchoring", every_ms: 1_000, lease_ms: 120_000 };
+    let run: crate::scheduler::JobFn = Arc::new(move || -> crate::scheduler::JobFuture {
+        let (state, operator, slot, ready) = (state.clone(), operator.clone(), slot.clone(), ready.clone());
+        Box::pin(async move {
+            if !ready.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok("waiting for the operator's authorization".into());
+            }
+            let mut l = slot.lock().await;
+            let max = state.config.batch_max;
+            if l.anchorer.is_none() {
+                let a = FileAnchorer::connect(state, operator, max)
+                    .await
+                    .map_err(|e| format!("the node is unreachable: {e}"))?;
+                l.anchorer = Some(a);
+            }
+            let seal = l.last_seal.elapsed() >= every;
             if seal {
-                last_seal = std::time::Instant::now();
+                l.last_seal = std::time::Instant::now();
             }
-            if let Err(e) = a.step(seal).await {
-                tracing::warn!(error = %e, "file anchoring failed; retrying");
-            }
-        }
-    })
+            let a = l.anchorer.as_mut().expect("connected above");
+            let sent = a.step(seal).await.map_err(|e| e.to_string())?;
+            Ok(format!("{} batches sent", sent.len()))
+        })
+    });
+    (spec, run)
 }

@@ -5,7 +5,7 @@
 //! someone else read or wrote their data, a break-glass access) puts an
 //! outbox row **in the audit log's own commit** (`audit::commit`), so an
 //! event is durable exactly when the entry that records it is. The
-//! notifier (`spawn_notifier`) delivers each row at least once — POST, JSON,
+//! notifier (the `notifications` job, every second) delivers each row at least once — POST, JSON,
 //! `Medanchor-Signature` (HMAC-SHA256 over `t.body`) and `Medanchor-Event-Id`
 //! (the receiver de-duplicates on it) — removes it on a 2xx, and otherwise
 //! tries again with exponential backoff, up to `MAX_ATTEMPTS`, after which
@@ -150,10 +150,32 @@ pub struct Smtp {
     pub from: String,
 }
 
+/// The addresses accepted (the API document's pattern): a local part of
+/// letters, digits and `._%+-`, and a host name of two or more labels.
+pub const EMAIL_PATTERN: &str =
+    r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$";
+
+/// Whether `email` matches [`EMAIL_PATTERN`].
+fn email_shaped(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else { return false };
+    let local_ok = !local.is_empty() && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"._%+-".contains(&b));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let label_ok = |l: &&str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    local_ok && labels.len() >= 2 && labels.iter().all(label_ok)
+}
+
 /// A checked e-mail address.
 fn check_email(email: &str) -> Result<lettre::Address> {
     if email.len() > MAX_EMAIL {
         return Err(Error::bad("invalid-email", format!("at most {MAX_EMAIL} bytes")));
+    }
+    if !email_shaped(email) {
+        return Err(Error::bad("invalid-email", "an address like name@example.org"));
     }
     email.parse::<lettre::Address>().map_err(|e| Error::bad("invalid-email", e.to_string()))
 }
@@ -466,6 +488,13 @@ impl Service {
         Ok(self.db.scan(Cf::Meta, MAIL)?.len() as u64)
     }
 
+    /// The outbox for `/metrics`: (webhook rows waiting, webhook rows given
+    /// up, e-mail rows waiting, e-mail rows given up).
+    pub fn outbox_gauges(&self) -> Result<(u64, u64, u64, u64)> {
+        let n = |prefix: &[u8]| -> Result<u64> { Ok(self.db.scan(Cf::Meta, prefix)?.len() as u64) };
+        Ok((n(OUT)?, n(DEAD)?, n(MAIL)?, n(MAIL_DEAD)?))
+    }
+
     /// One pass of the mailer: every patient's due events, one message per
     /// patient (their digest, or each urgent event at once), through the
     /// configured SMTP server; sent rows removed, failed ones rescheduled
@@ -599,30 +628,42 @@ impl Service {
     }
 }
 
-/// Runs the notifier every `every`.
-pub fn spawn_notifier(state: Service, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let http = reqwest::Client::new();
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            match state.deliver_once(&http).await {
-                Ok((0, 0)) => {}
-                Ok((delivered, failed)) => tracing::info!(delivered, failed, "notifications"),
-                Err(e) => tracing::error!(error = %e, "notifier pass failed"),
-            }
-            match state.deliver_mail_once().await {
-                Ok((0, 0)) => {}
-                Ok((sent, failed)) => tracing::info!(sent, failed, "notification e-mail"),
-                Err(e) => tracing::error!(error = %e, "mailer pass failed"),
-            }
-        }
-    })
+/// The notifier as a job (every second): a webhook pass and an e-mail
+/// pass. A patient's receiver that refuses is that delivery's failure,
+/// retried with backoff; the run fails — an alert — when the store fails
+/// or the SMTP server refused every message it was given.
+pub(crate) async fn notifications_job(state: Service, http: reqwest::Client) -> std::result::Result<String, String> {
+    let (delivered, failed) = state.deliver_once(&http).await.map_err(|e| e.to_string())?;
+    let (sent, refused) = state.deliver_mail_once().await.map_err(|e| e.to_string())?;
+    if refused > 0 && sent == 0 {
+        return Err(format!("the SMTP server refused all {refused} messages (see the log)"));
+    }
+    Ok(format!("{delivered} webhook deliveries ({failed} to retry), {sent} e-mails ({refused} to retry)"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn email_addresses_are_checked() {
+        for (email, ok) in [
+            ("patient@example.org", true),
+            ("first.last+tag@mail.example.co.uk", true),
+            ("a_b%c-d@x1-y.z9", true),
+            ("0000", false),
+            ("@example.org", false),
+            ("me@localhost", false),
+            ("me@-x.org", false),
+            ("me@x-.org", false),
+            ("me@x..org", false),
+            ("me me@x.org", false),
+            ("me@x.org\r\nBcc: victim@y.org", false),
+        ] {
+            assert_eq!(check_email(email).is_ok(), ok, "{email}");
+        }
+        assert!(check_email(&format!("{}@x.org", "a".repeat(250))).is_err(), "too long");
+    }
 
     #[test]
     fn webhook_addresses_are_checked() {

@@ -15,9 +15,10 @@
 //! (`failing`, `GET /v1/admin/jobs`, the `medanchor_job_failing` gauge)
 //! until a run of that job succeeds.
 //!
-//! Sub-second workers (the anchor tracker, the notifier, the audit and file
-//! anchoring loops) are not jobs: they drain queues, and each pass is
-//! idempotent.
+//! Jobs run every second (deliveries, file anchoring) or every few (audit
+//! anchoring) as well as hourly ones: a job record is written only when a
+//! run is taken and when it ends. The anchor tracker (every 500 ms, each
+//! pass idempotent) is the one loop outside it.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -225,6 +226,8 @@ pub fn job_views(db: &ApiDb, specs: &[JobSpec], now: u64) -> std::result::Result
 pub const SHARE_SWEEP: JobSpec = JobSpec { name: "share-sweep", every_ms: 60_000, lease_ms: 600_000 };
 /// Credential expiry: hourly (a day boundary moves a document's state).
 pub const CREDENTIAL_EXPIRY: JobSpec = JobSpec { name: "credential-expiry", every_ms: 3_600_000, lease_ms: 1_800_000 };
+/// Webhook and e-mail deliveries: every second.
+pub const NOTIFICATIONS: JobSpec = JobSpec { name: "notifications", every_ms: 1_000, lease_ms: 60_000 };
 /// Reminders of consents ending within 24 hours: hourly.
 pub const CONSENT_REMINDERS: JobSpec = JobSpec { name: "consent-reminders", every_ms: 3_600_000, lease_ms: 1_800_000 };
 /// Abandoned uploads and removed attachments past retention: hourly.
@@ -234,8 +237,13 @@ pub const ATTACHMENT_CLEANUP: JobSpec =
 impl Service {
     /// The jobs every tenant runs.
     pub fn standard_jobs(&self) -> Vec<(JobSpec, JobFn)> {
-        let (a, b, c, d) = (self.clone(), self.clone(), self.clone(), self.clone());
+        let (a, b, c, d, e) = (self.clone(), self.clone(), self.clone(), self.clone(), self.clone());
+        let http = reqwest::Client::new();
         vec![
+            (
+                NOTIFICATIONS,
+                Arc::new(move || -> JobFuture { Box::pin(crate::notify::notifications_job(e.clone(), http.clone())) }),
+            ),
             (SHARE_SWEEP, Arc::new(move || -> JobFuture { Box::pin(a.clone().sweep_shares_job()) })),
             (CREDENTIAL_EXPIRY, Arc::new(move || -> JobFuture { Box::pin(b.clone().expire_credentials_job()) })),
             (ATTACHMENT_CLEANUP, Arc::new(move || -> JobFuture { Box::pin(c.clone().attachment_cleanup_job()) })),
@@ -243,10 +251,15 @@ impl Service {
         ]
     }
 
+    /// A scheduler over this tenant's store and clock, with no jobs.
+    pub fn bare_scheduler(&self, holder: &str) -> Scheduler {
+        Scheduler::new(self.db.clone(), self.clock.clone(), holder)
+    }
+
     /// A scheduler over this tenant's store and clock with the standard
     /// jobs (the command adds its own before spawning it).
     pub fn scheduler(&self, holder: &str) -> Scheduler {
-        let mut s = Scheduler::new(self.db.clone(), self.clock.clone(), holder);
+        let mut s = self.bare_scheduler(holder);
         for (spec, run) in self.standard_jobs() {
             s.add(spec, run);
         }

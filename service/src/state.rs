@@ -320,6 +320,7 @@ impl Service {
             export_secret,
             export_key: Arc::default(),
             job_specs: Arc::new(std::sync::Mutex::new(vec![
+                crate::scheduler::NOTIFICATIONS,
                 crate::scheduler::SHARE_SWEEP,
                 crate::scheduler::CREDENTIAL_EXPIRY,
                 crate::scheduler::ATTACHMENT_CLEANUP,

@@ -176,8 +176,9 @@ pub(crate) async fn acknowledge(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(req): Json<AckRequest>,
+    Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Json<FlagView>> {
     caller.require()?;
+    let req: AckRequest = super::json_object(body)?;
     Ok(Json(s.acknowledge_flag(&caller, &id, req.note.as_deref()).await?))
 }

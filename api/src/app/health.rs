@@ -164,7 +164,7 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
     path = "/metrics",
     tag = "meta",
     summary = "Prometheus metrics (a scraper's token, or loopback)",
-    description = "Prometheus text format 0.0.4: `medanchor_http_requests_total` and `medanchor_http_request_duration_seconds` by method, route template and status; `medanchor_audit_entries`, `medanchor_audit_anchored_entries`, `medanchor_audit_anchor_lag_entries`; `medanchor_index_tip_height`, `medanchor_node_tip_height`, `medanchor_index_lag_blocks`, `medanchor_node_up`; `medanchor_backup_alerts`; `medanchor_open_flags` by kind (`anomaly`, `security`: flags of the last 7 days not acknowledged); per job `medanchor_job_runs`, `medanchor_job_failures`, `medanchor_job_failing` (failed runs since the last success) and `medanchor_job_last_run_timestamp_seconds`. Served to a bearer token equal to the node's `MEDANCHOR_METRICS_TOKEN`, or, when that is not set, to loopback clients only.",
+    description = "Prometheus text format 0.0.4: `medanchor_http_requests_total` and `medanchor_http_request_duration_seconds` by method, route template and status; `medanchor_audit_entries`, `medanchor_audit_anchored_entries`, `medanchor_audit_anchor_lag_entries`; `medanchor_index_tip_height`, `medanchor_node_tip_height`, `medanchor_index_lag_blocks`, `medanchor_node_up`; `medanchor_backup_alerts`; `medanchor_open_flags` by kind (`anomaly`, `security`: flags of the last 7 days not acknowledged); `medanchor_outbox_depth` and `medanchor_outbox_given_up` by channel (`webhook`, `email`); `medanchor_share_lockouts_today`; per job `medanchor_job_runs`, `medanchor_job_failures`, `medanchor_job_failing` (failed runs since the last success) and `medanchor_job_last_run_timestamp_seconds`. Served to a bearer token equal to the node's `MEDANCHOR_METRICS_TOKEN`, or, when that is not set, to loopback clients only.",
     security((), ("metrics_token" = [])),
     responses(
         (status = 200, description = "The metrics", body = String, content_type = "text/plain; version=0.0.4"),
@@ -202,6 +202,13 @@ pub(crate) async fn metrics(
     let (anomalies, security) = medanchor_service::analytics::open_flags(s.db()).map_err(ApiError::internal)?;
     metrics::gauge!("medanchor_open_flags", "kind" => "anomaly").set(anomalies as f64);
     metrics::gauge!("medanchor_open_flags", "kind" => "security").set(security as f64);
+    let (hooks, hooks_dead, mail, mail_dead) = s.outbox_gauges().map_err(ApiError::internal)?;
+    for (channel, waiting, dead) in [("webhook", hooks, hooks_dead), ("email", mail, mail_dead)] {
+        metrics::gauge!("medanchor_outbox_depth", "channel" => channel).set(waiting as f64);
+        metrics::gauge!("medanchor_outbox_given_up", "channel" => channel).set(dead as f64);
+    }
+    let lockouts = medanchor_service::analytics::today_count(s.db(), "shares.lockouts").map_err(ApiError::internal)?;
+    metrics::gauge!("medanchor_share_lockouts_today").set(lockouts as f64);
     for job in s.job_status().map_err(ApiError::internal)? {
         metrics::gauge!("medanchor_job_runs", "job" => job.name.clone()).set(job.runs as f64);
         metrics::gauge!("medanchor_job_failures", "job" => job.name.clone()).set(job.failures as f64);

@@ -116,7 +116,11 @@ pub(crate) async fn remove_webhook(
 #[serde(deny_unknown_fields)]
 pub(crate) struct PreferencesRequest {
     /// Where e-mail goes; absent or null: no e-mail.
-    #[schema(max_length = 254, example = "patient@example.org")]
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$",
+        example = "patient@example.org"
+    )]
     email: Option<String>,
     /// `immediate` (default), `hourly` or `daily`.
     #[schema(pattern = "^(immediate|hourly|daily)$")]
@@ -146,10 +150,11 @@ pub(crate) async fn set_preferences(
     State(s): State<AppState>,
     caller: Caller,
     Path(patient): Path<String>,
-    Json(req): Json<PreferencesRequest>,
+    Json(body): Json<serde_json::Value>,
 ) -> ApiResult<Json<Preferences>> {
     caller.require()?;
     let patient = principal_arg(&patient, "patient")?;
+    let req: PreferencesRequest = super::json_object(body)?;
     let digest = match req.digest.as_deref() {
         None | Some("immediate") => Digest::Immediate,
         Some("hourly") => Digest::Hourly,

@@ -172,7 +172,10 @@ pub(super) async fn verify_record(
             AnchorStatus::Anchored => RecordVerdict::NotAnchored,
         },
     };
-    audit(&s, &caller, "verify.record", None, Some(&meta), None).await?;
+    // Stored data that does not match: audited as an integrity failure,
+    // which raises the tampering alert.
+    let tampered = matches!(verdict, RecordVerdict::BlobCorrupt | RecordVerdict::Mismatch);
+    audit(&s, &caller, "verify.record", None, Some(&meta), tampered.then(|| "integrity-failure".to_string())).await?;
     let body = VerifyRecord {
         trust: TRUST_US,
         verdict,

@@ -126,9 +126,14 @@ async fn health_readiness_and_metrics_parse_as_prometheus_text() {
     assert_eq!(sample(&samples, "medanchor_index_lag_blocks", &[]), Some(0.0));
     assert_eq!(sample(&samples, "medanchor_node_up", &[]), Some(1.0));
     assert_eq!(sample(&samples, "medanchor_backup_alerts", &[]), Some(0.0));
-    for job in ["share-sweep", "credential-expiry", "attachment-cleanup", "consent-reminders"] {
+    for job in ["notifications", "share-sweep", "credential-expiry", "attachment-cleanup", "consent-reminders"] {
         assert_eq!(sample(&samples, "medanchor_job_failing", &[("job", job)]), Some(0.0), "{job}");
     }
+    for channel in ["webhook", "email"] {
+        assert_eq!(sample(&samples, "medanchor_outbox_depth", &[("channel", channel)]), Some(0.0), "{channel}");
+        assert_eq!(sample(&samples, "medanchor_outbox_given_up", &[("channel", channel)]), Some(0.0), "{channel}");
+    }
+    assert_eq!(sample(&samples, "medanchor_share_lockouts_today", &[]), Some(0.0));
     for kind in ["anomaly", "security"] {
         assert_eq!(sample(&samples, "medanchor_open_flags", &[("kind", kind)]), Some(0.0), "{kind}");
     }

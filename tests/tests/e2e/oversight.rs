@@ -184,7 +184,8 @@ async fn the_dashboard_counts_what_the_log_holds_and_flags_are_raised_explained_
         (Some(&auditor), json!({}), 403, "admin-only"),
         (Some(&doctor), json!({}), 403, "admin-only"),
         (Some(&admin), json!({ "note": "x".repeat(1001) }), 400, "invalid-note"),
-        (Some(&admin), json!({ "note": 1 }), 422, "invalid-request"),
+        (Some(&admin), json!({ "note": 1 }), 400, "invalid-body"),
+        (Some(&admin), json!([null]), 400, "invalid-body"),
     ] {
         let (s, v) = post(&sys, token.map(String::as_str), &ack, body).await;
         assert_eq!((s, v["code"].as_str()), (status, Some(code)), "{v}");
@@ -221,8 +222,8 @@ async fn the_dashboard_counts_what_the_log_holds_and_flags_are_raised_explained_
     let (s, jobs) = sys.get("/v1/admin/jobs", &admin).await;
     assert_eq!(s, 200, "{jobs}");
     let names: Vec<&str> = jobs.as_array().expect("jobs").iter().filter_map(|j| j["name"].as_str()).collect();
-    assert_eq!(names, ["share-sweep", "credential-expiry", "attachment-cleanup", "consent-reminders"]);
-    assert_eq!((jobs[0]["every_s"].as_u64(), jobs[0]["failing"].as_u64()), (Some(60), Some(0)));
+    assert_eq!(names, ["notifications", "share-sweep", "credential-expiry", "attachment-cleanup", "consent-reminders"]);
+    assert_eq!((jobs[1]["every_s"].as_u64(), jobs[1]["failing"].as_u64()), (Some(60), Some(0)));
     for token in [&auditor, &doctor] {
         let (s, v) = sys.get("/v1/admin/jobs", token).await;
         assert_eq!((s, v["code"].as_str()), (403, Some("admin-only")), "{v}");

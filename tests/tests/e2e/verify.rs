@@ -192,6 +192,8 @@ async fn audit_roots_are_anchored_and_records_verify_against_the_chain() {
         (status, v["verdict"].as_str(), v["blob"]["matches"].as_bool()),
         (200, Some("blob-corrupt"), Some(false))
     );
+    let (status, v) = sys.get(&format!("/v1/verify/record/{id}"), &auditor_token).await;
+    assert_eq!((status, v["verdict"].as_str()), (200, Some("blob-corrupt")), "signed in: {v}");
     let (status, v) = sys.get(&format!("/v1/verify/record/{id}/blob"), &auditor_token).await;
     assert_eq!((status, v["code"].as_str()), (500, Some("integrity-failure")), "{v}");
     // A read of it fails the same way, audited as an integrity failure,
@@ -211,5 +213,5 @@ async fn audit_roots_are_anchored_and_records_verify_against_the_chain() {
         (tampering["kind"].as_str(), tampering["subject"].as_str()),
         (Some("security"), Some(format!("record:{bare}").as_str()))
     );
-    assert_eq!(tampering["occurrences"], 2, "the blob route and the read: {tampering}");
+    assert_eq!(tampering["occurrences"], 3, "the signed-in verification, the blob route and the read: {tampering}");
 }
