@@ -18,8 +18,9 @@
 //! | `f` ‖ day ‖ rule ‖ 0 ‖ subject | [`crate::anomaly::Flag`] JSON | one flag per rule, subject and day |
 //!
 //! No content is counted: actions, outcomes, record types, diagnosis
-//! categories (three-character ICD-10 codes, only from the write that set
-//! them) and principals. Days and hours are UTC.
+//! categories (three-character ICD-10 codes of the version written or
+//! read, handed over by the service beside the entry, never in its leaf)
+//! and principals. Days and hours are UTC.
 
 use serde::{Deserialize, Serialize};
 
@@ -269,17 +270,13 @@ pub fn count(kv: &mut impl Kv, f: &Facts<'_>, ctx: &Context<'_>) -> Result<Novel
     daily(kv, ENTRIES, String::new())?;
     let typed = |m: &str| ctx.record_type.map(|t| (m.to_string(), format!("type:{t}")));
     let mut by_type = Vec::new();
+    let mut by_dx: Vec<&str> = Vec::new();
     if allowed {
         match f.action {
             "record.create" => {
                 daily(kv, RECORDS_CREATED, String::new())?;
                 by_type.extend(typed(RECORDS_CREATED));
-                let mut cats: Vec<&str> = ctx.diagnoses.iter().filter_map(|d| d.get(..3)).collect();
-                cats.sort_unstable();
-                cats.dedup();
-                for c in cats {
-                    daily(kv, RECORDS_CREATED, format!("dx:{c}"))?;
-                }
+                by_dx.push(RECORDS_CREATED);
             }
             "record.update" => {
                 daily(kv, RECORDS_UPDATED, String::new())?;
@@ -288,6 +285,7 @@ pub fn count(kv: &mut impl Kv, f: &Facts<'_>, ctx: &Context<'_>) -> Result<Novel
             "record.read" => {
                 daily(kv, RECORDS_READ, String::new())?;
                 by_type.extend(typed(RECORDS_READ));
+                by_dx.push(RECORDS_READ);
             }
             "share.create" => daily(kv, SHARES_CREATED, String::new())?,
             "share.redeem" => daily(kv, SHARES_REDEEMED, String::new())?,
@@ -309,6 +307,15 @@ pub fn count(kv: &mut impl Kv, f: &Facts<'_>, ctx: &Context<'_>) -> Result<Novel
     }
     for (m, dim) in by_type {
         daily(kv, &m, dim)?;
+    }
+    // Diagnoses by ICD-10 category, once per category per entry.
+    let mut cats: Vec<&str> = ctx.diagnoses.iter().filter_map(|d| d.get(..3)).collect();
+    cats.sort_unstable();
+    cats.dedup();
+    for m in by_dx {
+        for c in &cats {
+            daily(kv, m, format!("dx:{c}"))?;
+        }
     }
 
     let mut novelty = Novelty::default();
@@ -433,6 +440,7 @@ mod tests {
         assert_eq!(c("entries", ""), 4);
         assert_eq!(c("records.created", "dx:F32"), 1, "one count per category, not per code");
         assert_eq!(c("records.created", "dx:E11"), 1);
+        assert_eq!(c("records.read", "dx:F32"), 2, "the read of a diagnosed record counts its categories");
         assert_eq!(c("records.read", ""), 2);
         assert_eq!(c("records.read", "type:mental-health"), 2);
         assert_eq!(c("denied", "action:record.read"), 1);

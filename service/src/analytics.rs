@@ -205,8 +205,8 @@ pub struct Dashboard {
     pub series: Vec<Series>,
     /// Records created, updated and read, by record type.
     pub by_record_type: Vec<Count>,
-    /// Records created, by ICD-10 category (three characters): only
-    /// categories counted at least `min_cell` times.
+    /// Records created and read, by ICD-10 category (three characters):
+    /// only categories counted at least `min_cell` times.
     pub by_diagnosis: Vec<Count>,
     /// Categories left out for counting fewer than `min_cell`.
     pub diagnoses_suppressed: u64,

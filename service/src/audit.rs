@@ -85,9 +85,9 @@ pub struct AuditEntry {
     /// their leaf bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// The diagnosis codes of the version a `record.create` wrote, for the
-    /// analytics counters only ([`crate::analytics`]): never in the leaf,
-    /// never stored.
+    /// The diagnosis codes of the version a `record.create` wrote or a
+    /// `record.read` opened, for the analytics counters only
+    /// ([`crate::analytics`]): never in the leaf, never stored.
     #[serde(skip)]
     #[cfg_attr(feature = "openapi", schema(ignore))]
     pub diagnoses: Vec<String>,

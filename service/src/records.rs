@@ -396,6 +396,16 @@ impl Service {
             Ok(p) => p,
             Err(e) => return self.audited(entry, Err(e)).await,
         };
+        // The diagnoses read, for the analytics counters only (never in
+        // the entry's leaf): from the structured content just opened.
+        if let Some(reference) = &meta.template {
+            let registry = self.registry();
+            if let (Ok(t), Ok(content)) =
+                (registry.get(reference), serde_json::from_slice::<serde_json::Value>(&plaintext))
+            {
+                entry.diagnoses = t.search_terms(&content).diagnoses;
+            }
+        }
         self.audited(entry, Ok(())).await?;
         // The record's lifecycle as the chain has it (absent until anchored).
         let chain = self.chain.record(id).map_err(Error::internal)?.map(|r| (r.status, r.finalized));

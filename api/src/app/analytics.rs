@@ -33,7 +33,7 @@ fn days_arg(q: &HashMap<String, String>, default: u32) -> ApiResult<u32> {
     path = "/v1/admin/analytics",
     tag = "oversight",
     summary = "The analytics dashboard (admins, auditors)",
-    description = "Per-day counts over the last `days` days (7, 30, 90, … up to 366; today included, UTC): audit entries, records created/updated/read, shares created and redeemed, share lock-outs, emergency overrides, refusals, failed sign-ins, exports; records by record type and created by ICD-10 category (a category counted fewer than `min_cell` times is left out, only counted in `diagnoses_suppressed`); refusals by action; this week against last; the open flags of the last 7 days. Read from counters kept on write (never a scan of the log). Audited.",
+    description = "Per-day counts over the last `days` days (7, 30, 90, … up to 366; today included, UTC): audit entries, records created/updated/read, shares created and redeemed, share lock-outs, emergency overrides, refusals, failed sign-ins, exports; records by record type, and created and read by ICD-10 category (a category counted fewer than `min_cell` times is left out, only counted in `diagnoses_suppressed`); refusals by action; this week against last; the open flags of the last 7 days. Read from counters kept on write (never a scan of the log). Audited.",
     security(("bearer" = [])),
     params(("days" = Option<u32>, Query, minimum = 1, maximum = 366, description = "Days covered (default 7)")),
     responses(
