@@ -17,7 +17,21 @@ use medanchor_wallet::keys::{StacksKey, TESTNET_SINGLESIG};
 use medanchor_wallet::{ContractCall, GrantDuration, RpcClient, Wallet};
 use serde_json::{json, Value};
 
+/// A loopback port free now, below the kernel's ephemeral range (32768 and
+/// up): a port the kernel hands out for `:0` can be taken by any outgoing
+/// connection of the many processes these tests run before `up` binds
+/// it. Ports come from a per-process sequence offset by the process id
+/// and are checked by binding them.
 pub(super) fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 20_000 + (std::process::id() % 64) * 150;
+    for _ in 0..10_000 {
+        let port = (base + NEXT.fetch_add(1, Ordering::Relaxed) % 12_000) as u16;
+        if (20_000..32_000).contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
