@@ -5,7 +5,8 @@
 #   nodejs, npm  — the Clarinet SDK (vitest) suite in contracts/
 #   pkg-config, clang, libclang-dev — C/C++ dependencies and their bindings
 #   zbar-tools   — zbarimg, the real QR decoder the sharing tests read QR PNGs with
-SYSTEM_PACKAGES=(pkg-config clang libclang-dev zbar-tools poppler-utils qpdf)
+#   chromium     — the real browser the portal's tests drive (playwright-core)
+SYSTEM_PACKAGES=(pkg-config clang libclang-dev zbar-tools poppler-utils qpdf chromium)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -28,6 +28,7 @@ pub(crate) mod analytics;
 pub(crate) mod attachments;
 pub(crate) mod audit_log;
 pub(crate) mod backups;
+pub(crate) mod consent_requests;
 pub(crate) mod credentials;
 pub(crate) mod deletion;
 pub(crate) mod exports;
@@ -149,6 +150,11 @@ pub(crate) fn routes() -> Vec<(Verb, &'static str, MethodRouter<AppState>)> {
         (Post, "/v1/share/redeem", Post.route(share::redeem_code)),
         (Post, "/v1/share/links/{capability}", Post.route(share::redeem_link)),
         (Get, "/v1/share/issuer", Get.route(share::issuer)),
+        (Post, "/v1/consent-requests", Post.route(consent_requests::create_consent_request)),
+        (Get, "/v1/consent-requests", Get.route(consent_requests::list_consent_requests)),
+        (Get, "/v1/consent-requests/{id}", Get.route(consent_requests::read_consent_request)),
+        (Post, "/v1/consent-requests/{id}/approve", Post.route(consent_requests::approve_consent_request)),
+        (Post, "/v1/consent-requests/{id}/decline", Post.route(consent_requests::decline_consent_request)),
         (Get, "/v1/patients/{patient}/profile", Get.route(profiles::read_profile)),
         (Put, "/v1/patients/{patient}/profile", Put.route(profiles::write_profile)),
         (Get, "/v1/templates", Get.route(templates::list_templates)),
@@ -446,14 +452,37 @@ impl std::ops::Deref for Caller {
 
 impl Caller {
     fn from(state: &AppState, headers: &HeaderMap, addr: Option<SocketAddr>) -> Caller {
-        let token =
-            headers.get("authorization").and_then(|h| h.to_str().ok()).map(|h| h.strip_prefix("Bearer ").unwrap_or(""));
+        let token = headers
+            .get("authorization")
+            .and_then(|h| h.to_str().ok())
+            .map(|h| h.strip_prefix("Bearer ").unwrap_or(""))
+            .or_else(|| browser_session(state, headers));
         // Set by `request_context` for every routed request.
         let request_id =
             headers.get(REQUEST_ID).and_then(|h| h.to_str().ok()).map_or_else(|| random_hex(8), str::to_string);
         let user_agent = headers.get("user-agent").and_then(|h| h.to_str().ok());
         Caller(medanchor_service::Caller::new(state, token, request_id, addr.map(|a| a.ip()), user_agent))
     }
+}
+
+/// The cookie the web portal keeps a browser's session token in.
+pub const BROWSER_SESSION_COOKIE: &str = "__Host-medanchor";
+
+/// A browser's session (the portal's uploads call the API's tus routes
+/// from script): the session cookie, taken only with the session's
+/// anti-forgery token in `X-CSRF-Token`, which a cross-site page cannot
+/// send (a custom header needs a CORS preflight this API never grants).
+fn browser_session<'a>(state: &AppState, headers: &'a HeaderMap) -> Option<&'a str> {
+    let presented = headers.get("x-csrf-token").and_then(|h| h.to_str().ok())?;
+    let token = headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == BROWSER_SESSION_COOKIE)
+        .map(|(_, v)| v)?;
+    state.csrf_matches(token, presented).then_some(token)
 }
 
 impl axum::extract::FromRequestParts<AppState> for Caller {

@@ -35,7 +35,41 @@ pub async fn serve_tenants(
     tenants: Vec<medanchor_service::Service>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = app::tenants_router(tenants);
+    serve_with(listener, tenants, None, shutdown).await
+}
+
+/// A front end served beside the API on the same listener (the web
+/// portal): its router, and which paths are its.
+pub struct FrontEnd {
+    /// Its routes.
+    pub router: axum::Router,
+    /// Whether a path is the front end's (the rest is the API's).
+    pub serves: fn(&str) -> bool,
+}
+
+/// Serves the API of every tenant and, when given, a front end beside it:
+/// a request whose path the front end claims goes to it, any other to the
+/// API.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    tenants: Vec<medanchor_service::Service>,
+    front: Option<FrontEnd>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let api = app::tenants_router(tenants);
+    let router = match front {
+        None => api,
+        Some(front) => axum::Router::new().fallback(move |request: axum::extract::Request| {
+            use tower::ServiceExt;
+            let target = if (front.serves)(request.uri().path()) { front.router.clone() } else { api.clone() };
+            async move {
+                match target.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+        }),
+    };
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await

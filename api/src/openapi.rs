@@ -50,6 +50,11 @@ use crate::db::AnchorStatus;
         crate::app::share::redeem_code,
         crate::app::share::redeem_link,
         crate::app::share::issuer,
+        crate::app::consent_requests::create_consent_request,
+        crate::app::consent_requests::list_consent_requests,
+        crate::app::consent_requests::read_consent_request,
+        crate::app::consent_requests::approve_consent_request,
+        crate::app::consent_requests::decline_consent_request,
         crate::app::profiles::read_profile,
         crate::app::profiles::write_profile,
         crate::app::templates::list_templates,
@@ -102,7 +107,7 @@ use crate::db::AnchorStatus;
     ),
     components(schemas(
         Problem, RecordId, DataHash, Txid, BlockHash, Principal, StandardPrincipal, ShareId, Capability, AccessCode,
-        GrantToken, RecordType, DataType, SigningMode, ShareDurationName, ReportFormat,
+        GrantToken, RecordType, DataType, SigningMode, ShareDurationName, ReportFormat, ConsentRequestId, PrefixedTxid,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -111,6 +116,7 @@ use crate::db::AnchorStatus;
         (name = "audit", description = "The tamper-evident audit log"),
         (name = "verify", description = "Trust-us verification views and raw ciphertext"),
         (name = "share", description = "6-digit access codes and signed QR links: make, revoke, redeem"),
+        (name = "consent-requests", description = "Providers ask patients for consent; patients approve by signing the grant in their wallet, or decline"),
         (name = "templates", description = "Record templates for structured content"),
         (name = "profiles", description = "Patient health profiles, released part by part as the chain allows"),
         (name = "credentials", description = "Provider credentials, their verification and on-chain commitment"),
@@ -1306,6 +1312,102 @@ pub struct VerifyHash {
     pub anchors: Vec<ChainAnchor>,
     /// The API's copy, if it holds one.
     pub api_copy: Option<ApiCopy>,
+}
+
+// --------------------------------------------------------- consent requests
+
+/// A consent request's id: 16 bytes of lowercase hex.
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^[0-9a-f]{32}$", example = "5e1c0d2b3a4f69788796a5b4c3d2e1f0")]
+pub struct ConsentRequestId(pub String);
+
+/// A transaction id as wallets and the node report it: `0x` and 64
+/// lowercase hex digits.
+#[derive(ToSchema)]
+#[schema(
+    value_type = String,
+    pattern = "^0x[0-9a-f]{64}$",
+    example = "0xabababababababababababababababababababababababababababababababab"
+)]
+pub struct PrefixedTxid(pub String);
+
+/// A consent request's `data_types`: 1 to 6, each at most once.
+pub fn consent_request_types_schema() -> utoipa::openapi::Array {
+    utoipa::openapi::ArrayBuilder::new()
+        .items(utoipa::openapi::Ref::from_schema_name("DataTypeName"))
+        .min_items(Some(1))
+        .max_items(Some(medanchor_service::consent_requests::MAX_DATA_TYPES))
+        .unique_items(true)
+        .description(Some("Consent data types by name, 1 to 6, each at most once"))
+        .build()
+}
+
+/// An approval's `txids`: 1 to 8, each at most once.
+pub fn grant_txids_schema() -> utoipa::openapi::Array {
+    utoipa::openapi::ArrayBuilder::new()
+        .items(utoipa::openapi::Ref::from_schema_name("PrefixedTxid"))
+        .min_items(Some(1))
+        .max_items(Some(medanchor_service::consent_requests::MAX_TXIDS))
+        .unique_items(true)
+        .description(Some("The grant-consent transactions, 1 to 8, each at most once"))
+        .build()
+}
+
+/// Where a consent request stands.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum ConsentRequestState {
+    /// Waiting for the patient.
+    Pending,
+    /// The patient approved (and reported their grant transactions).
+    Approved,
+    /// The patient declined.
+    Declined,
+    /// Not decided within its 7 days.
+    Expired,
+}
+
+/// A consent request, as its patient and its provider see it.
+#[derive(ToSchema, serde::Serialize)]
+pub struct ConsentRequestView {
+    /// The request.
+    #[schema(value_type = ConsentRequestId)]
+    pub id: String,
+    /// Who asks.
+    pub provider: String,
+    /// Whom.
+    pub patient: String,
+    /// For which data types.
+    pub data_types: Vec<DataType>,
+    /// For how many burn blocks (null: until revoked).
+    pub duration_blocks: Option<u64>,
+    /// Why (the provider's text).
+    pub purpose: String,
+    /// `pending`, `approved`, `declined` or `expired`.
+    #[schema(value_type = ConsentRequestState)]
+    pub state: &'static str,
+    /// When it was made (unix ms).
+    pub created_ms: u64,
+    /// When it expires unless decided (unix ms).
+    pub expires_ms: u64,
+    /// When the patient decided (unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_ms: Option<u64>,
+    /// The patient's decline message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The grant transactions the patient reported on approval.
+    pub txids: Vec<String>,
+    /// Whether the chain shows, now, the patient's consent to the provider
+    /// for every requested data type (the request itself grants nothing).
+    pub granted_on_chain: bool,
+}
+
+/// `GET /v1/consent-requests`.
+#[derive(ToSchema, serde::Serialize)]
+pub struct ConsentRequestList {
+    /// Newest first.
+    pub requests: Vec<ConsentRequestView>,
 }
 
 // -------------------------------------------------------------------- share

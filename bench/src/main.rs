@@ -10,6 +10,7 @@ mod export;
 mod indexer;
 mod latency;
 mod oversight;
+mod portal;
 mod profile;
 mod search;
 mod share;
@@ -65,6 +66,9 @@ enum Command {
     /// its counters' keys raw; the notification outbox's delivery rate,
     /// against raw POSTs.
     Oversight(oversight::OversightBenchArgs),
+    /// Each portal page's cold first render in headless Chromium, against
+    /// the same HTML as a static file; and the bytes each page transfers.
+    Portal(portal::PortalBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
         Command::Backup(args) => backup::run(args),
         Command::Export(args) => export::run(args),
         Command::Oversight(args) => oversight::run(args),
+        Command::Portal(args) => portal::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

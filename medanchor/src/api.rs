@@ -195,7 +195,14 @@ pub fn start(
         }
     }
     let anchoring = start_audit_anchoring(rpc, accounts)?;
-    Ok((tokio::spawn(medanchor_api::serve_tenants(listener, states.clone(), shutdown)), states, anchoring))
+    // The web portal at `/`, beside the API; on this devnet (whose
+    // accounts' keys are public) with the development wallet.
+    let portal = medanchor_portal::router(
+        states.clone(),
+        medanchor_portal::PortalConfig { dev_accounts: medanchor_portal::DevAccount::from_devnet(accounts) },
+    );
+    let front = medanchor_api::FrontEnd { router: portal, serves: medanchor_portal::serves };
+    Ok((tokio::spawn(medanchor_api::serve_with(listener, states.clone(), Some(front), shutdown)), states, anchoring))
 }
 
 /// What [`start`] started: the server task, every tenant's service, and

@@ -481,6 +481,7 @@ fn devnet(args: DevnetArgs, indexer: Option<(IndexerUp, ApiArgs)>) -> anyhow::Re
                         .find(|a| a.name == "faucet")
                         .map(|a| medanchor_wallet::testnet_address(&a.key).to_string());
                     backup::spawn_reconciliation(&api.data_dir, tenants, format!("http://{addr}"), audit_log);
+                    println!("medanchor portal: http://{api_at}/ (sign in with a Stacks wallet or the devnet's development wallet)");
                     println!(
                         "medanchor api: http://{api_at} (sign in at POST /v1/auth/challenge; /readyz, /metrics), data in {}, keys in {}",
                         api.data_dir.display(),

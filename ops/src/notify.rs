@@ -14,8 +14,9 @@ pub struct Event {
     /// within 24 hours), `share-lockout` (their access codes locked
     /// after repeated wrong guesses), `profile` (their health profile
     /// changed, by anyone), `restore` (a write of theirs was lost when the
-    /// node was restored from a backup) or `erased` (a record deleted at
-    /// their request).
+    /// node was restored from a backup), `erased` (a record deleted at
+    /// their request) or `consent-request` (a provider asks for their
+    /// consent: which data types and for how long, never the purpose).
     pub kind: String,
     /// Whose data.
     pub patient: String,
@@ -33,7 +34,7 @@ pub struct Event {
     /// Unix ms.
     pub at_ms: u64,
     /// What else the message needs (a reminder's provider, data type and
-    /// end); never content.
+    /// end; a consent request's id, data types and period); never content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
@@ -85,12 +86,14 @@ const NOTIFIED: &[&str] = &[
 
 /// The event an audit entry means for its patient, if any: an allowed
 /// action of [`NOTIFIED`] by anyone but the patient (an emergency access is
-/// its own kind); a record of theirs lost in a restore; a record erased.
+/// its own kind); a record of theirs lost in a restore; a record erased;
+/// a provider's request for their consent.
 pub fn event(f: &Facts<'_>) -> Option<Event> {
     let patient = f.patient?;
     let kind = match f.action {
         "backup.record-lost" => "restore",
         "record.erase" => "erased",
+        "consent-request.create" if f.outcome == "allowed" && f.actor != patient => "consent-request",
         "share.redeem" if f.outcome == "denied" && f.reason == Some("access-codes-locked") => "share-lockout",
         // Even the patient's own change: a stolen session changing the
         // emergency contacts must not go unnoticed.
@@ -133,6 +136,12 @@ impl Event {
             "profile" => format!("your health profile was changed by {} ({})", self.actor, self.role),
             "restore" => "a record written for you was lost when the node was restored from a backup".to_string(),
             "erased" => "a record was erased at your request".to_string(),
+            "consent-request" => format!(
+                "{} ({}) asks for your consent: {}; approve it in your wallet or decline it among your consent requests",
+                self.actor,
+                self.role,
+                self.detail.as_deref().unwrap_or("see your consent requests")
+            ),
             "consent-expiring" => format!(
                 "a consent you gave ends within 24 hours: {}; renew it if the care goes on",
                 self.detail.as_deref().unwrap_or("see your consents")
@@ -188,6 +197,7 @@ pub fn message(events: &[Event]) -> (String, String) {
     let subject = match (events.len(), urgent) {
         (1, true) if events[0].kind == "emergency" => "medanchor: an emergency access to your records".to_string(),
         (1, true) => "medanchor: your access codes were locked".to_string(),
+        (1, false) if events[0].kind == "consent-request" => "medanchor: a provider asks for your consent".to_string(),
         (1, false) => "medanchor: activity on your records".to_string(),
         (n, true) => format!("medanchor: {n} events on your records, one urgent"),
         (n, false) => format!("medanchor: {n} events on your records"),
@@ -285,6 +295,23 @@ mod tests {
         assert_eq!(event(&locked), None, "a wrong code alone is not a lock-out");
         let own = facts("SP1PATIENT", "profile.update", "allowed", None);
         assert_eq!(event(&own).map(|e| e.kind), Some("profile".into()), "even the patient's own change");
+
+        // A provider's consent request: who asks for what, never why.
+        let mut asked = facts("SP2DOC", "consent-request.create", "allowed", None);
+        asked.record_id = None;
+        asked.detail = Some("request 0a0b for lab-results (until revoked)");
+        let e = event(&asked).expect("a request notifies");
+        assert_eq!((e.kind.as_str(), e.urgent()), ("consent-request", false));
+        assert!(e.line().ends_with(
+            "SP2DOC (provider) asks for your consent: request 0a0b for lab-results (until revoked); \
+             approve it in your wallet or decline it among your consent requests"
+        ));
+        assert_eq!(message(std::slice::from_ref(&e)).0, "medanchor: a provider asks for your consent");
+        for (actor, outcome) in [("SP2DOC", "denied"), ("SP1PATIENT", "allowed")] {
+            assert_eq!(event(&facts(actor, "consent-request.create", outcome, None)), None, "{actor} {outcome}");
+        }
+        let decided = facts("SP1PATIENT", "consent-request.approve", "allowed", None);
+        assert_eq!(event(&decided), None, "the patient's own decision");
 
         let hour = 3_600_000;
         assert_eq!(Digest::Immediate.due_ms(5 * hour + 7, false), 5 * hour + 7);

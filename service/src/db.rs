@@ -17,7 +17,7 @@
 //! | `search` | `r`/`p` ‖ field ‖ token (16) ‖ sort (u64 BE) ‖ id; `d` ‖ scope ‖ id | empty; the document's keys | the blind index ([`crate::search`]): keyed tokens only, never plaintext; each document's keys listed under `d`, replaced in the batch that writes the record version or profile |
 //! | `attachments` | `v` ‖ record id ‖ attachment id ‖ version (u64 BE); `n` ‖ record id ‖ name MAC (16) | [`crate::attachments::AttachmentMeta`] JSON; the attachment id | every version kept (removal marks it); the name index finds a file's earlier versions by a keyed MAC of its name, never the name |
 //! | `analytics` | see [`medanchor_ops::analytics`] | counters, provider activity, rule windows, flags | written in the batch of the audit entry they count (`meta.analytics_counted` = entries counted; a log written before the family existed is counted by the schema 4 → 5 migration) |
-//! | `meta` | name | bytes | `schema` (the version, ASCII decimal: [`SCHEMA_VERSION`]), `audit_size`, `audit_indexed`, `audit_anchor` ([`crate::anchoring::AnchorRecord`] JSON), `job/{name}` (a periodic job's record: [`medanchor_ops::schedule::JobState`]), `search_indexed` (the index covers everything stored) |
+//! | `meta` | name | bytes | `schema` (the version, ASCII decimal: [`SCHEMA_VERSION`]), `audit_size`, `audit_indexed`, `audit_anchor` ([`crate::anchoring::AnchorRecord`] JSON), `job/{name}` (a periodic job's record: [`medanchor_ops::schedule::JobState`]), `search_indexed` (the index covers everything stored), `consent-request/…` (consent requests and their per-party indexes: [`crate::consent_requests`]) |
 //!
 //! Writes are synced: an acknowledged record or audit entry survives a crash.
 

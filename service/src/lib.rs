@@ -18,7 +18,8 @@
 //! log), [`rotate`] (rewrapping stored data keys after a KEK rotation),
 //! [`templates`] (structured records: which templates a caller may use,
 //! content validated against its template), [`share`] (6-digit access codes and signed QR links, with their
-//! brute-force bound), [`anchoring`] (the audit log's root on-chain), and
+//! brute-force bound), [`consent_requests`] (providers ask patients for
+//! consent; the patient's wallet grants it on-chain), [`anchoring`] (the audit log's root on-chain), and
 //! [`error`] (the one error type; the API maps it to HTTP).
 //!
 //! The service reads the chain through the indexer's read traits (and
@@ -35,6 +36,7 @@ pub mod auth;
 pub mod authz;
 pub mod backups;
 pub mod blob;
+pub mod consent_requests;
 pub mod credentials;
 pub mod db;
 pub mod deletion;

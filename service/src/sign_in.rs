@@ -90,3 +90,26 @@ impl Service {
         Ok(Session { token: self.session.issue(&claims), principal: c.principal, expires_at: claims.exp })
     }
 }
+
+impl Service {
+    /// The anti-forgery token of a browser session: a MAC of the session
+    /// token under a key derived from the session key, so it needs no
+    /// storage and dies with the session. A browser front end puts it in
+    /// every form and state-changing request; a cross-site page can make
+    /// the browser send the cookie but cannot read this.
+    pub fn csrf_token(&self, session_token: &str) -> String {
+        use hmac::Mac;
+        let key = crate::auth::derive_key(&self.session.signing_key().to_bytes(), b"medanchor browser csrf v1");
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).expect("any key length");
+        mac.update(session_token.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// Whether `presented` is the anti-forgery token of `session_token`
+    /// (compared in constant time).
+    pub fn csrf_matches(&self, session_token: &str, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let expected = self.csrf_token(session_token);
+        expected.len() == presented.len() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
+    }
+}

@@ -12,6 +12,7 @@ mod indexer_process;
 mod keys;
 mod lifecycle;
 mod notify;
+mod portal;
 mod share_js;
 mod tenants;
 mod up_index;

@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 mod attachments;
 mod authz;
 mod branches;
+mod consent_requests;
 mod conventions;
 mod credentials;
 mod deletion;

@@ -20,11 +20,11 @@ fn now_ms() -> u64 {
 }
 
 /// Deliveries received: (event id, signature header, body).
-type Received = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
+pub(super) type Received = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
 
 /// A webhook receiver on loopback answering 500 to its first `fail`
 /// requests, then 200.
-async fn receiver(fail: usize) -> (String, Received) {
+pub(super) async fn receiver(fail: usize) -> (String, Received) {
     let got: Received = Arc::default();
     let seen = Arc::new(Mutex::new(0usize));
     let (g, s) = (got.clone(), seen.clone());

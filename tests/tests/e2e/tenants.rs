@@ -179,6 +179,17 @@ async fn no_route_of_one_tenant_reaches_another_tenants_data() {
         call(&sys.http, &sys.api, "GET", &format!("/v1/patients/{patient}/export?format=json"), Some(&me), None).await;
     assert_eq!(s, 200, "{exported}");
     let export_id = exported["id"].as_str().expect("export id").to_string();
+    let (s, asked) = call(
+        &sys.http,
+        &sys.api,
+        "POST",
+        "/v1/consent-requests",
+        Some(&doctor),
+        Some(json!({ "patient": patient.to_string(), "data_types": ["financial"], "purpose": "billing review" })),
+    )
+    .await;
+    assert_eq!(s, 201, "{asked}");
+    let consent_request = asked["id"].as_str().expect("consent request id").to_string();
     // A flag of test's: wallet_3 refused ten times there.
     for _ in 0..10 {
         let (s, _) =
@@ -197,6 +208,7 @@ async fn no_route_of_one_tenant_reaches_another_tenants_data() {
         "echo-t".into(),
         "HbA1c".into(),
         flag.clone(),
+        consent_request.clone(),
     ];
 
     // Every route of `north` with `test`'s ids, as the member wallet_2
@@ -268,6 +280,18 @@ async fn no_route_of_one_tenant_reaches_another_tenants_data() {
         ("GET", format!("/v1/patients/{patient}/export?format=json"), &doctor, None, Expect::OwnOnly),
         ("GET", format!("/v1/patients/{patient}/summary?format=json"), &doctor, None, Expect::OwnOnly),
         ("GET", format!("/v1/exports/{export_id}"), &doctor, None, Expect::Refused),
+        // A consent request is its tenant's: north neither lists nor
+        // decides test's.
+        ("GET", "/v1/consent-requests?state=all".into(), &doctor, None, Expect::OwnOnly),
+        ("GET", format!("/v1/consent-requests/{consent_request}"), &doctor, None, Expect::Refused),
+        (
+            "POST",
+            format!("/v1/consent-requests/{consent_request}/approve"),
+            &me,
+            Some(json!({ "txids": [format!("0x{}", "ab".repeat(32))] })),
+            Expect::Refused,
+        ),
+        ("POST", format!("/v1/consent-requests/{consent_request}/decline"), &me, Some(json!({})), Expect::Refused),
         // Backups are the node's: a further tenant's admin is refused.
         ("GET", "/v1/admin/backups".into(), &north_admin, None, Expect::Refused),
         ("POST", "/v1/admin/backups".into(), &north_admin, None, Expect::Refused),
@@ -364,6 +388,9 @@ async fn no_route_of_one_tenant_reaches_another_tenants_data() {
         ("GET", "/v1/audit/anchor"),
         ("POST", "/v1/share/codes"),
         ("POST", "/v1/share/unlock"),
+        // A provider's request is made in the tenant it is sent to (the
+        // patient is the chain's, shared; no other tenant's ids).
+        ("POST", "/v1/consent-requests"),
         ("GET", "/v1/share/issuer"),
         // The tenant's own export signing key.
         ("GET", "/v1/exports/key"),
@@ -506,6 +533,7 @@ fn template_of(path: &str) -> String {
                 "backups" if *p != "prune" => "{id}",
                 "exports" if *p != "key" => "{id}",
                 "flags" => "{id}",
+                "consent-requests" => "{id}",
                 _ => return p.to_string(),
             };
             name.to_string()
