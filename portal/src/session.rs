@@ -204,7 +204,9 @@ async fn checked(portal: &State, request: Request) -> Result<Request, Response> 
             return Err(refuse("It came from another site. Use the portal's own forms."));
         }
     }
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+    // `Origin: null` (a sandboxed frame, some privacy settings) names no
+    // site: the fetch metadata above and the token below still decide.
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).filter(|o| *o != "null") {
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
         let same = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host);
         if !same {

@@ -17,12 +17,16 @@ import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 import { coldLoad } from "./portal-measure.mjs";
+import { createHash } from "node:crypto";
+import { makeContractCall, broadcastTransaction, hexToCV, signMessageHashRsv, PostConditionMode } from "@stacks/transactions";
+import { STACKS_DEVNET } from "@stacks/network";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 const BASE = process.env.MEDANCHOR_URL || "http://127.0.0.1:21080";
 const ART = process.env.MEDANCHOR_ARTIFACTS || "portal-artifacts";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const RPC = process.env.MEDANCHOR_RPC || "http://127.0.0.1:21443";
 mkdirSync(`${ART}/screenshots`, { recursive: true });
 
 const ACCOUNTS = {
@@ -67,11 +71,11 @@ async function session() {
 
 // Every page: the CSP held (no violation logged), axe finds nothing
 // serious, and a screenshot at desktop and at phone width.
-async function check(page, name, errors) {
+async function check(page, name, errors, measure = true) {
   await page.waitForLoadState("load");
   assert.ok(!page.lastStatus || page.lastStatus < 400, `${name}: answered ${page.lastStatus}: ${await page.locator("main").innerText()}`);
   const url = new URL(page.url());
-  if (!url.pathname.startsWith("/tx/")) visited.set(url.pathname + url.search, { name, account });
+  if (measure && !url.pathname.startsWith("/tx/")) visited.set(url.pathname + url.search, { name, account });
   await page.evaluate(AXE);
   const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
   const serious = result.violations.filter((v) => ["serious", "critical"].includes(v.impact));
@@ -199,6 +203,22 @@ test("the provider writes a lab result for the patient", async () => {
   await page.locator("img.preview").waitFor({ timeout: 30_000 });
   assert.ok(await page.locator("img.preview").evaluate((img) => img.complete && img.naturalWidth === 120), "the preview shows the uploaded image");
   await check(page, "record", errors);
+  // A new version from the same template: the page shows what changed.
+  await page.getByRole("link", { name: "Edit (new version)" }).click();
+  await page.locator("#t-results-0-value").waitFor();
+  assert.equal(await page.inputValue("#t-results-0-value"), "13.9");
+  await check(page, "record-edit", errors);
+  await page.fill("#t-results-0-value", "14.2");
+  await page.getByRole("button", { name: "Save new version" }).click();
+  await page.waitForURL(/\/records\/[0-9a-f]{32}(\?|$)/);
+  // The new version is served as current once anchored (a block or two).
+  for (let i = 0; !(await page.locator("section[aria-labelledby=diff-h]").count()); i++) {
+    assert.ok(i < 60, "version 2 was never anchored");
+    await page.waitForTimeout(500);
+    await page.reload();
+  }
+  const changed = await page.locator("section[aria-labelledby=diff-h]").innerText();
+  assert.match(changed, /13\.9[\s\S]*14\.2/);
   await page.goto(`${BASE}/provider/credentials`);
   await check(page, "provider-credentials", errors);
   await page.goto(`${BASE}/provider/requests`);
@@ -241,6 +261,43 @@ test("the patient shares a code; the provider redeems it and reads", async () =>
   await patient.page.goto(`${BASE}/patient/records`);
   await check(patient.page, "patient-records", patient.errors);
   await patient.context.close();
+});
+
+test("the provider asks for consent; the patient approves one request by signing and declines another", async () => {
+  const provider = await session();
+  await signIn(provider.page, "wallet_2");
+  for (const [type, purpose] of [["medical-history", "Follow-up of your anaemia"], ["financial", "Billing"]]) {
+    await provider.page.goto(`${BASE}/provider/patients/${PATIENT}`);
+    await provider.page.check(`#rq-${type}`);
+    await provider.page.fill("#rq-purpose", purpose);
+    await provider.page.getByRole("button", { name: "Send request" }).click();
+    await provider.page.waitForURL(/\/provider\/requests/);
+  }
+  assert.match(await provider.page.locator("main").innerText(), /pending[\s\S]*pending/);
+
+  const patient = await session();
+  await signIn(patient.page, "wallet_1");
+  await patient.page.goto(`${BASE}/patient`);
+  assert.match(await patient.page.locator(".stats").innerText(), /2 pending requests/);
+  await patient.page.goto(`${BASE}/patient/requests`);
+  await check(patient.page, "patient-requests-pending", patient.errors);
+  const cards = patient.page.locator("section.request");
+  const billing = cards.filter({ hasText: "Billing" });
+  await billing.getByLabel("Message (optional)").fill("Not needed, thank you");
+  await billing.getByRole("button", { name: "Decline" }).click();
+  await patient.page.locator(".toast").waitFor();
+  await cards.filter({ hasText: "anaemia" }).getByRole("button", { name: "Approve and sign" }).click();
+  await mined(patient.page);
+  await patient.page.goto(`${BASE}/patient/requests`);
+  assert.match(await cards.filter({ hasText: "anaemia" }).innerText(), /approved[\s\S]*granted on chain/);
+  await patient.context.close();
+
+  await provider.page.goto(`${BASE}/provider/requests`);
+  const mine = await provider.page.locator("main").innerText();
+  assert.match(mine, /declined[\s\S]*Not needed, thank you|Not needed, thank you/);
+  assert.match(mine, /granted on chain/);
+  await check(provider.page, "provider-requests-decided", provider.errors);
+  await provider.context.close();
 });
 
 test("the auditor verifies the record and sees the proof", async () => {
@@ -330,7 +387,7 @@ test("every page refuses whom the chain does not allow", async () => {
   await provider.context.close();
 });
 
-test("the session cookie is HttpOnly, Secure, SameSite=Strict and unreadable from script", async () => {
+test("the session cookie is HttpOnly, Secure, SameSite=Strict and unreadable from script; offline banner; keyboard", async () => {
   const { context, page } = await session();
   await signIn(page, "wallet_1");
   const cookie = (await context.cookies()).find((c) => c.name === "__Host-medanchor");
@@ -339,6 +396,19 @@ test("the session cookie is HttpOnly, Secure, SameSite=Strict and unreadable fro
   assert.equal(cookie.secure, true);
   assert.equal(cookie.sameSite, "Strict");
   assert.equal(await page.evaluate(() => document.cookie.includes("medanchor")), false);
+  // The offline banner follows the network.
+  await page.goto(`${BASE}/patient`);
+  assert.equal(await page.locator("#offline").isVisible(), false);
+  await context.setOffline(true);
+  await page.locator("#offline").waitFor({ state: "visible" });
+  await context.setOffline(false);
+  await page.locator("#offline").waitFor({ state: "hidden" });
+  // Keyboard: the first Tab reaches the skip link, which moves focus to the content.
+  await page.goto(`${BASE}/patient`);
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.className), "skip");
+  await page.keyboard.press("Enter");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "main");
   await context.close();
 });
 
@@ -374,6 +444,66 @@ test("a cross-site form post is refused", async () => {
   const afterText = await page.goto(`${BASE}/patient`).then(() => page.locator("main").innerText());
   assert.equal(afterText, before, "nothing changed");
   assert.ok(!page.url().includes("/tx/"));
+  await context.close();
+});
+
+// A browser wallet as Leather and Xverse expose it (`request(method,
+// params)`, the @stacks/connect methods), standing in for the extension —
+// not our code: it signs with stacks.js in Node, over the page's calls.
+// Our script (assets/portal.js) drives it exactly as it would the real one.
+const WALLET_3 = { address: "ST2JHG361ZXG51QTKY2NQCVBPPRRE2KZB1HR05NNC", key: "d655b2523bcd65e34889725c73064feb17ceb796831c0e111ba1a552b0f31b3901" };
+
+function messageHash(message) {
+  // SIP-018's legacy message prefix, as stacks.js `hashMessage` builds it.
+  const body = Buffer.from(message, "utf8");
+  const prefix = Buffer.from("\x17Stacks Signed Message:\n", "utf8");
+  const len = body.length < 0xfd ? Buffer.from([body.length]) : Buffer.from([0xfd, body.length & 0xff, body.length >> 8]);
+  return createHash("sha256").update(Buffer.concat([prefix, len, body])).digest("hex");
+}
+
+async function extension(method, params) {
+  const network = { ...STACKS_DEVNET, client: { baseUrl: RPC } };
+  switch (method) {
+    case "getAddresses":
+      return { result: { addresses: [{ symbol: "STX", address: WALLET_3.address }] } };
+    case "stx_signMessage":
+      return { result: { signature: signMessageHashRsv({ messageHash: messageHash(params.message), privateKey: WALLET_3.key }) } };
+    case "stx_callContract": {
+      assert.equal(params.postConditionMode, "deny", "the portal asks for deny-mode post-conditions");
+      const [contractAddress, contractName] = params.contract.split(".");
+      const transaction = await makeContractCall({
+        contractAddress, contractName, functionName: params.functionName,
+        functionArgs: params.functionArgs.map((h) => hexToCV(h)),
+        postConditionMode: PostConditionMode.Deny, postConditions: params.postConditions,
+        senderKey: WALLET_3.key, network,
+      });
+      const r = await broadcastTransaction({ transaction, network });
+      if (r.error) return { error: { message: `${r.error}: ${r.reason}` } };
+      return { result: { txid: r.txid } };
+    }
+    default:
+      return { error: { message: `unsupported ${method}` } };
+  }
+}
+
+test("a browser wallet signs in and signs a contract call through the page's script", async () => {
+  const { context, page, errors } = await session();
+  await context.exposeFunction("__extension", extension);
+  await context.addInitScript(() => { window.LeatherProvider = { request: (m, p) => window.__extension(m, p) }; });
+  await page.goto(`${BASE}/sign-in`);
+  await page.getByRole("button", { name: "Connect wallet and sign in" }).click();
+  await page.waitForURL((u) => !u.pathname.startsWith("/sign-in"));
+  assert.equal((await context.cookies()).find((c) => c.name === "__Host-medanchor-wallet")?.value, "browser");
+  assert.equal(new URL(page.url()).pathname, "/welcome");
+  await page.getByRole("button", { name: "Register as a patient" }).click();
+  // The node hands the call to the wallet; nothing is signed on the node.
+  await page.getByRole("button", { name: "Sign in my wallet" }).waitFor();
+  // The answer to a POST: checked, but not a page to load again.
+  await check(page, "wallet-sign", errors, false);
+  await page.getByRole("button", { name: "Sign in my wallet" }).click();
+  await mined(page);
+  await page.goto(`${BASE}/patient`);
+  assert.equal(new URL(page.url()).pathname, "/patient", "registered by the wallet's transaction");
   await context.close();
 });
 

@@ -28,6 +28,7 @@ fn the_portal_works_in_a_real_browser_for_every_role() {
         .args(["--test", "--test-concurrency=1", "portal.test.mjs"])
         .current_dir(&js)
         .env("MEDANCHOR_URL", ports.api())
+        .env("MEDANCHOR_RPC", ports.rpc())
         .env("MEDANCHOR_ARTIFACTS", &artifacts)
         .env("CHROMIUM", &chromium)
         .output()

@@ -60,6 +60,7 @@ pub fn routes() -> Router<State> {
         .route("/provider/redeem", get(provider::redeem_page).post(provider::redeem))
         .route("/provider/credentials", get(provider::credentials).post(provider::save_credentials))
         .route("/records/{id}", get(records::view))
+        .route("/records/{id}/edit", get(records::edit).post(records::save))
         .route("/records/{id}/finalize", post(records::finalize))
         .route("/records/{id}/unlock", post(records::unlock))
         .route("/records/{id}/attachments/{attachment}", get(records::attachment))

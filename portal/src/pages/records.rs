@@ -307,7 +307,7 @@ pub async fn view(
     })
     .await
     .map_err(PortalError::internal)?;
-    let [_may_update, may_finalize, may_unlock] = allowed;
+    let [may_update, may_finalize, may_unlock] = allowed;
     let finalized = opened.chain.is_some_and(|(_, f)| f);
     let status = opened.chain.map(|(st, _)| format!("{st:?}").to_lowercase());
     let body = html! {
@@ -326,6 +326,9 @@ pub async fn view(
         section.card aria-labelledby="content-h" {
             h2 #content-h { "Content" }
             (content_view(&content))
+        }
+        @if may_update && !finalized && grant.is_none() && latest.template.is_some() && session.role == "provider" {
+            p { a.button href=(format!("/records/{}/edit", id.bare_hex())) { "Edit (new version)" } }
         }
         @if may_finalize && !finalized {
             form method="post" action=(format!("/records/{}/finalize", id.bare_hex())) {
@@ -405,6 +408,60 @@ pub async fn view(
         p { "Badges: " strong { "draft" } " records can get new versions; " strong { "finalized" } " ones cannot until unlocked. Every version's hash is anchored on the chain." }
     };
     Ok(view::render(&session, Page { title: "Record", current: "", help, body }, q.done.as_deref()))
+}
+
+/// The form of a new version: the record's template, filled with the
+/// latest content.
+pub async fn edit(session: Session, Path(id): Path<String>) -> Result<Markup, PortalError> {
+    session.require_role(&["provider"])?;
+    let id = record_arg(&id)?;
+    let opened = session.service.read_record(&session.caller, &id, None, None).await?;
+    let content: Value = serde_json::from_slice(&opened.plaintext).unwrap_or(Value::Null);
+    edit_page(&session, &id, opened.meta.version, opened.meta.template.as_ref(), &content, None)
+}
+
+fn edit_page(
+    session: &Session,
+    id: &RecordId,
+    version: u64,
+    template: Option<&medanchor_clinical::TemplateRef>,
+    values: &Value,
+    error: Option<&str>,
+) -> Result<Markup, PortalError> {
+    let template = template.ok_or_else(|| PortalError::Invalid("This record was not written from a template.".into()))?;
+    let template = session.service.template(&session.caller, &template.id, Some(template.version))?;
+    let body = html! {
+        (view::notice(error))
+        form method="post" action=(format!("/records/{}/edit", id.bare_hex())) {
+            (csrf_field(session))
+            input type="hidden" name="_version" value=(version);
+            (template_inputs(&template, values))
+            button type="submit" { "Save new version" }
+        }
+        p { a href=(format!("/records/{}", id.bare_hex())) { "Back to the record" } }
+    };
+    let help = html! { p { "Saving writes version " (version + 1) ", encrypted and anchored like the first; earlier versions stay readable. If someone else saved a version since you opened this form, yours is refused rather than overwriting theirs: reload and edit again." } };
+    Ok(view::render(session, Page { title: "New version", current: "/provider", help, body }, None))
+}
+
+/// Saves a new version (refused, not merged, when another was saved since).
+pub async fn save(session: Session, headers: HeaderMap, Path(id): Path<String>, form: Form) -> Result<Response, PortalError> {
+    session.require_role(&["provider"])?;
+    let id = record_arg(&id)?;
+    let latest = session.service.current(&id).map_err(|_| PortalError::NotFound("record".into()))?;
+    let tref = latest.template.clone().ok_or_else(|| PortalError::Invalid("This record was not written from a template.".into()))?;
+    let template = session.service.template(&session.caller, &tref.id, Some(tref.version))?;
+    let content = template_content(&template, &form);
+    let expected: u64 = form.get("_version").parse().map_err(|_| PortalError::Invalid("Which version is this based on?".into()))?;
+    let payload = medanchor_service::records::Payload {
+        content_type: "application/json".into(),
+        bytes: serde_json::to_vec(&content).map_err(PortalError::internal)?,
+        template: Some(tref.clone()),
+    };
+    match session.service.update_record(&session.caller, &id, expected, payload, None).await {
+        Ok(_) => Ok(see_other(&headers, &format!("/records/{}", id.bare_hex()), "record-updated")),
+        Err(e) => Ok(edit_page(&session, &id, expected, Some(&tref), &content, Some(&PortalError::from(e).message()))?.into_response()),
+    }
 }
 
 async fn transition(

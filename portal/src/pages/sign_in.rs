@@ -39,7 +39,7 @@ fn page_with(session: &Session, error: Option<&str>) -> Markup {
         section.card aria-labelledby="wallet-h" {
             h2 #wallet-h { "With your Stacks wallet" }
             p { "Your wallet (Leather or Xverse) signs a one-time message that proves the address is yours. Nothing is sent to the chain and nothing is paid." }
-            form #wallet-signin method="post" action="/sign-in/challenge" data-wallet-signin {
+            form #wallet-signin method="post" action="/sign-in/challenge" data-wallet-signin hx-boost="false" {
                 (tenant_field)
                 button type="submit" { "Connect wallet and sign in" }
                 p.hint #wallet-status aria-live="polite" {}
