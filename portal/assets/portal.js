@@ -97,6 +97,8 @@
       x.open(method, url);
       x.setRequestHeader("Tus-Resumable", "1.0.0");
       x.setRequestHeader("X-CSRF-Token", csrf());
+      const tenant = document.querySelector('meta[name="tenant"]');
+      if (tenant) x.setRequestHeader("X-Tenant-ID", tenant.content);
       for (const [k, v] of Object.entries(headers)) x.setRequestHeader(k, v);
       if (onProgress) x.upload.onprogress = (e) => onProgress(e.loaded);
       x.onload = () => resolve(x);

@@ -125,6 +125,23 @@ impl FromRequestParts<State> for Session {
         let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
         let ua = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
         let caller = Caller::new(&service, token.as_deref(), request_id, ip, ua);
+        // A tenant with a member list serves only its members (as the
+        // API's `members_only`): anyone else is refused on every page,
+        // and the refusal is in the tenant's audit log.
+        let signing_in = parts.uri.path().starts_with("/sign-in");
+        if let Some(p) = caller.principal.as_ref().filter(|p| !signing_in && !service.is_member(p)) {
+            let refusal = medanchor_service::Error::Forbidden {
+                code: "not-a-member",
+                detail: format!("{p} is not a member of {}; sign in to another organisation", service.config().tenant),
+                reason: None,
+            };
+            let entry = caller.entry("none", "tenant.access");
+            return Err(service
+                .audited::<()>(entry, Err(refusal))
+                .await
+                .err()
+                .map_or(PortalError::SignIn, PortalError::from));
+        }
         let role = match caller.principal.clone() {
             None => "anonymous",
             Some(p) => {
@@ -152,9 +169,11 @@ impl FromRequestParts<State> for Session {
     }
 }
 
-/// Paths that take a POST before there is a session (signing in).
+/// Paths that take a POST without a session's token: signing in, and
+/// signing out (which must work from any page, error pages included; a
+/// forged sign-out only signs someone out).
 fn before_session(path: &str) -> bool {
-    path.starts_with("/sign-in")
+    path.starts_with("/sign-in") || path == "/sign-out"
 }
 
 /// Refuses a state-changing request that did not come from one of this

@@ -115,6 +115,9 @@ pub fn render(session: &Session, page: Page<'_>, toast: Option<&str>) -> Markup 
                 // swapped like successes (they are pages too).
                 meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"responseHandling":[{"code":"204","swap":false},{"code":"...","swap":true}]}"#;
                 @if signed_in { meta name="csrf-token" content=(session.csrf); }
+                // The script's API calls (uploads) name the tenant, as the
+                // API asks of a node with several.
+                @if let Some(t) = &session.tenant { meta name="tenant" content=(t); }
                 title { (page.title) " · medanchor" }
                 link rel="stylesheet" href=(assets::CSS_PATH);
                 script src=(assets::HTMX_PATH) defer {}
@@ -262,7 +265,7 @@ pub fn error_page(status: StatusCode, code: &str, message: &str) -> Markup {
         html! {
             div.notice.error role="alert" { p { (message) } }
             p.small { "Error code: " code { (code) } " (HTTP " (status.as_u16()) ")" }
-            p { a.button href="/" data-back { "Go back and retry" } " " a href="/" { "Portal home" } }
+            p { a.button href="/" data-back { "Go back and retry" } " " a href="/" { "Portal home" } " " a href="/sign-in" { "Sign in again" } }
         },
     )
 }

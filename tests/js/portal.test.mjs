@@ -97,8 +97,9 @@ async function check(page, name, errors, measure = true) {
   await page.setViewportSize({ width: 1280, height: 900 });
 }
 
-async function signIn(page, name) {
+async function signIn(page, name, tenant = "default") {
   await page.goto(`${BASE}/sign-in`);
+  if (await page.locator("#dev-tenant").count()) await page.selectOption("#dev-tenant", tenant);
   await page.selectOption("#f-account", name);
   await page.getByRole("button", { name: "Sign in with the development wallet" }).click();
   await page.waitForURL((u) => !u.pathname.startsWith("/sign-in"));
@@ -445,6 +446,38 @@ test("a cross-site form post is refused", async () => {
   assert.equal(afterText, before, "nothing changed");
   assert.ok(!page.url().includes("/tx/"));
   await context.close();
+});
+
+test("a tenant with a member list serves its members only", async (t) => {
+  const probe = await session();
+  await probe.page.goto(`${BASE}/sign-in`);
+  if (!(await probe.page.locator("#dev-tenant").count())) {
+    await probe.context.close();
+    t.skip("this node serves one tenant");
+    return;
+  }
+  await probe.context.close();
+  // The patient is a member of "north": their pages there, marked as such.
+  const member = await session();
+  await signIn(member.page, "wallet_1", "north");
+  await member.page.goto(`${BASE}/patient/records`);
+  assert.match(await member.page.locator("header").innerText(), /tenant north/);
+  // Another tenant's records are not there (each tenant its own store).
+  assert.match(await member.page.locator("main").innerText(), /No records to show/);
+  assert.equal(await member.page.locator(`a[href="/records/${state.record}"]`).count(), 0);
+  await member.context.close();
+  // The provider is not: refused on every page, audited, with a way out.
+  const stranger = await session();
+  await signIn(stranger.page, "wallet_2", "north");
+  for (const path of ["/provider", "/patient", `/records/${state.record}`]) {
+    const r = await stranger.context.request.get(`${BASE}${path}`, { maxRedirects: 0 });
+    assert.equal(r.status(), 403, path);
+    assert.match(await r.text(), /not a member of north/);
+  }
+  await stranger.page.goto(`${BASE}/provider`);
+  await stranger.page.getByRole("link", { name: "Sign in again" }).click();
+  await stranger.page.waitForURL(/\/sign-in/);
+  await stranger.context.close();
 });
 
 // A browser wallet as Leather and Xverse expose it (`request(method,

@@ -21,7 +21,16 @@ fn the_portal_works_in_a_real_browser_for_every_role() {
     let root = tempfile::tempdir().expect("tempdir");
     let ports = Ports { rpc: free_port(), indexer: free_port(), api: free_port() };
     let tombstones = root.path().join("tombstones").display().to_string();
-    let _up = Up::start_with(root.path(), &ports, &["--tombstones-dir", &tombstones]);
+    // A second tenant whose only member is the patient: the portal offers
+    // both at sign-in and refuses the provider there.
+    let tenants = root.path().join("tenants.toml");
+    std::fs::write(
+        &tenants,
+        format!("[[tenant]]\nid = \"north\"\nmembers = [\"{}\"]\n", super::verify::address("wallet_1")),
+    )
+    .expect("tenants file");
+    let tenants = tenants.display().to_string();
+    let _up = Up::start_with(root.path(), &ports, &["--tombstones-dir", &tombstones, "--tenants", &tenants]);
     let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("portal-artifacts");
     let _ = std::fs::remove_dir_all(&artifacts);
     let out = Command::new("node")

@@ -428,7 +428,8 @@ fn edit_page(
     values: &Value,
     error: Option<&str>,
 ) -> Result<Markup, PortalError> {
-    let template = template.ok_or_else(|| PortalError::Invalid("This record was not written from a template.".into()))?;
+    let template =
+        template.ok_or_else(|| PortalError::Invalid("This record was not written from a template.".into()))?;
     let template = session.service.template(&session.caller, &template.id, Some(template.version))?;
     let body = html! {
         (view::notice(error))
@@ -445,14 +446,23 @@ fn edit_page(
 }
 
 /// Saves a new version (refused, not merged, when another was saved since).
-pub async fn save(session: Session, headers: HeaderMap, Path(id): Path<String>, form: Form) -> Result<Response, PortalError> {
+pub async fn save(
+    session: Session,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Result<Response, PortalError> {
     session.require_role(&["provider"])?;
     let id = record_arg(&id)?;
     let latest = session.service.current(&id).map_err(|_| PortalError::NotFound("record".into()))?;
-    let tref = latest.template.clone().ok_or_else(|| PortalError::Invalid("This record was not written from a template.".into()))?;
+    let tref = latest
+        .template
+        .clone()
+        .ok_or_else(|| PortalError::Invalid("This record was not written from a template.".into()))?;
     let template = session.service.template(&session.caller, &tref.id, Some(tref.version))?;
     let content = template_content(&template, &form);
-    let expected: u64 = form.get("_version").parse().map_err(|_| PortalError::Invalid("Which version is this based on?".into()))?;
+    let expected: u64 =
+        form.get("_version").parse().map_err(|_| PortalError::Invalid("Which version is this based on?".into()))?;
     let payload = medanchor_service::records::Payload {
         content_type: "application/json".into(),
         bytes: serde_json::to_vec(&content).map_err(PortalError::internal)?,
@@ -460,7 +470,8 @@ pub async fn save(session: Session, headers: HeaderMap, Path(id): Path<String>, 
     };
     match session.service.update_record(&session.caller, &id, expected, payload, None).await {
         Ok(_) => Ok(see_other(&headers, &format!("/records/{}", id.bare_hex()), "record-updated")),
-        Err(e) => Ok(edit_page(&session, &id, expected, Some(&tref), &content, Some(&PortalError::from(e).message()))?.into_response()),
+        Err(e) => Ok(edit_page(&session, &id, expected, Some(&tref), &content, Some(&PortalError::from(e).message()))?
+            .into_response()),
     }
 }
 

@@ -24,12 +24,15 @@ pub async fn page(session: Session) -> Markup {
 
 fn page_with(session: &Session, error: Option<&str>) -> Markup {
     let tenants: Vec<String> = session.portal.tenants.iter().map(|s| s.config().tenant.clone()).collect();
-    let tenant_field = html! {
-        @if tenants.len() > 1 {
-            div.field {
-                label for="f-tenant" { "Organisation (tenant)" }
-                select id="f-tenant" name="tenant" {
-                    @for t in &tenants { option value=(t) { (t) } }
+    // One per form, each with its own id.
+    let tenant_field = |form: &str| {
+        html! {
+            @if tenants.len() > 1 {
+                div.field {
+                    label for=(format!("{form}-tenant")) { "Organisation (tenant)" }
+                    select id=(format!("{form}-tenant")) name="tenant" {
+                        @for t in &tenants { option value=(t) { (t) } }
+                    }
                 }
             }
         }
@@ -40,7 +43,7 @@ fn page_with(session: &Session, error: Option<&str>) -> Markup {
             h2 #wallet-h { "With your Stacks wallet" }
             p { "Your wallet (Leather or Xverse) signs a one-time message that proves the address is yours. Nothing is sent to the chain and nothing is paid." }
             form #wallet-signin method="post" action="/sign-in/challenge" data-wallet-signin hx-boost="false" {
-                (tenant_field)
+                (tenant_field("wallet"))
                 button type="submit" { "Connect wallet and sign in" }
                 p.hint #wallet-status aria-live="polite" {}
             }
@@ -50,7 +53,7 @@ fn page_with(session: &Session, error: Option<&str>) -> Markup {
                 h2 #dev-h { "Development wallet " (view::badge("devnet only", "warn")) }
                 p { "This node runs its own devnet. Its test accounts (public keys from Devnet.toml, never for real funds) can sign in and sign transactions here without a browser extension." }
                 form method="post" action="/sign-in/dev" {
-                    (tenant_field)
+                    (tenant_field("dev"))
                     div.field {
                         label for="f-account" { "Account" }
                         select id="f-account" name="account" {
