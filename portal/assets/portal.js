@@ -76,14 +76,19 @@
     if (button.dataset.wired) return; button.dataset.wired = "1";
     const box = button.closest("[data-wallet-call]");
     const status = box.querySelector("#wallet-status");
+    // Calls already signed survive a retry: a refused second prompt does
+    // not send the first again.
+    const txids = [];
     button.addEventListener("click", async () => {
       try {
-        status.textContent = "Waiting for your wallet…";
-        const call = JSON.parse(box.dataset.walletCall);
-        call.network = "testnet";
-        const r = await request("stx_callContract", call);
-        const txid = (r.txid || r.txId || "").replace(/^(0x)?/, "0x");
-        location.assign("/tx/" + txid + "?back=" + encodeURIComponent(box.dataset.back));
+        const calls = JSON.parse(box.dataset.walletCall);
+        for (let i = txids.length; i < calls.length; i++) {
+          status.textContent = `Waiting for your wallet (${i + 1} of ${calls.length})…`;
+          const r = await request("stx_callContract", Object.assign({ network: "testnet" }, calls[i]));
+          txids.push((r.txid || r.txId || "").replace(/^(0x)?/, "0x"));
+        }
+        if (box.dataset.done) post(box.dataset.done, { txids: txids.join(","), _csrf: csrf() });
+        else location.assign("/tx/" + txids[txids.length - 1] + "?back=" + encodeURIComponent(box.dataset.back));
       } catch (err) { status.textContent = "Not sent: " + err.message + ". You can try again."; }
     });
   }

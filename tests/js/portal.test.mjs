@@ -537,6 +537,26 @@ test("a browser wallet signs in and signs a contract call through the page's scr
   await mined(page);
   await page.goto(`${BASE}/patient`);
   assert.equal(new URL(page.url()).pathname, "/patient", "registered by the wallet's transaction");
+  // A request for two data types: the wallet signs both grants, one prompt
+  // each; the page then records the approval with the two txids.
+  const provider = await session();
+  await signIn(provider.page, "wallet_2");
+  await provider.page.goto(`${BASE}/provider/patients/${WALLET_3.address}`);
+  await provider.page.check("#rq-lab-results");
+  await provider.page.check("#rq-basic-info");
+  await provider.page.fill("#rq-purpose", "Results review");
+  await provider.page.getByRole("button", { name: "Send request" }).click();
+  await provider.page.waitForURL(/\/provider\/requests/);
+  await page.goto(`${BASE}/patient/requests`);
+  await page.getByRole("button", { name: "Approve and sign" }).click();
+  await page.getByRole("button", { name: "Sign in my wallet" }).click();
+  await mined(page);
+  await page.goto(`${BASE}/patient/requests`);
+  const card = await page.locator("section.request").innerText();
+  assert.match(card, /approved[\s\S]*granted on chain/);
+  await provider.page.goto(`${BASE}/provider/requests`);
+  assert.match(await provider.page.locator("main").innerText(), /ST2JHG…5NNC[\s\S]*approved/);
+  await provider.context.close();
   await context.close();
 });
 

@@ -52,6 +52,7 @@ pub fn routes() -> Router<State> {
         .route("/patient/requests", get(requests::patient_list))
         .route("/patient/requests/{id}/approve", post(requests::approve))
         .route("/patient/requests/{id}/decline", post(requests::decline))
+        .route("/patient/requests/{id}/signed", post(requests::signed))
         .route("/provider", get(provider::search))
         .route("/provider/patients/{patient}", get(provider::patient))
         .route("/provider/patients/{patient}/new", get(provider::new_record).post(provider::create_record))
@@ -127,7 +128,7 @@ pub async fn submit(
         let txid = crate::wallet::dev_submit(&session.service, account, &call).await?;
         return Ok(see_other(headers, &format!("/tx/{txid}?back={}", urlencode(&back)), "tx-sent"));
     }
-    Ok(tx::sign_in_wallet(session, &call, &back).into_response())
+    Ok(tx::sign_in_wallet(session, &[call], &back, None).into_response())
 }
 
 /// Percent-encodes a query value.

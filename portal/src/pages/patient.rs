@@ -223,15 +223,19 @@ pub async fn grant(session: Session, headers: HeaderMap, form: Form) -> Result<R
     submit_all(&session, &headers, calls, "/patient").await
 }
 
-/// Sends several calls: the development wallet signs each in turn (the
-/// page follows the last); a browser wallet is handed the first (one
-/// request at a time, as wallets prompt).
+/// Sends several calls: the development wallet signs each in turn, a
+/// browser wallet is handed them all (one prompt each); the page follows
+/// the last.
 pub(crate) async fn submit_all(
     session: &Session,
     headers: &HeaderMap,
     calls: Vec<ContractCall>,
     back: &str,
 ) -> Result<Response, PortalError> {
+    if session.dev_account().is_none() {
+        let back = super::local_path(back, session.role);
+        return Ok(super::tx::sign_in_wallet(session, &calls, &back, None).into_response());
+    }
     let n = calls.len();
     let mut last = None;
     for (i, call) in calls.into_iter().enumerate() {

@@ -84,16 +84,31 @@ pub async fn approve(session: Session, headers: HeaderMap, Path(id): Path<String
     let calls: Vec<ContractCall> =
         r.data_types.iter().map(|t| ContractCall::grant_consent(&provider, *t, duration)).collect();
     let Some(account) = session.dev_account() else {
-        // A browser wallet signs one call at a time: hand it the first;
-        // the page comes back here for the rest.
-        let first = calls.into_iter().next().ok_or_else(|| PortalError::Invalid("Nothing to grant.".into()))?;
-        return super::submit(&session, &headers, first, "/patient/requests").await;
+        // The browser's wallet signs them all, then posts the txids back
+        // to `signed`, which records the approval.
+        let done = format!("/patient/requests/{}/signed", r.id);
+        return Ok(super::tx::sign_in_wallet(&session, &calls, "/patient/requests", Some(&done)));
     };
     let mut txids = Vec::new();
     for call in &calls {
         txids.push(crate::wallet::dev_submit(&session.service, account, call).await?.to_string());
     }
     let last = txids.last().cloned().unwrap_or_default();
+    session.service.approve_consent_request(&session.caller, &id, txids).await?;
+    Ok(see_other(&headers, &format!("/tx/{last}?back=/patient/requests"), "request-approved"))
+}
+
+/// Records the approval a browser wallet signed: the txids it got back.
+pub async fn signed(
+    session: Session,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Result<Response, PortalError> {
+    session.require_role(&["patient"])?;
+    let txids: Vec<String> =
+        form.get("txids").split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect();
+    let last = txids.last().cloned().ok_or_else(|| PortalError::Invalid("The wallet sent no transaction.".into()))?;
     session.service.approve_consent_request(&session.caller, &id, txids).await?;
     Ok(see_other(&headers, &format!("/tx/{last}?back=/patient/requests"), "request-approved"))
 }

@@ -77,18 +77,22 @@ fn status_fragment(txid: &Txid, back: &str, state: &TxState) -> Markup {
     }
 }
 
-/// The page that asks the browser's wallet to sign `call`.
-pub fn sign_in_wallet(session: &Session, call: &ContractCall, back: &str) -> Response {
-    let request = crate::wallet::browser_call(&session.service, call);
+/// The page that asks the browser's wallet to sign `calls`, one prompt
+/// each, in order. With `done`, the txids are then posted there (with
+/// the session's anti-forgery token) and that route decides where to go;
+/// without, the page follows the last transaction.
+pub fn sign_in_wallet(session: &Session, calls: &[ContractCall], back: &str, done: Option<&str>) -> Response {
+    let requests: Vec<serde_json::Value> =
+        calls.iter().map(|c| crate::wallet::browser_call(&session.service, c)).collect();
     let body = html! {
-        p { "Your wallet signs this call to the " (crate::wallet::contract_label(call.contract)) ":" }
-        p { code { (call.function) } }
-        p { "It moves no tokens: the transaction forbids any transfer (deny-mode post-conditions)." }
-        div data-wallet-call=(request.to_string()) data-back=(back) {
+        p { "Your wallet signs " @if calls.len() == 1 { "this call" } @else { (calls.len()) " calls, one after the other," } " to the chain:" }
+        ul { @for c in calls { li { code { (c.function) } " on the " (crate::wallet::contract_label(c.contract)) } } }
+        p { "They move no tokens: each transaction forbids any transfer (deny-mode post-conditions)." }
+        div data-wallet-call=(serde_json::Value::Array(requests).to_string()) data-back=(back) data-done=[done] {
             button type="button" data-wallet-sign { "Sign in my wallet" }
             p.hint #wallet-status aria-live="polite" {}
         }
     };
-    let help = html! { p { "Approve the request in your wallet's window. The page then follows the transaction until it is mined." } };
+    let help = html! { p { "Approve each request in your wallet's window. The page then follows the transactions until they are mined." } };
     view::render(session, Page { title: "Sign with your wallet", current: "", help, body }, None).into_response()
 }
