@@ -315,6 +315,17 @@ test("the auditor verifies the record and sees the proof", async () => {
     await page.waitForTimeout(1000);
   }
   await check(page, "auditor-verify", errors);
+  // The attached file: its ciphertext hash in a batch anchored on the chain.
+  const file = await page.getByRole("link", { name: "verify its anchor" }).first().getAttribute("href");
+  for (let i = 0; ; i++) {
+    await page.goto(`${BASE}${file}`);
+    const steps = await page.locator("section[aria-labelledby=file-h] .step .badge").allInnerTexts();
+    if (steps.length === 3 && steps.every((s) => s === "checked")) break;
+    assert.ok(i < 90, `the file's evidence never completed: ${steps.join(", ")}`);
+    await page.waitForTimeout(1000);
+  }
+  await check(page, "auditor-verify-file", errors);
+  await page.goto(`${BASE}/audit/verify?record=${state.record}`);
   await page.getByRole("link", { name: /^#\d+$/ }).first().click();
   await page.waitForURL(/\/audit\/log\/\d+/);
   assert.match(await page.locator("#proof-h").innerText(), /valid/);

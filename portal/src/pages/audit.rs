@@ -50,6 +50,16 @@ pub async fn verify(session: Session, Query(q): Query<HashMap<String, String>>) 
         .await
         .map_err(PortalError::internal)??;
         let hash_ok = stored.as_deref().map(|h| h == meta.data_hash.0.as_slice());
+        // Attached files: their ids and ciphertext hashes only (what the
+        // chain's batch anchors hold), never names or content.
+        let files: Vec<(String, String)> = s
+            .db()
+            .attachments(&id.0)
+            .map_err(PortalError::internal)?
+            .into_iter()
+            .filter(|a| a.removed.is_none())
+            .map(|a| (a.attachment_id, hex::encode(a.sha256.0)))
+            .collect();
         // The audit entry that wrote this version, and its proof against
         // the latest root anchored on the chain.
         let anchored = medanchor_service::anchoring::anchor_record(s.db()).ok().flatten().and_then(|r| r.head);
@@ -115,21 +125,84 @@ pub async fn verify(session: Session, Query(q): Query<HashMap<String, String>>) 
                     }
                 }))
             }
+            @if !files.is_empty() {
+                h3 { "Attached files" }
+                ul { @for (file, sha) in &files { li { "File " code { (file.get(..8).unwrap_or(file)) "…" } ": " a href=(format!("/audit/verify?sha256={sha}")) { "verify its anchor" } } } }
+            }
             p.small { "To check without trusting this node: " code { "medanchor verify record " (bare) " --node <a node you trust>" } }
         });
     }
+    let file = q.get("sha256").map(|s| s.trim().trim_start_matches("0x").to_ascii_lowercase()).unwrap_or_default();
+    let file_result = if file.is_empty() { None } else { Some(verify_file(&session, &file).await?) };
     let body = html! {
         form.filters method="get" action="/audit/verify" {
             div.field { label for="v-record" { "Record id (32 hex digits)" } input #v-record name="record" value=(record) required; }
             button type="submit" { "Verify" }
         }
         @if let Some(r) = result { section.card aria-labelledby="res-h" { h2 #res-h { "Evidence" } (r) } }
+        form.filters method="get" action="/audit/verify" {
+            div.field {
+                label for="v-sha" { "Or an attached file: the SHA-256 of its stored ciphertext" }
+                p.hint #v-sha-hint { "A record's page lists each attachment's; " code { "medanchor verify" } " computes it from the stored object." }
+                input #v-sha name="sha256" value=(file) required pattern="(0x)?[0-9a-fA-F]{64}" aria-describedby="v-sha-hint";
+            }
+            button type="submit" { "Verify file" }
+        }
+        @if let Some(r) = file_result { section.card aria-labelledby="file-h" { h2 #file-h { "File evidence" } (r) } }
     };
     let help = html! {
         p { "Verification rebuilds the evidence step by step: the stored ciphertext hashed again, the same hash in the record-management contract, the transaction and block that wrote it, and the audit entry proven to be inside a log root that is itself anchored on the chain." }
         p { "This page is the node's own view; the command shown at the end checks the same against a node you choose." }
     };
     Ok(view::render(&session, Page { title: "Verify a record", current: "/audit/verify", help, body }, None))
+}
+
+/// A file's evidence: the batch its hash is in, the inclusion proof, and
+/// the batch root anchored on the chain. Hashes only: nothing of the file
+/// is stored or shown (anyone may check a hash, as `/v1/verify/hash` lets).
+async fn verify_file(session: &Session, sha: &str) -> Result<Markup, PortalError> {
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(sha, &mut hash).map_err(|_| PortalError::Invalid("A SHA-256 is 64 hex digits.".into()))?;
+    let s = session.service.clone();
+    let found = tokio::task::spawn_blocking(move || -> Result<_, PortalError> {
+        let anchor = s.file_anchor(&hash)?;
+        let batch = match &anchor {
+            Some(medanchor_service::file_anchors::FileAnchor::Batched(p)) => {
+                s.chain().batch(&p.root).map_err(PortalError::internal)?
+            }
+            _ => None,
+        };
+        Ok((anchor, batch))
+    })
+    .await
+    .map_err(PortalError::internal)??;
+    use medanchor_service::file_anchors::FileAnchor;
+    Ok(match found {
+        (None, _) => {
+            html! { (step(1, "Find the file's hash", Some(false), html! { p { "This node anchored no file with that hash. A changed file has another hash." } })) }
+        }
+        (Some(FileAnchor::Queued), _) => {
+            html! { (step(1, "Find the file's hash", None, html! { p { "Known, and waiting for its batch (batches are sealed every second)." } })) }
+        }
+        (Some(FileAnchor::Batched(p)), batch) => {
+            let ok = verify_inclusion(&leaf_hash(&p.sha256), p.leaf_index, p.tree_size, &p.path, &p.root).is_ok();
+            html! {
+                ol.steps {
+                    (step(1, "Find the file's hash", Some(true), html! { p { "Leaf " (p.leaf_index) " of a batch of " (p.tree_size) " files." } }))
+                    (step(2, "Prove it is in the batch", Some(ok), html! {
+                        p { "Batch root " code.wrap { (hex::encode(p.root)) } }
+                        details { summary { "Proof path (" (p.path.len()) " hashes)" } ol.mono { @for h in &p.path { li { code.wrap { (hex::encode(h)) } } } } }
+                    }))
+                    (step(3, "The batch root on the chain", batch.as_ref().map(|b| b.root.trim_start_matches("0x") == hex::encode(p.root)), html! {
+                        @match &batch {
+                            Some(b) => { p { "anchor-batch in tx " code.wrap { (b.txid) } ", block " (b.block_height) ", by " code { (view::short(&b.submitter)) } } }
+                            None => { p { "Not on the chain yet." } }
+                        }
+                    }))
+                }
+            }
+        }
+    })
 }
 
 /// The audit log, newest first, a page at a time.
