@@ -46,7 +46,7 @@ for (const [who, paths] of pages) {
     const key = `/${rows.length}`;
     saved.set(key, html);
     const baseline = await coldLoad(page, `${STATIC}${key}`, RUNS);
-    rows.push({ page: path.replace(/[0-9a-fA-FxST]{30,}/g, "…"), portal_fcp_ms: portal.fcp_ms, static_fcp_ms: baseline.fcp_ms, ratio: portal.fcp_ms / baseline.fcp_ms, bytes: portal.bytes });
+    rows.push({ page: path.replace(/S[TPMN][0-9A-Z]{28,}|[0-9a-f]{32}/g, "…"), portal_fcp_ms: portal.fcp_ms, static_fcp_ms: baseline.fcp_ms, ratio: portal.fcp_ms / baseline.fcp_ms, bytes: portal.bytes });
   }
   await context.close();
 }
