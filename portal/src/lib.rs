@@ -59,9 +59,24 @@ pub fn router(tenants: Vec<Service>, config: PortalConfig) -> Router {
     let state = Arc::new(Portal { tenants, dev_accounts: config.dev_accounts });
     pages::routes()
         .merge(assets::routes())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), session::forgery_check))
+        // On the portal's own routes only: a request for a path it does
+        // not serve is a plain 404 whatever its method, before any check.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), session::forgery_check))
+        .fallback(not_found)
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// A path the portal does not serve: the error page for a browser's
+/// GET; a short text for anything else (a client that is not a browser
+/// gets no page it cannot use).
+async fn not_found(method: axum::http::Method) -> Response {
+    use axum::response::IntoResponse;
+    if matches!(method, axum::http::Method::GET | axum::http::Method::HEAD) {
+        PortalError::NotFound("page".into()).into_response()
+    } else {
+        (axum::http::StatusCode::NOT_FOUND, "not found").into_response()
+    }
 }
 
 /// The Content-Security-Policy of every portal response: scripts, styles
@@ -75,14 +90,20 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    // A handler that set its own (a user's file shown in a frame of the
+    // record's page) keeps it; every other response gets the page policy.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     // Not `no-referrer`: under it a browser sends `Origin: null` with a
     // same-origin form post, and the forgery check could not tell it from
     // a sandboxed foreign page. `same-origin` still sends nothing to
     // another site.
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::X_FRAME_OPTIONS) {
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     // The camera only for the QR scanner on this origin; nothing else.
     h.insert(

@@ -75,7 +75,6 @@ pub fn routes() -> Router<State> {
         .route("/admin/credentials/{provider}/decide", post(admin::decide))
         .route("/admin/operations", get(admin::operations).post(admin::backup_now))
         .route("/admin/providers", get(admin::providers).post(admin::register_provider))
-        .fallback(|| async { PortalError::NotFound("page".into()) })
 }
 
 /// The `?done=` of a page (a toast) and other small query parameters.

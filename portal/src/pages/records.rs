@@ -526,6 +526,10 @@ pub async fn attachment(
     // Shown inline only as what it claims to be; anything else downloads.
     let disposition = if media == "application/octet-stream" { "attachment" } else { "inline" };
     h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static(disposition));
+    // A user's file: framed only by this origin's record page (the PDF
+    // preview), and nothing in it may run or load anything.
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; frame-ancestors 'self'"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
     Ok(r)
 }
 
