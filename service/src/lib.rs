@@ -19,7 +19,9 @@
 //! [`templates`] (structured records: which templates a caller may use,
 //! content validated against its template), [`share`] (6-digit access codes and signed QR links, with their
 //! brute-force bound), [`consent_requests`] (providers ask patients for
-//! consent; the patient's wallet grants it on-chain), [`anchoring`] (the audit log's root on-chain), and
+//! consent; the patient's wallet grants it on-chain), [`anchoring`] (the audit log's root on-chain),
+//! [`evidence`] (a version's stored ciphertext hashed again, its chain
+//! version and anchors, for every front end that verifies), and
 //! [`error`] (the one error type; the API maps it to HTTP).
 //!
 //! The service reads the chain through the indexer's read traits (and
@@ -43,6 +45,7 @@ pub mod deletion;
 pub mod disclosures;
 pub mod envelope;
 pub mod error;
+pub mod evidence;
 pub mod exports;
 pub mod file_anchors;
 pub mod grants;

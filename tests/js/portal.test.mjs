@@ -617,3 +617,29 @@ test("every page weighs under 100 KB, cold", async () => {
   for (const r of rows) assert.ok(r.bytes < 100 * 1024, `${r.name}: ${r.bytes} bytes`);
   assert.ok(rows.length >= 20, `only ${rows.length} pages measured`);
 });
+
+// Last, as it breaks the record: its stored ciphertext altered on disk
+// (MEDANCHOR_API_DATA: the API's data directory) fails step 1 of the
+// verification, and the integrity failure raises the tampering alert.
+test("a record altered at rest fails verification and raises the tampering alert", async (t) => {
+  const data = process.env.MEDANCHOR_API_DATA;
+  if (!data) {
+    t.skip("MEDANCHOR_API_DATA is not set");
+    return;
+  }
+  const { context, page, errors } = await session();
+  await signIn(page, "faucet");
+  await page.goto(`${BASE}/audit/verify?record=${state.record}`);
+  const hash = (await page.locator(".step").first().locator("code").last().innerText()).trim().replace(/^0x/, "");
+  assert.match(hash, /^[0-9a-f]{64}$/);
+  const file = `${data}/blobs/${hash.slice(0, 2)}/${hash}`;
+  const bytes = readFileSync(file);
+  bytes[bytes.length - 1] ^= 0xff;
+  writeFileSync(file, bytes);
+  await page.goto(`${BASE}/audit/verify?record=${state.record}`);
+  assert.equal(await page.locator(".step .badge").first().innerText(), "failed");
+  await check(page, "auditor-verify-tampered", errors, false);
+  await page.goto(`${BASE}/admin/flags`);
+  assert.match(await page.locator("main").innerText(), /tampering/);
+  await context.close();
+});

@@ -23,17 +23,16 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use medanchor_contracts::{ContractName, DataHash, RecordId};
-use sha2::{Digest, Sha256};
 
 use super::records::VersionQuery;
 use super::{record_id_arg, with_request_id, AppState, Caller};
-use crate::blob::BlobError;
 use crate::db::{AnchorStatus, RecordMeta};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{
     ApiAnchorState, ApiCopy, AuditAnchor, BlobState, BlobView, CheckpointKey, HashVerdict, IndexedChainView,
     RecordVerdict, VerifyHash, VerifyRecord,
 };
+use medanchor_service::evidence::{RecordEvidence, StoredBlob, StoredState};
 
 /// What every trust-us answer says about itself.
 const TRUST_US: &str = "trust-us: this is the API's own view (its blob store and its indexer); \
@@ -97,31 +96,15 @@ async fn lookup(
     Ok(found?)
 }
 
-/// The stored ciphertext, hashed again.
-fn blob_view(s: &AppState, hash: &DataHash) -> BlobView {
-    let absent = |state| BlobView { state, sha256: None, matches: false, size: None, detail: None };
-    match s.blobs().get(hash) {
-        Ok(Some(bytes)) => {
-            let sha = DataHash(Sha256::digest(&bytes).into());
-            let matches = sha == *hash;
-            BlobView {
-                state: if matches { BlobState::Present } else { BlobState::Corrupt },
-                sha256: Some(sha),
-                matches,
-                size: Some(bytes.len() as u64),
-                detail: None,
-            }
-        }
-        Ok(None) => absent(BlobState::Missing),
-        Err(BlobError::Corrupt(_)) => BlobView {
-            detail: Some("the stored bytes do not hash to the anchored hash (altered in storage)".into()),
-            ..absent(BlobState::Corrupt)
-        },
-        Err(e) => {
-            tracing::error!(error = %e, "reading a blob to verify it");
-            absent(BlobState::Unreadable)
-        }
-    }
+/// The stored ciphertext, hashed again, as the document shows it.
+fn blob_view(b: StoredBlob) -> BlobView {
+    let state = match b.state {
+        StoredState::Present => BlobState::Present,
+        StoredState::Missing => BlobState::Missing,
+        StoredState::Corrupt => BlobState::Corrupt,
+        StoredState::Unreadable => BlobState::Unreadable,
+    };
+    BlobView { state, matches: b.matches(), sha256: b.sha256, size: b.size, detail: b.detail }
 }
 
 /// The API's own view of a record's anchor (trust-us).
@@ -151,15 +134,12 @@ pub(super) async fn verify_record(
     let id = record_id_arg(&id)?;
     let meta = lookup(&s, &caller, "verify.record", &id, q.version).await?;
     let (s2, m2) = (s.clone(), meta.clone());
-    let (blob, onchain, anchors) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
-        let blob = blob_view(&s2, &m2.data_hash);
-        let onchain =
-            s2.chain().versions(&id).map_err(ApiError::internal)?.into_iter().find(|v| v.version == m2.version);
-        let anchors = s2.chain().anchors(&m2.data_hash).map_err(ApiError::internal)?;
-        Ok((blob, onchain, anchors))
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    let evidence = tokio::task::spawn_blocking(move || s2.record_evidence(&m2)).await.map_err(ApiError::internal)??;
+    // Stored data that does not match: audited as an integrity failure,
+    // which raises the tampering alert.
+    let tampered = evidence.tampered(&meta);
+    let RecordEvidence { blob, onchain, anchors } = evidence;
+    let blob = blob_view(blob);
     let verdict = match (&onchain, blob.state) {
         (_, BlobState::Missing) => RecordVerdict::BlobMissing,
         (_, BlobState::Unreadable) => RecordVerdict::BlobUnreadable,
@@ -172,9 +152,7 @@ pub(super) async fn verify_record(
             AnchorStatus::Anchored => RecordVerdict::NotAnchored,
         },
     };
-    // Stored data that does not match: audited as an integrity failure,
-    // which raises the tampering alert.
-    let tampered = matches!(verdict, RecordVerdict::BlobCorrupt | RecordVerdict::Mismatch);
+    debug_assert_eq!(tampered, matches!(verdict, RecordVerdict::BlobCorrupt | RecordVerdict::Mismatch));
     audit(&s, &caller, "verify.record", None, Some(&meta), tampered.then(|| "integrity-failure".to_string())).await?;
     let body = VerifyRecord {
         trust: TRUST_US,
@@ -235,7 +213,7 @@ pub(super) async fn verify_hash(
             None => None,
         };
         let held = meta.map(|m| {
-            let blob = blob_view(&s2, &hash);
+            let blob = blob_view(s2.stored_blob(&hash));
             (m, blob)
         });
         Ok((anchors, held))

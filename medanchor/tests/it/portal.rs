@@ -38,6 +38,7 @@ fn the_portal_works_in_a_real_browser_for_every_role() {
         .current_dir(&js)
         .env("MEDANCHOR_URL", ports.api())
         .env("MEDANCHOR_RPC", ports.rpc())
+        .env("MEDANCHOR_API_DATA", root.path().join("api"))
         .env("MEDANCHOR_ARTIFACTS", &artifacts)
         .env("CHROMIUM", &chromium)
         .output()

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query};
 use maud::{html, Markup};
+use medanchor_service::evidence::StoredState;
 use medanchor_service::merkle::{leaf_hash, verify_inclusion};
-use sha2::{Digest, Sha256};
 
 use crate::error::PortalError;
 use crate::session::Session;
@@ -40,16 +40,17 @@ pub async fn verify(session: Session, Query(q): Query<HashMap<String, String>>) 
         let s = session.service.clone();
         let meta = s.current(&id).map_err(|_| PortalError::NotFound("record".into()))?;
         let (s2, m2) = (s.clone(), meta.clone());
-        let (stored, onchain, anchors) = tokio::task::spawn_blocking(move || -> Result<_, PortalError> {
-            let stored = s2.blobs().get(&m2.data_hash).ok().flatten().map(|b| Sha256::digest(&b).to_vec());
-            let onchain =
-                s2.chain().versions(&id).map_err(PortalError::internal)?.into_iter().find(|v| v.version == m2.version);
-            let anchors = s2.chain().anchors(&m2.data_hash).map_err(PortalError::internal)?;
-            Ok((stored, onchain, anchors))
-        })
-        .await
-        .map_err(PortalError::internal)??;
-        let hash_ok = stored.as_deref().map(|h| h == meta.data_hash.0.as_slice());
+        let evidence =
+            tokio::task::spawn_blocking(move || s2.record_evidence(&m2)).await.map_err(PortalError::internal)??;
+        let tampered = evidence.tampered(&meta);
+        let medanchor_service::evidence::RecordEvidence { blob, onchain, anchors } = evidence;
+        // Missing or unreadable: not yet known (the blob store may be
+        // catching up, or down); altered: failed.
+        let hash_ok = match blob.state {
+            StoredState::Present => Some(true),
+            StoredState::Corrupt => Some(false),
+            StoredState::Missing | StoredState::Unreadable => None,
+        };
         // Attached files: their ids and ciphertext hashes only (what the
         // chain's batch anchors hold), never names or content.
         let files: Vec<(String, String)> = s
@@ -92,7 +93,7 @@ pub async fn verify(session: Session, Query(q): Query<HashMap<String, String>>) 
         entry.patient = Some(meta.patient.clone());
         entry.record_id = Some(bare.clone());
         entry.version = Some(meta.version);
-        if hash_ok == Some(false) {
+        if tampered {
             entry.outcome = "error".into();
             entry.reason = Some("integrity-failure".into());
         }
@@ -102,7 +103,12 @@ pub async fn verify(session: Session, Query(q): Query<HashMap<String, String>>) 
             ol.steps {
                 (step(1, "Hash the stored ciphertext", hash_ok, html! {
                     p { "SHA-256 of the encrypted blob this node stores for version " (meta.version) ":" }
-                    p { code.wrap { (stored.as_deref().map(hex::encode).unwrap_or_else(|| "blob missing".into())) } }
+                    p { code.wrap { @match (&blob.sha256, blob.state) {
+                        (Some(sha), _) => { (sha) },
+                        (None, StoredState::Missing) => { "the blob is missing" },
+                        (None, StoredState::Unreadable) => { "the blob store could not be read" },
+                        (None, _) => { (blob.detail.as_deref().unwrap_or("altered in storage")) },
+                    } } }
                     p { "The hash the node recorded: " code.wrap { (meta.data_hash) } }
                 }))
                 (step(2, "Find the version on the chain", onchain.as_ref().map(|v| v.data_hash == meta.data_hash), html! {
