@@ -108,9 +108,7 @@ pub fn render(session: &Session, page: Page<'_>, toast: Option<&str>) -> Markup 
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
+            (head(page.title, html! {
                 // htmx: no inline styles (the CSP forbids them), errors
                 // swapped like successes (they are pages too).
                 meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"responseHandling":[{"code":"204","swap":false},{"code":"...","swap":true}]}"#;
@@ -118,11 +116,8 @@ pub fn render(session: &Session, page: Page<'_>, toast: Option<&str>) -> Markup 
                 // The script's API calls (uploads) name the tenant, as the
                 // API asks of a node with several.
                 @if let Some(t) = &session.tenant { meta name="tenant" content=(t); }
-                title { (page.title) " · medanchor" }
-                link rel="stylesheet" href=(assets::CSS_PATH);
                 script src=(assets::HTMX_PATH) defer {}
-                script src=(assets::JS_PATH) defer {}
-            }
+            }))
             body hx-boost="true" {
                 a.skip href="#main" { "Skip to content" }
                 header.top {
@@ -270,18 +265,27 @@ pub fn error_page(status: StatusCode, code: &str, message: &str) -> Markup {
     )
 }
 
+/// Every document's `head`: `extra` (a session's metadata and htmx) and
+/// the stylesheet and script every page has.
+fn head(title: &str, extra: Markup) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            (extra)
+            title { (title) " · medanchor" }
+            link rel="stylesheet" href=(assets::CSS_PATH);
+            script src=(assets::JS_PATH) defer {}
+        }
+    }
+}
+
 /// A page without a session's navigation.
 pub fn bare(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · medanchor" }
-                link rel="stylesheet" href=(assets::CSS_PATH);
-                script src=(assets::JS_PATH) defer {}
-            }
+            (head(title, html! {}))
             body {
                 header.top { a.brand href="/" { "medanchor" } }
                 main #main tabindex="-1" { h1 { (title) } (body) }
@@ -291,7 +295,8 @@ pub fn bare(title: &str, body: Markup) -> Markup {
     }
 }
 
-/// Text known to be safe markup (fixed SVG from [`crate::charts`]).
+/// Text known to be safe markup: SVG we draw (`crate::charts`, the share
+/// QR), with escaped labels and no script or style.
 pub fn trusted(svg: String) -> Markup {
     PreEscaped(svg)
 }

@@ -485,7 +485,11 @@ pub async fn create_share(session: Session, form: Form) -> Result<Markup, Portal
         Ok(c) => c,
         Err(e) => return shares_page(&session, None, Some(&PortalError::from(e).message()), None, &form).await,
     };
-    let qr = created.link.as_ref().and_then(|l| qrcode::QrCode::new(l.encode().as_bytes()).ok()).map(|q| qr_svg(&q));
+    // The same QR (level M, quiet zone) the API hands out.
+    let qr = match &created.link {
+        Some(l) => Some(medanchor_service::share::qr::svg(&l.encode()).map_err(PortalError::internal)?),
+        None => None,
+    };
     let shown = html! {
         section.card.created aria-labelledby="code-h" {
             h2 #code-h { "Your code" }
@@ -500,25 +504,6 @@ pub async fn create_share(session: Session, form: Form) -> Result<Markup, Portal
         }
     };
     shares_page(&session, None, None, Some(shown), &Form::default()).await
-}
-
-/// A QR code as one SVG path (the crate's own SVG carries a `style`
-/// attribute the CSP refuses). Scales to the screen: `viewBox` in modules,
-/// with the four-module quiet zone scanners need.
-fn qr_svg(q: &qrcode::QrCode) -> String {
-    use std::fmt::Write as _;
-    let w = q.width();
-    let colors = q.to_colors();
-    let mut path = String::new();
-    for (i, c) in colors.iter().enumerate() {
-        if *c == qrcode::Color::Dark {
-            let _ = write!(path, "M{} {}h1v1h-1z", i % w + 4, i / w + 4);
-        }
-    }
-    format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {s} {s}" shape-rendering="crispEdges"><rect width="{s}" height="{s}" fill="#fff"/><path d="{path}" fill="#000"/></svg>"##,
-        s = w + 8
-    )
 }
 
 /// Revokes a share code.
